@@ -1,0 +1,1 @@
+"""Every side effect of a case: database writes, email, SMS."""

@@ -1,0 +1,1 @@
+"""The HTTP front end: turns requests into workflow starts, updates, signals and queries."""

@@ -1,0 +1,68 @@
+"""The FastAPI application: `create_app()` for uvicorn, tests build it with their own parts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.case_calls import CaseCalls
+from api.deps import Services
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
+from api.routes import dev, health, recovery, sessions
+from reclaim.db import create_schema, make_engine
+from reclaim.security import Keys, Passwords
+from reclaim.settings import Settings, load_settings
+from reclaim.temporal import connect
+
+DESCRIPTION = """
+Account recovery for people who lost access: a one-time code by email or SMS, then a new
+password. Every case is a durable Temporal workflow. Errors are JSON
+`{"error": "<code>", "message": "..."}`.
+"""
+
+
+async def build_services(settings: Settings) -> Services:
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    # Lazy: the API starts (and /healthz says what is missing) even if Temporal is not up yet.
+    client = await connect(settings, lazy=True)
+    return Services(
+        settings=settings,
+        engine=engine,
+        client=client,
+        keys=Keys(settings.secret_bytes()),
+        passwords=Passwords(
+            settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
+        ),
+        cases=CaseCalls(client, settings.task_queue, settings.temporal_rpc_timeout),
+    )
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services else load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or await build_services(settings)
+        yield
+        if owned:
+            app.state.services.engine.dispose()
+
+    app = FastAPI(
+        title="Reclaim",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(recovery.router)
+    app.include_router(sessions.router)
+    app.include_router(health.router)
+    if settings.dev_mode:
+        app.include_router(dev.router)
+    return app

@@ -1,0 +1,1 @@
+"""Measurements of Reclaim on this machine (`python -m bench ...`)."""

@@ -1,0 +1,1 @@
+"""Reclaim: a self-hostable account-recovery case manager on Temporal."""

@@ -1,0 +1,252 @@
+"""`reclaim`: run the stack, manage accounts, look at cases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from sqlmodel import Session, col, select
+
+from reclaim.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Reclaim: account recovery cases as durable Temporal workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+accounts_app = typer.Typer(help="Create and inspect accounts.", no_args_is_help=True)
+cases_app = typer.Typer(help="Look at and stop recovery cases.", no_args_is_help=True)
+temporal_app = typer.Typer(help="Prepare a Temporal cluster for Reclaim.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(cases_app, name="cases")
+app.add_typer(temporal_app, name="temporal")
+
+
+def _settings() -> Settings:
+    from reclaim.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def dev() -> None:
+    """Everything on this machine: Temporal dev server + Web UI, SMTP sink, worker, API."""
+    from reclaim.devstack import DevStack
+
+    settings = _settings().model_copy(update={"dev_mode": True})
+    raise typer.Exit(DevStack(settings).run())
+
+
+@app.command()
+def worker() -> None:
+    """Run one worker: every workflow and activity on the task queue."""
+    from worker import run_worker
+
+    settings = _settings()
+    settings.secret_bytes()
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API (uvicorn)."""
+    import uvicorn
+
+    settings = _settings()
+    settings.secret_bytes()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@accounts_app.command("add")
+def accounts_add(
+    username: Annotated[str, typer.Option(help="3-32 letters, digits, '.', '_', '-'")],
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    phone: Annotated[str | None, typer.Option(help="E.164, e.g. +14155550123")] = None,
+) -> None:
+    """Create an account ready to sign in (and to be recovered)."""
+    from reclaim.accounts import AccountExists, create_account
+    from reclaim.db import create_schema, make_engine
+    from reclaim.identifiers import (
+        InvalidIdentifier,
+        normalize_email,
+        normalize_phone,
+        normalize_username,
+    )
+    from reclaim.passwords import check_password
+    from reclaim.security import Passwords
+
+    settings = _settings()
+    try:
+        name = normalize_username(username)
+        address = normalize_email(email)
+        number = normalize_phone(phone, settings.default_region) if phone else None
+    except InvalidIdentifier as err:
+        raise _fail(f"invalid: {err}") from err
+    verdict = check_password(password, username=name, email=address, phone=number)
+    if not verdict.ok:
+        raise _fail(f"password refused ({', '.join(verdict.reasons)}): {' '.join(verdict.hints)}")
+    hasher = Passwords(
+        settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
+    )
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    with Session(engine) as session:
+        try:
+            account = create_account(
+                session,
+                username=name,
+                email=address,
+                phone=number,
+                password_hash=hasher.hash(password),
+            )
+        except AccountExists as err:
+            raise _fail(str(err)) from err
+        typer.echo(f"created account {account.username} (id {account.id})")
+
+
+@accounts_app.command("show")
+def accounts_show(username: str) -> None:
+    """An account, its sessions and its recent recovery cases."""
+    from reclaim.db import create_schema, make_engine
+    from reclaim.models import Account, LoginSession, RecoveryCase
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    with Session(engine) as session:
+        account = session.exec(select(Account).where(Account.username == username.lower())).first()
+        if account is None:
+            raise _fail(f"no account named {username}")
+        live_sessions = session.exec(
+            select(LoginSession).where(
+                LoginSession.account_id == account.id, col(LoginSession.revoked_at).is_(None)
+            )
+        ).all()
+        recent = session.exec(
+            select(RecoveryCase)
+            .where(RecoveryCase.account_id == account.id)
+            .order_by(col(RecoveryCase.opened_at).desc())
+            .limit(10)
+        ).all()
+    typer.echo(f"username:   {account.username} (id {account.id})")
+    typer.echo(f"status:     {account.status}")
+    typer.echo(f"email:      {account.email}")
+    typer.echo(f"phone:      {account.phone or '-'}")
+    typer.echo(f"created:    {account.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    changed = account.password_changed_at
+    when = f"changed {changed:%Y-%m-%d %H:%M:%S} UTC" if changed else "as created"
+    typer.echo(f"password:   {when}")
+    typer.echo(f"sessions:   {len(live_sessions)} active")
+    typer.echo("recent recovery cases:" if recent else "recent recovery cases: none")
+    for case in recent:
+        typer.echo(
+            f"  {case.case_id}  {case.opened_at:%Y-%m-%d %H:%M:%S}  {case.channel:5}  "
+            f"{case.state or 'open'}"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+async def _with_client(settings: Settings, work: Any) -> Any:
+    from reclaim.temporal import connect
+
+    client = await connect(settings)
+    return await work(client)
+
+
+@cases_app.command("list")
+def cases_list(
+    state: Annotated[str | None, typer.Option(help="e.g. awaiting_code, verified")] = None,
+    limit: int = 50,
+) -> None:
+    """Open self-service cases, from Temporal visibility."""
+    settings = _settings()
+    query = 'RecoveryCaseKind="self_service" AND ExecutionStatus="Running"'
+    if state:
+        query += f' AND RecoveryCaseState="{state}"'
+
+    async def work(client: Any) -> None:
+        from reclaim import search_attributes as sa
+
+        shown = 0
+        async for execution in client.list_workflows(query):
+            attrs = execution.typed_search_attributes
+            line = f"{execution.id}  {attrs.get(sa.CASE_STATE) or '?':14} "
+            line += f"{attrs.get(sa.CHANNEL) or '?':5}"
+            deadline = attrs.get(sa.NEXT_DEADLINE)
+            if deadline is not None:
+                line += f"  next deadline {deadline:%Y-%m-%d %H:%M:%S} UTC"
+            typer.echo(line)
+            shown += 1
+            if shown >= limit:
+                break
+
+    asyncio.run(_with_client(settings, work))
+
+
+@cases_app.command("show")
+def cases_show(case_id: str) -> None:
+    """The status of one case, as its workflow reports it."""
+    from reclaim.contracts import RecoveryCalls, RecoveryStatus
+
+    settings = _settings()
+
+    async def work(client: Any) -> RecoveryStatus:
+        handle = client.get_workflow_handle(case_id)
+        status: RecoveryStatus = await handle.query(
+            RecoveryCalls.STATUS, result_type=RecoveryStatus
+        )
+        return status
+
+    status = asyncio.run(_with_client(settings, work))
+    typer.echo(json.dumps(_jsonable(asdict(status)), indent=2))
+
+
+@cases_app.command("cancel")
+def cases_cancel(
+    case_id: str, reason: Annotated[str, typer.Option(help="Kept in the case's history")]
+) -> None:
+    """Stop an open case (its code stops working at once)."""
+    from reclaim.contracts import RecoveryCalls
+
+    settings = _settings()
+
+    async def work(client: Any) -> None:
+        await client.get_workflow_handle(case_id).signal(RecoveryCalls.CANCEL, reason)
+
+    asyncio.run(_with_client(settings, work))
+    typer.echo(f"asked {case_id} to stop")
+
+
+@temporal_app.command("setup")
+def temporal_setup() -> None:
+    """Register Reclaim's search attributes on the configured namespace (idempotent)."""
+    from reclaim.temporal import register_search_attributes
+
+    settings = _settings()
+
+    async def work(client: Any) -> list[str]:
+        return await register_search_attributes(client, settings.temporal_namespace)
+
+    added = asyncio.run(_with_client(settings, work))
+    typer.echo(f"registered: {', '.join(added)}" if added else "search attributes already there")

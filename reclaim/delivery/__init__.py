@@ -1,0 +1,1 @@
+"""Getting a message to a person: email over SMTP, SMS through a provider."""

@@ -1,0 +1,97 @@
+"""The words users read: recovery codes, "no account here" notices, password-changed notices.
+
+Each message has a plain-text and an HTML body for email and a short body for SMS. A code SMS
+ends with the WebOTP line (`@<domain> #<code>`) so a browser can offer to fill the code in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    html: str
+    sms: str
+
+
+def _html(title: str, *paragraphs: str, code: str | None = None) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    code_block = (
+        f'<p style="font-size:28px;font-weight:bold;letter-spacing:6px;'
+        f'font-family:monospace">{escape(code)}</p>'
+        if code
+        else ""
+    )
+    return (
+        f'<!doctype html><html><body style="font-family:sans-serif;max-width:520px">'
+        f"<h2>{escape(title)}</h2>{code_block}{body}</body></html>"
+    )
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def recovery_code(
+    *, product: str, code: str, valid_for_seconds: float, webotp_domain: str
+) -> Message:
+    lifetime = _minutes(valid_for_seconds)
+    title = f"Your {product} recovery code"
+    first = f"Use this code to get back into your {product} account. It expires in {lifetime}."
+    ignore = (
+        "If you did not ask to recover your account, ignore this message: nothing changes "
+        "unless someone enters this code. Never share it; we will never ask you for it."
+    )
+    return Message(
+        subject=title,
+        text=f"{first}\n\n    {code}\n\n{ignore}\n",
+        html=_html(title, escape(first), escape(ignore), code=code),
+        sms=(
+            f"{code} is your {product} recovery code. It expires in {lifetime}. "
+            f"Don't share it.\n\n@{webotp_domain} #{code}"
+        ),
+    )
+
+
+def no_account(*, product: str) -> Message:
+    title = f"{product} account recovery"
+    first = (
+        f"Someone asked to recover a {product} account with this address, but no account uses it."
+    )
+    second = (
+        "If it was you, you may have signed up with another email address, phone number or "
+        "username: try those. If it was not you, ignore this message."
+    )
+    return Message(
+        subject=title,
+        text=f"{first}\n\n{second}\n",
+        html=_html(title, escape(first), escape(second)),
+        sms=f"{product}: someone asked to recover an account with this number, but none uses "
+        "it. If it wasn't you, ignore this.",
+    )
+
+
+def password_changed(*, product: str, username: str, at: datetime, public_url: str) -> Message:
+    when = at.strftime("%Y-%m-%d %H:%M UTC")
+    title = f"Your {product} password was changed"
+    first = (
+        f"The password of the {product} account {username} was changed on {when} through "
+        "account recovery, and every device signed in was signed out."
+    )
+    second = (
+        "If this was you, there is nothing to do. If it was not, someone else has your "
+        f"account: recover it at {public_url} and contact support."
+    )
+    return Message(
+        subject=title,
+        text=f"{first}\n\n{second}\n",
+        html=_html(title, escape(first), escape(second)),
+        sms=f"{product}: the password of {username} was changed on {when}. "
+        "Not you? Recover your account and contact support.",
+    )

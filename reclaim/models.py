@@ -1,0 +1,131 @@
+"""SQLModel tables: what must outlive a workflow.
+
+Accounts and their sessions and password history, the ledger of recovery cases (opened by the
+API, closed by the workflow's last activity) and every notification sent. Never imported by
+workflow code (SQLAlchemy mappers do not survive the workflow sandbox).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Column:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class AccountStatus:
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+    BANNED = "banned"
+    PURGED = "purged"
+
+
+class AccountBase(SQLModel):
+    username: str = Field(max_length=32, unique=True, index=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    phone: str | None = Field(default=None, max_length=20, unique=True, index=True)
+    status: str = Field(default=AccountStatus.ACTIVE, max_length=16)
+
+
+class Account(AccountBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    password_changed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class LoginSession(SQLModel, table=True):
+    __tablename__ = "login_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    token_digest: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    revoked_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class PasswordHistory(SQLModel, table=True):
+    __tablename__ = "password_history"
+    __table_args__ = (UniqueConstraint("account_id", "case_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    password_hash: str = Field(max_length=255)
+    # The recovery case that set this password; None for the one the account was created with.
+    case_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class RecoveryCase(SQLModel, table=True):
+    """One row per self-service case, written when it opens (it counts toward the rate
+    limit from then on) and completed when the workflow closes it."""
+
+    __tablename__ = "recovery_case"
+
+    case_id: str = Field(primary_key=True, max_length=40)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    identifier_digest: str = Field(max_length=64, index=True)
+    channel: str = Field(max_length=8)
+    # Where to tell someone that no account exists under the address they typed; only for
+    # unknown email addresses and phone numbers, wiped when the case closes.
+    unknown_address: str | None = Field(default=None, max_length=254)
+    opened_at: datetime = Field(sa_column=_when(index=True))
+    state: str | None = Field(default=None, max_length=16)  # final state, None while open
+    closed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    wrong_codes: int = 0
+    resends: int = 0
+
+
+class NotificationKind:
+    CODE = "code"
+    NO_ACCOUNT = "no_account"
+    PASSWORD_CHANGED = "password_changed"
+
+
+class Notification(SQLModel, table=True):
+    """Every message sent, one row per (case, kind, attempt, channel): the row is written
+    before the message leaves, so a retried activity sends the same message again at most,
+    never a different one."""
+
+    __table_args__ = (UniqueConstraint("case_id", "kind", "attempt", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(max_length=40, index=True)
+    kind: str = Field(max_length=24)
+    attempt: int = 0
+    channel: str = Field(max_length=8)
+    recipient: str = Field(max_length=254)
+    # The code of a code message, encrypted with a key derived from the server secret, kept
+    # only until the case closes so a retry re-sends the same code.
+    sealed_code: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    provider_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())

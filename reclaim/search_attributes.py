@@ -1,0 +1,49 @@
+"""Custom search attributes: how operators find cases in the Temporal Web UI.
+
+Search attributes are stored and indexed in clear, so none of them ever holds personal data:
+no address, username or account id. `reclaim dev` and `reclaim temporal setup` register them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
+
+CASE_KIND = SearchAttributeKey.for_keyword("RecoveryCaseKind")
+CASE_STATE = SearchAttributeKey.for_keyword("RecoveryCaseState")
+CHANNEL = SearchAttributeKey.for_keyword("RecoveryChannel")
+NEXT_DEADLINE = SearchAttributeKey.for_datetime("RecoveryNextDeadline")
+
+ALL: tuple[SearchAttributeKey, ...] = (CASE_KIND, CASE_STATE, CHANNEL, NEXT_DEADLINE)
+
+SELF_SERVICE = "self_service"
+
+
+def self_service_case(
+    state: str, channel: str, next_deadline: datetime | None
+) -> TypedSearchAttributes:
+    """The attributes a self-service case starts with (set by the API at start, no event)."""
+    pairs: list[SearchAttributePair] = [
+        SearchAttributePair(CASE_KIND, SELF_SERVICE),
+        SearchAttributePair(CASE_STATE, state),
+        SearchAttributePair(CHANNEL, channel),
+    ]
+    if next_deadline is not None:
+        pairs.append(SearchAttributePair(NEXT_DEADLINE, next_deadline))
+    return TypedSearchAttributes(pairs)
+
+
+def state_change(state: str, next_deadline: datetime | None) -> list[SearchAttributeUpdate]:
+    """What a workflow upserts when its state moves."""
+    deadline = (
+        NEXT_DEADLINE.value_set(next_deadline)
+        if next_deadline is not None
+        else NEXT_DEADLINE.value_unset()
+    )
+    return [CASE_STATE.value_set(state), deadline]

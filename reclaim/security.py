@@ -1,0 +1,111 @@
+"""Codes, tokens, digests and password hashing.
+
+Every key is derived from the one server secret (`RECLAIM_SECRET_KEY`) with HKDF, one key per
+purpose, so a digest made for one use can never be replayed as another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+CODE_DIGITS = 6
+CASE_ID_PREFIX = "rc_"
+
+
+def new_code() -> str:
+    """A one-time code: 6 digits from the operating system's CSPRNG."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def new_token() -> str:
+    """A bearer token (reset token, session token): 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def new_case_id() -> str:
+    """`rc_` + 128 random bits: a case id is unguessable, so it can sit in a URL."""
+    return CASE_ID_PREFIX + secrets.token_urlsafe(16)
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+
+
+class Keys:
+    """The server secret's derived keys and what is done with them."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the secret key must be at least 16 bytes long")
+        self._code = _derive(secret, b"reclaim/v1/code-digest")
+        self._token = _derive(secret, b"reclaim/v1/token-digest")
+        self._identifier = _derive(secret, b"reclaim/v1/identifier-digest")
+        self._decoy = _derive(secret, b"reclaim/v1/decoy")
+        self._at_rest = AESGCM(_derive(secret, b"reclaim/v1/at-rest"))
+
+    @staticmethod
+    def _mac(key: bytes, *parts: str) -> str:
+        return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+
+    def code_digest(self, case_id: str, code: str) -> str:
+        """What travels through workflow history instead of the code: bound to the case, so a
+        code of one case is worthless in another."""
+        return self._mac(self._code, case_id, code)
+
+    def token_digest(self, token: str) -> str:
+        return self._mac(self._token, token)
+
+    def identifier_digest(self, identifier: str) -> str:
+        """Rate-limit key for an identifier, stored instead of the identifier itself."""
+        return self._mac(self._identifier, identifier)
+
+    def decoy_seed(self, identifier: str) -> bytes:
+        """Stable pseudo-random bytes for an identifier, to invent the same believable masked
+        destination every time someone asks about an account that does not exist."""
+        return hmac.new(self._decoy, identifier.encode(), hashlib.sha256).digest()
+
+    def seal(self, plaintext: str, context: str) -> bytes:
+        """Encrypt a value kept at rest for a short while (a code waiting to be re-sent)."""
+        nonce = secrets.token_bytes(12)
+        return nonce + self._at_rest.encrypt(nonce, plaintext.encode(), context.encode())
+
+    def unseal(self, sealed: bytes, context: str) -> str:
+        return self._at_rest.decrypt(sealed[:12], sealed[12:], context.encode()).decode()
+
+
+def digests_match(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and hmac.compare_digest(a, b)
+
+
+class Passwords:
+    """argon2id hashing with a configurable cost."""
+
+    def __init__(self, time_cost: int = 3, memory_cost: int = 65_536, parallelism: int = 4):
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
+        )
+        # Verified against when an identifier is unknown, so a login for an account that
+        # does not exist costs the same time as one that does.
+        self._decoy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash or self._decoy_hash, password) and (
+                password_hash is not None
+            )
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)

@@ -1,0 +1,149 @@
+"""Configuration: every knob is a `RECLAIM_*` environment variable (pydantic-settings).
+
+Durations are whole seconds, as in the tables of DESIGN.md, so that an operator can shrink
+them for a drill (`RECLAIM_CODE_TTL=30`) without learning a duration syntax.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reclaim.contracts import RecoveryRules
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECLAIM_", extra="ignore")
+
+    # Where `reclaim dev` keeps its state: Temporal's and Reclaim's databases, the secret key,
+    # the local mail outbox.
+    state_dir: Path = Path(".reclaim")
+    dev_mode: bool = False
+    product_name: str = "Reclaim"
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Secret from which every digest, token key and at-rest key is derived. Required outside
+    # dev mode (see `secret_bytes`).
+    secret_key: SecretStr | None = None
+
+    database_url: str | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "reclaim"
+    temporal_ui_port: int = 8233
+    # How long an API call waits on a workflow before it answers 503.
+    temporal_rpc_timeout: float = 10.0
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_body_bytes: int = 16_384
+
+    # Self-service recovery rules (DESIGN.md, "Self-service recovery").
+    code_ttl: int = Field(600, ge=1)
+    max_attempts: int = Field(5, ge=1)
+    resend_cooldown: int = Field(60, ge=0)
+    max_resends: int = Field(3, ge=0)
+    reset_window: int = Field(900, ge=1)
+    case_ttl: int = Field(3600, ge=1)
+    cases_per_hour: int = Field(5, ge=1)
+    # Tell an email address or phone number that nobody has an account under it when someone
+    # asks to recover one there (the person asking sees the same answer either way).
+    notify_unknown: bool = True
+
+    # Delivery.
+    smtp_host: str | None = None
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "Reclaim <no-reply@reclaim.localhost>"
+    # `reclaim dev` starts a local SMTP sink here unless RECLAIM_SMTP_HOST is set.
+    dev_smtp_port: int = 1025
+
+    sms_provider: Literal["console", "webhook", "twilio"] = "console"
+    sms_webhook_url: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    # The origin named in the WebOTP line that ends every SMS code (`@<domain> #<code>`).
+    webotp_domain: str | None = None
+    # Region used to read phone numbers written without a country code (e.g. "US", "FR").
+    default_region: str | None = None
+
+    # argon2id cost (argon2-cffi's defaults are RFC 9106's low-memory profile).
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_cost: int = Field(65_536, ge=8)
+    argon2_parallelism: int = Field(4, ge=1)
+
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'reclaim.db'}"
+
+    @property
+    def resolved_webotp_domain(self) -> str:
+        if self.webotp_domain:
+            return self.webotp_domain
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Local mail and SMS outbox shown at `GET /dev/outbox` (dev mode only)."""
+        return self.state_dir / "outbox"
+
+    @cached_property
+    def recovery_rules(self) -> RecoveryRules:
+        return RecoveryRules(
+            code_ttl=self.code_ttl,
+            max_attempts=self.max_attempts,
+            resend_cooldown=self.resend_cooldown,
+            max_resends=self.max_resends,
+            reset_window=self.reset_window,
+            case_ttl=self.case_ttl,
+        )
+
+    @property
+    def secret_file(self) -> Path:
+        return self.state_dir / "secret_key"
+
+    def secret_bytes(self) -> bytes:
+        """The server secret. Required outside dev mode; in dev mode it is generated once and
+        kept in the state directory, so codes and tokens survive a restart."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        if not self.dev_mode:
+            raise SecretMissing(
+                "RECLAIM_SECRET_KEY is required outside dev mode (generate one with: "
+                'python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: when two processes start together, the first one's secret wins.
+            fd = os.open(self.secret_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+        return self.secret_file.read_text().strip().encode()
+
+
+class SecretMissing(RuntimeError):
+    pass
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,82 @@
+"""The Reclaim worker: every workflow and activity on one task queue.
+
+Run it with `reclaim worker` (or let `reclaim dev` do it). SIGTERM or SIGINT stop it
+gracefully: it takes no new tasks, gives running activities time to finish, and whatever is
+left is retried by Temporal on another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.accounts import AccountActivities
+from activities.delivery import DeliveryActivities
+from reclaim.db import create_schema, make_engine
+from reclaim.delivery.courier import Courier
+from reclaim.delivery.mail import Mailer
+from reclaim.delivery.sms import sms_provider
+from reclaim.notifications import Notifier
+from reclaim.security import Keys
+from reclaim.settings import Settings
+from reclaim.temporal import connect_when_up
+from workflows.recovery import RecoveryWorkflow
+
+log = structlog.get_logger(__name__)
+
+WORKFLOWS = [RecoveryWorkflow]
+
+
+def build_worker(
+    client: Client, settings: Settings, engine: Engine, courier: Courier, *, task_queue: str
+) -> Worker:
+    notifier = Notifier(engine, courier, Keys(settings.secret_bytes()), settings)
+    delivery = DeliveryActivities(notifier)
+    accounts = AccountActivities(engine, notifier)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            delivery.issue_code,
+            accounts.apply_reset,
+            accounts.notify_password_changed,
+            accounts.record_closed_case,
+        ],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+def courier_for(settings: Settings) -> Courier:
+    return Courier(Mailer.from_settings(settings), sms_provider(settings))
+
+
+async def run_worker(settings: Settings) -> None:
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    client = await connect_when_up(settings)
+    courier = courier_for(settings)
+    worker = build_worker(client, settings, engine, courier, task_queue=settings.task_queue)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker_started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+    async with worker:
+        await stop.wait()
+        log.info("worker_stopping")
+    await courier.aclose()
+    engine.dispose()
+    log.info("worker_stopped")
+
+
+if __name__ == "__main__":
+    from reclaim.settings import load_settings
+
+    asyncio.run(run_worker(load_settings()))

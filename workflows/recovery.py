@@ -1,0 +1,381 @@
+"""RecoveryWorkflow: one self-service recovery case, from the first code to the new password.
+
+Deterministic code only: time comes from `workflow.now()` and timers, every side effect from
+an activity called by name, and no secret ever reaches this module in clear (codes and reset
+tokens arrive as HMAC digests, the new password as an argon2 hash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from reclaim import search_attributes
+    from reclaim.contracts import (
+        ActivityName,
+        ApplyReset,
+        CaseClosing,
+        CaseError,
+        CaseState,
+        CodeAccepted,
+        Delivery,
+        IssueCode,
+        IssuedCode,
+        PasswordChangedNotice,
+        RecoveryCalls,
+        RecoveryInput,
+        RecoveryOutcome,
+        RecoveryStatus,
+        ResetApplied,
+        ResetContext,
+        SetPassword,
+        SubmitCode,
+        seconds_until,
+    )
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A provider outage is retried with backoff, for as long as the code would be worth anything.
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[CaseError.UNDELIVERABLE],
+)
+# Database work is retried until it succeeds, unless the case or account no longer allows it.
+LEDGER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[CaseError.SUPERSEDED, CaseError.NO_ACCOUNT],
+)
+NOTICE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5)
+)
+
+
+def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
+    """The error an update answers with; the API turns `type` and `details` into JSON."""
+    return ApplicationError(message, details, type=error.value, non_retryable=True)
+
+
+@workflow.defn(name=RecoveryCalls.WORKFLOW)
+class RecoveryWorkflow:
+    """Self-service recovery by a one-time code sent to the account's email or phone.
+
+    awaiting_code → verified → completed; or expired (case TTL after the last code, or the
+    set-password window), locked (too many wrong codes), superseded (a newer case for the same
+    account), cancelled (by an operator). A code whose time ran out leaves the case
+    awaiting_code: the user may ask for a fresh one until the case TTL.
+    """
+
+    @workflow.init
+    def __init__(self, case: RecoveryInput) -> None:
+        # Handlers may run before `run` starts, so the whole state is built here.
+        self._case = case
+        self._rules = case.rules
+        self._state = CaseState.AWAITING_CODE
+        self._resends = 0
+        self._issued_at = case.opened_at
+        self._code_digest: str | None = None
+        self._delivery = Delivery.SENDING
+        self._sending: asyncio.Task[None] | None = None
+        self._wrong_codes = 0
+        self._reset_token_digest: str | None = None
+        self._reset_expires_at: datetime | None = None
+        self._resetting = False
+        self._notices_pending = False
+        self._deadline = case.rules.case_expires_at(case.opened_at)
+
+    @workflow.run
+    async def run(self, case: RecoveryInput) -> RecoveryOutcome:
+        self._send_code()
+        self._watch_deadline()
+        # From here on, the updates and the deadline timers move the state.
+        await workflow.wait_condition(lambda: not self._state.is_open)
+        # An update still answering its caller must finish before the workflow does.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._state is CaseState.COMPLETED:
+            if self._notices_pending:
+                await workflow.execute_activity(
+                    ActivityName.NOTIFY_PASSWORD_CHANGED,
+                    PasswordChangedNotice(case.case_id, self._account_id, workflow.now()),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=timedelta(days=1),
+                    retry_policy=NOTICE_RETRY,
+                    summary="tell every contact the password changed",
+                )
+        else:
+            # A completed case was recorded together with its reset, in one transaction.
+            await workflow.execute_activity(
+                ActivityName.RECORD_CLOSED_CASE,
+                CaseClosing(
+                    case.case_id, self._state, workflow.now(), self._wrong_codes, self._resends
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=LEDGER_RETRY,
+                summary=f"record the case as {self._state.value}",
+            )
+        return RecoveryOutcome(case.case_id, self._state)
+
+    # -- the code --------------------------------------------------------------------------
+
+    @workflow.update(name=RecoveryCalls.SUBMIT_CODE)
+    def submit_code(self, attempt: SubmitCode) -> CodeAccepted:
+        if self._code_is(attempt.code_digest):
+            now = workflow.now()
+            # One code opens one reset: it cannot be used twice.
+            self._code_digest = None
+            self._reset_token_digest = attempt.reset_token_digest
+            self._reset_expires_at = self._rules.reset_expires_at(now)
+            self._deadline = self._reset_expires_at
+            self._move_to(CaseState.VERIFIED)
+            self._watch_deadline()
+            return CodeAccepted(self._reset_expires_at)
+        # A wrong code is not refused by the validator: it must be counted, in history.
+        self._wrong_codes += 1
+        attempts_left = self._rules.max_attempts - self._wrong_codes
+        if attempts_left <= 0:
+            self._move_to(CaseState.LOCKED)
+            raise _refusal(
+                CaseError.CASE_LOCKED,
+                "Too many wrong codes: this case is locked. Start a new recovery.",
+                attempts_left=0,
+            )
+        raise _refusal(
+            CaseError.INVALID_CODE, "That code is not right.", attempts_left=attempts_left
+        )
+
+    @submit_code.validator
+    def _accepts_codes(self, attempt: SubmitCode) -> None:
+        # Refusals here never reach history: a locked or finished case costs nothing more.
+        self._refuse_unless_awaiting_code()
+        if workflow.now() >= self._rules.code_expires_at(self._issued_at):
+            raise _refusal(
+                CaseError.CODE_EXPIRED,
+                "This code has expired. Ask for a new one.",
+                code_expired_at=self._rules.code_expires_at(self._issued_at).isoformat(),
+            )
+
+    @workflow.update(name=RecoveryCalls.RESEND_CODE)
+    def resend_code(self) -> RecoveryStatus:
+        self._resends += 1
+        self._issued_at = workflow.now()
+        self._deadline = self._rules.case_expires_at(self._issued_at)
+        self._send_code()
+        self._move_to(self._state)
+        self._watch_deadline()
+        return self.status()
+
+    @resend_code.validator
+    def _allows_resend(self) -> None:
+        self._refuse_unless_awaiting_code()
+        available_at = self._rules.resend_available_at(self._issued_at, self._resends)
+        if available_at is None:
+            raise _refusal(
+                CaseError.RESEND_LIMIT,
+                "No more codes can be sent for this case. Start a new recovery later.",
+            )
+        now = workflow.now()
+        if now < available_at:
+            raise _refusal(
+                CaseError.RESEND_COOLDOWN,
+                "Wait a little before asking for another code.",
+                retry_after_seconds=seconds_until(available_at, now),
+                resend_available_at=available_at.isoformat(),
+            )
+
+    # -- the new password ------------------------------------------------------------------
+
+    @workflow.update(name=RecoveryCalls.SET_PASSWORD)
+    async def set_password(self, change: SetPassword) -> RecoveryStatus:
+        self._resetting = True
+        try:
+            applied = await workflow.execute_activity(
+                ActivityName.APPLY_RESET,
+                ApplyReset(
+                    self._case.case_id,
+                    self._account_id,
+                    change.password_hash,
+                    workflow.now(),
+                    self._wrong_codes,
+                    self._resends,
+                ),
+                result_type=ResetApplied,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=LEDGER_RETRY,
+                summary="set the new password and sign every session out",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            superseded = isinstance(cause, ApplicationError) and cause.type == CaseError.SUPERSEDED
+            self._move_to(CaseState.SUPERSEDED if superseded else CaseState.CANCELLED)
+            raise _refusal(
+                CaseError.INVALID_STATE,
+                "This case can no longer change the password. Start a new recovery.",
+                state=self._state.value,
+            ) from err
+        finally:
+            self._resetting = False
+        self._notices_pending = applied.notices_pending
+        self._move_to(CaseState.COMPLETED)
+        return self.status()
+
+    @set_password.validator
+    def _allows_reset(self, change: SetPassword) -> None:
+        problem = self._reset_problem(change.reset_token_digest)
+        if problem is CaseError.INVALID_TOKEN:
+            raise _refusal(problem, "This reset token is not valid.")
+        if problem is CaseError.RESET_EXPIRED:
+            raise _refusal(problem, "The time to choose a new password ran out. Start again.")
+        if problem is not None:
+            raise _refusal(problem, "This case cannot change the password now.", state=self._state)
+
+    @workflow.query(name=RecoveryCalls.RESET_CONTEXT)
+    def reset_context(self, reset_token_digest: str) -> ResetContext:
+        """Whether a reset token is good now, and for which account: the API asks before it
+        spends time on the password policy and hashing."""
+        problem = self._reset_problem(reset_token_digest)
+        return ResetContext(problem, self._case.account_id if problem is None else None)
+
+    # -- the outside world -----------------------------------------------------------------
+
+    @workflow.signal(name=RecoveryCalls.SUPERSEDE)
+    def supersede(self) -> None:
+        """A newer case was opened for the same account: one live code per account."""
+        if self._state.is_open and not self._resetting:
+            self._move_to(CaseState.SUPERSEDED)
+
+    @workflow.signal(name=RecoveryCalls.CANCEL)
+    def cancel(self, reason: str) -> None:
+        """An operator stops the case (the reason stays in history)."""
+        if self._state.is_open and not self._resetting:
+            self._move_to(CaseState.CANCELLED)
+
+    @workflow.query(name=RecoveryCalls.STATUS)
+    def status(self) -> RecoveryStatus:
+        awaiting = self._state is CaseState.AWAITING_CODE
+        return RecoveryStatus(
+            case_id=self._case.case_id,
+            state=self._state,
+            channel=self._case.channel,
+            destination=self._case.destination,
+            attempts_left=self._rules.max_attempts - self._wrong_codes,
+            code_expires_at=self._rules.code_expires_at(self._issued_at) if awaiting else None,
+            resend_available_at=(
+                self._rules.resend_available_at(self._issued_at, self._resends)
+                if awaiting
+                else None
+            ),
+            reset_expires_at=(
+                self._reset_expires_at if self._state is CaseState.VERIFIED else None
+            ),
+            delivery=self._delivery,
+            next_deadline=self._deadline if self._state.is_open else None,
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def _account_id(self) -> int:
+        # Only reachable once a code was accepted, which never happens without an account.
+        assert self._case.account_id is not None
+        return self._case.account_id
+
+    def _code_is(self, digest: str) -> bool:
+        return (
+            self._case.account_id is not None
+            and self._code_digest is not None
+            and hmac.compare_digest(digest, self._code_digest)
+        )
+
+    def _refuse_unless_awaiting_code(self) -> None:
+        if self._state is CaseState.LOCKED:
+            raise _refusal(
+                CaseError.CASE_LOCKED,
+                "Too many wrong codes: this case is locked. Start a new recovery.",
+                attempts_left=0,
+            )
+        if self._state is not CaseState.AWAITING_CODE:
+            raise _refusal(
+                CaseError.INVALID_STATE,
+                f"This case is {self._state.value}: it takes no code now.",
+                state=self._state.value,
+            )
+
+    def _reset_problem(self, reset_token_digest: str) -> CaseError | None:
+        if self._reset_token_digest is None or not hmac.compare_digest(
+            reset_token_digest, self._reset_token_digest
+        ):
+            return CaseError.INVALID_TOKEN
+        if self._state is CaseState.COMPLETED:
+            return CaseError.INVALID_TOKEN  # spent: a reset token works once
+        if self._state is CaseState.EXPIRED or (
+            self._state is CaseState.VERIFIED
+            and self._reset_expires_at is not None
+            and workflow.now() >= self._reset_expires_at
+        ):
+            return CaseError.RESET_EXPIRED
+        if self._state is not CaseState.VERIFIED or self._resetting:
+            return CaseError.INVALID_STATE
+        return None
+
+    def _send_code(self) -> None:
+        """Start delivering a fresh code; the previous one dies now, delivered or not."""
+        if self._sending is not None:
+            self._sending.cancel()
+        self._code_digest = None
+        self._delivery = Delivery.SENDING
+        self._sending = asyncio.create_task(self._deliver(self._resends))
+
+    async def _deliver(self, attempt: int) -> None:
+        try:
+            issued = await workflow.execute_activity(
+                ActivityName.ISSUE_CODE,
+                IssueCode(
+                    case_id=self._case.case_id,
+                    account_id=self._case.account_id,
+                    channel=self._case.channel,
+                    attempt=attempt,
+                    expires_at=self._rules.code_expires_at(self._issued_at),
+                ),
+                result_type=IssuedCode,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                # No point delivering a code after its lifetime.
+                schedule_to_close_timeout=timedelta(seconds=self._rules.code_ttl),
+                retry_policy=DELIVERY_RETRY,
+                summary=f"send code #{attempt + 1} by {self._case.channel.value}",
+            )
+        except ActivityError:
+            if attempt == self._resends:
+                self._delivery = Delivery.FAILED
+            return
+        if attempt == self._resends:
+            self._code_digest = issued.code_digest
+            self._delivery = Delivery.SENT
+
+    def _watch_deadline(self) -> None:
+        """Expire the case at the current deadline. A timer whose deadline has moved since
+        (a resend, a verified code) wakes the workflow and does nothing: leaving it running
+        costs no history events, cancelling it would."""
+        deadline = self._deadline
+
+        async def expire_when_due() -> None:
+            remaining = deadline - workflow.now()
+            if remaining > timedelta(0):
+                await workflow.sleep(remaining, summary="case deadline")
+            if deadline == self._deadline and self._state.is_open and not self._resetting:
+                self._move_to(CaseState.EXPIRED)
+
+        asyncio.create_task(expire_when_due())  # noqa: RUF006  (lives as long as the case)
+
+    def _move_to(self, state: CaseState) -> None:
+        """The one place state changes, so the Web UI never disagrees with the workflow."""
+        self._state = state
+        workflow.upsert_search_attributes(
+            search_attributes.state_change(state.value, self._deadline if state.is_open else None)
+        )
