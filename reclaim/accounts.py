@@ -67,7 +67,7 @@ def recent_password_hashes(
         session.exec(
             select(PasswordHistory.password_hash)
             .where(PasswordHistory.account_id == account_id)
-            .order_by(col(PasswordHistory.created_at).desc(), col(PasswordHistory.id).desc())
+            .order_by(col(PasswordHistory.id).desc())
             .limit(depth)
         ).all()
     )

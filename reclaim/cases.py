@@ -85,8 +85,10 @@ def open_case(session: Session, case: RecoveryCase, *, per_hour: int) -> CaseOpe
             for name, value in values.items()
         )
     ).where(in_window < per_hour)
-    result = session.execute(insert(RecoveryCase).from_select(list(values), row))
-    if not getattr(result, "rowcount", 0):
+    inserted = session.execute(
+        insert(RecoveryCase).from_select(list(values), row).returning(col(RecoveryCase.case_id))
+    ).first()
+    if inserted is None:
         session.rollback()
         opened = session.execute(
             select(col(RecoveryCase.opened_at))

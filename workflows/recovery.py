@@ -125,7 +125,13 @@ class RecoveryWorkflow:
     # -- the code --------------------------------------------------------------------------
 
     @workflow.update(name=RecoveryCalls.SUBMIT_CODE)
-    def submit_code(self, attempt: SubmitCode) -> CodeAccepted:
+    async def submit_code(self, attempt: SubmitCode) -> CodeAccepted:
+        # The message can reach the user a moment before its send activity reports back to
+        # this workflow: judge the code once the delivery in flight has answered.
+        await workflow.wait_condition(
+            lambda: self._delivery is not Delivery.SENDING or not self._state.is_open
+        )
+        self._refuse_unless_awaiting_code()  # the case may have moved while we waited
         if self._code_is(attempt.code_digest):
             now = workflow.now()
             # One code opens one reset: it cannot be used twice.

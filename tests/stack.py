@@ -1,0 +1,148 @@
+"""A whole Reclaim for one test: the real API over HTTP (uvicorn on a random port), a real
+worker on its own task queue, the session's Temporal dev server, a real database, a real SMTP
+sink and a real SMS webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from temporalio.client import Client
+
+from api.app import build_services, create_app
+from reclaim.accounts import create_account
+from reclaim.settings import Settings
+from tests.mailbox import MailSink
+from tests.sms_gateway import SmsGateway
+from worker import build_worker, courier_for
+
+# Cheap argon2 for tests: the cost profile is configuration, not behaviour.
+FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
+TEST_SECRET = "test-secret-key-with-enough-entropy-0123456789"
+
+
+def stack_settings(
+    *,
+    temporal: str,
+    database_url: str,
+    state_dir: Path,
+    mail: MailSink,
+    sms: SmsGateway,
+    **overrides: Any,
+) -> Settings:
+    values: dict[str, Any] = {
+        "secret_key": TEST_SECRET,
+        "state_dir": state_dir,
+        "database_url": database_url,
+        "temporal_address": temporal,
+        "task_queue": f"test-{uuid.uuid4().hex[:12]}",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": mail.port,
+        "sms_provider": "webhook",
+        "sms_webhook_url": sms.url,
+        "public_url": "https://reclaim.example",
+        **FAST_ARGON2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    engine: Engine
+    client: Client
+    http: httpx.AsyncClient
+    mail: MailSink
+    sms: SmsGateway
+
+    async def add_account(self, username: str, email: str, phone: str | None, password: str) -> int:
+        services_hash = await asyncio.to_thread(self._hash, password)
+
+        def insert() -> int:
+            with Session(self.engine) as session:
+                account = create_account(
+                    session,
+                    username=username,
+                    email=email,
+                    phone=phone,
+                    password_hash=services_hash,
+                )
+                assert account.id is not None
+                return account.id
+
+        return await asyncio.to_thread(insert)
+
+    def _hash(self, password: str) -> str:
+        from reclaim.security import Passwords
+
+        return Passwords(1, 1024, 1).hash(password)
+
+    async def open_case(self, identifier: str, channel: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"identifier": identifier}
+        if channel:
+            body["channel"] = channel
+        response = await self.http.post("/v1/recovery", json=body)
+        assert response.status_code == 202, response.text
+        return dict(response.json())
+
+    async def sign_in(self, identifier: str, password: str) -> httpx.Response:
+        return await self.http.post(
+            "/v1/sessions", json={"identifier": identifier, "password": password}
+        )
+
+
+@asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[str]:
+    """The API app with its real lifespan, behind uvicorn on a free port."""
+    services = await build_services(settings)
+    app = create_app(settings, services)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        services.engine.dispose()
+
+
+@asynccontextmanager
+async def running_stack(
+    settings: Settings, engine: Engine, mail: MailSink, sms: SmsGateway, *, worker: bool = True
+) -> AsyncIterator[Stack]:
+    client = await Client.connect(settings.temporal_address)
+    courier = courier_for(settings)
+    async with (
+        serve_api(settings) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+    ):
+        stack = Stack(settings, engine, client, http, mail, sms)
+        if worker:
+            async with build_worker(
+                client, settings, engine, courier, task_queue=settings.task_queue
+            ):
+                yield stack
+        else:
+            yield stack
+    await courier.aclose()

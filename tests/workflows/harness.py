@@ -1,0 +1,183 @@
+"""RecoveryWorkflow on the time-skipping server, with activities that stand in for delivery
+and the database and remember what they were asked, so a test can read the code a user
+would have received."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from reclaim.contracts import (
+    ActivityName,
+    ApplyReset,
+    CaseClosing,
+    CaseError,
+    Channel,
+    Delivery,
+    IssueCode,
+    IssuedCode,
+    PasswordChangedNotice,
+    RecoveryInput,
+    RecoveryRules,
+    RecoveryStatus,
+    ResetApplied,
+    SetPassword,
+    SubmitCode,
+)
+from reclaim.security import Keys, new_case_id, new_code
+from workflows.recovery import RecoveryWorkflow
+
+KEYS = Keys(b"workflow-tests-secret-0123456789")
+
+
+@dataclass
+class Ledger:
+    """What the activities were asked to do."""
+
+    codes: dict[tuple[str, int], str] = field(default_factory=dict)
+    resets: list[ApplyReset] = field(default_factory=list)
+    closings: list[CaseClosing] = field(default_factory=list)
+    notices: list[PasswordChangedNotice] = field(default_factory=list)
+    refuse_delivery: bool = False
+    # When set, the send activity hands the code over, then waits for this before answering.
+    hold_delivery: asyncio.Event | None = None
+    supersede_reset: bool = False
+    notices_pending: bool = False
+
+    @activity.defn(name=ActivityName.ISSUE_CODE)
+    async def issue_code(self, request: IssueCode) -> IssuedCode:
+        if self.refuse_delivery:
+            raise ApplicationError(
+                "address refused", type=CaseError.UNDELIVERABLE, non_retryable=True
+            )
+        code = new_code()
+        self.codes[(request.case_id, request.attempt)] = code
+        if self.hold_delivery is not None:
+            await self.hold_delivery.wait()
+        return IssuedCode(KEYS.code_digest(request.case_id, code))
+
+    @activity.defn(name=ActivityName.APPLY_RESET)
+    async def apply_reset(self, reset: ApplyReset) -> ResetApplied:
+        if self.supersede_reset:
+            raise ApplicationError("newer case", type=CaseError.SUPERSEDED, non_retryable=True)
+        self.resets.append(reset)
+        return ResetApplied(notices_pending=self.notices_pending)
+
+    @activity.defn(name=ActivityName.NOTIFY_PASSWORD_CHANGED)
+    async def notify_password_changed(self, notice: PasswordChangedNotice) -> None:
+        self.notices.append(notice)
+
+    @activity.defn(name=ActivityName.RECORD_CLOSED_CASE)
+    async def record_closed_case(self, closing: CaseClosing) -> None:
+        self.closings.append(closing)
+
+    def activities(self) -> list[Any]:
+        return [
+            self.issue_code,
+            self.apply_reset,
+            self.notify_password_changed,
+            self.record_closed_case,
+        ]
+
+
+@dataclass
+class Case:
+    env: WorkflowEnvironment
+    handle: WorkflowHandle[Any, Any]
+    ledger: Ledger
+    case_id: str
+
+    def code(self, attempt: int = 0) -> str:
+        return self.ledger.codes[(self.case_id, attempt)]
+
+    async def status(self) -> RecoveryStatus:
+        status: RecoveryStatus = await self.handle.query(RecoveryWorkflow.status)
+        return status
+
+    async def submit(self, code: str, token: str = "reset-token") -> Any:
+        return await self.handle.execute_update(
+            RecoveryWorkflow.submit_code,
+            SubmitCode(KEYS.code_digest(self.case_id, code), KEYS.token_digest(token)),
+        )
+
+    async def resend(self) -> RecoveryStatus:
+        status: RecoveryStatus = await self.handle.execute_update(RecoveryWorkflow.resend_code)
+        return status
+
+    async def set_password(self, token: str = "reset-token", hash_: str = "$argon2id$x") -> Any:
+        return await self.handle.execute_update(
+            RecoveryWorkflow.set_password, SetPassword(KEYS.token_digest(token), hash_)
+        )
+
+    async def wait_delivered(self) -> RecoveryStatus:
+        """Poll until the send activity has answered (the code went out, or failed)."""
+        deadline = time.monotonic() + 10
+        while (status := await self.status()).delivery is Delivery.SENDING:
+            if time.monotonic() > deadline:
+                raise AssertionError("the code was never delivered")
+            await asyncio.sleep(0.02)
+        return status
+
+
+async def refusal(call: Any) -> ApplicationError:
+    """Run an update that must be refused; return the workflow's ApplicationError."""
+    try:
+        await call
+    except WorkflowUpdateFailedError as err:
+        assert isinstance(err.cause, ApplicationError), err.cause
+        return err.cause
+    raise AssertionError("the update was accepted")
+
+
+def details(error: ApplicationError) -> dict[str, Any]:
+    return dict(error.details[0]) if error.details else {}
+
+
+@asynccontextmanager
+async def recovery_case(
+    env: WorkflowEnvironment,
+    *,
+    rules: RecoveryRules | None = None,
+    account_id: int | None = 7,
+    ledger: Ledger | None = None,
+) -> AsyncIterator[Case]:
+    ledger = ledger or Ledger()
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+    case_id = new_case_id()
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[RecoveryWorkflow],
+        activities=ledger.activities(),
+    ):
+        opened_at = await env.get_current_time()
+        handle = await env.client.start_workflow(
+            RecoveryWorkflow.run,
+            RecoveryInput(
+                case_id=case_id,
+                account_id=account_id,
+                channel=Channel.EMAIL,
+                destination="j•••@e•••.com",
+                opened_at=opened_at,
+                rules=rules or RecoveryRules(),
+            ),
+            id=case_id,
+            task_queue=task_queue,
+            execution_timeout=timedelta(days=2),
+        )
+        case = Case(env, handle, ledger, case_id)
+        if ledger.hold_delivery is None:
+            await case.wait_delivered()
+        yield case

@@ -1,0 +1,272 @@
+"""The self-service rules of DESIGN.md, on the time-skipping server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from reclaim.contracts import CaseError, CaseState, Delivery, RecoveryRules
+from tests.workflows.harness import KEYS, Ledger, details, recovery_case, refusal
+from workflows.recovery import RecoveryWorkflow
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_right_code_then_new_password_completes_the_case(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env) as case:
+        accepted = await case.submit(case.code())
+        assert (await case.status()).state is CaseState.VERIFIED
+        assert accepted.reset_expires_at == (await case.status()).reset_expires_at
+
+        status = await case.set_password(hash_="$argon2id$new")
+
+        assert status.state is CaseState.COMPLETED
+        outcome = await case.handle.result()
+        assert outcome.state is CaseState.COMPLETED
+        [reset] = case.ledger.resets
+        assert (reset.account_id, reset.password_hash) == (7, "$argon2id$new")
+        # A completed case is recorded with its reset, not by a second activity.
+        assert case.ledger.closings == []
+
+
+async def test_a_code_typed_before_its_delivery_reported_back_is_judged_after_it(
+    time_env: WorkflowEnvironment,
+):
+    ledger = Ledger(hold_delivery=asyncio.Event())
+    async with recovery_case(time_env, ledger=ledger) as case:
+        while (case.case_id, 0) not in ledger.codes:  # the user has the code...
+            await asyncio.sleep(0.01)
+        submitted = asyncio.create_task(case.submit(case.code()))
+        await asyncio.sleep(0.2)
+        assert not submitted.done()  # ...the workflow waits for the send to answer
+
+        ledger.hold_delivery.set()
+
+        await submitted
+        assert (await case.status()).state is CaseState.VERIFIED
+
+
+async def test_a_code_that_ran_out_answers_code_expired_and_the_case_waits(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env) as case:
+        await time_env.sleep(601)
+
+        error = await refusal(case.submit(case.code()))
+
+        assert error.type == CaseError.CODE_EXPIRED
+        status = await case.status()
+        assert status.state is CaseState.AWAITING_CODE
+        assert status.attempts_left == 5  # an expired code costs no attempt
+
+
+async def test_a_resend_after_expiry_issues_a_fresh_code_that_works(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env) as case:
+        await time_env.sleep(601)
+        await case.resend()
+        await case.wait_delivered()
+
+        assert case.code(1)  # a second code was issued
+        await case.submit(case.code(1))
+        assert (await case.status()).state is CaseState.VERIFIED
+
+
+async def test_the_old_code_dies_on_resend(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env) as case:
+        first = case.code(0)
+        await time_env.sleep(60)
+        await case.resend()
+        await case.wait_delivered()
+        if case.code(1) == first:
+            pytest.skip("the fresh code happened to equal the old one (1 in a million)")
+
+        error = await refusal(case.submit(first))
+
+        assert error.type == CaseError.INVALID_CODE
+        assert details(error)["attempts_left"] == 4
+
+
+async def test_wrong_codes_count_down_and_the_fifth_locks_the_case(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env) as case:
+        wrong = "000000" if case.code() != "000000" else "111111"
+        for left in (4, 3, 2, 1):
+            error = await refusal(case.submit(wrong))
+            assert (error.type, details(error)["attempts_left"]) == (CaseError.INVALID_CODE, left)
+
+        error = await refusal(case.submit(wrong))
+
+        assert (error.type, details(error)["attempts_left"]) == (CaseError.CASE_LOCKED, 0)
+        assert (await case.handle.result()).state is CaseState.LOCKED
+        [closing] = case.ledger.closings
+        assert (closing.state, closing.wrong_codes) == (CaseState.LOCKED, 5)
+
+
+async def test_sixth_code_is_refused_when_locked_even_the_right_one(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env, rules=RecoveryRules(max_attempts=2)) as case:
+        wrong = "000000" if case.code() != "000000" else "111111"
+        await refusal(case.submit(wrong))
+        await refusal(case.submit(wrong))
+        # The workflow has ended: the handle refuses updates; its final state says locked.
+        assert (await case.handle.result()).state is CaseState.LOCKED
+        assert (await case.status()).state is CaseState.LOCKED
+
+
+async def test_resend_cooldown_doubles_and_resends_run_out(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env) as case:
+        error = await refusal(case.resend())
+        assert error.type == CaseError.RESEND_COOLDOWN
+        assert details(error)["retry_after_seconds"] == 60
+
+        for cooldown in (60, 120, 240):
+            await time_env.sleep(cooldown - 1)
+            early = await refusal(case.resend())
+            assert early.type == CaseError.RESEND_COOLDOWN
+            assert details(early)["retry_after_seconds"] == 1
+            await time_env.sleep(1)
+            status = await case.resend()
+            await case.wait_delivered()
+            assert status.code_expires_at is not None
+
+        assert status.resend_available_at is None  # three resends: none left
+        await time_env.sleep(1000)
+        error = await refusal(case.resend())
+        assert error.type == CaseError.RESEND_LIMIT
+
+
+async def test_case_expires_when_idle_for_the_case_ttl_after_the_last_code(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env) as case:
+        await time_env.sleep(60)
+        await case.resend()  # the case TTL now runs from this code
+        await time_env.sleep(3600 - 5)
+        assert (await case.status()).state is CaseState.AWAITING_CODE
+
+        await time_env.sleep(10)
+
+        assert (await case.handle.result()).state is CaseState.EXPIRED
+        [closing] = case.ledger.closings
+        assert (closing.state, closing.resends) == (CaseState.EXPIRED, 1)
+
+
+async def test_the_reset_window_closes_and_the_token_then_answers_reset_expired(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env) as case:
+        await case.submit(case.code(), token="t1")
+        await time_env.sleep(901)
+
+        assert (await case.handle.result()).state is CaseState.EXPIRED
+        context = await case.handle.query(RecoveryWorkflow.reset_context, KEYS.token_digest("t1"))
+        assert context.problem == CaseError.RESET_EXPIRED
+        assert case.ledger.resets == []
+
+
+async def test_a_reset_token_is_checked_and_works_once(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env) as case:
+        await case.submit(case.code(), token="good-token")
+
+        wrong = await refusal(case.set_password(token="other-token"))
+        assert wrong.type == CaseError.INVALID_TOKEN
+
+        await case.set_password(token="good-token")
+        context = await case.handle.query(
+            RecoveryWorkflow.reset_context, KEYS.token_digest("good-token")
+        )
+        assert context.problem == CaseError.INVALID_TOKEN  # spent
+        assert len(case.ledger.resets) == 1
+
+
+async def test_a_verified_code_cannot_be_submitted_again(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env) as case:
+        await case.submit(case.code())
+
+        error = await refusal(case.submit(case.code()))
+
+        assert error.type == CaseError.INVALID_STATE
+
+
+async def test_a_newer_case_supersedes_this_one(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env) as case:
+        await case.handle.signal(RecoveryWorkflow.supersede)
+
+        assert (await case.handle.result()).state is CaseState.SUPERSEDED
+        assert [c.state for c in case.ledger.closings] == [CaseState.SUPERSEDED]
+
+
+async def test_a_reset_refused_as_superseded_ends_the_case_superseded(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env, ledger=Ledger(supersede_reset=True)) as case:
+        await case.submit(case.code())
+
+        error = await refusal(case.set_password())
+
+        assert (error.type, details(error)["state"]) == (CaseError.INVALID_STATE, "superseded")
+        assert (await case.handle.result()).state is CaseState.SUPERSEDED
+
+
+async def test_an_unknown_account_never_accepts_a_code_but_looks_the_same(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env, account_id=None) as unknown:
+        # Even the code its activity generated (which nobody received) is refused.
+        error = await refusal(unknown.submit(unknown.code()))
+        assert (error.type, details(error)["attempts_left"]) == (CaseError.INVALID_CODE, 4)
+        status = await unknown.status()
+
+    async with recovery_case(time_env, account_id=7) as known:
+        await refusal(known.submit("000000" if known.code() != "000000" else "111111"))
+        known_status = await known.status()
+
+    def shape(s: object) -> dict[str, object]:
+        fields = vars(s).copy()
+        for moment in ("code_expires_at", "resend_available_at", "next_deadline"):
+            fields[moment] = type(fields[moment])
+        fields.pop("case_id")
+        return fields
+
+    assert shape(status) == shape(known_status)
+
+
+async def test_an_undeliverable_code_shows_failed_delivery_and_a_resend_is_allowed(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env, ledger=Ledger(refuse_delivery=True)) as case:
+        status = await case.wait_delivered()
+        assert status.delivery is Delivery.FAILED
+
+        case.ledger.refuse_delivery = False
+        await time_env.sleep(60)
+        await case.resend()
+        status = await case.wait_delivered()
+
+        assert status.delivery is Delivery.SENT
+        await case.submit(case.code(1))
+
+
+async def test_pending_notices_are_retried_before_the_case_ends(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env, ledger=Ledger(notices_pending=True)) as case:
+        await case.submit(case.code())
+        await case.set_password()
+
+        assert (await case.handle.result()).state is CaseState.COMPLETED
+        assert [n.account_id for n in case.ledger.notices] == [7]
+
+
+async def test_rules_come_from_the_input(time_env: WorkflowEnvironment):
+    rules = RecoveryRules(code_ttl=30, resend_cooldown=5, case_ttl=100)
+    async with recovery_case(time_env, rules=rules) as case:
+        status = await case.status()
+        assert status.code_expires_at - status.next_deadline == timedelta(seconds=30 - 100)
+        await time_env.sleep(31)
+        assert (await refusal(case.submit(case.code()))).type == CaseError.CODE_EXPIRED
