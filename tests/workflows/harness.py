@@ -53,6 +53,7 @@ class Ledger:
     refuse_delivery: bool = False
     # When set, the send activity hands the code over, then waits for this before answering.
     hold_delivery: asyncio.Event | None = None
+    code_handed_over: asyncio.Event = field(default_factory=asyncio.Event)
     supersede_reset: bool = False
     notices_pending: bool = False
 
@@ -64,6 +65,7 @@ class Ledger:
             )
         code = new_code()
         self.codes[(request.case_id, request.attempt)] = code
+        self.code_handed_over.set()
         if self.hold_delivery is not None:
             await self.hold_delivery.wait()
         return IssuedCode(KEYS.code_digest(request.case_id, code))

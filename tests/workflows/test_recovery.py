@@ -37,8 +37,7 @@ async def test_a_code_typed_before_its_delivery_reported_back_is_judged_after_it
 ):
     ledger = Ledger(hold_delivery=asyncio.Event())
     async with recovery_case(time_env, ledger=ledger) as case:
-        while (case.case_id, 0) not in ledger.codes:  # the user has the code...
-            await asyncio.sleep(0.01)
+        await ledger.code_handed_over.wait()  # the user has the code...
         submitted = asyncio.create_task(case.submit(case.code()))
         await asyncio.sleep(0.2)
         assert not submitted.done()  # ...the workflow waits for the send to answer
