@@ -164,6 +164,11 @@ class CaseCalls:
             raise self._unavailable(err) from err
         except RPCTimeoutOrCancelledError as err:
             raise self._unavailable(err) from err
+        except RuntimeError as err:
+            # The lazily connected client reports an unreachable server this way.
+            if not str(err).startswith("Failed client connect"):
+                raise
+            raise self._unavailable(err) from err
         except WorkflowQueryFailedError as err:
             log.error("query_failed", error=str(err))
             raise unavailable() from err

@@ -57,6 +57,19 @@ def stack_settings(
     return Settings(**values)
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same configuration as RECLAIM_* variables, for a process of its own."""
+    env: dict[str, str] = {}
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"RECLAIM_{name.upper()}"] = str(value)
+    return env
+
+
 @dataclass
 class Stack:
     settings: Settings

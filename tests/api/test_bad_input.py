@@ -6,8 +6,6 @@ import pytest
 
 from tests.stack import Stack
 
-pytestmark = pytest.mark.asyncio
-
 UNKNOWN_CASE = "rc_AAAAAAAAAAAAAAAAAAAAAA"
 
 CASES = [

@@ -7,11 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-import pytest
-
 from tests.stack import Stack
-
-pytestmark = pytest.mark.asyncio
 
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"

@@ -12,8 +12,6 @@ from reclaim.contracts import CaseError, CaseState, Delivery, RecoveryRules
 from tests.workflows.harness import KEYS, Ledger, details, recovery_case, refusal
 from workflows.recovery import RecoveryWorkflow
 
-pytestmark = pytest.mark.asyncio
-
 
 async def test_right_code_then_new_password_completes_the_case(time_env: WorkflowEnvironment):
     async with recovery_case(time_env) as case:

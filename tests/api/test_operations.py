@@ -1,0 +1,89 @@
+"""Health, a Temporal that does not answer, and the dev outbox."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+from sqlmodel import Session, select
+
+from reclaim.db import create_schema, make_engine
+from reclaim.models import RecoveryCase
+from tests.conftest import free_port
+from tests.mailbox import MailSink
+from tests.sms_gateway import SmsGateway
+from tests.stack import Stack, serve_api, stack_settings
+
+
+async def test_healthz_says_ok_when_the_database_and_temporal_answer(stack: Stack):
+    response = await stack.http.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
+
+
+async def test_without_temporal_the_api_answers_503_and_keeps_nothing(
+    tmp_path: Path, mail: MailSink, sms: SmsGateway
+):
+    database_url = f"sqlite:///{tmp_path / 'reclaim.db'}"
+    settings = stack_settings(
+        temporal=f"127.0.0.1:{free_port()}",  # nothing listens there
+        database_url=database_url,
+        state_dir=tmp_path,
+        mail=mail,
+        sms=sms,
+        temporal_rpc_timeout=2,
+    )
+    async with serve_api(settings) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        health = await http.get("/healthz")
+        opened = await http.post("/v1/recovery", json={"identifier": "jane@example.com"})
+        looked_up = await http.get("/v1/recovery/rc_AAAAAAAAAAAAAAAAAAAAAA")
+
+    assert health.status_code == 503
+    assert health.json()["database"] == "ok"
+    assert health.json()["temporal"].startswith("unavailable")
+    for response in (opened, looked_up):
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["Retry-After"] == "5"
+    # The case that could not start does not count toward the rate limit.
+    engine = make_engine(database_url)
+    create_schema(engine)
+    with Session(engine) as session:
+        assert session.exec(select(RecoveryCase)).all() == []
+    engine.dispose()
+
+
+async def test_the_dev_outbox_shows_local_mail_and_sms_in_dev_mode_only(
+    dev_server: str, tmp_path: Path, mail: MailSink, sms: SmsGateway
+):
+    outbox = tmp_path / "outbox"
+    message = EmailMessage()
+    message["To"], message["Subject"] = "jane@example.com", "Your Reclaim recovery code"
+    message["Date"] = "Tue, 24 Nov 2026 10:00:00 +0000"
+    message.set_content("    123456\n")
+    outbox.mkdir()
+    mailbox.Maildir(outbox / "mail", create=True).add(message)
+    (outbox / "sms.jsonl").write_text(
+        json.dumps({"to": "+14155550123", "body": "hi", "at": "2026-11-24T11:00:00+00:00"}) + "\n"
+    )
+    settings = stack_settings(
+        temporal=dev_server,
+        database_url=f"sqlite:///{tmp_path / 'reclaim.db'}",
+        state_dir=tmp_path,
+        mail=mail,
+        sms=sms,
+        dev_mode=True,
+    )
+    async with serve_api(settings) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        response = await http.get("/dev/outbox")
+
+    assert response.status_code == 200
+    assert [(m["kind"], m["to"]) for m in response.json()["messages"]] == [
+        ("sms", "+14155550123"),
+        ("email", "jane@example.com"),
+    ]
+    assert "123456" in response.json()["messages"][1]["text"]

@@ -1,0 +1,79 @@
+"""A worker killed mid-case loses nothing: a new worker picks the case up where it was."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reclaim.db import create_schema, make_engine
+from tests.mailbox import MailSink
+from tests.sms_gateway import SmsGateway
+from tests.stack import running_stack, settings_env, stack_settings
+
+pytestmark = pytest.mark.slow
+
+NEW = "violet tangerine marmalade kayak"
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reclaim", "worker"],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+
+
+async def test_a_case_completes_after_its_worker_is_killed(
+    dev_server: str, tmp_path: Path, mail: MailSink, sms: SmsGateway
+):
+    database_url = f"sqlite:///{tmp_path / 'reclaim.db'}"
+    settings = stack_settings(
+        temporal=dev_server,
+        database_url=database_url,
+        state_dir=tmp_path,
+        mail=mail,
+        sms=sms,
+        temporal_rpc_timeout=30,
+    )
+    env = settings_env(settings)
+    engine = make_engine(database_url)
+    create_schema(engine)
+    log = tmp_path / "worker.log"
+    worker = _start_worker(env, log)
+    try:
+        async with running_stack(settings, engine, mail, sms, worker=False) as stack:
+            await stack.add_account("jane", "jane@example.com", None, "correct horse battery")
+            case_id = (await stack.open_case("jane"))["case_id"]
+            code = await stack.mail.code_for("jane@example.com")
+
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            # The user types the code while no worker runs: the update waits in Temporal.
+            submitted = asyncio.create_task(
+                stack.http.post(f"/v1/recovery/{case_id}/code", json={"code": code})
+            )
+            worker = _start_worker(env, log)
+            granted = await submitted
+
+            assert granted.status_code == 200, granted.text
+            done = await stack.http.post(
+                f"/v1/recovery/{case_id}/password",
+                json={"reset_token": granted.json()["reset_token"], "new_password": NEW},
+            )
+            assert done.json()["state"] == "completed"
+            assert (await stack.sign_in("jane", NEW)).status_code == 200
+            # One code was ever mailed for this case: nothing was sent twice.
+            assert len([m for m in mail.to("jane@example.com") if "code" in m["Subject"]]) == 1
+    finally:
+        worker.terminate()
+        worker.wait(15)
+        engine.dispose()

@@ -1,0 +1,73 @@
+"""The `reclaim` command line, as an operator uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reclaim.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RECLAIM_DATABASE_URL", f"sqlite:///{tmp_path / 'reclaim.db'}")
+    for name, value in (("TIME_COST", "1"), ("MEMORY_COST", "1024"), ("PARALLELISM", "1")):
+        monkeypatch.setenv(f"RECLAIM_ARGON2_{name}", value)
+    return tmp_path
+
+
+def _add(*extra: str) -> object:
+    return runner.invoke(
+        app,
+        ["accounts", "add", "--username", "Jane", "--email", "Jane@Example.com", *extra],
+    )
+
+
+def test_accounts_add_creates_a_ready_account_and_show_lists_it(cli_env: Path):
+    added = _add("--phone", "+1 415 555 0123", "--password", "correct horse battery staple")
+
+    assert added.exit_code == 0, added.output
+    assert "created account jane" in added.output
+    shown = runner.invoke(app, ["accounts", "show", "jane"])
+    assert shown.exit_code == 0
+    assert "jane@example.com" in shown.output and "+14155550123" in shown.output
+    assert "status:     active" in shown.output
+
+
+def test_accounts_add_refuses_a_weak_password_and_says_why(cli_env: Path):
+    added = _add("--password", "jane1234")
+
+    assert added.exit_code == 1
+    assert "contains_username" in added.output
+
+
+def test_accounts_add_refuses_a_taken_email(cli_env: Path):
+    _add("--password", "correct horse battery staple")
+
+    again = runner.invoke(
+        app,
+        [
+            "accounts",
+            "add",
+            "--username",
+            "other",
+            "--email",
+            "jane@example.com",
+            "--password",
+            "correct horse battery staple",
+        ],
+    )
+
+    assert again.exit_code == 1
+    assert "email already exists" in again.output
+
+
+def test_accounts_show_of_an_unknown_account_fails_clearly(cli_env: Path):
+    shown = runner.invoke(app, ["accounts", "show", "nobody"])
+
+    assert shown.exit_code == 1
+    assert "no account named nobody" in shown.output
