@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import CASE_NOT_FOUND, ApiError, from_refusal, refusal_for, unavailable
 from reclaim import search_attributes
 from reclaim.contracts import (
+    ActivityName,
     CaseError,
     CaseState,
     CodeAccepted,
@@ -98,7 +99,7 @@ class CaseCalls:
         attempts = [
             activity.attempt
             for activity in description.raw_description.pending_activities
-            if activity.activity_type.name == "issue_code"
+            if activity.activity_type.name == ActivityName.ISSUE_CODE
         ]
         return max(attempts, default=0)
 

@@ -179,11 +179,15 @@ def cases_list(
     state: Annotated[str | None, typer.Option(help="e.g. awaiting_code, verified")] = None,
     limit: int = 50,
 ) -> None:
-    """Open self-service cases, from Temporal visibility."""
+    """Self-service cases from Temporal visibility: the open ones, or all in one state."""
     settings = _settings()
-    query = 'RecoveryCaseKind="self_service" AND ExecutionStatus="Running"'
+    query = 'RecoveryCaseKind="self_service"'
     if state:
+        if not state.replace("_", "").isalpha():
+            raise _fail(f"not a state: {state}")
         query += f' AND RecoveryCaseState="{state}"'
+    else:
+        query += ' AND ExecutionStatus="Running"'
 
     async def work(client: Any) -> None:
         from reclaim import search_attributes as sa

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -102,6 +103,9 @@ class DevStack:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> int:
+        # The sink's per-connection chatter and the readiness polls are not worth a line each.
+        for noisy in ("mail.log", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._stop_orphans()
         self._check_ports()
@@ -215,9 +219,8 @@ class DevStack:
         env.update(
             RECLAIM_DEV_MODE="1",
             RECLAIM_STATE_DIR=str(self.state_dir),
-            RECLAIM_DATABASE_URL=self.settings.resolved_database_url
-            if self.settings.database_url
-            else f"sqlite:///{self.state_dir / 'reclaim.db'}",
+            RECLAIM_DATABASE_URL=self.settings.database_url
+            or f"sqlite:///{self.state_dir / 'reclaim.db'}",
             RECLAIM_TEMPORAL_ADDRESS=self.settings.temporal_address,
             PYTHONUNBUFFERED="1",
         )

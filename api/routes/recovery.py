@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,6 +28,7 @@ from reclaim.identifiers import InvalidIdentifier, parse_identifier
 from reclaim.recovery import PasswordRefused, forget_case, open_recovery_case, prepare_new_password
 from reclaim.security import new_case_id, new_token
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/recovery", tags=["recovery"])
 
 _ERROR = {"description": "JSON error: `{error, message, ...}`"}
@@ -179,6 +181,7 @@ async def open_case(body: RecoveryRequest, services: AppServices) -> CaseView:
     try:
         await services.cases.start(case, status)
     except Exception as err:
+        log.warning("case_start_failed", case_id=case_id, error=type(err).__name__)
         await asyncio.to_thread(forget_case, services.engine, case_id)
         raise ApiError(
             503,
