@@ -36,6 +36,8 @@ from reclaim.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+_PROVIDER_ID_LENGTH = Notification.__table__.c.provider_id.type.length  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True)
 class _Claim:
@@ -203,6 +205,8 @@ class Notifier:
             row = session.get(Notification, row_id)
             if row is not None and row.sent_at is None:
                 row.sent_at = utcnow()
-                row.provider_id = provider_id
+                # The provider chooses the id's length: one too long for the column must not
+                # fail this update, or the retried activity would send the message again.
+                row.provider_id = provider_id[:_PROVIDER_ID_LENGTH] if provider_id else None
                 session.add(row)
                 session.commit()

@@ -69,7 +69,10 @@ class Mailer:
                 timeout=self._timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as err:
-            raise Undeliverable("the mail server refused the recipient") from err
+            # A 4xx refusal (greylisting, mailbox busy) is temporary: the retry gets through.
+            if all(500 <= refusal.code < 600 for refusal in err.recipients):
+                raise Undeliverable("the mail server refused the recipient") from err
+            raise
         except aiosmtplib.SMTPResponseException as err:
             if 500 <= err.code < 600 and err.code != 530:
                 raise Undeliverable(f"the mail server refused the message ({err.code})") from err

@@ -1,0 +1,524 @@
+"""The Notifier on SQLite and (with RECLAIM_TEST_POSTGRES_URL) PostgreSQL, delivering through
+a real SMTP server and a real SMS webhook on loopback: one message per case, kind, attempt and
+channel, the same code when a send is retried, codes kept only sealed."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from reclaim import notifications
+from reclaim.accounts import create_account
+from reclaim.cases import close_case
+from reclaim.contracts import CaseClosing, CaseState, Channel, IssueCode
+from reclaim.delivery.courier import Courier
+from reclaim.delivery.errors import Undeliverable
+from reclaim.delivery.mail import Mailer
+from reclaim.delivery.outbox import parse_mail, text_of
+from reclaim.delivery.sms import WebhookSms
+from reclaim.models import Account, Notification, RecoveryCase
+from reclaim.notifications import Notifier
+from reclaim.security import Keys, new_case_id
+from reclaim.settings import Settings
+from tests.mailbox import CODE_IN_TEXT
+
+KEYS = Keys(b"notification-tests-secret-0123456789")
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+EMAIL = "jane@example.com"
+PHONE = "+14155550123"
+DOMAIN = "reclaim.test"
+SIX_DIGITS = re.compile(r"(?<!\d)\d{6}(?!\d)")
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) that keeps every message handed to it, the ones it turned
+    away included, and can refuse recipients or fail the next few messages on demand."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.refuse_rcpt: str | None = None
+        self.fail_next = 0
+        self.handed: list[EmailMessage] = []
+        self.delivered: list[EmailMessage] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.refuse_rcpt:
+            return self.refuse_rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = parse_mail(envelope.original_content or envelope.content)
+        self.handed.append(message)
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return "451 4.3.0 local error, try again later"
+        self.delivered.append(message)
+        return "250 OK"
+
+
+class SmsGateway:
+    """A real HTTP SMS webhook that answers `status`, keeping every message posted to it."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.provider_id = "sms-1"
+        self.posted: list[dict[str, str]] = []  # every message, refused ones included
+        self.delivered: list[dict[str, str]] = []  # the ones it accepted
+        self.url = ""
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        server.port = int(sock.getsockname()[1])
+    controller = Controller(server, hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def gateway() -> Iterator[SmsGateway]:
+    state = SmsGateway()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.posted.append(message)
+            if 200 <= state.status < 300:
+                state.delivered.append(message)
+            answer = json.dumps({"id": state.provider_id}).encode()
+            self.send_response(state.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/sms"
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _settings(tmp_path: Path, **values: Any) -> Settings:
+    return Settings(
+        secret_key="x" * 32,
+        state_dir=tmp_path,
+        product_name="Reclaim",
+        public_url="https://reclaim.test",
+        webotp_domain=DOMAIN,
+        **values,
+    )
+
+
+def _notifier(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, settings: Settings
+) -> tuple[Notifier, Courier]:
+    courier = Courier(
+        Mailer("127.0.0.1", smtp.port, sender="Reclaim <no-reply@reclaim.test>", timeout=5),
+        WebhookSms(gateway.url, timeout=5),
+    )
+    return Notifier(engine, courier, KEYS, settings), courier
+
+
+@pytest.fixture
+async def notifier(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, tmp_path: Path
+) -> AsyncIterator[Notifier]:
+    notifier, courier = _notifier(engine, smtp, gateway, _settings(tmp_path))
+    yield notifier
+    await courier.aclose()
+
+
+def _account(engine: Engine, phone: str | None = PHONE) -> Account:
+    with Session(engine) as session:
+        return create_account(
+            session, username="jane", email=EMAIL, phone=phone, password_hash="not-a-real-hash"
+        )
+
+
+def _case(
+    engine: Engine,
+    account_id: int | None,
+    channel: Channel = Channel.EMAIL,
+    unknown_address: str | None = None,
+) -> str:
+    case_id = new_case_id()
+    with Session(engine) as session:
+        session.add(
+            RecoveryCase(
+                case_id=case_id,
+                account_id=account_id,
+                identifier_digest=KEYS.identifier_digest(f"{case_id}:{unknown_address}"),
+                channel=channel.value,
+                unknown_address=unknown_address,
+                opened_at=T0,
+            )
+        )
+        session.commit()
+    return case_id
+
+
+def _issue(
+    case_id: str, account_id: int | None, attempt: int = 0, channel: Channel = Channel.EMAIL
+) -> IssueCode:
+    return IssueCode(case_id, account_id, channel, attempt, T0 + timedelta(minutes=10))
+
+
+def _code_in(mail: EmailMessage) -> str:
+    [code] = CODE_IN_TEXT.findall(text_of(mail))
+    return str(code)
+
+
+def _rows(engine: Engine, case_id: str) -> list[Notification]:
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(Notification)
+                .where(Notification.case_id == case_id)
+                .order_by(col(Notification.id))
+            ).all()
+        )
+
+
+@pytest.fixture
+def codes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the codes the Notifier draws predictable, so that a code drawn anew where the
+    old one should have been re-sent always shows."""
+    drawn = ["111111", "222222", "333333", "444444"]
+    supply = iter(drawn)
+    monkeypatch.setattr(notifications, "new_code", lambda: next(supply))
+    return drawn
+
+
+# Codes
+
+
+async def test_a_code_mail_arrives_with_a_six_digit_code_whose_digest_is_returned(
+    engine: Engine, smtp: SmtpServer, notifier: Notifier
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id)
+
+    digest = await notifier.issue_code(_issue(case_id, account.id), T0)
+
+    [mail] = smtp.delivered
+    assert mail["To"] == EMAIL
+    assert mail["Subject"] == "Your Reclaim recovery code"
+    assert mail["Message-ID"] == f"<{case_id}.code.0.email@{DOMAIN}>"
+    assert "expires in 10 minutes" in text_of(mail)
+    code = _code_in(mail)
+    assert re.fullmatch(r"\d{6}", code)
+    assert digest == KEYS.code_digest(case_id, code)
+    [row] = _rows(engine, case_id)
+    assert row.sent_at is not None
+    assert row.recipient == EMAIL
+
+
+async def test_a_code_sms_ends_with_the_webotp_line_and_records_the_gateway_id(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id, Channel.SMS)
+    gateway.provider_id = "gw-7"
+
+    digest = await notifier.issue_code(_issue(case_id, account.id, channel=Channel.SMS), T0)
+
+    [sms] = gateway.delivered
+    assert sms["to"] == PHONE
+    code = sms["body"].rsplit("#", 1)[1]
+    assert sms["body"].startswith(f"{code} is your Reclaim recovery code.")
+    assert sms["body"].endswith(f"\n@{DOMAIN} #{code}")
+    assert digest == KEYS.code_digest(case_id, code)
+    assert smtp.handed == []
+    [row] = _rows(engine, case_id)
+    assert (row.channel, row.provider_id) == ("sms", "gw-7")
+
+
+async def test_a_send_retried_after_a_failed_delivery_resends_the_same_code(
+    engine: Engine, smtp: SmtpServer, notifier: Notifier, codes: list[str]
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id)
+    smtp.fail_next = 1
+
+    with pytest.raises(Exception) as caught:
+        await notifier.issue_code(_issue(case_id, account.id), T0)
+    assert not isinstance(caught.value, Undeliverable)
+    assert smtp.delivered == []
+
+    digest = await notifier.issue_code(_issue(case_id, account.id), T0)
+
+    assert [_code_in(m) for m in smtp.handed] == [codes[0], codes[0]]
+    assert len({m["Message-ID"] for m in smtp.handed}) == 1
+    [mail] = smtp.delivered
+    assert digest == KEYS.code_digest(case_id, _code_in(mail))
+
+    again = await notifier.issue_code(_issue(case_id, account.id), T0)
+
+    assert again == digest
+    assert len(smtp.handed) == 2
+    [row] = _rows(engine, case_id)
+    assert row.sent_at is not None
+
+
+async def test_an_sms_retried_after_a_gateway_outage_resends_the_same_code(
+    engine: Engine, gateway: SmsGateway, notifier: Notifier, codes: list[str]
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id, Channel.SMS)
+    request = _issue(case_id, account.id, channel=Channel.SMS)
+    gateway.status = 503
+
+    with pytest.raises(Exception) as caught:
+        await notifier.issue_code(request, T0)
+    assert not isinstance(caught.value, Undeliverable)
+
+    gateway.status = 200
+    digest = await notifier.issue_code(request, T0)
+    await notifier.issue_code(request, T0)
+
+    bodies = [m["body"] for m in gateway.posted]
+    assert len(bodies) == 2
+    assert [m["body"] for m in gateway.delivered] == bodies[1:]
+    assert bodies[0] == bodies[1]
+    assert bodies[0].endswith(f"#{codes[0]}")
+    assert digest == KEYS.code_digest(case_id, codes[0])
+
+
+async def test_a_new_attempt_gets_its_own_row_and_a_new_code(
+    engine: Engine, smtp: SmtpServer, notifier: Notifier, codes: list[str]
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id)
+
+    first = await notifier.issue_code(_issue(case_id, account.id, attempt=0), T0)
+    second = await notifier.issue_code(_issue(case_id, account.id, attempt=1), T0)
+
+    assert [_code_in(m) for m in smtp.delivered] == codes[:2]
+    assert [m["Message-ID"] for m in smtp.delivered] == [
+        f"<{case_id}.code.0.email@{DOMAIN}>",
+        f"<{case_id}.code.1.email@{DOMAIN}>",
+    ]
+    assert first == KEYS.code_digest(case_id, codes[0])
+    assert second == KEYS.code_digest(case_id, codes[1])
+    rows = _rows(engine, case_id)
+    assert [(r.attempt, r.sent_at is not None) for r in rows] == [(0, True), (1, True)]
+
+
+async def test_a_code_is_kept_only_sealed_and_closing_the_case_wipes_it(
+    engine: Engine, smtp: SmtpServer, notifier: Notifier
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id)
+    await notifier.issue_code(_issue(case_id, account.id), T0)
+    code = _code_in(smtp.delivered[0])
+
+    with engine.connect() as connection:
+        [raw] = connection.execute(
+            text("SELECT * FROM notification WHERE case_id = :case_id"), {"case_id": case_id}
+        ).mappings()
+    sealed = bytes(raw["sealed_code"])
+    assert code.encode() not in sealed
+    for name, value in raw.items():
+        if isinstance(value, str) and not name.endswith("_at"):
+            assert code not in value, name
+    assert KEYS.unseal(sealed, f"{case_id}/code/0") == code  # it is the code, sealed
+
+    with Session(engine) as session:
+        close_case(session, CaseClosing(case_id, CaseState.EXPIRED, T0 + timedelta(hours=1), 0, 0))
+
+    [row] = _rows(engine, case_id)
+    assert row.sealed_code is None
+    with pytest.raises(Undeliverable):
+        await notifier.issue_code(_issue(case_id, account.id), T0)
+    assert len(smtp.handed) == 1
+
+
+async def test_an_sms_code_for_an_account_without_a_phone_is_undeliverable(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+):
+    account = _account(engine, phone=None)
+    case_id = _case(engine, account.id, Channel.SMS)
+
+    with pytest.raises(Undeliverable):
+        await notifier.issue_code(_issue(case_id, account.id, channel=Channel.SMS), T0)
+
+    assert gateway.posted == [] and smtp.handed == []
+
+
+async def test_a_provider_id_longer_than_its_column_still_marks_the_sms_sent_once(
+    engine: Engine, gateway: SmsGateway, notifier: Notifier
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id, Channel.SMS)
+    request = _issue(case_id, account.id, channel=Channel.SMS)
+    gateway.provider_id = "gw-" + "x" * 300
+
+    await notifier.issue_code(request, T0)
+    await notifier.issue_code(request, T0)
+
+    assert len(gateway.posted) == 1
+    [row] = _rows(engine, case_id)
+    assert row.sent_at is not None
+    assert row.provider_id and gateway.provider_id.startswith(row.provider_id)
+
+
+# Cases without an account
+
+
+@pytest.mark.parametrize(
+    ("channel", "address"), [(Channel.EMAIL, "nobody@example.com"), (Channel.SMS, "+14155550199")]
+)
+async def test_an_unknown_address_hears_once_that_no_account_uses_it_and_never_a_code(
+    engine: Engine,
+    smtp: SmtpServer,
+    gateway: SmsGateway,
+    notifier: Notifier,
+    channel: Channel,
+    address: str,
+):
+    case_id = _case(engine, None, channel, unknown_address=address)
+
+    digest = await notifier.issue_code(_issue(case_id, None, 0, channel), T0)
+    await notifier.issue_code(_issue(case_id, None, 0, channel), T0)  # a retried activity
+    await notifier.issue_code(_issue(case_id, None, 1, channel), T0)  # a resend
+
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    if channel is Channel.EMAIL:
+        [mail] = smtp.handed
+        assert mail["To"] == address
+        assert mail["Subject"] == "Reclaim account recovery"
+        assert "no account uses it" in text_of(mail)
+        html = mail.get_body(preferencelist=("html",))
+        assert html is not None
+        assert not SIX_DIGITS.search(text_of(mail) + html.get_content())
+        assert gateway.posted == []
+    else:
+        [sms] = gateway.posted
+        assert sms["to"] == address
+        assert "none uses it" in sms["body"]
+        assert not SIX_DIGITS.search(sms["body"])
+        assert smtp.handed == []
+    [row] = _rows(engine, case_id)
+    assert (row.kind, row.attempt, row.sealed_code) == ("no_account", 0, None)
+
+
+async def test_an_unknown_address_hears_nothing_when_notify_unknown_is_off(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, tmp_path: Path
+):
+    notifier, courier = _notifier(engine, smtp, gateway, _settings(tmp_path, notify_unknown=False))
+    case_id = _case(engine, None, unknown_address="nobody@example.com")
+    try:
+        digest = await notifier.issue_code(_issue(case_id, None), T0)
+    finally:
+        await courier.aclose()
+
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert smtp.handed == [] and gateway.posted == []
+    assert _rows(engine, case_id) == []
+
+
+# Password changed
+
+
+async def test_password_changed_tells_the_email_and_the_phone_once_each_even_if_called_twice(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id)
+
+    await notifier.password_changed(case_id, account, T0)
+    await notifier.password_changed(case_id, account, T0)
+
+    [mail] = smtp.handed
+    assert mail["To"] == EMAIL
+    assert mail["Subject"] == "Your Reclaim password was changed"
+    assert "account jane was changed on 2026-11-24 12:00 UTC" in text_of(mail)
+    assert "https://reclaim.test" in text_of(mail)
+    [sms] = gateway.posted
+    assert sms["to"] == PHONE
+    assert "password of jane was changed on 2026-11-24 12:00 UTC" in sms["body"]
+    rows = _rows(engine, case_id)
+    assert sorted((r.kind, r.channel) for r in rows) == [
+        ("password_changed", "email"),
+        ("password_changed", "sms"),
+    ]
+
+
+async def test_a_phone_the_sms_provider_refuses_for_good_does_not_stop_the_email(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id)
+    gateway.status = 400
+
+    await notifier.password_changed(case_id, account, T0)
+
+    [mail] = smtp.delivered
+    assert mail["Subject"] == "Your Reclaim password was changed"
+    assert [m["to"] for m in gateway.posted] == [PHONE]
+    assert gateway.delivered == []
+
+
+async def test_an_email_the_mail_server_refuses_for_good_does_not_stop_the_sms(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id)
+    smtp.refuse_rcpt = "550 5.1.1 no such user"
+
+    await notifier.password_changed(case_id, account, T0)
+
+    assert smtp.handed == []
+    [sms] = gateway.delivered
+    assert sms["to"] == PHONE
+
+
+async def test_an_sms_outage_after_the_password_changed_email_is_retried_without_a_second_email(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+):
+    account = _account(engine)
+    case_id = _case(engine, account.id)
+    gateway.status = 503
+
+    with pytest.raises(Exception) as caught:
+        await notifier.password_changed(case_id, account, T0)
+    assert not isinstance(caught.value, Undeliverable)
+
+    gateway.status = 200
+    await notifier.password_changed(case_id, account, T0)
+
+    assert len(smtp.handed) == 1
+    assert [m["to"] for m in gateway.posted] == [PHONE, PHONE]
+    assert [m["to"] for m in gateway.delivered] == [PHONE]
