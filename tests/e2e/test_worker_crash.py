@@ -42,7 +42,9 @@ async def test_a_case_completes_after_its_worker_is_killed(
         state_dir=tmp_path,
         mail=mail,
         sms=sms,
-        temporal_rpc_timeout=30,
+        # Temporal hands the case over once the dead worker's sticky queue times out (10 s),
+        # plus the new worker's start: room for a loaded machine.
+        temporal_rpc_timeout=60,
     )
     env = settings_env(settings)
     engine = make_engine(database_url)
@@ -59,7 +61,7 @@ async def test_a_case_completes_after_its_worker_is_killed(
             worker.wait()
             # The user types the code while no worker runs: the update waits in Temporal.
             submitted = asyncio.create_task(
-                stack.http.post(f"/v1/recovery/{case_id}/code", json={"code": code})
+                stack.http.post(f"/v1/recovery/{case_id}/code", json={"code": code}, timeout=90)
             )
             worker = _start_worker(env, log)
             granted = await submitted
