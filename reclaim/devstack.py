@@ -31,7 +31,7 @@ from typing import IO
 
 import httpx
 
-from reclaim.binaries import temporal_cli
+from reclaim.binaries import dev_server_command
 from reclaim.settings import Settings
 from reclaim.temporal import connect, register_search_attributes
 
@@ -142,27 +142,12 @@ class DevStack:
         env = self._child_env()
         temporal = Child(
             "temporal",
-            [
-                temporal_cli(),
-                "server",
-                "start-dev",
-                "--db-filename",
-                str(self.state_dir / "temporal.db"),
-                "--ip",
-                self.temporal_host,
-                "--port",
-                str(self.temporal_port),
-                "--ui-port",
-                str(self.settings.temporal_ui_port),
-                "--ui-disable-news-fetch",
-                # A rollback journal makes the dev server write ~3 MB per case; WAL does not.
-                "--sqlite-pragma",
-                "journal_mode=wal",
-                "--sqlite-pragma",
-                "synchronous=normal",
-                "--log-level",
-                "warn",
-            ],
+            dev_server_command(
+                host=self.temporal_host,
+                port=self.temporal_port,
+                db_file=self.state_dir / "temporal.db",
+                ui_port=self.settings.temporal_ui_port,
+            ),
             env,
             log=(self.state_dir / "temporal.log").open("ab"),
         )

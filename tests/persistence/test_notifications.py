@@ -4,14 +4,11 @@ channel, the same code when a send is retried, codes kept only sealed."""
 
 from __future__ import annotations
 
-import json
 import re
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from reclaim.notifications import Notifier
 from reclaim.security import Keys, new_case_id
 from reclaim.settings import Settings
 from tests.mailbox import CODE_IN_TEXT
+from tests.sms_gateway import SmsGateway
 
 KEYS = Keys(b"notification-tests-secret-0123456789")
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -73,17 +71,6 @@ class SmtpServer:
         return "250 OK"
 
 
-class SmsGateway:
-    """A real HTTP SMS webhook that answers `status`, keeping every message posted to it."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.provider_id = "sms-1"
-        self.posted: list[dict[str, str]] = []  # every message, refused ones included
-        self.delivered: list[dict[str, str]] = []  # the ones it accepted
-        self.url = ""
-
-
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer()
@@ -99,35 +86,8 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def gateway() -> Iterator[SmsGateway]:
-    state = SmsGateway()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state.posted.append(message)
-            if 200 <= state.status < 300:
-                state.delivered.append(message)
-            answer = json.dumps({"id": state.provider_id}).encode()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/sms"
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def gateway(sms: SmsGateway) -> SmsGateway:
+    return sms
 
 
 def _settings(tmp_path: Path, **values: Any) -> Settings:
