@@ -24,6 +24,9 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 NEW = "violet tangerine marmalade kayak"
 CASE_TTL = 20
+# Right after a kill -9, a call to an open case may wait for the dead worker's sticky queue
+# to time out (10 s) before the new worker takes it: be as patient as a real client.
+http = httpx.Client(timeout=30)
 
 
 def _poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -82,6 +85,7 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
         RECLAIM_TEMPORAL_UI_PORT=str(free_port()),
         RECLAIM_DEV_SMTP_PORT=str(free_port()),
         RECLAIM_CASE_TTL=str(CASE_TTL),
+        RECLAIM_TEMPORAL_RPC_TIMEOUT="25",
         RECLAIM_ARGON2_TIME_COST="1",
         RECLAIM_ARGON2_MEMORY_COST="1024",
         RECLAIM_ARGON2_PARALLELISM="1",
@@ -100,7 +104,7 @@ def runs(dev_env: dict[str, str], tmp_path: Path) -> Iterator[list[DevRun]]:
 
 
 def _outbox_code(api: str, to: str) -> str | None:
-    messages = httpx.get(f"{api}/dev/outbox").json()["messages"]
+    messages = http.get(f"{api}/dev/outbox").json()["messages"]
     for message in messages:
         if message["to"] == to and "recovery code" in (message.get("subject") or ""):
             found = re.search(r"^\s+(\d{6})\s*$", message["text"], re.MULTILINE)
@@ -117,7 +121,7 @@ def test_a_killed_stack_restarts_with_every_case_and_timer_then_stops_on_ctrl_c(
     ready = runs[0].ready_line()
     for url in (api, f"{api}/docs", ui, f"{api}/dev/outbox"):
         assert url in ready
-    assert httpx.get(ui).status_code == 200
+    assert http.get(ui).status_code == 200
     created = subprocess.run(
         [
             sys.executable,
@@ -141,9 +145,9 @@ def test_a_killed_stack_restarts_with_every_case_and_timer_then_stops_on_ctrl_c(
         check=False,
     )
     assert created.returncode == 0, created.stderr
-    jane = httpx.post(f"{api}/v1/recovery", json={"identifier": "jane@example.com"}).json()
+    jane = http.post(f"{api}/v1/recovery", json={"identifier": "jane@example.com"}).json()
     code = _poll(lambda: _outbox_code(api, "jane@example.com"), 20, "the code mail")
-    idle = httpx.post(f"{api}/v1/recovery", json={"identifier": "ghost@example.com"}).json()
+    idle = http.post(f"{api}/v1/recovery", json={"identifier": "ghost@example.com"}).json()
 
     runs[0].signal_group(signal.SIGKILL)
     runs[0].process.wait()
@@ -151,24 +155,24 @@ def test_a_killed_stack_restarts_with_every_case_and_timer_then_stops_on_ctrl_c(
     runs.append(DevRun(dev_env, tmp_path / "dev2.log"))
     runs[1].ready_line()
 
-    after = httpx.get(f"{api}/v1/recovery/{jane['case_id']}").json()
+    after = http.get(f"{api}/v1/recovery/{jane['case_id']}").json()
     assert {k: after[k] for k in ("state", "attempts_left", "code_expires_at")} == {
         "state": "awaiting_code",
         "attempts_left": 5,
         "code_expires_at": jane["code_expires_at"],
     }
-    granted = httpx.post(f"{api}/v1/recovery/{jane['case_id']}/code", json={"code": code})
+    granted = http.post(f"{api}/v1/recovery/{jane['case_id']}/code", json={"code": code})
     assert granted.status_code == 200, granted.text
-    done = httpx.post(
+    done = http.post(
         f"{api}/v1/recovery/{jane['case_id']}/password",
         json={"reset_token": granted.json()["reset_token"], "new_password": NEW},
     )
     assert done.json()["state"] == "completed"
-    signed_in = httpx.post(f"{api}/v1/sessions", json={"identifier": "jane", "password": NEW})
+    signed_in = http.post(f"{api}/v1/sessions", json={"identifier": "jane", "password": NEW})
     assert signed_in.status_code == 200
     # The idle case's TTL timer, armed before the kill, fires after the restart.
     _poll(
-        lambda: httpx.get(f"{api}/v1/recovery/{idle['case_id']}").json()["state"] == "expired",
+        lambda: http.get(f"{api}/v1/recovery/{idle['case_id']}").json()["state"] == "expired",
         CASE_TTL + 40,
         "the idle case expiring",
     )
