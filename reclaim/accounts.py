@@ -88,7 +88,6 @@ class LoginResult:
 
     token: str | None = None
     problem: str | None = None
-    ends_at: datetime | None = None
 
 
 def login(

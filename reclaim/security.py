@@ -81,10 +81,6 @@ class Keys:
         return self._at_rest.decrypt(sealed[:12], sealed[12:], context.encode()).decode()
 
 
-def digests_match(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and hmac.compare_digest(a, b)
-
-
 class Passwords:
     """argon2id hashing with a configurable cost."""
 

@@ -89,6 +89,7 @@ class RecoveryWorkflow:
         self._reset_expires_at: datetime | None = None
         self._resetting = False
         self._notices_pending = False
+        self._changed_at: datetime | None = None
         self._deadline = case.rules.case_expires_at(case.opened_at)
 
     @workflow.run
@@ -103,7 +104,9 @@ class RecoveryWorkflow:
             if self._notices_pending:
                 await workflow.execute_activity(
                     ActivityName.NOTIFY_PASSWORD_CHANGED,
-                    PasswordChangedNotice(case.case_id, self._account_id, workflow.now()),
+                    PasswordChangedNotice(
+                        case.case_id, self._account_id, self._changed_at or workflow.now()
+                    ),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     schedule_to_close_timeout=timedelta(days=1),
                     retry_policy=NOTICE_RETRY,
@@ -200,6 +203,7 @@ class RecoveryWorkflow:
     @workflow.update(name=RecoveryCalls.SET_PASSWORD)
     async def set_password(self, change: SetPassword) -> RecoveryStatus:
         self._resetting = True
+        self._changed_at = workflow.now()
         try:
             applied = await workflow.execute_activity(
                 ActivityName.APPLY_RESET,
@@ -207,7 +211,7 @@ class RecoveryWorkflow:
                     self._case.case_id,
                     self._account_id,
                     change.password_hash,
-                    workflow.now(),
+                    self._changed_at,
                     self._wrong_codes,
                     self._resends,
                 ),

@@ -257,7 +257,9 @@ async def test_pending_notices_are_retried_before_the_case_ends(time_env: Workfl
         await case.set_password()
 
         assert (await case.handle.result()).state is CaseState.COMPLETED
-        assert [n.account_id for n in case.ledger.notices] == [7]
+        [notice] = case.ledger.notices
+        assert notice.account_id == 7
+        assert notice.at == case.ledger.resets[0].at  # when it changed, not when retried
 
 
 async def test_rules_come_from_the_input(time_env: WorkflowEnvironment):
