@@ -8,6 +8,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from reclaim import cases
 from reclaim.contracts import (
     ActivityName,
@@ -36,6 +37,10 @@ class AccountActivities:
     async def apply_reset(self, reset: ApplyReset) -> ResetApplied:
         """New password, password history, every session revoked and the case recorded as
         completed, in one transaction; then one try at telling every contact."""
+        async with heartbeating():
+            return await self._apply_and_tell(reset)
+
+    async def _apply_and_tell(self, reset: ApplyReset) -> ResetApplied:
         try:
             account = await asyncio.to_thread(self._apply, reset)
         except cases.Superseded as err:

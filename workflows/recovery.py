@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# The activities a user waits on heartbeat: a worker that dies mid-way is noticed this soon.
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 # A provider outage is retried with backoff, for as long as the code would be worth anything.
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -217,6 +219,7 @@ class RecoveryWorkflow:
                 ),
                 result_type=ResetApplied,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=LEDGER_RETRY,
                 summary="set the new password and sign every session out",
             )
@@ -355,6 +358,7 @@ class RecoveryWorkflow:
                 ),
                 result_type=IssuedCode,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 # No point delivering a code after its lifetime.
                 schedule_to_close_timeout=timedelta(seconds=self._rules.code_ttl),
                 retry_policy=DELIVERY_RETRY,
