@@ -54,6 +54,8 @@ class Ledger:
     # When set, the send activity hands the code over, then waits for this before answering.
     hold_delivery: asyncio.Event | None = None
     code_handed_over: asyncio.Event = field(default_factory=asyncio.Event)
+    # When set, recording the closed case waits for this: the case has ended but still runs.
+    hold_closing: asyncio.Event | None = None
     supersede_reset: bool = False
     notices_pending: bool = False
 
@@ -84,6 +86,8 @@ class Ledger:
     @activity.defn(name=ActivityName.RECORD_CLOSED_CASE)
     async def record_closed_case(self, closing: CaseClosing) -> None:
         self.closings.append(closing)
+        if self.hold_closing is not None:
+            await self.hold_closing.wait()
 
     def activities(self) -> list[Any]:
         return [

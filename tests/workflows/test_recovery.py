@@ -108,13 +108,20 @@ async def test_wrong_codes_count_down_and_the_fifth_locks_the_case(
 async def test_sixth_code_is_refused_when_locked_even_the_right_one(
     time_env: WorkflowEnvironment,
 ):
-    async with recovery_case(time_env, rules=RecoveryRules(max_attempts=2)) as case:
+    ledger = Ledger(hold_closing=asyncio.Event())  # locked, still recording its ending
+    async with recovery_case(time_env, rules=RecoveryRules(max_attempts=2), ledger=ledger) as case:
         wrong = "000000" if case.code() != "000000" else "111111"
         await refusal(case.submit(wrong))
         await refusal(case.submit(wrong))
-        # The workflow has ended: the handle refuses updates; its final state says locked.
+
+        error = await refusal(case.submit(case.code()))
+        resend = await refusal(case.resend())
+
+        assert (error.type, details(error)["attempts_left"]) == (CaseError.CASE_LOCKED, 0)
+        assert resend.type == CaseError.CASE_LOCKED
+        ledger.hold_closing.set()
         assert (await case.handle.result()).state is CaseState.LOCKED
-        assert (await case.status()).state is CaseState.LOCKED
+        assert case.ledger.resets == []
 
 
 async def test_resend_cooldown_doubles_and_resends_run_out(time_env: WorkflowEnvironment):
