@@ -9,11 +9,11 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from temporalio.common import SearchAttributeIndexedValueType
@@ -22,8 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 from reclaim import search_attributes
 from reclaim.binaries import dev_server_command, temporal_test_server
 from reclaim.db import create_schema, make_engine
+from reclaim.settings import Settings
 from reclaim.temporal import register_search_attributes
-from tests.mailbox import MailSink
+from tests.mailbox import MailSink, smtp_server
 from tests.sms_gateway import SmsGateway
 from tests.stack import Stack, running_stack, stack_settings
 
@@ -92,14 +93,8 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture
 def mail() -> Iterator[MailSink]:
-    sink = MailSink()
-    sink.port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
-    try:
+    with smtp_server(MailSink()) as sink:
         yield sink
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -147,15 +142,38 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'reclaim.db'}"
 
 
+StackParts = Callable[..., tuple[Settings, Engine]]
+
+
 @pytest.fixture
-async def stack(
+def stack_parts(
     dev_server: str, sqlite_url: str, tmp_path: Path, mail: MailSink, sms: SmsGateway
-) -> AsyncIterator[Stack]:
-    settings = stack_settings(
-        temporal=dev_server, database_url=sqlite_url, state_dir=tmp_path, mail=mail, sms=sms
-    )
-    engine = make_engine(sqlite_url)
-    create_schema(engine)
+) -> Iterator[StackParts]:
+    """Settings and a ready database for a stack of this test's own: `stack_parts(code_ttl=1)`,
+    or `stack_parts(mail=other_sink)`."""
+    engines: list[Engine] = []
+
+    def build(*, mail: MailSink = mail, **overrides: Any) -> tuple[Settings, Engine]:
+        settings = stack_settings(
+            temporal=dev_server,
+            database_url=sqlite_url,
+            state_dir=tmp_path,
+            mail=mail,
+            sms=sms,
+            **overrides,
+        )
+        engine = make_engine(sqlite_url)
+        create_schema(engine)
+        engines.append(engine)
+        return settings, engine
+
+    yield build
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+async def stack(stack_parts: StackParts, mail: MailSink, sms: SmsGateway) -> AsyncIterator[Stack]:
+    settings, engine = stack_parts()
     async with running_stack(settings, engine, mail, sms) as running:
         yield running
-    engine.dispose()

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+from aiosmtpd.controller import Controller
 
 from reclaim.delivery.outbox import parse_mail, text_of
+
+
+class _Handler(Protocol):
+    port: int
+
+
+HandlerT = TypeVar("HandlerT", bound=_Handler)
+
+
+@contextmanager
+def smtp_server(handler: HandlerT) -> Iterator[HandlerT]:
+    """Serve `handler` (an aiosmtpd handler with a `port` attribute) on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        handler.port = int(sock.getsockname()[1])
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
 
 CODE_IN_TEXT = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
 

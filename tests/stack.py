@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from api.app import build_services, create_app
 from reclaim.accounts import create_account
+from reclaim.security import Passwords
 from reclaim.settings import Settings
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
@@ -29,6 +30,11 @@ from worker import build_worker, courier_for
 # Cheap argon2 for tests: the cost profile is configuration, not behaviour.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
 TEST_SECRET = "test-secret-key-with-enough-entropy-0123456789"
+TEST_PASSWORDS = Passwords(
+    FAST_ARGON2["argon2_time_cost"],
+    FAST_ARGON2["argon2_memory_cost"],
+    FAST_ARGON2["argon2_parallelism"],
+)
 
 
 def stack_settings(
@@ -80,8 +86,6 @@ class Stack:
     sms: SmsGateway
 
     async def add_account(self, username: str, email: str, phone: str | None, password: str) -> int:
-        services_hash = await asyncio.to_thread(self._hash, password)
-
         def insert() -> int:
             with Session(self.engine) as session:
                 account = create_account(
@@ -89,17 +93,12 @@ class Stack:
                     username=username,
                     email=email,
                     phone=phone,
-                    password_hash=services_hash,
+                    password_hash=TEST_PASSWORDS.hash(password),
                 )
                 assert account.id is not None
                 return account.id
 
         return await asyncio.to_thread(insert)
-
-    def _hash(self, password: str) -> str:
-        from reclaim.security import Passwords
-
-        return Passwords(1, 1024, 1).hash(password)
 
     async def open_case(self, identifier: str, channel: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"identifier": identifier}

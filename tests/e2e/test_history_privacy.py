@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-from reclaim.db import create_schema, make_engine
 from reclaim.security import Keys
+from tests.conftest import StackParts
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.stack import TEST_SECRET, running_stack, stack_settings
+from tests.stack import TEST_SECRET, running_stack
 
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
@@ -40,19 +39,9 @@ def _contains_code(text: str, code: str) -> bool:
 
 
 async def test_no_code_token_password_or_contact_in_any_event(
-    dev_server: str, tmp_path: Path, mail: MailSink, sms: SmsGateway
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
 ):
-    database_url = f"sqlite:///{tmp_path / 'reclaim.db'}"
-    settings = stack_settings(
-        temporal=dev_server,
-        database_url=database_url,
-        state_dir=tmp_path,
-        mail=mail,
-        sms=sms,
-        resend_cooldown=0,
-    )
-    engine = make_engine(database_url)
-    create_schema(engine)
+    settings, engine = stack_parts(resend_cooldown=0)
     async with running_stack(settings, engine, mail, sms) as stack:
         await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
         case_id = (await stack.open_case("jane@example.com"))["case_id"]
@@ -68,7 +57,6 @@ async def test_no_code_token_password_or_contact_in_any_event(
             f"/v1/recovery/{case_id}/password", json={"reset_token": token, "new_password": NEW}
         )
         history = await stack.client.get_workflow_handle(case_id).fetch_history()
-    engine.dispose()
 
     raw = history.to_json()
     decoded = "\n".join(_payload_texts(json.loads(raw)))

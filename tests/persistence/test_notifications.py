@@ -5,7 +5,6 @@ channel, the same code when a send is retried, codes kept only sealed."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -31,7 +29,7 @@ from reclaim.models import Account, Notification, RecoveryCase
 from reclaim.notifications import Notifier
 from reclaim.security import Keys, new_case_id
 from reclaim.settings import Settings
-from tests.mailbox import CODE_IN_TEXT
+from tests.mailbox import CODE_IN_TEXT, smtp_server
 from tests.sms_gateway import SmsGateway
 
 KEYS = Keys(b"notification-tests-secret-0123456789")
@@ -73,16 +71,8 @@ class SmtpServer:
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        server.port = int(sock.getsockname()[1])
-    controller = Controller(server, hostname="127.0.0.1", port=server.port)
-    controller.start()
-    try:
+    with smtp_server(SmtpServer()) as server:
         yield server
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
