@@ -106,24 +106,22 @@ class CaseCalls:
     async def submit_code(self, case_id: str, attempt: SubmitCode) -> CodeAccepted:
         handle = self._handle(case_id)
         return await self._update(
-            handle,
             lambda: handle.execute_update(
                 RecoveryCalls.SUBMIT_CODE,
                 attempt,
                 result_type=CodeAccepted,
                 rpc_timeout=self._timeout,
             ),
-            ended=_ENDED_CODE,
+            self._by_final_state(case_id, _ENDED_CODE),
         )
 
     async def resend_code(self, case_id: str) -> RecoveryStatus:
         handle = self._handle(case_id)
         return await self._update(
-            handle,
             lambda: handle.execute_update(
                 RecoveryCalls.RESEND_CODE, result_type=RecoveryStatus, rpc_timeout=self._timeout
             ),
-            ended={CaseState.LOCKED: CaseError.CASE_LOCKED},
+            self._by_final_state(case_id, {CaseState.LOCKED: CaseError.CASE_LOCKED}),
         )
 
     async def reset_context(self, case_id: str, reset_token_digest: str) -> ResetContext:
@@ -146,14 +144,13 @@ class CaseCalls:
             return refusal_for(context.problem or CaseError.INVALID_STATE)
 
         return await self._update(
-            handle,
             lambda: handle.execute_update(
                 RecoveryCalls.SET_PASSWORD,
                 change,
                 result_type=RecoveryStatus,
                 rpc_timeout=self._timeout,
             ),
-            ended_refusal=ended_refusal,
+            ended_refusal,
         )
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -175,13 +172,11 @@ class CaseCalls:
             raise unavailable() from err
 
     async def _update(
-        self,
-        handle: WorkflowHandle[Any, Any],
-        call: Callable[[], Awaitable[T]],
-        *,
-        ended: dict[CaseState, CaseError] | None = None,
-        ended_refusal: Callable[[], Awaitable[ApiError]] | None = None,
+        self, call: Callable[[], Awaitable[T]], ended: Callable[[], Awaitable[ApiError]]
     ) -> T:
+        """An update, its refusals as HTTP errors. An update to a workflow that has ended is
+        NOT_FOUND too: `ended` then says what the user should be told (the case still
+        answers queries)."""
         try:
             return await self._call(call)
         except WorkflowUpdateFailedError as err:
@@ -192,14 +187,17 @@ class CaseCalls:
         except ApiError as err:
             if err is not CASE_NOT_FOUND:
                 raise
-            # An update to a workflow that has ended is NOT_FOUND too; the case still answers
-            # queries, and the state it ended in says what the user should be told.
-            if ended_refusal is not None:
-                raise await ended_refusal() from err
-            final = await self.status(handle.id)
-            raise refusal_for(
-                (ended or {}).get(final.state, CaseError.INVALID_STATE), final.state.value
-            ) from err
+            raise await ended() from err
+
+    def _by_final_state(
+        self, case_id: str, refusals: dict[CaseState, CaseError]
+    ) -> Callable[[], Awaitable[ApiError]]:
+        async def refusal() -> ApiError:
+            final = await self.status(case_id)
+            error = refusals.get(final.state, CaseError.INVALID_STATE)
+            return refusal_for(error, final.state.value)
+
+        return refusal
 
     @staticmethod
     def _unavailable(err: Exception) -> ApiError:

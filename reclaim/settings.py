@@ -11,6 +11,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,8 +96,6 @@ class Settings(BaseSettings):
     def resolved_webotp_domain(self) -> str:
         if self.webotp_domain:
             return self.webotp_domain
-        from urllib.parse import urlsplit
-
         return urlsplit(self.public_url).hostname or "localhost"
 
     @property
