@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities.accounts import AccountActivities
 from activities.delivery import DeliveryActivities
+from activities.lifecycle import LifecycleActivities
 from reclaim.db import create_schema, make_engine
 from reclaim.delivery.courier import Courier
 from reclaim.delivery.mail import Mailer
@@ -26,19 +27,22 @@ from reclaim.notifications import Notifier
 from reclaim.security import Keys
 from reclaim.settings import Settings
 from reclaim.temporal import connect_when_up
+from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS = [RecoveryWorkflow]
+WORKFLOWS = [RecoveryWorkflow, AccountDeletionWorkflow, AccountBanWorkflow]
 
 
 def build_worker(
     client: Client, settings: Settings, engine: Engine, courier: Courier, *, task_queue: str
 ) -> Worker:
-    notifier = Notifier(engine, courier, Keys(settings.secret_bytes()), settings)
+    keys = Keys(settings.secret_bytes())
+    notifier = Notifier(engine, courier, keys, settings)
     delivery = DeliveryActivities(notifier)
     accounts = AccountActivities(engine, notifier)
+    lifecycle = LifecycleActivities(engine, keys, notifier)
     return Worker(
         client,
         task_queue=task_queue,
@@ -48,6 +52,11 @@ def build_worker(
             accounts.apply_reset,
             accounts.notify_password_changed,
             accounts.record_closed_case,
+            lifecycle.deactivate_account,
+            lifecycle.purge_account,
+            lifecycle.ban_account,
+            lifecycle.lift_ban,
+            lifecycle.notify_account,
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

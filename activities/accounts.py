@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from reclaim import cases
+from reclaim.account_cases import signal_reactivated
 from reclaim.contracts import (
     ActivityName,
     ApplyReset,
@@ -42,7 +43,7 @@ class AccountActivities:
 
     async def _apply_and_tell(self, reset: ApplyReset) -> ResetApplied:
         try:
-            account = await asyncio.to_thread(self._apply, reset)
+            done = await asyncio.to_thread(self._apply, reset)
         except cases.Superseded as err:
             raise ApplicationError(
                 "a newer case was opened for this account",
@@ -51,8 +52,11 @@ class AccountActivities:
             ) from err
         except cases.NoAccount as err:
             raise ApplicationError(
-                "the account no longer exists", type=CaseError.NO_ACCOUNT, non_retryable=True
+                "the account is gone or banned", type=CaseError.NO_ACCOUNT, non_retryable=True
             ) from err
+        account = done.account
+        if done.reactivated is not None:  # the recovery kept a deactivated account
+            await signal_reactivated(activity.client(), done.reactivated)
         try:
             await asyncio.wait_for(
                 self._notifier.password_changed(reset.case_id, account, reset.at),
@@ -75,11 +79,11 @@ class AccountActivities:
     async def record_closed_case(self, closing: CaseClosing) -> None:
         await asyncio.to_thread(self._close, closing)
 
-    def _apply(self, reset: ApplyReset) -> Account:
+    def _apply(self, reset: ApplyReset) -> cases.ResetDone:
         with Session(self._engine) as session:
-            account = cases.apply_reset(session, reset)
-            session.expunge(account)
-            return account
+            done = cases.apply_reset(session, reset)
+            session.expunge(done.account)
+            return done
 
     def _account(self, account_id: int) -> Account | None:
         with Session(self._engine) as session:

@@ -11,7 +11,8 @@ from api.case_calls import CaseCalls
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import dev, health, recovery, sessions
+from api.routes import accounts, dev, health, recovery, sessions
+from reclaim.account_cases import AccountCases
 from reclaim.db import create_schema, make_engine
 from reclaim.security import Keys, Passwords
 from reclaim.settings import Settings, load_settings
@@ -38,6 +39,7 @@ async def build_services(settings: Settings) -> Services:
             settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
         ),
         cases=CaseCalls(client, settings.task_queue, settings.temporal_rpc_timeout),
+        accounts=AccountCases(client, engine, settings),
     )
 
 
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(recovery.router)
     app.include_router(sessions.router)
+    app.include_router(accounts.router)
     app.include_router(health.router)
     if settings.dev_mode:
         app.include_router(dev.router)

@@ -85,7 +85,7 @@ class CaseCalls:
 
     async def status(self, case_id: str) -> RecoveryStatus:
         handle = self._handle(case_id)
-        return await self._call(
+        return await self.call(
             lambda: handle.query(
                 RecoveryCalls.STATUS, result_type=RecoveryStatus, rpc_timeout=self._timeout
             )
@@ -93,7 +93,7 @@ class CaseCalls:
 
     async def delivery_attempts(self, case_id: str) -> int:
         """How many times the worker has tried to deliver the current code so far."""
-        description = await self._call(
+        description = await self.call(
             lambda: self._handle(case_id).describe(rpc_timeout=self._timeout)
         )
         attempts = [
@@ -126,7 +126,7 @@ class CaseCalls:
 
     async def reset_context(self, case_id: str, reset_token_digest: str) -> ResetContext:
         handle = self._handle(case_id)
-        return await self._call(
+        return await self.call(
             lambda: handle.query(
                 RecoveryCalls.RESET_CONTEXT,
                 reset_token_digest,
@@ -153,7 +153,8 @@ class CaseCalls:
             ended_refusal,
         )
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Any call to Temporal, its failures as HTTP errors (404, 503)."""
         try:
             return await call()
         except RPCError as err:
@@ -178,7 +179,7 @@ class CaseCalls:
         NOT_FOUND too: `ended` then says what the user should be told (the case still
         answers queries)."""
         try:
-            return await self._call(call)
+            return await self.call(call)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from api.case_calls import CaseCalls
+from reclaim.account_cases import AccountCases
 from reclaim.security import Keys, Passwords
 from reclaim.settings import Settings
 
@@ -22,6 +23,7 @@ class Services:
     keys: Keys
     passwords: Passwords
     cases: CaseCalls
+    accounts: AccountCases
 
 
 def get_services(request: Request) -> Services:

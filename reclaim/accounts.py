@@ -10,6 +10,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from reclaim import lifecycle  # module import: lifecycle uses this module too
+from reclaim.contracts import Actor, ActorKind
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.models import Account, AccountStatus, LoginSession, PasswordHistory, utcnow
 from reclaim.security import Keys, Passwords, new_token
@@ -23,6 +25,26 @@ class AccountExists(ValueError):
         self.field = field
 
 
+class UsernameReserved(AccountExists):
+    def __init__(self, until: datetime) -> None:
+        ValueError.__init__(
+            self,
+            "this username belonged to a deleted account: it is reserved until "
+            f"{until:%Y-%m-%d %H:%M} UTC",
+        )
+        self.field = "username"
+        self.until = until
+
+
+# How the account holder appears in the lifecycle record (never by name: the record outlives
+# the purge of their personal data).
+ACCOUNT_HOLDER = Actor(ActorKind.USER, "account holder")
+
+
+def username_digest(keys: Keys, username: str) -> str:
+    return keys.identifier_digest(Identifier(IdentifierKind.USERNAME, username).key)
+
+
 def create_account(
     session: Session,
     *,
@@ -30,7 +52,14 @@ def create_account(
     email: str,
     phone: str | None,
     password_hash: str,
+    keys: Keys | None = None,
 ) -> Account:
+    """A new active account. With `keys`, a username still reserved after the purge of its
+    previous owner is refused."""
+    if keys is not None:
+        until = lifecycle.reserved_until(session, username_digest(keys, username), utcnow())
+        if until is not None:
+            raise UsernameReserved(until)
     for field, value in (("username", username), ("email", email), ("phone", phone)):
         if (
             value is not None
@@ -84,10 +113,14 @@ def revoke_all_sessions(session: Session, account_id: int, at: datetime) -> int:
 
 @dataclass(frozen=True)
 class LoginResult:
-    """`token` on success; otherwise `problem` is `invalid_credentials` or `account_<status>`."""
+    """`token` on success; otherwise `problem` is `invalid_credentials` or `account_<status>`
+    (with `until`, when a ban ends). `reactivated` names the deletion case a sign-in inside
+    the grace period stopped: its workflow must hear of it."""
 
     token: str | None = None
     problem: str | None = None
+    until: datetime | None = None
+    reactivated: str | None = None
 
 
 def login(
@@ -100,6 +133,10 @@ def login(
         if not passwords.verify(account.password_hash if account else None, password):
             return LoginResult(problem="invalid_credentials")
         assert account is not None and account.id is not None
+        if account.status == AccountStatus.BANNED:
+            return LoginResult(problem="account_banned", until=account.status_until)
+        # Signing in during the grace period of a deactivation keeps the account.
+        reactivated = lifecycle.reactivate(session, account, utcnow(), ACCOUNT_HOLDER)
         if account.status != AccountStatus.ACTIVE:
             return LoginResult(problem=f"account_{account.status}")
         if passwords.needs_rehash(account.password_hash):
@@ -108,11 +145,12 @@ def login(
         token = new_token()
         session.add(LoginSession(account_id=account.id, token_digest=keys.token_digest(token)))
         session.commit()
-        return LoginResult(token=token)
+        return LoginResult(token=token, reactivated=reactivated)
 
 
 @dataclass(frozen=True)
 class SessionView:
+    account_id: int
     username: str
     created_at: datetime
 
@@ -131,7 +169,10 @@ def current_session(engine: Engine, keys: Keys, token: str) -> SessionView | Non
         if row is None:
             return None
         login_session, account = row
-        return SessionView(username=account.username, created_at=login_session.created_at)
+        assert account.id is not None
+        return SessionView(
+            account_id=account.id, username=account.username, created_at=login_session.created_at
+        )
 
 
 def end_session(engine: Engine, keys: Keys, token: str) -> bool:

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, insert, literal, select, text, update
 from sqlmodel import Session, col
 
-from reclaim.accounts import revoke_all_sessions
+from reclaim import lifecycle
+from reclaim.accounts import ACCOUNT_HOLDER, revoke_all_sessions
 from reclaim.contracts import ApplyReset, CaseClosing, CaseState, seconds_until
 from reclaim.models import (
     Account,
@@ -42,7 +43,14 @@ class Superseded(Exception):
 
 
 class NoAccount(Exception):
-    """The account is gone (purged) since the case opened."""
+    """The account is gone (purged) or banned since the case opened: no password change."""
+
+
+@dataclass(frozen=True)
+class ResetDone:
+    account: Account
+    # The deletion case stopped because this reset reactivated a deactivated account.
+    reactivated: str | None = None
 
 
 def open_case(session: Session, case: RecoveryCase, *, per_hour: int) -> CaseOpened | RateLimited:
@@ -149,15 +157,16 @@ def _close(
         )
 
 
-def apply_reset(session: Session, reset: ApplyReset) -> Account:
-    """Set the new password, keep it in the history, sign every session out and close the
-    case, in one transaction. Running it again for the same case changes nothing."""
+def apply_reset(session: Session, reset: ApplyReset) -> ResetDone:
+    """Set the new password, keep it in the history, sign every session out, reactivate a
+    deactivated account and close the case, in one transaction. Running it again for the
+    same case changes nothing."""
     account = session.get(Account, reset.account_id)
-    if account is None or account.status == AccountStatus.PURGED:
+    if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
         raise NoAccount(reset.account_id)
     row = session.get(RecoveryCase, reset.case_id)
     if row is not None and row.state == CaseState.COMPLETED:
-        return account
+        return ResetDone(account)
     if row is not None:
         newer = session.execute(
             select(col(RecoveryCase.case_id)).where(
@@ -179,10 +188,13 @@ def apply_reset(session: Session, reset: ApplyReset) -> Account:
         )
     )
     revoke_all_sessions(session, reset.account_id, reset.at)
+    reactivated = lifecycle.reactivate(
+        session, account, reset.at, ACCOUNT_HOLDER, case_id=reset.case_id
+    )
     _close(session, row, CaseState.COMPLETED, reset.at, reset.wrong_codes, reset.resends)
     session.commit()
     session.refresh(account)
-    return account
+    return ResetDone(account, reactivated)
 
 
 def close_case(session: Session, closing: CaseClosing) -> None:

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlmodel import Session, col, select
 
 from reclaim.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.engine import Engine
+
+    from reclaim.contracts import Actor
+    from reclaim.security import Keys
+
 app = typer.Typer(
     help="Reclaim: account recovery cases as durable Temporal workflows.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-accounts_app = typer.Typer(help="Create and inspect accounts.", no_args_is_help=True)
+accounts_app = typer.Typer(
+    help="Create, inspect, deactivate and ban accounts.", no_args_is_help=True
+)
 cases_app = typer.Typer(help="Look at and stop recovery cases.", no_args_is_help=True)
 temporal_app = typer.Typer(help="Prepare a Temporal cluster for Reclaim.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
@@ -36,6 +47,55 @@ def _settings() -> Settings:
 def _fail(message: str) -> typer.Exit:
     typer.echo(message, err=True)
     return typer.Exit(1)
+
+
+def _keys(settings: Settings) -> Keys:
+    """The server's keys: from RECLAIM_SECRET_KEY, or the one `reclaim dev` keeps."""
+    from reclaim.security import Keys
+
+    if settings.secret_key is None and settings.secret_file.exists():
+        settings = settings.model_copy(update={"dev_mode": True})
+    return Keys(settings.secret_bytes())
+
+
+def _engine(settings: Settings) -> Engine:
+    from reclaim.db import create_schema, make_engine
+
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    return engine
+
+
+AccountRef = Annotated[
+    str,
+    typer.Argument(metavar="ACCOUNT", help="A username, or #ID (a purged account has only its id)"),
+]
+By = Annotated[
+    str | None, typer.Option("--by", help="Who is doing this, for the record [default: $USER]")
+]
+
+
+def _account_id(engine: Engine, ref: str) -> int:
+    from reclaim.models import Account
+
+    with Session(engine) as session:
+        if ref.startswith("#") and ref[1:].isdigit():
+            account = session.get(Account, int(ref[1:]))
+        else:
+            account = session.exec(select(Account).where(Account.username == ref.lower())).first()
+    if account is None or account.id is None:
+        raise _fail(f"no account named {ref}")
+    return account.id
+
+
+def _operator(by: str | None) -> Actor:
+    from reclaim.contracts import Actor, ActorKind
+
+    return Actor(ActorKind.OPERATOR, by or getpass.getuser())
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else "-"
 
 
 @app.command()
@@ -83,7 +143,6 @@ def accounts_add(
 ) -> None:
     """Create an account ready to sign in (and to be recovered)."""
     from reclaim.accounts import AccountExists, create_account
-    from reclaim.db import create_schema, make_engine
     from reclaim.identifiers import (
         InvalidIdentifier,
         normalize_email,
@@ -106,9 +165,7 @@ def accounts_add(
     hasher = Passwords(
         settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
     )
-    engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
-    with Session(engine) as session:
+    with Session(_engine(settings)) as session:
         try:
             account = create_account(
                 session,
@@ -116,6 +173,7 @@ def accounts_add(
                 email=address,
                 phone=number,
                 password_hash=hasher.hash(password),
+                keys=_keys(settings),
             )
         except AccountExists as err:
             raise _fail(str(err)) from err
@@ -123,18 +181,17 @@ def accounts_add(
 
 
 @accounts_app.command("show")
-def accounts_show(username: str) -> None:
-    """An account, its sessions and its recent recovery cases."""
-    from reclaim.db import create_schema, make_engine
+def accounts_show(account_ref: AccountRef) -> None:
+    """An account: status, sessions, recent recovery cases and every lifecycle change."""
+    from reclaim import lifecycle
     from reclaim.models import Account, LoginSession, RecoveryCase
 
     settings = _settings()
-    engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    engine = _engine(settings)
+    account_id = _account_id(engine, account_ref)
     with Session(engine) as session:
-        account = session.exec(select(Account).where(Account.username == username.lower())).first()
-        if account is None:
-            raise _fail(f"no account named {username}")
+        account = session.get(Account, account_id)
+        assert account is not None
         live_sessions = session.exec(
             select(LoginSession).where(
                 LoginSession.account_id == account.id, col(LoginSession.revoked_at).is_(None)
@@ -146,14 +203,23 @@ def accounts_show(username: str) -> None:
             .order_by(col(RecoveryCase.opened_at).desc())
             .limit(10)
         ).all()
+        changes = lifecycle.events(session, account_id)
     typer.echo(f"username:   {account.username} (id {account.id})")
-    typer.echo(f"status:     {account.status}")
+    status = account.status
+    if account.status_since:
+        status += f" since {_when(account.status_since)}"
+    if account.status_until:
+        status += f" until {_when(account.status_until)}"
+    typer.echo(f"status:     {status}")
+    if account.status_reason:
+        typer.echo(f"reason:     {account.status_reason}")
+    if account.status_case:
+        typer.echo(f"case:       {account.status_case}")
     typer.echo(f"email:      {account.email}")
     typer.echo(f"phone:      {account.phone or '-'}")
-    typer.echo(f"created:    {account.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    typer.echo(f"created:    {_when(account.created_at)}")
     changed = account.password_changed_at
-    when = f"changed {changed:%Y-%m-%d %H:%M:%S} UTC" if changed else "as created"
-    typer.echo(f"password:   {when}")
+    typer.echo(f"password:   {f'changed {_when(changed)}' if changed else 'as created'}")
     typer.echo(f"sessions:   {len(live_sessions)} active")
     typer.echo("recent recovery cases:" if recent else "recent recovery cases: none")
     for case in recent:
@@ -161,6 +227,99 @@ def accounts_show(username: str) -> None:
             f"  {case.case_id}  {case.opened_at:%Y-%m-%d %H:%M:%S}  {case.channel:5}  "
             f"{case.state or 'open'}"
         )
+    typer.echo("lifecycle:" if changes else "lifecycle: no change since creation")
+    for event in changes:
+        line = f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.action:12} by {event.actor_kind}"
+        line += f" ({event.actor})"
+        if event.until:
+            line += f"  until {_when(event.until)}"
+        if event.reason:
+            line += f"  reason: {event.reason}"
+        if event.case_id:
+            line += f"  [{event.case_id}]"
+        typer.echo(line)
+
+
+def _lifecycle_call(settings: Settings, engine: Engine, call: Any) -> Any:
+    from reclaim.account_cases import AccountCases
+
+    async def work(client: Any) -> Any:
+        return await call(AccountCases(client, engine, settings))
+
+    return asyncio.run(_with_client(settings, work))
+
+
+def _report(outcome: Any, done: str) -> None:
+    from reclaim.account_cases import Pending
+    from reclaim.contracts import LifecycleState
+
+    if isinstance(outcome, Pending):
+        typer.echo(f"requested ({outcome.case_id}): it applies as soon as a worker runs it")
+        return
+    if outcome.state is LifecycleState.REFUSED:
+        raise _fail(f"refused: the account is {outcome.account_status} ({outcome.case_id})")
+    until = f"until {_when(outcome.until)}" if outcome.until else "until lifted"
+    typer.echo(f"{done} {until} ({outcome.case_id})")
+
+
+@accounts_app.command("deactivate")
+def accounts_deactivate(
+    account_ref: AccountRef,
+    reason: Annotated[str | None, typer.Option(help="Kept in the account's record")] = None,
+    by: By = None,
+) -> None:
+    """Deactivate an account: signed out everywhere, purged after RECLAIM_DELETION_GRACE
+    unless its holder signs in or recovers it before then."""
+    settings = _settings()
+    engine = _engine(settings)
+    account_id = _account_id(engine, account_ref)
+    outcome = _lifecycle_call(
+        settings, engine, lambda cases: cases.deactivate(account_id, _operator(by), reason)
+    )
+    _report(outcome, "deactivated; purge scheduled")
+
+
+@accounts_app.command("ban")
+def accounts_ban(
+    account_ref: AccountRef,
+    reason: Annotated[str, typer.Option(help="Shown to the holder if they try to recover")],
+    days: Annotated[
+        float | None, typer.Option(min=0.001, help="Lift it after this many days [default: never]")
+    ] = None,
+    by: By = None,
+) -> None:
+    """Ban an account: signed out everywhere, no sign-in, no recovery code."""
+    settings = _settings()
+    engine = _engine(settings)
+    account_id = _account_id(engine, account_ref)
+    duration = round(days * 86_400) if days else None
+    outcome = _lifecycle_call(
+        settings,
+        engine,
+        lambda cases: cases.ban(account_id, reason, _operator(by), duration),
+    )
+    _report(outcome, "banned")
+
+
+@accounts_app.command("unban")
+def accounts_unban(
+    account_ref: AccountRef,
+    reason: Annotated[str | None, typer.Option(help="Kept in the account's record")] = None,
+    by: By = None,
+) -> None:
+    """Lift a ban now; the holder is told."""
+    from reclaim.account_cases import NotBanned
+
+    settings = _settings()
+    engine = _engine(settings)
+    account_id = _account_id(engine, account_ref)
+    try:
+        _lifecycle_call(
+            settings, engine, lambda cases: cases.unban(account_id, _operator(by), reason)
+        )
+    except NotBanned as err:
+        raise _fail(f"{account_ref} is not banned") from err
+    typer.echo(f"lifted the ban on {account_ref}")
 
 
 def _jsonable(value: Any) -> Any:

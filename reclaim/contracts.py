@@ -69,6 +69,11 @@ class ActivityName(StrEnum):
     APPLY_RESET = "apply_reset"
     NOTIFY_PASSWORD_CHANGED = "notify_password_changed"
     RECORD_CLOSED_CASE = "record_closed_case"
+    DEACTIVATE_ACCOUNT = "deactivate_account"
+    PURGE_ACCOUNT = "purge_account"
+    BAN_ACCOUNT = "ban_account"
+    LIFT_BAN = "lift_ban"
+    NOTIFY_ACCOUNT = "notify_account"
 
 
 class RecoveryCalls(StrEnum):
@@ -239,3 +244,145 @@ class RecoveryOutcome:
 def seconds_until(moment: datetime, now: datetime) -> int:
     """Whole seconds to wait before `moment` (at least 1), as a Retry-After header wants."""
     return max(1, math.ceil((moment - now).total_seconds()))
+
+
+# -- account lifecycle ------------------------------------------------------------------------
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+    BANNED = "banned"
+    PURGED = "purged"
+
+
+class ActorKind(StrEnum):
+    OPERATOR = "operator"
+    SYSTEM = "system"
+    USER = "user"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who changed an account's status: an operator (by name), the system (a timer), or the
+    user (by signing in, by recovering)."""
+
+    kind: ActorKind
+    name: str
+
+
+class LifecycleCalls(StrEnum):
+    """Names of the account lifecycle workflows and their handlers."""
+
+    DELETION_WORKFLOW = "AccountDeletionWorkflow"
+    BAN_WORKFLOW = "AccountBanWorkflow"
+    # update: wait for the status change to be applied, answer what the account now is
+    APPLIED = "applied"
+    # signal: the user came back inside the grace period (deletion only)
+    REACTIVATED = "reactivated"
+    # signal: a newer lifecycle case took over the account
+    SUPERSEDED = "superseded"
+    # update: an operator (or an approved claim) lifts the ban (ban only)
+    LIFT = "lift"
+    STATUS = "status"
+
+
+class LifecycleState(StrEnum):
+    """Where a deletion or ban case is. Deletion: requested → deactivated → reactivated |
+    purged. Ban: requested → banned → ended (time up) | lifted (by someone). Either: refused
+    (the account was not in a state that allows it) or superseded (a newer case took over)."""
+
+    REQUESTED = "requested"
+    DEACTIVATED = "deactivated"
+    REACTIVATED = "reactivated"
+    PURGED = "purged"
+    BANNED = "banned"
+    ENDED = "ended"
+    LIFTED = "lifted"
+    REFUSED = "refused"
+    SUPERSEDED = "superseded"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (LifecycleState.REQUESTED, LifecycleState.DEACTIVATED, LifecycleState.BANNED)
+
+
+@dataclass(frozen=True)
+class DeletionInput:
+    case_id: str
+    account_id: int
+    grace: int  # seconds between deactivation and purge
+    quarantine: int  # seconds the username stays reserved after the purge
+    actor: Actor
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BanInput:
+    case_id: str
+    account_id: int
+    reason: str
+    actor: Actor
+    duration: int | None = None  # seconds; None: until lifted
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """An activity's request to move an account's status, made on behalf of a case."""
+
+    case_id: str
+    account_id: int
+    at: datetime
+    actor: Actor
+    reason: str | None = None
+    until: datetime | None = None  # purge time of a deactivation, end of a ban
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What an account is after a status change was asked for. `applied` says whether this
+    case made the change; `previous_case` names the lifecycle case it took over from."""
+
+    applied: bool
+    status: AccountStatus
+    until: datetime | None = None
+    case_id: str | None = None  # the lifecycle case now in charge of the status
+    previous_case: str | None = None
+
+
+@dataclass(frozen=True)
+class PurgeAccount:
+    case_id: str
+    account_id: int
+    at: datetime
+    quarantine: int  # seconds the username stays reserved
+
+
+@dataclass(frozen=True)
+class LiftRequest:
+    """Argument of the `lift` update."""
+
+    actor: Actor
+    reason: str | None = None
+
+
+class NoticeKind(StrEnum):
+    ACCOUNT_DEACTIVATED = "account_deactivated"
+    BAN_ENDED = "ban_ended"
+
+
+@dataclass(frozen=True)
+class AccountNotice:
+    case_id: str
+    account_id: int
+    kind: NoticeKind
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LifecycleStatus:
+    case_id: str
+    workflow: str
+    state: LifecycleState
+    account_status: AccountStatus | None
+    until: datetime | None

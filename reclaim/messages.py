@@ -95,3 +95,65 @@ def password_changed(*, product: str, username: str, at: datetime, public_url: s
         sms=f"{product}: the password of {username} was changed on {when}. "
         "Not you? Recover your account and contact support.",
     )
+
+
+def _date(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def account_deactivated(
+    *, product: str, username: str, purge_at: datetime, public_url: str
+) -> Message:
+    title = f"Your {product} account is deactivated"
+    first = (
+        f"The {product} account {username} was deactivated and every device was signed out. "
+        f"It will be deleted for good on {_date(purge_at)}."
+    )
+    second = (
+        "Changed your mind? Sign in before then (or recover the account if you cannot) and "
+        f"it stays as it was: {public_url}. If you did not ask for this, recover your account "
+        "now and contact support."
+    )
+    return Message(
+        subject=title,
+        text=f"{first}\n\n{second}\n",
+        html=_html(title, escape(first), escape(second)),
+        sms=f"{product}: {username} was deactivated and will be deleted on {_date(purge_at)}. "
+        "Sign in before then to keep it.",
+    )
+
+
+def banned(
+    *, product: str, username: str, until: datetime | None, reason: str | None, appeal_url: str
+) -> Message:
+    """The answer to a recovery attempt on a banned account: no code, but why and until when."""
+    title = f"Your {product} account is suspended"
+    end = f"until {_date(until)}" if until else "until further notice"
+    first = (
+        f"Someone asked to recover the {product} account {username}. This account is "
+        f"suspended {end}, so no recovery code was sent."
+    )
+    why = f"Reason given: {reason}" if reason else ""
+    appeal = (
+        "If you think this is a mistake, you can appeal: open a support claim "
+        f"(reason: banned) at {appeal_url}. A person will review it."
+    )
+    paragraphs = [p for p in (first, why, appeal) if p]
+    return Message(
+        subject=title,
+        text="\n\n".join(paragraphs) + "\n",
+        html=_html(title, *(escape(p) for p in paragraphs)),
+        sms=f"{product}: {username} is suspended {end}; no code was sent. Appeal: {appeal_url}",
+    )
+
+
+def ban_ended(*, product: str, username: str, public_url: str) -> Message:
+    title = f"Your {product} account is available again"
+    first = f"The suspension of the {product} account {username} is over."
+    second = f"You can sign in again at {public_url}."
+    return Message(
+        subject=title,
+        text=f"{first}\n\n{second}\n",
+        html=_html(title, escape(first), escape(second)),
+        sms=f"{product}: the suspension of {username} is over. You can sign in again.",
+    )

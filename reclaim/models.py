@@ -13,6 +13,10 @@ from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from reclaim.contracts import AccountStatus
+
+__all__ = ["AccountStatus"]  # re-exported: the tables' users need it with them
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
@@ -41,13 +45,6 @@ def _when(*, nullable: bool = False, index: bool = False) -> Column:
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
 
-class AccountStatus:
-    ACTIVE = "active"
-    DEACTIVATED = "deactivated"
-    BANNED = "banned"
-    PURGED = "purged"
-
-
 class AccountBase(SQLModel):
     username: str = Field(max_length=32, unique=True, index=True)
     email: str = Field(max_length=254, unique=True, index=True)
@@ -60,6 +57,42 @@ class Account(AccountBase, table=True):
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     password_changed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # The current status, since when, until when (purge time of a deactivation, end of a
+    # ban), why (a ban's reason), and the lifecycle case (workflow) in charge of it: only
+    # that case may move the account on (purge it, lift the ban) when its timer fires.
+    status_since: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    status_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    status_reason: str | None = Field(default=None, max_length=500)
+    status_case: str | None = Field(default=None, max_length=40)
+
+
+class AccountEvent(SQLModel, table=True):
+    """Every change of an account's status: what, when, who (operator, system or user) and
+    why. Kept when the account is purged: it is the audit record."""
+
+    __tablename__ = "account_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    at: datetime = Field(sa_column=_when())
+    action: str = Field(max_length=24)
+    status: str = Field(max_length=16)  # the status after the change
+    actor_kind: str = Field(max_length=16)
+    actor: str = Field(max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+    until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # The lifecycle or recovery case that made the change, if any.
+    case_id: str | None = Field(default=None, max_length=40)
+
+
+class ReservedUsername(SQLModel, table=True):
+    """The username of a purged account, kept from reuse for a while (so nobody can pose as
+    the departed user right away). Only a keyed digest of the name is stored."""
+
+    __tablename__ = "reserved_username"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    until: datetime = Field(sa_column=_when())
 
 
 class LoginSession(SQLModel, table=True):
@@ -108,6 +141,9 @@ class NotificationKind:
     CODE = "code"
     NO_ACCOUNT = "no_account"
     PASSWORD_CHANGED = "password_changed"
+    BANNED = "banned"  # answers a recovery attempt on a banned account
+    ACCOUNT_DEACTIVATED = "account_deactivated"
+    BAN_ENDED = "ban_ended"
 
 
 class Notification(SQLModel, table=True):

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from reclaim import messages
-from reclaim.contracts import Channel, IssueCode
+from reclaim.contracts import Channel, IssueCode, NoticeKind
 from reclaim.delivery.courier import Courier
 from reclaim.delivery.errors import Undeliverable
 from reclaim.messages import Message
@@ -31,7 +31,7 @@ from reclaim.models import (
     RecoveryCase,
     utcnow,
 )
-from reclaim.security import Keys, new_code
+from reclaim.security import Keys, new_code, new_token
 from reclaim.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -61,6 +61,7 @@ class Notifier:
         self._webotp_domain = settings.resolved_webotp_domain
         self._public_url = settings.public_url
         self._notify_unknown = settings.notify_unknown
+        self._support_url = settings.resolved_support_url
 
     async def issue_code(self, request: IssueCode, now: datetime) -> str:
         """Deliver the code of `request.attempt` and return its digest. For a case without an
@@ -78,9 +79,27 @@ class Notifier:
                 )
             return self._keys.code_digest(request.case_id, new_code())
 
-        contact = await asyncio.to_thread(
-            self._account_contact, request.account_id, request.channel
-        )
+        account = await asyncio.to_thread(self._account, request.account_id)
+        contact = self._contact(account, request.channel)
+        if account.status == AccountStatus.BANNED:
+            # No code for a banned account: its holder learns why, until when, and how to
+            # appeal (once per case), while the person asking sees the usual answer.
+            if request.attempt == 0:
+                await self._send_once(
+                    request.case_id,
+                    NotificationKind.BANNED,
+                    0,
+                    contact,
+                    lambda _code: messages.banned(
+                        product=self._product,
+                        username=account.username,
+                        until=account.status_until,
+                        reason=account.status_reason,
+                        appeal_url=self._support_url,
+                    ),
+                )
+            # The digest of something no 6-digit code can ever match.
+            return self._keys.code_digest(request.case_id, new_token())
         valid_for = (request.expires_at - now).total_seconds()
         code = await self._send_once(
             request.case_id,
@@ -99,29 +118,55 @@ class Notifier:
         return self._keys.code_digest(request.case_id, code)
 
     async def password_changed(self, case_id: str, account: Account, at: datetime) -> None:
-        """Tell every contact of the account. A contact that refuses for good is skipped
-        (the others must still hear of it); an outage propagates so the caller retries."""
         message = messages.password_changed(
             product=self._product, username=account.username, at=at, public_url=self._public_url
         )
+        await self._tell_every_contact(case_id, NotificationKind.PASSWORD_CHANGED, account, message)
+
+    async def account_notice(
+        self, case_id: str, account: Account, kind: NoticeKind, until: datetime | None
+    ) -> None:
+        """A lifecycle case tells the holder: deactivated (and when the purge will be), or
+        the ban is over."""
+        if kind is NoticeKind.ACCOUNT_DEACTIVATED:
+            assert until is not None
+            message = messages.account_deactivated(
+                product=self._product,
+                username=account.username,
+                purge_at=until,
+                public_url=self._public_url,
+            )
+        else:
+            message = messages.ban_ended(
+                product=self._product, username=account.username, public_url=self._public_url
+            )
+        await self._tell_every_contact(case_id, kind.value, account, message)
+
+    async def _tell_every_contact(
+        self, case_id: str, kind: str, account: Account, message: Message
+    ) -> None:
+        """Tell every contact of the account. A contact that refuses for good is skipped
+        (the others must still hear of it); an outage propagates so the caller retries."""
         contacts = [Contact(Channel.EMAIL, account.email)]
         if account.phone:
             contacts.append(Contact(Channel.SMS, account.phone))
         for contact in contacts:
             try:
-                await self._send_once(
-                    case_id, NotificationKind.PASSWORD_CHANGED, 0, contact, lambda _c: message
-                )
+                await self._send_once(case_id, kind, 0, contact, lambda _c: message)
             except Undeliverable:
                 log.warning(
-                    "password_changed_undeliverable", case_id=case_id, channel=contact.channel
+                    "notice_undeliverable", case_id=case_id, kind=kind, channel=contact.channel
                 )
 
-    def _account_contact(self, account_id: int, channel: Channel) -> Contact:
+    def _account(self, account_id: int) -> Account:
         with Session(self._engine) as session:
             account = session.get(Account, account_id)
         if account is None or account.status == AccountStatus.PURGED:
             raise Undeliverable("the account no longer exists")
+        return account
+
+    @staticmethod
+    def _contact(account: Account, channel: Channel) -> Contact:
         address = account.phone if channel is Channel.SMS else account.email
         if not address:
             raise Undeliverable(f"the account has no {channel} contact")

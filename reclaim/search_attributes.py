@@ -23,6 +23,8 @@ NEXT_DEADLINE = SearchAttributeKey.for_datetime("RecoveryNextDeadline")
 ALL: tuple[SearchAttributeKey, ...] = (CASE_KIND, CASE_STATE, CHANNEL, NEXT_DEADLINE)
 
 SELF_SERVICE = "self_service"
+ACCOUNT_DELETION = "account_deletion"
+ACCOUNT_BAN = "account_ban"
 
 
 def self_service_case(
@@ -37,6 +39,13 @@ def self_service_case(
     if next_deadline is not None:
         pairs.append(SearchAttributePair(NEXT_DEADLINE, next_deadline))
     return TypedSearchAttributes(pairs)
+
+
+def lifecycle_case(kind: str, state: str) -> TypedSearchAttributes:
+    """The attributes an account deletion or ban case starts with."""
+    return TypedSearchAttributes(
+        [SearchAttributePair(CASE_KIND, kind), SearchAttributePair(CASE_STATE, state)]
+    )
 
 
 def state_change(state: str, next_deadline: datetime | None) -> list[SearchAttributeUpdate]:

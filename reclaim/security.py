@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 CODE_DIGITS = 6
 CASE_ID_PREFIX = "rc_"
+DELETION_CASE_PREFIX = "del_"
+BAN_CASE_PREFIX = "ban_"
 
 
 def new_code() -> str:
@@ -30,9 +32,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def new_case_id() -> str:
-    """`rc_` + 128 random bits: a case id is unguessable, so it can sit in a URL."""
-    return CASE_ID_PREFIX + secrets.token_urlsafe(16)
+def new_case_id(prefix: str = CASE_ID_PREFIX) -> str:
+    """`rc_` (or another kind's prefix) + 128 random bits: a case id is unguessable, so it
+    can sit in a URL."""
+    return prefix + secrets.token_urlsafe(16)
 
 
 def _derive(secret: bytes, purpose: bytes) -> bytes:

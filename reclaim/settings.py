@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # asks to recover one there (the person asking sees the same answer either way).
     notify_unknown: bool = True
 
+    # Account lifecycle (DESIGN.md, "Account lifecycle").
+    deletion_grace: int = Field(30 * 86_400, ge=1)  # deactivation → purge
+    username_quarantine: int = Field(180 * 86_400, ge=0)  # a purged username stays taken
+    # Where people appeal a ban (a support claim); named in the ban notice.
+    support_url: str | None = None
+
     # Delivery.
     smtp_host: str | None = None
     smtp_port: int = 1025
@@ -97,6 +103,10 @@ class Settings(BaseSettings):
         if self.webotp_domain:
             return self.webotp_domain
         return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def resolved_support_url(self) -> str:
+        return self.support_url or f"{self.public_url.rstrip('/')}/support"
 
     @property
     def outbox_dir(self) -> Path:

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reclaim.cli import app
+from tests.stack import TEST_SECRET
 
 runner = CliRunner()
 
@@ -15,6 +16,7 @@ runner = CliRunner()
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECLAIM_DATABASE_URL", f"sqlite:///{tmp_path / 'reclaim.db'}")
+    monkeypatch.setenv("RECLAIM_SECRET_KEY", TEST_SECRET)
     for name, value in (("TIME_COST", "1"), ("MEMORY_COST", "1024"), ("PARALLELISM", "1")):
         monkeypatch.setenv(f"RECLAIM_ARGON2_{name}", value)
     return tmp_path

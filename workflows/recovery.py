@@ -39,7 +39,8 @@ with workflow.unsafe.imports_passed_through():
         seconds_until,
     )
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
+from workflows.policies import ACTIVITY_TIMEOUT, LEDGER_RETRY, NOTICE_DEADLINE, NOTICE_RETRY
+
 # The activities a user waits on heartbeat: a worker that dies mid-way is noticed this soon.
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 # A provider outage is retried with backoff, for as long as the code would be worth anything.
@@ -48,15 +49,6 @@ DELIVERY_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=[CaseError.UNDELIVERABLE],
-)
-# Database work is retried until it succeeds, unless the case or account no longer allows it.
-LEDGER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=[CaseError.SUPERSEDED, CaseError.NO_ACCOUNT],
-)
-NOTICE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5)
 )
 
 
@@ -110,7 +102,7 @@ class RecoveryWorkflow:
                         case.case_id, self._account_id, self._changed_at or workflow.now()
                     ),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    schedule_to_close_timeout=timedelta(days=1),
+                    schedule_to_close_timeout=NOTICE_DEADLINE,
                     retry_policy=NOTICE_RETRY,
                     summary="tell every contact the password changed",
                 )
