@@ -64,6 +64,17 @@ class SmsGateway:
     def to(self, number: str) -> list[str]:
         return [m["body"] for m in self.messages if m["to"] == number]
 
+    async def wait_for(self, number: str, words: str, timeout: float = 20) -> str:
+        """The first SMS to `number` that says `words`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for body in self.to(number):
+                if words in body:
+                    return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no SMS saying {words!r} to {number}; got {self.messages}")
+            await asyncio.sleep(0.02)
+
     async def code_for(self, number: str, nth: int = 1, timeout: float = 20) -> str:
         """The code of the `nth` recovery SMS to `number`, read from its WebOTP line."""
         deadline = time.monotonic() + timeout
