@@ -1,6 +1,6 @@
 """Record the histories that tests/workflows/test_replay.py replays.
 
-    python -m tests.histories.record
+    python -m tests.histories.record [recovery] [lifecycle] [--version v2]
 
 Run it when a deliberate, patched change to a workflow should be captured too: keep the old
 files (they prove running cases still replay) and add the new ones under a new name.
@@ -8,20 +8,29 @@ files (they prove running cases still replay) and add the new ones under a new n
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from reclaim import accounts
 from reclaim.binaries import temporal_test_server
 from reclaim.contracts import RecoveryRules
+from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.temporal import register_search_attributes
+from tests.mailbox import MailSink, smtp_server
+from tests.sms_gateway import SmsGateway
+from tests.stack import TEST_PASSWORDS
 from tests.workflows.harness import Case, Ledger, recovery_case
+from tests.workflows.lifecycle_harness import OPERATOR, PASSWORD, Lifecycle, lifecycle_stack
 from workflows.recovery import RecoveryWorkflow
 
-HERE = Path(__file__).parent / "recovery"
+HISTORIES = Path(__file__).parent
+HERE = HISTORIES / "recovery"
 
 
 async def _refused(call: Awaitable[object]) -> None:
@@ -103,7 +112,7 @@ async def _refused_reset(case: Case) -> None:
     await _refused(case.set_password())
 
 
-async def record(version: str = "v1") -> list[Path]:
+async def record_recovery(version: str) -> list[Path]:
     HERE.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (play, options) in SCENARIOS.items():
@@ -125,5 +134,123 @@ async def record(version: str = "v1") -> list[Path]:
     return written
 
 
+# -- account lifecycle ------------------------------------------------------------------------
+# Each scenario returns the lifecycle cases whose histories to keep, once they have closed.
+
+
+async def deletion_purged(life: Lifecycle) -> list[str]:
+    case = await life.deactivate(life.add_account())
+    await life.outcome(case.case_id)
+    return [case.case_id]
+
+
+async def deletion_reactivated(life: Lifecycle) -> list[str]:
+    case = await life.deactivate(life.add_account())
+    await life.days_pass(3)
+    await life.sign_in("jane")
+    await life.outcome(case.case_id)
+    return [case.case_id]
+
+
+async def deletion_signal_lost(life: Lifecycle) -> list[str]:
+    case = await life.deactivate(life.add_account())
+    await asyncio.to_thread(
+        accounts.login,
+        life.engine,
+        life.keys,
+        TEST_PASSWORDS,
+        Identifier(IdentifierKind.USERNAME, "jane"),
+        PASSWORD,
+    )
+    await life.outcome(case.case_id)
+    return [case.case_id]
+
+
+async def ban_ended(life: Lifecycle) -> list[str]:
+    case = await life.ban(life.add_account(), days=7)
+    await life.outcome(case.case_id)
+    return [case.case_id]
+
+
+async def deletion_refused_and_ban_superseding(life: Lifecycle) -> list[str]:
+    account_id = life.add_account()
+    deletion = await life.deactivate(account_id)
+    refused = await life.deactivate(account_id)
+    ban = await life.ban(account_id, days=2)
+    for case in (deletion, refused, ban):
+        await life.outcome(case.case_id)
+    return [deletion.case_id, refused.case_id, ban.case_id]
+
+
+async def ban_lifted_and_replaced(life: Lifecycle) -> list[str]:
+    account_id = life.add_account()
+    permanent = await life.ban(account_id)
+    replaced = await life.ban(account_id)
+    await life.cases.unban(account_id, OPERATOR, "appeal accepted")
+    for case in (permanent, replaced):
+        await life.outcome(case.case_id)
+    return [permanent.case_id, replaced.case_id]
+
+
+async def ban_refused(life: Lifecycle) -> list[str]:
+    case = await life.ban(404)  # no such account
+    await life.outcome(case.case_id)
+    return [case.case_id]
+
+
+LIFECYCLE: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
+    "deletion_purged": deletion_purged,
+    "deletion_reactivated": deletion_reactivated,
+    "deletion_signal_lost": deletion_signal_lost,
+    "ban_ended": ban_ended,
+    "deletion_refused_and_ban_superseding": deletion_refused_and_ban_superseding,
+    "ban_lifted_and_replaced": ban_lifted_and_replaced,
+    "ban_refused": ban_refused,
+}
+KIND_BY_PREFIX = {"del_": "deletion", "ban_": "ban"}
+
+
+async def record_lifecycle(version: str) -> list[Path]:
+    written = []
+    for name, play in LIFECYCLE.items():
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=temporal_test_server()
+        )
+        sms = SmsGateway()
+        sms.start()
+        try:
+            await register_search_attributes(env.client, env.client.namespace)
+            with (
+                tempfile.TemporaryDirectory() as state_dir,
+                smtp_server(MailSink()) as mail,
+            ):
+                async with lifecycle_stack(env, Path(state_dir), mail, sms) as life:
+                    case_ids = await play(life)
+                    histories = [await life.handle(c).fetch_history() for c in case_ids]
+        finally:
+            sms.stop()
+            await env.shutdown()
+        for n, (case_id, history) in enumerate(zip(case_ids, histories, strict=True)):
+            kind = KIND_BY_PREFIX[case_id[:4]]
+            (HISTORIES / kind).mkdir(exist_ok=True)
+            path = HISTORIES / kind / f"{version}_{name}_{n}.json"
+            path.write_text(history.to_json())
+            written.append(path)
+            print(f"recorded {path.relative_to(Path.cwd())} ({len(history.events)} events)")
+    return written
+
+
+RECORDERS = {"recovery": record_recovery, "lifecycle": record_lifecycle}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kinds", nargs="*", metavar="KIND", help="recovery, lifecycle [all]")
+    parser.add_argument("--version", default="v1")
+    args = parser.parse_args()
+    for kind in args.kinds or list(RECORDERS):
+        await RECORDERS[kind](args.version)
+
+
 if __name__ == "__main__":
-    asyncio.run(record())
+    asyncio.run(main())

@@ -10,10 +10,15 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 
 HISTORIES = Path(__file__).parents[1] / "histories"
-WORKFLOWS = {"recovery": RecoveryWorkflow}
+WORKFLOWS = {
+    "recovery": RecoveryWorkflow,
+    "deletion": AccountDeletionWorkflow,
+    "ban": AccountBanWorkflow,
+}
 STORED = sorted(HISTORIES.glob("*/*.json"))
 
 
