@@ -241,12 +241,20 @@ def accounts_show(account_ref: AccountRef) -> None:
 
 
 def _lifecycle_call(settings: Settings, engine: Engine, call: Any) -> Any:
+    from temporalio.client import RPCTimeoutOrCancelledError
+    from temporalio.service import RPCError
+
     from reclaim.account_cases import AccountCases
 
     async def work(client: Any) -> Any:
         return await call(AccountCases(client, engine, settings))
 
-    return asyncio.run(_with_client(settings, work))
+    try:
+        return asyncio.run(_with_client(settings, work))
+    except RPCTimeoutOrCancelledError as err:
+        raise _fail("no worker answered in time: run one (reclaim worker) and retry") from err
+    except (RPCError, RuntimeError) as err:
+        raise _fail(f"Temporal at {settings.temporal_address} is not answering: {err}") from err
 
 
 def _report(outcome: Any, done: str) -> None:

@@ -4,6 +4,7 @@ bans from the operator's CLI, and what self-service recovery answers for each st
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +22,11 @@ from reclaim.models import AccountEvent
 from reclaim.recovery import plan_case
 from reclaim.security import Keys
 from tests.conftest import StackParts
+from tests.history_text import payload_texts
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.stack import TEST_SECRET, Stack, running_stack, settings_env
+from worker import build_worker, courier_for
 
 PASSWORD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
@@ -105,6 +108,10 @@ async def test_a_deactivated_account_is_kept_by_completing_a_recovery(stack: Sta
     [case_id] = [e.case_id for e in await _events(stack) if e.action == "deactivated"]
     assert case_id is not None
     assert (await _closed(stack, case_id)).state is LifecycleState.REACTIVATED
+    history = (await stack.client.get_workflow_handle(case_id).fetch_history()).to_json()
+    decoded = "\n".join(payload_texts(json.loads(history)))
+    assert "account holder" in decoded  # the control: the payloads were read
+    assert "jane" not in (history + decoded).lower()  # neither the username nor the address
 
 
 async def test_deactivating_needs_a_valid_session(stack: Stack):
@@ -203,3 +210,31 @@ async def test_operators_ban_unban_deactivate_and_read_the_record_from_the_cli(s
         ("unbanned", "operator", "(olivia)"),
         ("deactivated", "operator", "(olivia)"),
     ]
+
+
+async def test_a_deactivation_asked_while_no_worker_runs_happens_when_one_starts(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(temporal_rpc_timeout=1)
+    async with running_stack(settings, engine, mail, sms, worker=False) as stack:
+        await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+        token = await _session(stack)
+
+        asked = await stack.http.post("/v1/accounts/deactivate", headers=_bearer(token))
+
+        assert (asked.status_code, asked.json()) == (
+            202,
+            {"status": "deactivating", "purge_at": None},
+        )
+        assert (
+            await stack.http.get("/v1/sessions/current", headers=_bearer(token))
+        ).status_code == 200
+        courier = courier_for(settings)
+        async with build_worker(
+            stack.client, settings, engine, courier, task_queue=settings.task_queue
+        ):
+            await mail.wait_for(lambda m: "deactivated" in m["Subject"])
+        await courier.aclose()
+        gone = await stack.http.get("/v1/sessions/current", headers=_bearer(token))
+        assert gone.status_code == 401
+        assert [e.action for e in await _events(stack)] == ["deactivated"]

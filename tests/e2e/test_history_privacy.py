@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-from typing import Any
 
 from reclaim.security import Keys
 from tests.conftest import StackParts
+from tests.history_text import payload_texts
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.stack import TEST_SECRET, running_stack
@@ -16,21 +15,6 @@ from tests.stack import TEST_SECRET, running_stack
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?")
-
-
-def _payload_texts(node: Any) -> list[str]:
-    """Every payload of a history, decoded: what someone reading the database would see."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        data = node.get("data")
-        if isinstance(data, str) and "metadata" in node:
-            found.append(base64.b64decode(data).decode("utf-8", "replace"))
-        for value in node.values():
-            found.extend(_payload_texts(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(_payload_texts(value))
-    return found
 
 
 def _contains_code(text: str, code: str) -> bool:
@@ -59,7 +43,7 @@ async def test_no_code_token_password_or_contact_in_any_event(
         history = await stack.client.get_workflow_handle(case_id).fetch_history()
 
     raw = history.to_json()
-    decoded = "\n".join(_payload_texts(json.loads(raw)))
+    decoded = "\n".join(payload_texts(json.loads(raw)))
     everything = raw + "\n" + decoded
     # The control: digests are there, so the payloads were read.
     keys = Keys(TEST_SECRET.encode())
