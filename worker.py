@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.accounts import AccountActivities
+from activities.claims import ClaimActivities
 from activities.delivery import DeliveryActivities
 from activities.lifecycle import LifecycleActivities
 from reclaim.db import create_schema, make_engine
@@ -29,10 +30,11 @@ from reclaim.settings import Settings
 from reclaim.temporal import connect_when_up
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
+from workflows.support import SupportCaseWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS = [RecoveryWorkflow, AccountDeletionWorkflow, AccountBanWorkflow]
+WORKFLOWS = [RecoveryWorkflow, AccountDeletionWorkflow, AccountBanWorkflow, SupportCaseWorkflow]
 
 
 def build_worker(
@@ -43,6 +45,7 @@ def build_worker(
     delivery = DeliveryActivities(notifier)
     accounts = AccountActivities(engine, notifier)
     lifecycle = LifecycleActivities(engine, keys, notifier)
+    support = ClaimActivities(engine, keys, notifier, settings)
     return Worker(
         client,
         task_queue=task_queue,
@@ -57,6 +60,10 @@ def build_worker(
             lifecycle.ban_account,
             lifecycle.lift_ban,
             lifecycle.notify_account,
+            support.resolve_claim,
+            support.notify_claimant,
+            support.notify_escalation,
+            support.record_claim,
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

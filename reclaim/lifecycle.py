@@ -32,11 +32,14 @@ from reclaim.contracts import (
 from reclaim.models import (
     Account,
     AccountEvent,
+    ClaimAnswer,
     LoginSession,
     Notification,
     PasswordHistory,
+    PastContact,
     RecoveryCase,
     ReservedUsername,
+    SupportClaim,
 )
 
 # What a purged account's unique columns hold: no address or name, and never a value anybody
@@ -51,6 +54,7 @@ class Action(StrEnum):
     BANNED = "banned"
     UNBANNED = "unbanned"  # lifted by someone before its end
     BAN_ENDED = "ban_ended"  # its time was up
+    CONTACT_REPLACED = "contact_replaced"  # an approved support claim gave it new addresses
 
 
 def record(
@@ -169,8 +173,9 @@ def purge(
     """The end of a grace period: anonymise the account and keep only an audit record.
 
     The username is kept from reuse for `request.quarantine` seconds (by its keyed digest);
-    email, phone and password go; sessions and password history are deleted; the addresses
-    in the notification log are wiped. Applies only if the account is still deactivated by
+    email, phone and password go; sessions, password history and past contacts are deleted;
+    the addresses in the notification log and what the account's support claims said are
+    wiped. Applies only if the account is still deactivated by
     this case; running it again changes nothing."""
     account = _locked(session, request.account_id)
     if account is None or account.status_case != request.case_id:
@@ -184,6 +189,7 @@ def purge(
         ReservedUsername(
             digest=username_digest(account.username),
             until=request.at + timedelta(seconds=request.quarantine),
+            account_id=account.id,
         )
     )
     placeholder = f"{PURGED_MARK}{account.id}"
@@ -202,13 +208,22 @@ def purge(
     lifecycle_cases = select(col(AccountEvent.case_id)).where(
         col(AccountEvent.account_id) == account.id, col(AccountEvent.case_id).is_not(None)
     )
+    claims = select(col(SupportClaim.case_id)).where(col(SupportClaim.account_id) == account.id)
     session.execute(
         update(Notification)
         .where(
             col(Notification.case_id).in_(recovery_cases)
             | col(Notification.case_id).in_(lifecycle_cases)
+            | col(Notification.case_id).in_(claims)
         )
         .values(recipient=PURGED_MARK, sealed_code=None)
+    )
+    session.execute(delete(PastContact).where(col(PastContact.account_id) == account.id))
+    session.execute(delete(ClaimAnswer).where(col(ClaimAnswer.case_id).in_(claims)))
+    session.execute(
+        update(SupportClaim)
+        .where(col(SupportClaim.account_id) == account.id)
+        .values(contact_email=PURGED_MARK, description=None, sealed_token=None)
     )
     record(
         session,

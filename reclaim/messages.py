@@ -157,3 +157,104 @@ def ban_ended(*, product: str, username: str, public_url: str) -> Message:
         html=_html(title, escape(first), escape(second)),
         sms=f"{product}: the suspension of {username} is over. You can sign in again.",
     )
+
+
+def _claim_message(title: str, paragraphs: list[str], sms: str) -> Message:
+    return Message(
+        subject=title,
+        text="\n\n".join(paragraphs) + "\n",
+        html=_html(title, *(escape(p) for p in paragraphs)),
+        sms=sms,
+    )
+
+
+def claim_received(*, product: str, case_id: str, claim_token: str, public_url: str) -> Message:
+    return _claim_message(
+        f"We received your {product} support claim {case_id}",
+        [
+            f"Your claim {case_id} is with our support team. A person will review it; it "
+            "usually takes a few days. We will write to this address at every step.",
+            "To follow it or answer questions, use this claim token (keep it private: it is "
+            f"the only key to your claim):\n\n    {claim_token}",
+            f"Status: GET {public_url}/v1/support-cases/{case_id} with the header "
+            "'Authorization: Bearer <claim token>'.",
+        ],
+        f"{product}: support claim {case_id} received.",
+    )
+
+
+def claim_question(*, product: str, case_id: str, questions: str, public_url: str) -> Message:
+    return _claim_message(
+        f"A question about your {product} support claim {case_id}",
+        [
+            "The reviewer of your claim needs to know more:",
+            questions,
+            f"Answer with your claim token: POST {public_url}/v1/support-cases/{case_id}/info "
+            '{"answer": "..."}. Without an answer, the claim closes after a while.',
+        ],
+        f"{product}: a question about claim {case_id}.",
+    )
+
+
+def claim_decided(
+    *,
+    product: str,
+    case_id: str,
+    approved: bool,
+    note: str | None,
+    recovery_case_id: str | None,
+    public_url: str,
+) -> Message:
+    if approved:
+        first = f"Your support claim {case_id} was approved."
+        next_step = (
+            f"A recovery code is on its way to this address (recovery case {recovery_case_id}): "
+            f"use it at {public_url} to choose a new password."
+            if recovery_case_id
+            else f"You can sign in again at {public_url}."
+        )
+    else:
+        first = f"Your support claim {case_id} was not approved."
+        next_step = "You may file a new claim with more evidence."
+    said = f"The reviewer wrote: {note}" if note else ""
+    return _claim_message(
+        f"Your {product} support claim {case_id}: {'approved' if approved else 'declined'}",
+        [p for p in (first, said, next_step) if p],
+        f"{product}: claim {case_id} {'approved' if approved else 'declined'}.",
+    )
+
+
+def claim_abandoned(*, product: str, case_id: str) -> Message:
+    return _claim_message(
+        f"Your {product} support claim {case_id} was closed",
+        [
+            f"Your claim {case_id} waited for an answer for too long and was closed.",
+            "You may file a new claim at any time.",
+        ],
+        f"{product}: claim {case_id} closed without an answer.",
+    )
+
+
+def contact_replaced(*, product: str, username: str, new_contact: str, public_url: str) -> Message:
+    return _claim_message(
+        f"Your {product} account's contact details were changed",
+        [
+            f"After a support claim, the {product} account {username} now receives its mail at "
+            f"{new_contact}, and this address (and any phone number) no longer belongs to it.",
+            f"If you did not ask for this, contact support at once: {public_url}/support.",
+        ],
+        f"{product}: the contact details of {username} were changed after a support claim. "
+        "Not you? Contact support.",
+    )
+
+
+def claim_escalated(*, product: str, case_id: str, level: str) -> Message:
+    what = {
+        "first_response": "nobody picked it up within the first-response SLA",
+        "decision": "no decision was made within the decision SLA",
+    }.get(level, level)
+    return _claim_message(
+        f"[{product}] support claim {case_id} escalated",
+        [f"Claim {case_id} is escalated: {what}."],
+        f"{product}: claim {case_id} escalated ({level}).",
+    )

@@ -93,6 +93,69 @@ class ReservedUsername(SQLModel, table=True):
 
     digest: str = Field(primary_key=True, max_length=64)
     until: datetime = Field(sa_column=_when())
+    # The purged account it belonged to: a claim naming the username finds its record.
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+
+
+class PastContact(SQLModel, table=True):
+    """An address an account used to have (replaced by an approved support claim), kept as a
+    keyed digest: enough to recognise it as evidence, useless to anyone reading the table."""
+
+    __tablename__ = "past_contact"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    kind: str = Field(max_length=8)  # "email" or "phone"
+    digest: str = Field(max_length=64)
+    replaced_at: datetime = Field(sa_column=_when())
+    case_id: str | None = Field(default=None, max_length=40)
+
+
+class SupportClaim(SQLModel, table=True):
+    """One row per support claim: what the claimant wrote and where to reach them (kept out
+    of workflow history), and, once it closes, its decision and whole timeline."""
+
+    __tablename__ = "support_claim"
+
+    case_id: str = Field(primary_key=True, max_length=40)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    reason: str = Field(max_length=16)
+    contact_email: str = Field(max_length=254)
+    contact_digest: str = Field(max_length=64, index=True)  # rate limit per contact
+    description: str | None = Field(default=None, max_length=4000)
+    claim_token_digest: str = Field(max_length=64)
+    # The claim token, sealed until the "claim received" mail carrying it has gone.
+    sealed_token: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    opened_at: datetime = Field(sa_column=_when(index=True))
+    recovery_case_id: str | None = Field(default=None, max_length=40)
+    state: str | None = Field(default=None, max_length=20)  # final state, None while open
+    closed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    decision: str | None = None  # JSON, once closed
+    timeline: str | None = None  # JSON, once closed
+
+
+class ClaimAnswer(SQLModel, table=True):
+    """What a claimant answered to a round of questions."""
+
+    __tablename__ = "claim_answer"
+    __table_args__ = (UniqueConstraint("case_id", "round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(max_length=40, index=True)
+    round: int
+    text: str = Field(max_length=4000)
+    at: datetime = Field(sa_column=_when())
+
+
+class Staff(SQLModel, table=True):
+    """A support reviewer or supervisor, with the digest of their API key."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True, index=True)
+    role: str = Field(max_length=16)
+    key_digest: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    disabled_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class LoginSession(SQLModel, table=True):
@@ -144,6 +207,8 @@ class NotificationKind:
     BANNED = "banned"  # answers a recovery attempt on a banned account
     ACCOUNT_DEACTIVATED = "account_deactivated"
     BAN_ENDED = "ban_ended"
+    CONTACT_REPLACED = "contact_replaced"
+    ESCALATION = "escalation"
 
 
 class Notification(SQLModel, table=True):

@@ -16,7 +16,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from reclaim import messages
 from reclaim.contracts import Channel, IssueCode, NoticeKind
@@ -141,6 +141,64 @@ class Notifier:
                 product=self._product, username=account.username, public_url=self._public_url
             )
         await self._tell_every_contact(case_id, kind.value, account, message)
+
+    async def tell(
+        self, case_id: str, kind: str, attempt: int, contact: Contact, message: Message
+    ) -> None:
+        """Send one message, once for this (case, kind, attempt, channel)."""
+        await self._send_once(case_id, kind, attempt, contact, lambda _c: message)
+
+    async def tell_claimant(
+        self,
+        case_id: str,
+        kind: str,
+        attempt: int,
+        address: str,
+        compose: Callable[[], Message],
+    ) -> None:
+        """A claim's notice: composed only if it was not sent already (the first one carries
+        the claim token, which can be read only once)."""
+        await self._send_once(
+            case_id, kind, attempt, Contact(Channel.EMAIL, address), lambda _c: compose()
+        )
+
+    def queue(self, session: Session, case_id: str, kind: str, contacts: list[Contact]) -> None:
+        """Claim messages inside the caller's transaction: they leave with `flush`, and a
+        retried activity finds them still owed (the outbox pattern)."""
+        for contact in contacts:
+            if self._find(session, case_id, kind, 0, contact.channel) is None:
+                session.add(
+                    Notification(
+                        case_id=case_id,
+                        kind=kind,
+                        attempt=0,
+                        channel=contact.channel.value,
+                        recipient=contact.address,
+                    )
+                )
+
+    async def flush(self, case_id: str, kind: str, message: Message) -> None:
+        """Send what `queue` left owed for this case and kind; an address that refuses for
+        good is skipped, an outage propagates so the caller retries."""
+        rows = await asyncio.to_thread(self._owed, case_id, kind)
+        for row in rows:
+            contact = Contact(Channel(row.channel), row.recipient)
+            try:
+                await self._send_once(case_id, kind, 0, contact, lambda _c: message)
+            except Undeliverable:
+                log.warning("notice_undeliverable", case_id=case_id, kind=kind, channel=row.channel)
+
+    def _owed(self, case_id: str, kind: str) -> list[Notification]:
+        with Session(self._engine) as session:
+            return list(
+                session.exec(
+                    select(Notification).where(
+                        Notification.case_id == case_id,
+                        Notification.kind == kind,
+                        col(Notification.sent_at).is_(None),
+                    )
+                )
+            )
 
     async def _tell_every_contact(
         self, case_id: str, kind: str, account: Account, message: Message

@@ -20,6 +20,7 @@ CODE_DIGITS = 6
 CASE_ID_PREFIX = "rc_"
 DELETION_CASE_PREFIX = "del_"
 BAN_CASE_PREFIX = "ban_"
+CLAIM_CASE_PREFIX = "sc_"
 
 
 def new_code() -> str:
@@ -65,6 +66,11 @@ class Keys:
 
     def token_digest(self, token: str) -> str:
         return self._mac(self._token, token)
+
+    def scoped_digest(self, scope: str, token: str) -> str:
+        """A bearer secret's digest for one use only ("claim", "staff"): a claim token can
+        never pass for a staff key, nor either for a session."""
+        return self._mac(self._token, scope, token)
 
     def identifier_digest(self, identifier: str) -> str:
         """Rate-limit key for an identifier, stored instead of the identifier itself."""

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reclaim.contracts import RecoveryRules
+from reclaim.contracts import ClaimRules, RecoveryRules
 
 
 class Settings(BaseSettings):
@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     username_quarantine: int = Field(180 * 86_400, ge=0)  # a purged username stays taken
     # Where people appeal a ban (a support claim); named in the ban notice.
     support_url: str | None = None
+
+    # Support claims (DESIGN.md, "Support claim").
+    first_response_sla: int = Field(86_400, ge=1)  # unassigned this long → escalated
+    decision_sla: int = Field(259_200, ge=1)  # assigned, undecided this long → escalated
+    claimant_window: int = Field(604_800, ge=1)  # a question unanswered this long → abandoned
+    claims_per_hour: int = Field(3, ge=1)  # per contact address
+    # Where escalations are mailed (a support lead's inbox); unset: logged only.
+    escalation_email: str | None = None
 
     # Delivery.
     smtp_host: str | None = None
@@ -122,6 +130,15 @@ class Settings(BaseSettings):
             max_resends=self.max_resends,
             reset_window=self.reset_window,
             case_ttl=self.case_ttl,
+        )
+
+    @cached_property
+    def claim_rules(self) -> ClaimRules:
+        return ClaimRules(
+            first_response_sla=self.first_response_sla,
+            decision_sla=self.decision_sla,
+            claimant_window=self.claimant_window,
+            recovery=self.recovery_rules,
         )
 
     @property

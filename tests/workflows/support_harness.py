@@ -1,0 +1,108 @@
+"""Support claims on the time-skipping server with the real worker: a reviewer, a
+supervisor, and the claimant's mailbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from reclaim.claim_cases import FiledClaim, SupportClaims
+from reclaim.claims import ClaimRequest
+from reclaim.contracts import (
+    Approve,
+    AssignRequest,
+    ClaimCalls,
+    ClaimReason,
+    ClaimView,
+    ProvideInfo,
+    Reject,
+    RequestInfo,
+    Reviewer,
+    StaffRole,
+)
+from tests.stack import TEST_PASSWORDS
+from tests.workflows.lifecycle_harness import PASSWORD, Lifecycle
+
+REVIEWER = Reviewer(1, "rita", StaffRole.REVIEWER)
+SUPERVISOR = Reviewer(2, "sam", StaffRole.SUPERVISOR)
+CONTACT = "jane.new@example.net"
+
+
+@dataclass
+class Claim:
+    desk: SupportDesk
+    filed: FiledClaim
+    handle: WorkflowHandle[Any, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.handle = self.desk.life.env.client.get_workflow_handle(
+            self.filed.case_id, result_type=ClaimView
+        )
+
+    @property
+    def case_id(self) -> str:
+        return self.filed.case_id
+
+    async def view(self) -> ClaimView:
+        view: ClaimView = await self.handle.query(ClaimCalls.STAFF_VIEW, result_type=ClaimView)
+        return view
+
+    async def update(self, name: str, arg: object) -> ClaimView:
+        view: ClaimView = await self.handle.execute_update(name, arg, result_type=ClaimView)
+        return view
+
+    async def assign(self, by: Reviewer = REVIEWER, to: str | None = None) -> ClaimView:
+        return await self.update(ClaimCalls.ASSIGN, AssignRequest(by, to))
+
+    async def ask(self, *questions: str, by: Reviewer = REVIEWER) -> ClaimView:
+        return await self.update(ClaimCalls.REQUEST_INFO, RequestInfo(by, list(questions)))
+
+    async def answer(self) -> None:
+        at = await self.desk.life.env.get_current_time()
+        await self.handle.execute_update(ClaimCalls.PROVIDE_INFO, ProvideInfo(at))
+
+    async def approve(self, by: Reviewer = REVIEWER, note: str | None = None) -> ClaimView:
+        return await self.update(ClaimCalls.APPROVE, Approve(by, note))
+
+    async def reject(self, reason: str, by: Reviewer = REVIEWER) -> ClaimView:
+        return await self.update(ClaimCalls.REJECT, Reject(by, reason))
+
+    async def refusal(self, call: Any) -> ApplicationError:
+        try:
+            await call
+        except WorkflowUpdateFailedError as err:
+            assert isinstance(err.cause, ApplicationError), err.cause
+            return err.cause
+        raise AssertionError("the update was accepted")
+
+    async def closed(self) -> ClaimView:
+        view: ClaimView = await self.handle.result()
+        return view
+
+
+@dataclass
+class SupportDesk:
+    life: Lifecycle
+
+    @property
+    def claims(self) -> SupportClaims:
+        life = self.life
+        return SupportClaims(life.env.client, life.engine, life.keys, TEST_PASSWORDS, life.settings)
+
+    async def file(
+        self, reason: ClaimReason = ClaimReason.COMPROMISED, username: str = "jane", **evidence: Any
+    ) -> Claim:
+        filed = await self.claims.file(
+            ClaimRequest(username=username, contact_email=CONTACT, reason=reason, **evidence)
+        )
+        assert isinstance(filed, FiledClaim), filed
+        return Claim(self, filed)
+
+
+STRONG_EVIDENCE: dict[str, Any] = {
+    "previous_passwords": ("not it", PASSWORD),
+    "registered_email": "jane@example.com",
+}

@@ -1,0 +1,253 @@
+"""Support claims over days, on the time-skipping server with the real worker: every timer
+path (escalations, abandonment, a claim that waits five days then is approved), the
+supervisor rule, and what approval does to the account."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from reclaim import accounts
+from reclaim.contracts import (
+    AccountStatus,
+    ClaimReason,
+    ClaimState,
+    ContactMatch,
+    LifecycleState,
+    Risk,
+)
+from reclaim.delivery.outbox import text_of
+from reclaim.models import SupportClaim
+from tests.mailbox import MailSink
+from tests.sms_gateway import SmsGateway
+from tests.workflows.lifecycle_harness import Lifecycle, lifecycle_stack
+from tests.workflows.support_harness import (
+    CONTACT,
+    REVIEWER,
+    STRONG_EVIDENCE,
+    SUPERVISOR,
+    SupportDesk,
+)
+
+LEADS = "support-leads@example.com"
+DAY = 86_400
+
+
+@pytest.fixture
+async def desk(
+    time_env: WorkflowEnvironment, tmp_path: Path, mail: MailSink, sms: SmsGateway
+) -> AsyncIterator[SupportDesk]:
+    async with lifecycle_stack(
+        time_env, tmp_path, mail, sms, escalation_email=LEADS, claims_per_hour=50
+    ) as life:
+        yield SupportDesk(life)
+
+
+async def _mail(life: Lifecycle, to: str, words: str) -> str:
+    message = await life.mail.wait_for(lambda m: m["To"] == to and words in text_of(m))
+    return text_of(message)
+
+
+async def test_the_claimant_gets_the_token_by_mail_and_the_evidence_sets_the_risk(
+    desk: SupportDesk,
+):
+    desk.life.add_account(phone="+14155550123")
+    strong = await desk.file(**STRONG_EVIDENCE)
+    weak = await desk.file(registered_email="jane@example.com")
+    none = await desk.file(previous_passwords=("wrong guess",), registered_phone="+14155550199")
+    nobody = await desk.file(username="ghost", **STRONG_EVIDENCE)
+
+    view = await strong.view()
+    assert (view.state, view.risk) == (ClaimState.SUBMITTED, Risk.LOW)
+    assert view.evidence.passwords_given == 2 and view.evidence.passwords_matched == 1
+    assert view.evidence.registered_email is ContactMatch.CURRENT
+    assert view.evidence.registered_phone is ContactMatch.NOT_GIVEN
+    assert (await weak.view()).risk is Risk.MEDIUM
+    assert (await none.view()).risk is Risk.HIGH
+    assert (await none.view()).evidence.registered_phone is ContactMatch.NO_MATCH
+    assert (await nobody.view()).evidence.account_found is False
+    assert (await nobody.view()).risk is Risk.HIGH
+    received = await _mail(desk.life, CONTACT, strong.case_id)
+    assert strong.filed.claim_token in received
+    with Session(desk.life.engine) as session:  # the token left with the mail, and only there
+        row = session.get(SupportClaim, strong.case_id)
+        assert row is not None and row.sealed_token is None
+        assert strong.filed.claim_token not in repr(row.model_dump())
+
+
+async def test_a_claim_nobody_picks_up_escalates_after_the_first_response_sla(desk: SupportDesk):
+    desk.life.add_account()
+    claim = await desk.file(**STRONG_EVIDENCE)
+
+    await desk.life.env.sleep(DAY - 60)
+    assert (await claim.view()).escalated is False
+    await desk.life.env.sleep(120)
+
+    view = await claim.view()
+    assert view.escalated and view.state is ClaimState.SUBMITTED
+    assert (view.timeline[-1].actor, view.timeline[-1].action) == ("system", "escalated")
+    assert view.timeline[-1].detail == "first_response"
+    assert claim.case_id in await _mail(desk.life, LEADS, "escalated")
+
+
+async def test_an_assigned_claim_without_a_decision_escalates_again(desk: SupportDesk):
+    desk.life.add_account()
+    claim = await desk.file(**STRONG_EVIDENCE)
+    assigned = await claim.assign()
+    assert (assigned.state, assigned.assignee, assigned.escalated) == (
+        ClaimState.IN_REVIEW,
+        "rita",
+        False,
+    )
+
+    await desk.life.env.sleep(3 * DAY + 60)
+
+    view = await claim.view()
+    assert view.escalated and view.timeline[-1].detail == "decision"
+    await _mail(desk.life, LEADS, "no decision was made")
+
+
+async def test_a_question_left_unanswered_abandons_the_claim(desk: SupportDesk):
+    desk.life.add_account()
+    claim = await desk.file(**STRONG_EVIDENCE)
+    await claim.assign()
+    asked = await claim.ask("When did you last sign in?", "From which city?")
+    assert asked.state is ClaimState.AWAITING_CLAIMANT
+    question = await _mail(desk.life, CONTACT, "When did you last sign in?")
+    assert "From which city?" in question
+
+    await desk.life.env.sleep(7 * DAY + 60)
+
+    final = await claim.closed()
+    assert final.state is ClaimState.ABANDONED and final.decision is not None
+    assert final.decision.by == "system"
+    await _mail(desk.life, CONTACT, "waited for an answer for too long")
+    with Session(desk.life.engine) as session:
+        row = session.get(SupportClaim, claim.case_id)
+        assert row is not None and row.state == "abandoned" and row.timeline
+        assert '"asked the claimant"' in row.timeline
+
+
+async def test_an_answer_puts_the_claim_back_in_review_with_a_fresh_decision_deadline(
+    desk: SupportDesk,
+):
+    desk.life.add_account()
+    claim = await desk.file(**STRONG_EVIDENCE)
+    await claim.assign()
+    await claim.ask("Which browser?")
+    await desk.life.env.sleep(2 * DAY)
+
+    await claim.answer()
+
+    view = await claim.view()
+    assert view.state is ClaimState.IN_REVIEW
+    assert view.questions[0].answered_at is not None
+    now = await desk.life.env.get_current_time()
+    assert view.next_deadline is not None
+    assert 3 * DAY - 60 < (view.next_deadline - now).total_seconds() <= 3 * DAY
+    refused = await claim.refusal(claim.answer())
+    assert refused.type == "invalid_state"
+
+
+async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_account_over(
+    desk: SupportDesk, sms: SmsGateway
+):
+    life = desk.life
+    account_id = life.add_account(phone="+14155550123")
+    signed_in = await life.sign_in("jane")
+    claim = await desk.file(**STRONG_EVIDENCE)
+
+    await life.env.sleep(5 * DAY)
+    assert (await claim.view()).escalated
+    await claim.assign()
+    approved = await claim.approve(note="Evidence checks out.")
+
+    assert approved.state is ClaimState.APPROVED
+    assert approved.decision is not None and approved.decision.by == "reviewer:rita"
+    recovery_case_id = approved.decision.recovery_case_id
+    assert recovery_case_id is not None and recovery_case_id.startswith("rc_")
+    account = life.account(account_id)
+    assert (account.email, account.phone) == (CONTACT, None)
+    assert signed_in.token is not None
+    assert accounts.current_session(life.engine, life.keys, signed_in.token) is None
+    code = await life.mail.code_for(CONTACT)  # the child recovery case sent it
+    assert len(code) == 6
+    recovery = life.env.client.get_workflow_handle(recovery_case_id)
+    assert (await recovery.describe()).status == WorkflowExecutionStatus.RUNNING
+    # The old addresses are told.
+    told = await _mail(life, "jane@example.com", "now receives its mail at j•••@e•••.net")
+    assert CONTACT not in told
+    await sms.wait_for("+14155550123", "contact details of jane were changed")
+    decided = await _mail(life, CONTACT, "was approved")
+    assert recovery_case_id in decided and "Evidence checks out." in decided
+    final = await claim.closed()
+    assert [e.action for e in final.timeline] == [
+        "submitted",
+        "escalated",
+        "assigned",
+        "approved",
+    ]
+
+
+async def test_a_high_risk_claim_is_approved_by_a_supervisor_only(desk: SupportDesk):
+    life = desk.life
+    account_id = life.add_account()
+    ban = await life.ban(account_id)
+    claim = await desk.file(ClaimReason.BANNED)
+    assert (await claim.view()).risk is Risk.HIGH
+    await claim.assign()
+
+    refused = await claim.refusal(claim.approve())
+
+    assert refused.type == "supervisor_required"
+    assert (await claim.view()).state is ClaimState.IN_REVIEW
+    approved = await claim.approve(by=SUPERVISOR, note="Appeal accepted.")
+    assert approved.state is ClaimState.APPROVED
+    assert life.account(account_id).status == AccountStatus.ACTIVE
+    assert (await life.outcome(ban.case_id)).state is LifecycleState.LIFTED
+
+
+async def test_a_deleted_account_is_restored_inside_its_grace_period_only(desk: SupportDesk):
+    life = desk.life
+    kept = life.add_account()
+    gone = life.add_account("joe", "joe@example.com")
+    kept_deletion = await life.deactivate(kept)
+    gone_deletion = await life.deactivate(gone)
+    await life.days_pass(10)
+    restore = await desk.file(ClaimReason.DELETED, **STRONG_EVIDENCE)
+    await restore.assign()
+
+    await restore.approve()
+
+    assert life.account(kept).status == AccountStatus.ACTIVE
+    assert (await life.outcome(kept_deletion.case_id)).state is LifecycleState.REACTIVATED
+    assert (await life.outcome(gone_deletion.case_id)).state is LifecycleState.PURGED
+    too_late = await desk.file(ClaimReason.DELETED, username="joe")
+    assert (await too_late.view()).evidence.account_status == "purged"
+    await too_late.assign(by=SUPERVISOR)
+    refused = await too_late.refusal(too_late.approve(by=SUPERVISOR))
+    assert refused.type == "cannot_resolve"
+    assert "purged" in refused.message
+    assert (await too_late.view()).state is ClaimState.IN_REVIEW
+    rejected = await too_late.reject("Deleted for good.", by=SUPERVISOR)
+    assert rejected.state is ClaimState.REJECTED
+
+
+async def test_transitions_that_make_no_sense_are_refused(desk: SupportDesk):
+    desk.life.add_account()
+    claim = await desk.file(**STRONG_EVIDENCE)
+
+    assert (await claim.refusal(claim.approve())).type == "invalid_state"  # nobody assigned
+    assert (await claim.refusal(claim.ask("Why?"))).type == "invalid_state"
+    assert (await claim.refusal(claim.answer())).type == "invalid_state"
+    other = await claim.refusal(claim.assign(to="sam"))
+    assert other.type == "supervisor_required"
+    await claim.assign(by=SUPERVISOR, to="sam")
+    assert (await claim.refusal(claim.reject("no", by=REVIEWER))).type == "not_assignee"
+    await claim.reject("Not enough evidence.", by=SUPERVISOR)
+    assert (await claim.refusal(claim.assign())).type in ("invalid_state",)

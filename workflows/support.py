@@ -1,0 +1,427 @@
+"""SupportCaseWorkflow: a support claim reviewed by people over hours or days.
+
+submitted → in_review (assigned) ⇄ awaiting_claimant (questions asked) → approved | rejected,
+or abandoned when the claimant does not answer in time. Timers escalate a claim nobody picked
+up (first-response SLA) and one assigned but not decided (decision SLA). Approval applies the
+resolution in activities and, for a takeover or a lost contact, starts a child self-service
+recovery case to the verified address.
+
+What the claimant wrote (description, answers) and where to reach them stay in the database;
+this history holds who did what and when, the evidence's results and the reviewers' words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from reclaim import search_attributes
+    from reclaim.contracts import (
+        ActivityName,
+        Approve,
+        AssignRequest,
+        CaseError,
+        Channel,
+        ClaimantView,
+        ClaimCalls,
+        ClaimClosing,
+        ClaimInput,
+        ClaimNotice,
+        ClaimNoticeKind,
+        ClaimState,
+        ClaimView,
+        Decision,
+        Escalation,
+        ProvideInfo,
+        Question,
+        RecoveryInput,
+        RecoveryStatus,
+        Reject,
+        RequestInfo,
+        Resolution,
+        ResolveClaim,
+        Reviewer,
+        Risk,
+        StaffRole,
+        TimelineEntry,
+    )
+
+from workflows.policies import ACTIVITY_TIMEOUT, LEDGER_RETRY, NOTICE_DEADLINE, NOTICE_RETRY
+from workflows.recovery import RecoveryWorkflow
+
+CLAIMANT = "claimant"
+SYSTEM = "system"
+DECIDING = (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT)
+
+
+def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
+    return ApplicationError(message, details, type=error.value, non_retryable=True)
+
+
+@workflow.defn(name=ClaimCalls.WORKFLOW)
+class SupportCaseWorkflow:
+    @workflow.init
+    def __init__(self, claim: ClaimInput) -> None:
+        self._claim = claim
+        self._rules = claim.rules
+        self._state = ClaimState.SUBMITTED
+        self._assignee: str | None = None
+        self._escalated = False
+        self._questions: list[Question] = []
+        self._rounds = 0  # rounds of questions asked
+        self._timeline = [TimelineEntry(claim.opened_at, CLAIMANT, "submitted", claim.reason.value)]
+        self._decision: Decision | None = None
+        self._resolving = False
+        # The one deadline that matters now, what it is for, and a counter that moves at
+        # every change so the run loop knows to set a new timer.
+        self._deadline: datetime | None = claim.opened_at + timedelta(
+            seconds=claim.rules.first_response_sla
+        )
+        self._deadline_for = "first_response"
+        self._changes = 0
+        self._notices: list[asyncio.Task[None]] = []
+
+    @workflow.run
+    async def run(self, claim: ClaimInput) -> ClaimView:
+        self._tell_claimant(ClaimNoticeKind.RECEIVED)
+        while self._state.is_open:
+            seen, deadline = self._changes, self._deadline
+            timeout = max(deadline - workflow.now(), timedelta(0)) if deadline else None
+            try:
+                await workflow.wait_condition(
+                    self._moved_since(seen),
+                    timeout=timeout,
+                    timeout_summary=f"{self._deadline_for} deadline",
+                )
+            except TimeoutError:
+                await self._deadline_passed()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await asyncio.gather(*self._notices)
+        await workflow.execute_activity(
+            ActivityName.RECORD_CLAIM,
+            ClaimClosing(
+                claim.case_id, self._state, workflow.now(), self._decision, self._timeline
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=LEDGER_RETRY,
+            summary="record the decision and the timeline",
+        )
+        return self.staff_view()
+
+    # -- reviewers -------------------------------------------------------------------------
+
+    @workflow.update(name=ClaimCalls.ASSIGN)
+    def assign(self, request: AssignRequest) -> ClaimView:
+        to = request.to or request.by.name
+        self._assignee = to
+        self._note(request.by, "assigned", to)
+        if self._state is ClaimState.SUBMITTED:
+            self._move_to(ClaimState.IN_REVIEW)
+        if self._state is ClaimState.IN_REVIEW:
+            self._set_deadline("decision", self._rules.decision_sla)
+        else:
+            self._move_to(self._state)  # a new assignee, nothing else
+        return self.staff_view()
+
+    @assign.validator
+    def _can_assign(self, request: AssignRequest) -> None:
+        self._refuse_unless(*self._open_states())
+        if (
+            request.to not in (None, request.by.name)
+            and request.by.role is not StaffRole.SUPERVISOR
+        ):
+            raise _refusal(
+                CaseError.SUPERVISOR_REQUIRED, "Only a supervisor assigns a claim to someone else."
+            )
+
+    @workflow.update(name=ClaimCalls.REQUEST_INFO)
+    def request_info(self, request: RequestInfo) -> ClaimView:
+        now = workflow.now()
+        self._rounds += 1
+        for text in request.questions:
+            self._questions.append(Question(len(self._questions) + 1, text, now, request.by.label))
+        self._note(request.by, "asked the claimant", f"{len(request.questions)} question(s)")
+        self._move_to(ClaimState.AWAITING_CLAIMANT)
+        self._set_deadline("claimant", self._rules.claimant_window)
+        self._tell_claimant(
+            ClaimNoticeKind.QUESTION,
+            attempt=self._rounds,
+            detail="\n".join(f"- {q}" for q in request.questions),
+        )
+        return self.staff_view()
+
+    @request_info.validator
+    def _can_request_info(self, request: RequestInfo) -> None:
+        self._refuse_unless(ClaimState.IN_REVIEW)
+        self._refuse_unless_in_charge(request.by)
+
+    @workflow.update(name=ClaimCalls.APPROVE)
+    async def approve(self, request: Approve) -> ClaimView:
+        self._resolving = True
+        try:
+            resolution = await self._resolve(request.by)
+        finally:
+            self._resolving = False
+        if resolution.problem is not None:
+            self._note(request.by, "could not approve", resolution.problem)
+            raise _refusal(CaseError.CANNOT_RESOLVE, resolution.problem, state=self._state.value)
+        if resolution.recovery_case_id is not None:
+            await self._open_recovery_case(resolution)
+        self._decide(ClaimState.APPROVED, request.by.label, request.note, resolution)
+        return self.staff_view()
+
+    @approve.validator
+    def _can_approve(self, request: Approve) -> None:
+        self._refuse_unless(*DECIDING)
+        self._refuse_unless_in_charge(request.by)
+        if self._claim.account_id is None:
+            raise _refusal(
+                CaseError.CANNOT_RESOLVE,
+                "No account has this username: there is nothing to give back. Reject the claim.",
+                state=self._state.value,
+            )
+        if self._claim.risk is Risk.HIGH and request.by.role is not StaffRole.SUPERVISOR:
+            raise _refusal(
+                CaseError.SUPERVISOR_REQUIRED, "A high-risk claim is approved by a supervisor."
+            )
+
+    @workflow.update(name=ClaimCalls.REJECT)
+    def reject(self, request: Reject) -> ClaimView:
+        self._decide(ClaimState.REJECTED, request.by.label, request.reason)
+        return self.staff_view()
+
+    @reject.validator
+    def _can_reject(self, request: Reject) -> None:
+        self._refuse_unless(*DECIDING)
+        self._refuse_unless_in_charge(request.by)
+
+    # -- the claimant ----------------------------------------------------------------------
+
+    @workflow.update(name=ClaimCalls.PROVIDE_INFO)
+    def provide_info(self, answer: ProvideInfo) -> ClaimantView:
+        self._questions = [
+            q
+            if q.answered_at
+            else Question(q.n, q.text, q.asked_at, q.asked_by, answer.answered_at)
+            for q in self._questions
+        ]
+        self._timeline.append(TimelineEntry(workflow.now(), CLAIMANT, "answered", None))
+        self._move_to(ClaimState.IN_REVIEW)
+        self._set_deadline("decision", self._rules.decision_sla)
+        return self.claimant_view()
+
+    @provide_info.validator
+    def _can_take_answers(self, answer: ProvideInfo) -> None:
+        self._refuse_unless(ClaimState.AWAITING_CLAIMANT)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @workflow.query(name=ClaimCalls.STAFF_VIEW, description="Everything a reviewer sees.")
+    def staff_view(self) -> ClaimView:
+        return ClaimView(
+            case_id=self._claim.case_id,
+            state=self._state,
+            reason=self._claim.reason,
+            risk=self._claim.risk,
+            evidence=self._claim.evidence,
+            assignee=self._assignee,
+            escalated=self._escalated,
+            opened_at=self._claim.opened_at,
+            next_deadline=self._deadline if self._state.is_open else None,
+            questions=list(self._questions),
+            timeline=list(self._timeline),
+            decision=self._decision,
+        )
+
+    @workflow.query(
+        name=ClaimCalls.CLAIMANT_VIEW,
+        description="What the claimant sees: state, questions, decision (no evidence, no staff).",
+    )
+    def claimant_view(self) -> ClaimantView:
+        decision = self._decision
+        if decision is not None:  # decided by "support", not by a named reviewer
+            decision = Decision(
+                decision.outcome, decision.at, "support", decision.note, decision.recovery_case_id
+            )
+        awaiting = self._state is ClaimState.AWAITING_CLAIMANT
+        return ClaimantView(
+            case_id=self._claim.case_id,
+            state=self._state,
+            questions=list(self._questions),
+            answer_by=self._deadline if awaiting else None,
+            decision=decision,
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _deadline_passed(self) -> None:
+        if self._resolving:  # an approval is being applied: let it decide
+            await workflow.wait_condition(lambda: not self._resolving)
+            return
+        if self._state is ClaimState.AWAITING_CLAIMANT:
+            self._decide(ClaimState.ABANDONED, SYSTEM, "no answer from the claimant in time")
+            return
+        level = self._deadline_for
+        self._escalated = True
+        self._timeline.append(TimelineEntry(workflow.now(), SYSTEM, "escalated", level))
+        self._deadline = None
+        self._move_to(self._state)
+        self._notices.append(
+            asyncio.create_task(
+                workflow.execute_activity(
+                    ActivityName.NOTIFY_ESCALATION,
+                    Escalation(self._claim.case_id, level, workflow.now()),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=NOTICE_DEADLINE,
+                    retry_policy=NOTICE_RETRY,
+                    summary=f"tell the support leads ({level} SLA missed)",
+                )
+            )
+        )
+
+    async def _resolve(self, by: Reviewer) -> Resolution:
+        assert self._claim.account_id is not None
+        try:
+            resolution: Resolution = await workflow.execute_activity(
+                ActivityName.RESOLVE_CLAIM,
+                ResolveClaim(
+                    self._claim.case_id,
+                    self._claim.account_id,
+                    self._claim.reason,
+                    by,
+                    workflow.now(),
+                ),
+                result_type=Resolution,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=LEDGER_RETRY,
+                summary=f"apply the approval ({self._claim.reason.value})",
+            )
+        except ActivityError as err:
+            raise _refusal(
+                CaseError.CANNOT_RESOLVE,
+                "The approval could not be applied; try again.",
+                state=self._state.value,
+            ) from err
+        return resolution
+
+    async def _open_recovery_case(self, resolution: Resolution) -> None:
+        """The self-service case that sends a code to the verified address: a child that
+        lives on whatever becomes of this claim."""
+        assert resolution.recovery_case_id and resolution.destination
+        assert self._claim.account_id is not None
+        case = RecoveryInput(
+            case_id=resolution.recovery_case_id,
+            account_id=self._claim.account_id,
+            channel=Channel.EMAIL,
+            destination=resolution.destination,
+            opened_at=workflow.now(),
+            rules=self._rules.recovery,
+        )
+        opening = RecoveryStatus.at_opening(case)
+        await workflow.start_child_workflow(
+            RecoveryWorkflow.run,
+            case,
+            id=case.case_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=search_attributes.self_service_case(
+                opening.state, case.channel, opening.next_deadline
+            ),
+            static_summary=f"Self-service recovery opened by support claim {self._claim.case_id}",
+        )
+
+    def _decide(
+        self,
+        outcome: ClaimState,
+        by: str,
+        note: str | None,
+        resolution: Resolution | None = None,
+    ) -> None:
+        recovery_case_id = resolution.recovery_case_id if resolution else None
+        self._decision = Decision(outcome, workflow.now(), by, note, recovery_case_id)
+        self._timeline.append(TimelineEntry(workflow.now(), by, outcome.value, note))
+        self._deadline = None
+        self._move_to(outcome)
+        self._tell_claimant(
+            {
+                ClaimState.APPROVED: ClaimNoticeKind.APPROVED,
+                ClaimState.REJECTED: ClaimNoticeKind.REJECTED,
+            }.get(outcome, ClaimNoticeKind.ABANDONED),
+            detail=note,
+            recovery_case_id=recovery_case_id,
+        )
+
+    def _tell_claimant(
+        self,
+        kind: ClaimNoticeKind,
+        *,
+        attempt: int = 0,
+        detail: str | None = None,
+        recovery_case_id: str | None = None,
+    ) -> None:
+        """Mail the claimant in the background: a slow mail server never holds a decision."""
+        self._notices.append(
+            asyncio.create_task(
+                workflow.execute_activity(
+                    ActivityName.NOTIFY_CLAIMANT,
+                    ClaimNotice(self._claim.case_id, kind, attempt, detail, recovery_case_id),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=NOTICE_DEADLINE,
+                    retry_policy=NOTICE_RETRY,
+                    summary=f"mail the claimant ({kind.value})",
+                )
+            )
+        )
+
+    def _note(self, by: Reviewer, action: str, detail: str | None) -> None:
+        self._timeline.append(TimelineEntry(workflow.now(), by.label, action, detail))
+
+    def _moved_since(self, seen: int) -> Callable[[], bool]:
+        return lambda: self._changes != seen
+
+    def _set_deadline(self, what: str, seconds: int) -> None:
+        self._deadline = workflow.now() + timedelta(seconds=seconds)
+        self._deadline_for = what
+        self._move_to(self._state)
+
+    def _move_to(self, state: ClaimState) -> None:
+        """The one place state, deadline and the search attributes change together."""
+        self._state = state
+        self._changes += 1
+        workflow.upsert_search_attributes(
+            search_attributes.claim_change(
+                state.value,
+                self._deadline if state.is_open else None,
+                self._assignee,
+                self._escalated,
+            )
+        )
+        workflow.set_current_details(
+            f"{state.value}"
+            + (f", assigned to {self._assignee}" if self._assignee else ", unassigned")
+            + (", ESCALATED" if self._escalated else "")
+        )
+
+    def _open_states(self) -> tuple[ClaimState, ...]:
+        return (ClaimState.SUBMITTED, *DECIDING)
+
+    def _refuse_unless(self, *states: ClaimState) -> None:
+        if self._state not in states or self._resolving:
+            raise _refusal(
+                CaseError.INVALID_STATE,
+                f"This claim is {self._state.value}: that cannot be done now.",
+                state=self._state.value,
+            )
+
+    def _refuse_unless_in_charge(self, by: Reviewer) -> None:
+        if by.role is not StaffRole.SUPERVISOR and by.name != self._assignee:
+            raise _refusal(
+                CaseError.NOT_ASSIGNEE,
+                f"This claim is assigned to {self._assignee}: assign it to yourself first.",
+                assignee=self._assignee,
+            )
