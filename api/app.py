@@ -11,8 +11,10 @@ from api.case_calls import CaseCalls
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import accounts, dev, health, recovery, sessions
+from api.routes import accounts, dev, health, recovery, sessions, staff, support
+from api.support_calls import SupportCalls
 from reclaim.account_cases import AccountCases
+from reclaim.claim_cases import SupportClaims
 from reclaim.db import create_schema, make_engine
 from reclaim.security import Keys, Passwords
 from reclaim.settings import Settings, load_settings
@@ -30,16 +32,21 @@ async def build_services(settings: Settings) -> Services:
     create_schema(engine)
     # Lazy: the API starts (and /healthz says what is missing) even if Temporal is not up yet.
     client = await connect(settings, lazy=True)
+    keys = Keys(settings.secret_bytes())
+    passwords = Passwords(
+        settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
+    )
+    cases = CaseCalls(client, settings.task_queue, settings.temporal_rpc_timeout)
     return Services(
         settings=settings,
         engine=engine,
         client=client,
-        keys=Keys(settings.secret_bytes()),
-        passwords=Passwords(
-            settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
-        ),
-        cases=CaseCalls(client, settings.task_queue, settings.temporal_rpc_timeout),
+        keys=keys,
+        passwords=passwords,
+        cases=cases,
         accounts=AccountCases(client, engine, settings),
+        claims=SupportClaims(client, engine, keys, passwords, settings),
+        support=SupportCalls(client, cases, settings.task_queue, settings.temporal_rpc_timeout),
     )
 
 
@@ -65,6 +72,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(recovery.router)
     app.include_router(sessions.router)
     app.include_router(accounts.router)
+    app.include_router(support.router)
+    app.include_router(staff.router)
     app.include_router(health.router)
     if settings.dev_mode:
         app.include_router(dev.router)

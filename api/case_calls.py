@@ -153,13 +153,15 @@ class CaseCalls:
             ended_refusal,
         )
 
-    async def call(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def call(
+        self, call: Callable[[], Awaitable[T]], not_found: ApiError = CASE_NOT_FOUND
+    ) -> T:
         """Any call to Temporal, its failures as HTTP errors (404, 503)."""
         try:
             return await call()
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise CASE_NOT_FOUND from err
+                raise not_found from err
             raise self._unavailable(err) from err
         except RPCTimeoutOrCancelledError as err:
             raise self._unavailable(err) from err

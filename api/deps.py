@@ -10,7 +10,9 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from api.case_calls import CaseCalls
+from api.support_calls import SupportCalls
 from reclaim.account_cases import AccountCases
+from reclaim.claim_cases import SupportClaims
 from reclaim.security import Keys, Passwords
 from reclaim.settings import Settings
 
@@ -24,6 +26,8 @@ class Services:
     passwords: Passwords
     cases: CaseCalls
     accounts: AccountCases
+    claims: SupportClaims
+    support: SupportCalls
 
 
 def get_services(request: Request) -> Services:

@@ -42,6 +42,7 @@ class ApiError(Exception):
 
 
 CASE_NOT_FOUND = ApiError(404, "not_found", "No recovery case has this id.")
+CLAIM_NOT_FOUND = ApiError(404, "not_found", "No support claim has this id.")
 
 
 def unavailable(what: str = "The recovery service") -> ApiError:
@@ -62,6 +63,9 @@ _CASE_ERROR_STATUS = {
     CaseError.RESEND_LIMIT: 429,
     CaseError.INVALID_TOKEN: 403,
     CaseError.RESET_EXPIRED: 410,
+    CaseError.SUPERVISOR_REQUIRED: 403,
+    CaseError.NOT_ASSIGNEE: 403,
+    CaseError.CANNOT_RESOLVE: 409,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import re
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,9 +32,11 @@ accounts_app = typer.Typer(
 )
 cases_app = typer.Typer(help="Look at and stop recovery cases.", no_args_is_help=True)
 temporal_app = typer.Typer(help="Prepare a Temporal cluster for Reclaim.", no_args_is_help=True)
+staff_app = typer.Typer(help="The support team and their API keys.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(cases_app, name="cases")
 app.add_typer(temporal_app, name="temporal")
+app.add_typer(staff_app, name="staff")
 
 
 def _settings() -> Settings:
@@ -407,6 +410,44 @@ def cases_cancel(
 
     asyncio.run(_with_client(settings, work))
     typer.echo(f"asked {case_id} to stop")
+
+
+@staff_app.command("add")
+def staff_add(
+    name: Annotated[str, typer.Option(help="1-64 letters, digits, '.', '_', '-'")],
+    role: Annotated[str, typer.Option(help="reviewer or supervisor")],
+) -> None:
+    """Add a member of staff. Their API key is printed once, on the last line: only a
+    digest of it is kept."""
+    from reclaim import staff
+    from reclaim.contracts import StaffRole
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+        raise _fail("a name is 1 to 64 letters, digits, '.', '_' or '-'")
+    try:
+        staff_role = StaffRole(role)
+    except ValueError as err:
+        raise _fail("the role is reviewer or supervisor") from err
+    settings = _settings()
+    with Session(_engine(settings)) as session:
+        try:
+            member, key = staff.add_staff(session, _keys(settings), name, staff_role)
+        except staff.StaffExists as err:
+            raise _fail(str(err)) from err
+    typer.echo(f"added {member.name} ({member.role}, id {member.id}); their API key, shown once:")
+    typer.echo(key)
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """The members of staff (never their keys)."""
+    from reclaim.models import Staff
+
+    with Session(_engine(_settings())) as session:
+        members = session.exec(select(Staff).order_by(col(Staff.id))).all()
+    for member in members:
+        state = "disabled" if member.disabled_at else "active"
+        typer.echo(f"{member.id:>4}  {member.name:20} {member.role:10} {state}")
 
 
 @temporal_app.command("setup")

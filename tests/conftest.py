@@ -52,6 +52,7 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
 _SA_TYPE_NAMES = {
     SearchAttributeIndexedValueType.KEYWORD: "Keyword",
     SearchAttributeIndexedValueType.DATETIME: "Datetime",
+    SearchAttributeIndexedValueType.BOOL: "Bool",
 }
 
 

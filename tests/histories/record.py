@@ -1,6 +1,6 @@
 """Record the histories that tests/workflows/test_replay.py replays.
 
-    python -m tests.histories.record [recovery] [lifecycle] [--version v2]
+    python -m tests.histories.record [recovery] [lifecycle] [support] [--version v2]
 
 Run it when a deliberate, patched change to a workflow should be captured too: keep the old
 files (they prove running cases still replay) and add the new ones under a new name.
@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from reclaim import accounts
 from reclaim.binaries import temporal_test_server
-from reclaim.contracts import RecoveryRules
+from reclaim.contracts import ClaimReason, RecoveryRules
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.temporal import register_search_attributes
 from tests.mailbox import MailSink, smtp_server
@@ -27,6 +27,7 @@ from tests.sms_gateway import SmsGateway
 from tests.stack import TEST_PASSWORDS
 from tests.workflows.harness import Case, Ledger, recovery_case
 from tests.workflows.lifecycle_harness import OPERATOR, PASSWORD, Lifecycle, lifecycle_stack
+from tests.workflows.support_harness import STRONG_EVIDENCE, SUPERVISOR, SupportDesk
 from workflows.recovery import RecoveryWorkflow
 
 HISTORIES = Path(__file__).parent
@@ -207,12 +208,93 @@ LIFECYCLE: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
     "ban_lifted_and_replaced": ban_lifted_and_replaced,
     "ban_refused": ban_refused,
 }
-KIND_BY_PREFIX = {"del_": "deletion", "ban_": "ban"}
+# -- support claims ---------------------------------------------------------------------------
+
+
+async def claim_approved_after_escalation(life: Lifecycle) -> list[str]:
+    desk = SupportDesk(life)
+    life.add_account(phone="+14155550123")
+    claim = await desk.file(**STRONG_EVIDENCE)
+    await life.env.sleep(2 * 86_400)
+    await claim.assign()
+    await claim.ask("Which city?")
+    await claim.answer()
+    await claim.approve(note="ok")
+    await claim.closed()
+    return [claim.case_id]
+
+
+async def claim_abandoned(life: Lifecycle) -> list[str]:
+    desk = SupportDesk(life)
+    life.add_account()
+    claim = await desk.file(**STRONG_EVIDENCE)
+    await claim.assign()
+    await claim.ask("Which city?")
+    await life.env.sleep(8 * 86_400)
+    await claim.closed()
+    return [claim.case_id]
+
+
+async def claim_refused_then_rejected(life: Lifecycle) -> list[str]:
+    desk = SupportDesk(life)
+    claim = await desk.file(ClaimReason.DELETED, username="ghost")
+    await claim.assign(by=SUPERVISOR)
+    await claim.refusal(claim.approve(by=SUPERVISOR))
+    await claim.reject("no such account", by=SUPERVISOR)
+    await claim.closed()
+    return [claim.case_id]
+
+
+async def claim_appeal_approved_by_supervisor(life: Lifecycle) -> list[str]:
+    desk = SupportDesk(life)
+    account_id = life.add_account()
+    await life.ban(account_id)
+    claim = await desk.file(ClaimReason.BANNED)
+    await claim.assign()
+    await claim.refusal(claim.approve())
+    await claim.assign(by=SUPERVISOR, to="sam")
+    await claim.approve(by=SUPERVISOR)
+    await claim.closed()
+    return [claim.case_id]
+
+
+async def claim_restored_inside_grace(life: Lifecycle) -> list[str]:
+    desk = SupportDesk(life)
+    account_id = life.add_account()
+    await life.deactivate(account_id)
+    claim = await desk.file(ClaimReason.DELETED, **STRONG_EVIDENCE)
+    await life.env.sleep(4 * 86_400)
+    await claim.assign()
+    await claim.approve()
+    await claim.closed()
+    return [claim.case_id]
+
+
+SUPPORT: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
+    "claim_approved_after_escalation": claim_approved_after_escalation,
+    "claim_abandoned": claim_abandoned,
+    "claim_refused_then_rejected": claim_refused_then_rejected,
+    "claim_appeal_approved_by_supervisor": claim_appeal_approved_by_supervisor,
+    "claim_restored_inside_grace": claim_restored_inside_grace,
+}
+KIND_BY_PREFIX = {"del_": "deletion", "ban_": "ban", "sc_": "support"}
 
 
 async def record_lifecycle(version: str) -> list[Path]:
+    return await _record_with_worker(version, LIFECYCLE)
+
+
+async def record_support(version: str) -> list[Path]:
+    return await _record_with_worker(version, SUPPORT)
+
+
+async def _record_with_worker(
+    version: str, scenarios: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]]
+) -> list[Path]:
+    """Play each scenario with the real worker on a time-skipping server of its own, and keep
+    the histories of the cases it names."""
     written = []
-    for name, play in LIFECYCLE.items():
+    for name, play in scenarios.items():
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=temporal_test_server()
         )
@@ -224,14 +306,16 @@ async def record_lifecycle(version: str) -> list[Path]:
                 tempfile.TemporaryDirectory() as state_dir,
                 smtp_server(MailSink()) as mail,
             ):
-                async with lifecycle_stack(env, Path(state_dir), mail, sms) as life:
+                async with lifecycle_stack(
+                    env, Path(state_dir), mail, sms, claims_per_hour=50
+                ) as life:
                     case_ids = await play(life)
                     histories = [await life.handle(c).fetch_history() for c in case_ids]
         finally:
             sms.stop()
             await env.shutdown()
         for n, (case_id, history) in enumerate(zip(case_ids, histories, strict=True)):
-            kind = KIND_BY_PREFIX[case_id[:4]]
+            kind = next(k for p, k in KIND_BY_PREFIX.items() if case_id.startswith(p))
             (HISTORIES / kind).mkdir(exist_ok=True)
             path = HISTORIES / kind / f"{version}_{name}_{n}.json"
             path.write_text(history.to_json())
@@ -240,12 +324,18 @@ async def record_lifecycle(version: str) -> list[Path]:
     return written
 
 
-RECORDERS = {"recovery": record_recovery, "lifecycle": record_lifecycle}
+RECORDERS = {
+    "recovery": record_recovery,
+    "lifecycle": record_lifecycle,
+    "support": record_support,
+}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kinds", nargs="*", metavar="KIND", help="recovery, lifecycle [all]")
+    parser.add_argument(
+        "kinds", nargs="*", metavar="KIND", help="recovery, lifecycle, support [all]"
+    )
     parser.add_argument("--version", default="v1")
     args = parser.parse_args()
     for kind in args.kinds or list(RECORDERS):

@@ -12,12 +12,14 @@ from temporalio.worker import Replayer
 
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
+from workflows.support import SupportCaseWorkflow
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 WORKFLOWS = {
     "recovery": RecoveryWorkflow,
     "deletion": AccountDeletionWorkflow,
     "ban": AccountBanWorkflow,
+    "support": SupportCaseWorkflow,
 }
 STORED = sorted(HISTORIES.glob("*/*.json"))
 
