@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from reclaim import search_attributes
@@ -90,14 +90,19 @@ class _LifecycleCase:
         return state
 
     async def _notify(self, kind: NoticeKind, until: datetime | None, summary: str) -> None:
-        await workflow.execute_activity(
-            ActivityName.NOTIFY_ACCOUNT,
-            AccountNotice(self._case_id, self._account_id, kind, until),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            schedule_to_close_timeout=NOTICE_DEADLINE,
-            retry_policy=NOTICE_RETRY,
-            summary=summary,
-        )
+        """Tell the holder. A notice that cannot go out within its day of retries is given
+        up (the worker logged every failure): the case itself must go on."""
+        try:
+            await workflow.execute_activity(
+                ActivityName.NOTIFY_ACCOUNT,
+                AccountNotice(self._case_id, self._account_id, kind, until),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                schedule_to_close_timeout=NOTICE_DEADLINE,
+                retry_policy=NOTICE_RETRY,
+                summary=summary,
+            )
+        except ActivityError:
+            workflow.logger.warning("notice %s given up", kind.value)
 
     def _move_to(self, state: LifecycleState, until: datetime | None = None) -> None:
         self._state = state

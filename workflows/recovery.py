@@ -96,16 +96,19 @@ class RecoveryWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._state is CaseState.COMPLETED:
             if self._notices_pending:
-                await workflow.execute_activity(
-                    ActivityName.NOTIFY_PASSWORD_CHANGED,
-                    PasswordChangedNotice(
-                        case.case_id, self._account_id, self._changed_at or workflow.now()
-                    ),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    schedule_to_close_timeout=NOTICE_DEADLINE,
-                    retry_policy=NOTICE_RETRY,
-                    summary="tell every contact the password changed",
-                )
+                try:
+                    await workflow.execute_activity(
+                        ActivityName.NOTIFY_PASSWORD_CHANGED,
+                        PasswordChangedNotice(
+                            case.case_id, self._account_id, self._changed_at or workflow.now()
+                        ),
+                        start_to_close_timeout=ACTIVITY_TIMEOUT,
+                        schedule_to_close_timeout=NOTICE_DEADLINE,
+                        retry_policy=NOTICE_RETRY,
+                        summary="tell every contact the password changed",
+                    )
+                except ActivityError:  # a day of retries: the change itself stands
+                    workflow.logger.warning("password-changed notices given up")
         else:
             # A completed case was recorded together with its reset, in one transaction.
             await workflow.execute_activity(

@@ -102,7 +102,8 @@ class SupportCaseWorkflow:
             except TimeoutError:
                 await self._deadline_passed()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await asyncio.gather(*self._notices)
+        # A mail that could not go out within its day of retries does not hold the claim open.
+        await asyncio.gather(*self._notices, return_exceptions=True)
         await workflow.execute_activity(
             ActivityName.RECORD_CLAIM,
             ClaimClosing(

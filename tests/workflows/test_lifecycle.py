@@ -3,6 +3,7 @@ real activities writing to a real database and mailing a real SMTP sink."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -211,3 +212,20 @@ async def test_banning_a_deactivated_account_stops_its_purge(life: Lifecycle):
     await life.days_pass(31)
     assert life.account(account_id).status == AccountStatus.BANNED
     assert life.account(account_id).username == "jane"
+
+
+async def test_a_notice_that_never_goes_out_does_not_stop_the_purge(
+    time_env: WorkflowEnvironment, tmp_path: Path, mail: MailSink, sms: SmsGateway
+):
+    with socket.socket() as sock:  # a port where no mail server listens
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    async with lifecycle_stack(time_env, tmp_path, mail, sms, smtp_port=dead_port) as life:
+        account_id = life.add_account()
+        case = await life.deactivate(account_id)
+
+        final = await life.outcome(case.case_id)
+
+        assert final.state is LifecycleState.PURGED
+        assert life.account(account_id).status == AccountStatus.PURGED
+        assert mail.messages == []
