@@ -52,13 +52,19 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _with_dev_secret(settings: Settings) -> Settings:
+    """An operator's command next to `reclaim dev` uses the secret it keeps, unless
+    RECLAIM_SECRET_KEY says otherwise."""
+    if settings.secret_key is None and settings.secret_file.exists():
+        return settings.model_copy(update={"dev_mode": True})
+    return settings
+
+
 def _keys(settings: Settings) -> Keys:
     """The server's keys: from RECLAIM_SECRET_KEY, or the one `reclaim dev` keeps."""
     from reclaim.security import Keys
 
-    if settings.secret_key is None and settings.secret_file.exists():
-        settings = settings.model_copy(update={"dev_mode": True})
-    return Keys(settings.secret_bytes())
+    return Keys(_with_dev_secret(settings).secret_bytes())
 
 
 def _engine(settings: Settings) -> Engine:
@@ -340,7 +346,7 @@ def _jsonable(value: Any) -> Any:
 async def _with_client(settings: Settings, work: Any) -> Any:
     from reclaim.temporal import connect
 
-    client = await connect(settings)
+    client = await connect(_with_dev_secret(settings))
     return await work(client)
 
 

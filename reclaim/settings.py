@@ -10,13 +10,16 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reclaim.contracts import ClaimRules, RecoveryRules
+
+if TYPE_CHECKING:
+    from reclaim.codec import EncryptionCodec
 
 
 class Settings(BaseSettings):
@@ -34,6 +37,13 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
 
     database_url: str | None = None
+
+    # Payload encryption keys, `id:base64key,...`: the first encrypts, all decrypt. Unset:
+    # one key derived from the secret key (see reclaim/codec.py).
+    codec_keys: SecretStr | None = None
+    # The Temporal Web UI's origin, the only one allowed to call the codec endpoint from a
+    # browser. Default: the `reclaim dev` UI.
+    ui_origin: str | None = None
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -140,6 +150,20 @@ class Settings(BaseSettings):
             claimant_window=self.claimant_window,
             recovery=self.recovery_rules,
         )
+
+    def codec(self) -> EncryptionCodec:
+        from reclaim.codec import EncryptionCodec, derived_key, parse_keys
+
+        if self.codec_keys is not None:
+            return EncryptionCodec(parse_keys(self.codec_keys.get_secret_value()))
+        return EncryptionCodec([derived_key(self.secret_bytes())])
+
+    @property
+    def resolved_ui_origins(self) -> list[str]:
+        if self.ui_origin:
+            return [self.ui_origin.rstrip("/")]
+        port = self.temporal_ui_port
+        return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
     @property
     def secret_file(self) -> Path:

@@ -12,15 +12,24 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from reclaim import search_attributes
+from reclaim.codec import data_converter
 from reclaim.settings import Settings
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
+    """A client whose every payload is encrypted by the codec (reclaim/codec.py)."""
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, lazy=lazy
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        lazy=lazy,
+        data_converter=data_converter(settings.codec()),
+        runtime=runtime,
     )
 
 

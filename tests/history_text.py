@@ -1,21 +1,46 @@
-"""Reading workflow histories as someone with access to Temporal's database would."""
+"""Reading workflow histories as someone with access to Temporal's database would, and as an
+operator does through the codec endpoint."""
 
 from __future__ import annotations
 
 import base64
 from typing import Any
 
+from temporalio.api.common.v1 import Payload
 
-def payload_texts(node: Any) -> list[str]:
-    """Every payload of a history, decoded: what someone reading the database would see."""
-    found: list[str] = []
+from reclaim.codec import ENCODING, EncryptionCodec
+
+
+def payloads(node: Any) -> list[Payload]:
+    """Every payload in a history (as `fetch_history().to_json()` gives it, parsed), except
+    search attributes: those are indexed in clear by design and hold no personal data."""
+    found: list[Payload] = []
     if isinstance(node, dict):
-        data = node.get("data")
-        if isinstance(data, str) and "metadata" in node:
-            found.append(base64.b64decode(data).decode("utf-8", "replace"))
-        for value in node.values():
-            found.extend(payload_texts(value))
+        data, metadata = node.get("data"), node.get("metadata")
+        if isinstance(data, str) and isinstance(metadata, dict):
+            found.append(
+                Payload(
+                    metadata={k: base64.b64decode(v) for k, v in metadata.items()},
+                    data=base64.b64decode(data),
+                )
+            )
+        for key, value in node.items():
+            if key != "searchAttributes":
+                found.extend(payloads(value))
     elif isinstance(node, list):
         for value in node:
-            found.extend(payload_texts(value))
+            found.extend(payloads(value))
     return found
+
+
+def payload_texts(node: Any, codec: EncryptionCodec | None = None) -> list[str]:
+    """Every payload's bytes as text: what the database holds, or (with the codec) what an
+    operator reads."""
+    return [
+        (codec.decrypt(p) if codec else p).data.decode("utf-8", "replace") for p in payloads(node)
+    ]
+
+
+def all_encrypted(node: Any) -> bool:
+    found = payloads(node)
+    return bool(found) and all(p.metadata.get("encoding") == ENCODING for p in found)

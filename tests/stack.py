@@ -23,6 +23,7 @@ from api.app import build_services, create_app
 from reclaim.accounts import create_account
 from reclaim.security import Passwords
 from reclaim.settings import Settings
+from reclaim.temporal import connect
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from worker import build_worker, courier_for
@@ -143,7 +144,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
 async def running_stack(
     settings: Settings, engine: Engine, mail: MailSink, sms: SmsGateway, *, worker: bool = True
 ) -> AsyncIterator[Stack]:
-    client = await Client.connect(settings.temporal_address)
+    client = await connect(settings)
     courier = courier_for(settings)
     async with (
         serve_api(settings) as base_url,

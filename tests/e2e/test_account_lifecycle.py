@@ -109,7 +109,7 @@ async def test_a_deactivated_account_is_kept_by_completing_a_recovery(stack: Sta
     assert case_id is not None
     assert (await _closed(stack, case_id)).state is LifecycleState.REACTIVATED
     history = (await stack.client.get_workflow_handle(case_id).fetch_history()).to_json()
-    decoded = "\n".join(payload_texts(json.loads(history)))
+    decoded = "\n".join(payload_texts(json.loads(history), stack.settings.codec()))
     assert "account holder" in decoded  # the control: the payloads were read
     assert "jane" not in (history + decoded).lower()  # neither the username nor the address
 

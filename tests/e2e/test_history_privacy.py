@@ -7,7 +7,7 @@ import re
 
 from reclaim.security import Keys
 from tests.conftest import StackParts
-from tests.history_text import payload_texts
+from tests.history_text import all_encrypted, payload_texts
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.stack import TEST_SECRET, running_stack
@@ -43,8 +43,12 @@ async def test_no_code_token_password_or_contact_in_any_event(
         history = await stack.client.get_workflow_handle(case_id).fetch_history()
 
     raw = history.to_json()
-    decoded = "\n".join(payload_texts(json.loads(raw)))
-    everything = raw + "\n" + decoded
+    # At rest every payload is ciphertext; through the codec an operator reads the digests.
+    assert all_encrypted(json.loads(raw))
+    stored = "\n".join(payload_texts(json.loads(raw)))
+    decoded = "\n".join(payload_texts(json.loads(raw), settings.codec()))
+    assert "$argon2id$" not in raw + stored
+    everything = raw + "\n" + stored + "\n" + decoded
     # The control: digests are there, so the payloads were read.
     keys = Keys(TEST_SECRET.encode())
     assert keys.code_digest(case_id, second) in decoded

@@ -148,7 +148,7 @@ async def test_a_takeover_claim_from_submission_to_a_new_password(stack: Stack):
     )
     # What the claimant wrote and where to reach them stayed out of the claim's history.
     history = (await stack.client.get_workflow_handle(case_id).fetch_history()).to_json()
-    decoded = "\n".join(payload_texts(json.loads(history)))
+    decoded = "\n".join(payload_texts(json.loads(history), stack.settings.codec()))
     assert "Which city did you last sign in from?" in decoded  # the control
     for private in (CONTACT, "jane@example.com", token, PASSWORD, "Lyon", "on Monday"):
         assert private not in history + decoded, private
