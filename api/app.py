@@ -11,7 +11,7 @@ from api.case_calls import CaseCalls
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import accounts, dev, health, recovery, sessions, staff, support
+from api.routes import accounts, codec, dev, health, recovery, sessions, staff, support
 from api.support_calls import SupportCalls
 from reclaim.account_cases import AccountCases
 from reclaim.claim_cases import SupportClaims
@@ -19,6 +19,8 @@ from reclaim.db import create_schema, make_engine
 from reclaim.security import Keys, Passwords
 from reclaim.settings import Settings, load_settings
 from reclaim.temporal import connect
+
+CODEC_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 DESCRIPTION = """
 Account recovery for people who lost access: a one-time code by email or SMS, then a new
@@ -47,6 +49,7 @@ async def build_services(settings: Settings) -> Services:
         accounts=AccountCases(client, engine, settings),
         claims=SupportClaims(client, engine, keys, passwords, settings),
         support=SupportCalls(client, cases, settings.task_queue, settings.temporal_rpc_timeout),
+        codec=settings.codec(),
     )
 
 
@@ -68,12 +71,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={codec.PREFIX: CODEC_MAX_BODY_BYTES},
+    )
+    app.add_middleware(codec.CodecCors, settings=settings)
     app.include_router(recovery.router)
     app.include_router(sessions.router)
     app.include_router(accounts.router)
     app.include_router(support.router)
     app.include_router(staff.router)
+    app.include_router(codec.router)
     app.include_router(health.router)
     if settings.dev_mode:
         app.include_router(dev.router)

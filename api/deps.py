@@ -13,6 +13,7 @@ from api.case_calls import CaseCalls
 from api.support_calls import SupportCalls
 from reclaim.account_cases import AccountCases
 from reclaim.claim_cases import SupportClaims
+from reclaim.codec import EncryptionCodec
 from reclaim.security import Keys, Passwords
 from reclaim.settings import Settings
 
@@ -28,6 +29,7 @@ class Services:
     accounts: AccountCases
     claims: SupportClaims
     support: SupportCalls
+    codec: EncryptionCodec
 
 
 def get_services(request: Request) -> Services:

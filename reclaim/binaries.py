@@ -34,6 +34,7 @@ def dev_server_command(
     ui_port: int | None = None,
     search_attributes: dict[str, str] | None = None,
     log_level: str = "warn",
+    ui_codec_endpoint: str | None = None,
 ) -> list[str]:
     """`temporal server start-dev` as Reclaim runs it: persisted in `db_file` (in memory
     without one), with the Web UI on `ui_port` (headless without one). Search attributes given
@@ -48,6 +49,8 @@ def dev_server_command(
         command.append("--headless")
     else:
         command += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+        if ui_codec_endpoint:  # the UI decrypts payloads through Reclaim's codec endpoint
+            command += ["--ui-codec-endpoint", ui_codec_endpoint]
     for name, kind in (search_attributes or {}).items():
         command += ["--search-attribute", f"{name}={kind}"]
     return [*command, "--log-level", log_level]

@@ -147,6 +147,7 @@ class DevStack:
                 port=self.temporal_port,
                 db_file=self.state_dir / "temporal.db",
                 ui_port=self.settings.temporal_ui_port,
+                ui_codec_endpoint=f"http://{self.settings.api_host}:{self.settings.api_port}/codec",
             ),
             env,
             log=(self.state_dir / "temporal.log").open("ab"),

@@ -1,0 +1,147 @@
+"""The codec endpoint: the Temporal Web UI and the `temporal` CLI send encrypted payloads
+here to read them (`/codec/decode`) or to send a signal or query with arguments
+(`/codec/encode`).
+
+Staff only: `Authorization: Bearer rk_…` (the CLI's `--codec-auth`). The one exception is the
+`reclaim dev` UI on this machine: in dev mode a request from the configured UI origin needs no
+key. Browsers may call it from the UI origin only (CORS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Annotated
+
+from cryptography.exceptions import InvalidTag
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+from temporalio.api.common.v1 import Payload
+
+from api.deps import AppServices
+from api.errors import ApiError
+from reclaim import staff
+from reclaim.codec import CodecKeyError
+from reclaim.settings import Settings
+
+router = APIRouter(prefix="/codec", tags=["codec"])
+PREFIX = "/codec"
+_ERROR = {"description": "JSON error: `{error, message, ...}`"}
+
+
+class PayloadJson(BaseModel):
+    """A payload in protobuf's JSON form: metadata values and data in base64."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: dict[str, str] = Field(default_factory=dict)
+    data: str = ""
+
+
+class Payloads(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    payloads: list[PayloadJson] = Field(max_length=1000)
+
+
+def _from_json(item: PayloadJson) -> Payload:
+    try:
+        return Payload(
+            metadata={k: base64.b64decode(v, validate=True) for k, v in item.metadata.items()},
+            data=base64.b64decode(item.data, validate=True),
+        )
+    except (binascii.Error, ValueError) as err:
+        raise ApiError(400, "invalid_payload", "Metadata and data must be base64.") from err
+
+
+def _to_json(payload: Payload) -> PayloadJson:
+    return PayloadJson(
+        metadata={k: base64.b64encode(v).decode() for k, v in payload.metadata.items()},
+        data=base64.b64encode(payload.data).decode(),
+    )
+
+
+async def _allowed(request: Request, services: AppServices, authorization: str | None) -> None:
+    settings = services.settings
+    namespace = request.headers.get("x-namespace")
+    if namespace and namespace != settings.temporal_namespace:
+        raise ApiError(403, "wrong_namespace", f"This codec serves {settings.temporal_namespace}.")
+    origin = request.headers.get("origin", "").rstrip("/")
+    if settings.dev_mode and origin in settings.resolved_ui_origins:
+        return  # the `reclaim dev` Web UI on this machine
+    scheme, _, key = (authorization or "").partition(" ")
+
+    def check() -> bool:
+        with Session(services.engine) as session:
+            return staff.authenticate(session, services.keys, key.strip()) is not None
+
+    if scheme.lower() != "bearer" or not await asyncio.to_thread(check):
+        raise ApiError(
+            401,
+            "invalid_key",
+            "The codec endpoint needs a staff key: `Authorization: Bearer rk_…`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+@router.post("/encode", response_model=Payloads, responses={400: _ERROR, 401: _ERROR})
+async def encode(
+    body: Payloads,
+    request: Request,
+    services: AppServices,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Payloads:
+    await _allowed(request, services, authorization)
+    encoded = await services.codec.encode([_from_json(p) for p in body.payloads])
+    return Payloads(payloads=[_to_json(p) for p in encoded])
+
+
+@router.post("/decode", response_model=Payloads, responses={400: _ERROR, 401: _ERROR})
+async def decode(
+    body: Payloads,
+    request: Request,
+    services: AppServices,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Payloads:
+    await _allowed(request, services, authorization)
+    try:
+        decoded = await services.codec.decode([_from_json(p) for p in body.payloads])
+    except (CodecKeyError, InvalidTag) as err:
+        raise ApiError(
+            400, "undecryptable", "A payload was not encrypted with any key this codec has."
+        ) from err
+    return Payloads(payloads=[_to_json(p) for p in decoded])
+
+
+class CodecCors(BaseHTTPMiddleware):
+    """CORS for the codec endpoint only, and for the Web UI's origin only."""
+
+    def __init__(self, app: object, settings: Settings) -> None:
+        super().__init__(app)  # type: ignore[arg-type]
+        self._origins = set(settings.resolved_ui_origins)
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if not request.url.path.startswith(PREFIX):
+            return await call_next(request)
+        origin = request.headers.get("origin", "").rstrip("/")
+        allowed = origin in self._origins
+        if request.method == "OPTIONS" and request.headers.get("access-control-request-method"):
+            if not allowed:
+                return Response(status_code=403)
+            response = Response(status_code=204)
+            response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, X-Namespace"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await call_next(request)
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
+        return response
