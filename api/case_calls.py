@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import CASE_NOT_FOUND, ApiError, from_refusal, refusal_for, unavailable
 from reclaim import search_attributes
+from reclaim.case_text import STATIC_DETAILS
 from reclaim.contracts import (
     ActivityName,
     CaseError,
@@ -68,6 +69,7 @@ class CaseCalls:
                 opening.state, case.channel, opening.next_deadline
             ),
             static_summary=f"Self-service recovery by {case.channel.value}",
+            static_details=STATIC_DETAILS[search_attributes.SELF_SERVICE],
             rpc_timeout=self._timeout,
         )
 

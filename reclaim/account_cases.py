@@ -20,6 +20,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdate
 from temporalio.service import RPCError, RPCStatusCode
 
 from reclaim import lifecycle, search_attributes
+from reclaim.case_text import STATIC_DETAILS
 from reclaim.contracts import (
     AccountStatus,
     Actor,
@@ -140,6 +141,7 @@ class AccountCases:
             task_queue=self._settings.task_queue,
             search_attributes=search_attributes.lifecycle_case(kind, "requested"),
             static_summary=summary,
+            static_details=STATIC_DETAILS[kind],
             rpc_timeout=self._timeout,
         )
         try:

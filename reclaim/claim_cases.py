@@ -13,6 +13,7 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from reclaim import claims, search_attributes
+from reclaim.case_text import STATIC_DETAILS
 from reclaim.claims import Assessment, ClaimLimited, ClaimRequest
 from reclaim.contracts import ClaimCalls, ClaimInput, ClaimState
 from reclaim.identifiers import IdentifierKind
@@ -83,6 +84,7 @@ class SupportClaims:
                 ),
                 static_summary=f"Support claim: {request.reason.value}, "
                 f"{assessment.risk.value} risk",
+                static_details=STATIC_DETAILS[search_attributes.SUPPORT_CLAIM],
                 rpc_timeout=timedelta(seconds=self._settings.temporal_rpc_timeout),
             )
         except BaseException:

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from reclaim import search_attributes
+    from reclaim.case_text import at, current_details
     from reclaim.contracts import (
         AccountNotice,
         AccountState,
@@ -110,8 +111,13 @@ class _LifecycleCase:
         workflow.upsert_search_attributes(
             search_attributes.state_change(state.value, until if state.is_open else None)
         )
-        when = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
-        workflow.set_current_details(f"{state.value}{when}")
+        workflow.set_current_details(
+            current_details(
+                state.value,
+                f"account {self._account_status}" if self._account_status else None,
+                f"until {at(until)}" if until else None,
+            )
+        )
 
     async def _finish(self) -> LifecycleStatus:
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from reclaim import search_attributes
+    from reclaim.case_text import at, current_details
     from reclaim.contracts import (
         ActivityName,
         ApplyReset,
@@ -89,6 +90,7 @@ class RecoveryWorkflow:
     @workflow.run
     async def run(self, case: RecoveryInput) -> RecoveryOutcome:
         self._send_code()
+        self._show()
         self._watch_deadline()
         # From here on, the updates and the deadline timers move the state.
         await workflow.wait_condition(lambda: not self._state.is_open)
@@ -124,7 +126,11 @@ class RecoveryWorkflow:
 
     # -- the code --------------------------------------------------------------------------
 
-    @workflow.update(name=RecoveryCalls.SUBMIT_CODE)
+    @workflow.update(
+        name=RecoveryCalls.SUBMIT_CODE,
+        description="The person types a code (as an HMAC digest): a right one verifies the "
+        "case and opens the set-password window, a wrong one counts toward the lock.",
+    )
     async def submit_code(self, attempt: SubmitCode) -> CodeAccepted:
         # The message can reach the user a moment before its send activity reports back to
         # this workflow: judge the code once the delivery in flight has answered.
@@ -152,6 +158,7 @@ class RecoveryWorkflow:
                 "Too many wrong codes: this case is locked. Start a new recovery.",
                 attempts_left=0,
             )
+        self._show()
         raise _refusal(
             CaseError.INVALID_CODE, "That code is not right.", attempts_left=attempts_left
         )
@@ -167,7 +174,10 @@ class RecoveryWorkflow:
                 code_expired_at=self._rules.code_expires_at(self._issued_at).isoformat(),
             )
 
-    @workflow.update(name=RecoveryCalls.RESEND_CODE)
+    @workflow.update(
+        name=RecoveryCalls.RESEND_CODE,
+        description="Send a fresh code (the previous one dies); the cooldown doubles each time.",
+    )
     def resend_code(self) -> RecoveryStatus:
         self._resends += 1
         self._issued_at = workflow.now()
@@ -197,7 +207,11 @@ class RecoveryWorkflow:
 
     # -- the new password ------------------------------------------------------------------
 
-    @workflow.update(name=RecoveryCalls.SET_PASSWORD)
+    @workflow.update(
+        name=RecoveryCalls.SET_PASSWORD,
+        description="With the reset token, set the new password (an argon2 hash) and sign "
+        "every session out.",
+    )
     async def set_password(self, change: SetPassword) -> RecoveryStatus:
         self._resetting = True
         self._changed_at = workflow.now()
@@ -243,7 +257,10 @@ class RecoveryWorkflow:
         if problem is not None:
             raise _refusal(problem, "This case cannot change the password now.", state=self._state)
 
-    @workflow.query(name=RecoveryCalls.RESET_CONTEXT)
+    @workflow.query(
+        name=RecoveryCalls.RESET_CONTEXT,
+        description="Whether a reset token (as a digest) is good now. Used by the API.",
+    )
     def reset_context(self, reset_token_digest: str) -> ResetContext:
         """Whether a reset token is good now, and for which account: the API asks before it
         spends time on the password policy and hashing."""
@@ -252,19 +269,29 @@ class RecoveryWorkflow:
 
     # -- the outside world -----------------------------------------------------------------
 
-    @workflow.signal(name=RecoveryCalls.SUPERSEDE)
+    @workflow.signal(
+        name=RecoveryCalls.SUPERSEDE,
+        description="A newer case opened for the same account: this one stops.",
+    )
     def supersede(self) -> None:
         """A newer case was opened for the same account: one live code per account."""
         if self._state.is_open and not self._resetting:
             self._move_to(CaseState.SUPERSEDED)
 
-    @workflow.signal(name=RecoveryCalls.CANCEL)
+    @workflow.signal(
+        name=RecoveryCalls.CANCEL,
+        description="An operator stops the case (`reclaim cases cancel`), with a reason.",
+    )
     def cancel(self, reason: str) -> None:
         """An operator stops the case (the reason stays in history)."""
         if self._state.is_open and not self._resetting:
             self._move_to(CaseState.CANCELLED)
 
-    @workflow.query(name=RecoveryCalls.STATUS)
+    @workflow.query(
+        name=RecoveryCalls.STATUS,
+        description="What the person sees: state, masked destination, attempts left, "
+        "code and resend times, delivery.",
+    )
     def status(self) -> RecoveryStatus:
         awaiting = self._state is CaseState.AWAITING_CODE
         return RecoveryStatus(
@@ -362,10 +389,12 @@ class RecoveryWorkflow:
         except ActivityError:
             if attempt == self._resends:
                 self._delivery = Delivery.FAILED
+                self._show()
             return
         if attempt == self._resends:
             self._code_digest = issued.code_digest
             self._delivery = Delivery.SENT
+            self._show()
 
     def _watch_deadline(self) -> None:
         """Expire the case at the current deadline. A timer whose deadline has moved since
@@ -388,3 +417,29 @@ class RecoveryWorkflow:
         workflow.upsert_search_attributes(
             search_attributes.state_change(state.value, self._deadline if state.is_open else None)
         )
+        self._show()
+
+    def _show(self) -> None:
+        """The line the Web UI shows as this case's current details."""
+        tries = f"{self._wrong_codes}/{self._rules.max_attempts} wrong codes"
+        if self._state is CaseState.AWAITING_CODE:
+            code = f"code #{self._resends + 1} by {self._case.channel.value}"
+            details = current_details(
+                self._state.value,
+                f"{code} {self._delivery.value}",
+                tries,
+                f"expires {at(self._deadline)}",
+            )
+        elif self._state is CaseState.VERIFIED:
+            details = current_details(
+                self._state.value, f"new password expected by {at(self._deadline)}"
+            )
+        elif self._state is CaseState.COMPLETED:
+            details = current_details(
+                self._state.value,
+                "password changed, sessions signed out",
+                "telling every contact" if self._notices_pending else None,
+            )
+        else:
+            details = current_details(self._state.value, tries, f"{self._resends} resends")
+        workflow.set_current_details(details)

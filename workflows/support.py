@@ -22,6 +22,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from reclaim import search_attributes
+    from reclaim.case_text import STATIC_DETAILS, at, current_details
     from reclaim.contracts import (
         ActivityName,
         Approve,
@@ -89,6 +90,7 @@ class SupportCaseWorkflow:
 
     @workflow.run
     async def run(self, claim: ClaimInput) -> ClaimView:
+        self._show()
         self._tell_claimant(ClaimNoticeKind.RECEIVED)
         while self._state.is_open:
             seen, deadline = self._changes, self._deadline
@@ -334,6 +336,7 @@ class SupportCaseWorkflow:
                 opening.state, case.channel, opening.next_deadline
             ),
             static_summary=f"Self-service recovery opened by support claim {self._claim.case_id}",
+            static_details=STATIC_DETAILS[search_attributes.SELF_SERVICE],
         )
 
     def _decide(
@@ -402,10 +405,20 @@ class SupportCaseWorkflow:
                 self._escalated,
             )
         )
+        self._show()
+
+    def _show(self) -> None:
+        """The line the Web UI shows as this claim's current details."""
         workflow.set_current_details(
-            f"{state.value}"
-            + (f", assigned to {self._assignee}" if self._assignee else ", unassigned")
-            + (", ESCALATED" if self._escalated else "")
+            current_details(
+                self._state.value,
+                "ESCALATED" if self._escalated else None,
+                f"assigned to {self._assignee}" if self._assignee else "unassigned",
+                f"{self._claim.risk.value} risk",
+                f"{self._deadline_for} deadline {at(self._deadline)}"
+                if self._deadline is not None and self._state.is_open
+                else None,
+            )
         )
 
     def _open_states(self) -> tuple[ClaimState, ...]:
