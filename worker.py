@@ -24,10 +24,11 @@ from reclaim.db import create_schema, make_engine
 from reclaim.delivery.courier import Courier
 from reclaim.delivery.mail import Mailer
 from reclaim.delivery.sms import sms_provider
+from reclaim.logs import ActivityLogContext
 from reclaim.notifications import Notifier
 from reclaim.security import Keys
 from reclaim.settings import Settings
-from reclaim.temporal import connect_when_up
+from reclaim.temporal import connect_when_up, worker_runtime
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.support import SupportCaseWorkflow
@@ -66,6 +67,7 @@ def build_worker(
             support.record_claim,
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=[ActivityLogContext()],
     )
 
 
@@ -76,7 +78,7 @@ def courier_for(settings: Settings) -> Courier:
 async def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
-    client = await connect_when_up(settings)
+    client = await connect_when_up(settings, runtime=worker_runtime(settings))
     courier = courier_for(settings)
     worker = build_worker(client, settings, engine, courier, task_queue=settings.task_queue)
     loop = asyncio.get_running_loop()

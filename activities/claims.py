@@ -158,6 +158,9 @@ class ClaimActivities:
     @activity.defn(name=ActivityName.NOTIFY_ESCALATION)
     async def notify_escalation(self, escalation: Escalation) -> None:
         log.warning("claim_escalated", case_id=escalation.case_id, level=escalation.level)
+        await self._in_session(
+            lambda s: claims.mark_escalated(s, escalation.case_id, escalation.at)
+        )
         address = self._settings.escalation_email
         if not address:
             return

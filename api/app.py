@@ -11,6 +11,7 @@ from api.case_calls import CaseCalls
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.metrics import ApiMetrics, RequestObserver
 from api.routes import accounts, codec, dev, health, recovery, sessions, staff, support
 from api.support_calls import SupportCalls
 from reclaim.account_cases import AccountCases
@@ -60,7 +61,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or await build_services(settings)
+        metrics.watch(app.state.services.engine)
         yield
+        metrics.forget()
         if owned:
             app.state.services.engine.dispose()
 
@@ -71,12 +74,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    metrics = app.state.metrics = ApiMetrics()
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         larger={codec.PREFIX: CODEC_MAX_BODY_BYTES},
     )
     app.add_middleware(codec.CodecCors, settings=settings)
+    app.add_middleware(RequestObserver, metrics=metrics)  # outermost: sees every request
     app.include_router(recovery.router)
     app.include_router(sessions.router)
     app.include_router(accounts.router)

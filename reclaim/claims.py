@@ -340,6 +340,15 @@ def restore(session: Session, request: ResolveClaim) -> str | None:
     return deletion
 
 
+def mark_escalated(session: Session, case_id: str, at: datetime) -> None:
+    """Remember the first escalation of a claim (a second level keeps the first time)."""
+    claim = session.get(SupportClaim, case_id)
+    if claim is not None and claim.escalated_at is None:
+        claim.escalated_at = at
+        session.add(claim)
+        session.commit()
+
+
 def record_closing(session: Session, closing: ClaimClosing) -> None:
     """The claim's end, its decision and whole timeline, kept for good (idempotent)."""
     claim = session.get(SupportClaim, closing.case_id)

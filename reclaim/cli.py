@@ -131,6 +131,8 @@ def api() -> None:
     """Run the HTTP API (uvicorn)."""
     import uvicorn
 
+    from reclaim.logs import uvicorn_log_config
+
     settings = _settings()
     settings.secret_bytes()
     uvicorn.run(
@@ -139,6 +141,7 @@ def api() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
         proxy_headers=True,
     )
 

@@ -71,6 +71,9 @@ class Child:
             self.process.wait()
 
 
+DEV_WORKER_METRICS = "127.0.0.1:9464"
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -91,6 +94,8 @@ def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 class DevStack:
     def __init__(self, settings: Settings) -> None:
+        if not settings.worker_metrics_address:
+            settings = settings.model_copy(update={"worker_metrics_address": DEV_WORKER_METRICS})
         self.settings = settings
         self.state_dir = settings.state_dir.resolve()
         self.pid_file = self.state_dir / "dev.pids"
@@ -132,6 +137,8 @@ class DevStack:
             f"Temporal Web UI http://{self.temporal_host}:{s.temporal_ui_port}",
             f"Temporal {s.temporal_address}",
         ]
+        parts.append(f"API metrics {api}/metrics")
+        parts.append(f"worker metrics http://{s.worker_metrics_address}/metrics")
         if s.smtp_host:
             parts.append(f"mail via SMTP {s.smtp_host}:{s.smtp_port}")
         else:
@@ -208,6 +215,7 @@ class DevStack:
             RECLAIM_DATABASE_URL=self.settings.database_url
             or f"sqlite:///{self.state_dir / 'reclaim.db'}",
             RECLAIM_TEMPORAL_ADDRESS=self.settings.temporal_address,
+            RECLAIM_WORKER_METRICS_ADDRESS=self.settings.worker_metrics_address or "",
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -260,6 +268,9 @@ class DevStack:
             (self.temporal_host, s.temporal_ui_port, "RECLAIM_TEMPORAL_UI_PORT"),
             (s.api_host, s.api_port, "RECLAIM_API_PORT"),
         ]
+        metrics_host, _, metrics_port = (s.worker_metrics_address or "").rpartition(":")
+        if metrics_port.isdigit():
+            wanted.append((metrics_host, int(metrics_port), "RECLAIM_WORKER_METRICS_ADDRESS"))
         if not s.smtp_host:
             wanted.append(("127.0.0.1", s.dev_smtp_port, "RECLAIM_DEV_SMTP_PORT"))
         busy = [f"{port} ({var})" for host, port, var in wanted if not _port_free(host, port)]

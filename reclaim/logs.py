@@ -1,12 +1,26 @@
-"""structlog: key-value lines on a terminal, JSON lines otherwise. Log events name cases by id;
-never an address, a code, a token or a password."""
+"""structlog: key-value lines on a terminal, JSON lines otherwise, for Reclaim's own events
+and for every library logging through the standard library (uvicorn, the Temporal SDK).
+
+Log events name cases by id, never an address, a code, a token or a password. Each activity
+runs with `case_id`, `workflow_id` and `activity` bound (`ActivityLogContext`), each API
+request with the case id its path names (`bound_case`).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import structlog
+from temporalio import activity
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
 
 
 class _CurrentStderr:
@@ -28,18 +42,75 @@ def configure_logging(level: str = "INFO") -> None:
         if sys.stderr.isatty()
         else structlog.processors.JSONRenderer()
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(
-        level=numeric, stream=_CurrentStderr(), format="%(levelname)s %(name)s %(message)s"
+    # The standard library's loggers (uvicorn, the Temporal SDK) render the same way.
+    handler = logging.StreamHandler(_CurrentStderr())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
     )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_reclaim", False)]:
+        root.removeHandler(old)
+    handler._reclaim = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    # aiosmtpd (the `reclaim dev` mail sink) logs every envelope's addresses at INFO, httpx
+    # every request it makes (SMS providers' URLs).
+    for chatty in ("mail.log", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's loggers hand their records to the root handler above."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
+class _BindActivity(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        with structlog.contextvars.bound_contextvars(
+            case_id=info.workflow_id, workflow_id=info.workflow_id, activity=info.activity_type
+        ):
+            return await super().execute_activity(input)
+
+
+class ActivityLogContext(Interceptor):
+    """Every log line an activity writes names its case and workflow."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _BindActivity(next)
+
+
+CASE_IN_PATH = re.compile(r"/((?:rc|sc|del|ban)_[A-Za-z0-9_-]{22})(?:/|$)")
+
+
+def bound_case(path: str) -> AbstractContextManager[object]:
+    """Bind the case id a request's path names (if any) to every log line written inside."""
+    found = CASE_IN_PATH.search(path)
+    if found is None:
+        return nullcontext()
+    return structlog.contextvars.bound_contextvars(case_id=found.group(1))

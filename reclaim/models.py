@@ -128,6 +128,8 @@ class SupportClaim(SQLModel, table=True):
     sealed_token: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     opened_at: datetime = Field(sa_column=_when(index=True))
     recovery_case_id: str | None = Field(default=None, max_length=40)
+    # When a deadline first passed with nobody acting (for the escalation metrics).
+    escalated_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     state: str | None = Field(default=None, max_length=20)  # final state, None while open
     closed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     decision: str | None = None  # JSON, once closed
@@ -228,5 +230,6 @@ class Notification(SQLModel, table=True):
     # only until the case closes so a retry re-sends the same code.
     sealed_code: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    failures: int = 0  # delivery attempts the provider refused or that never reached it
     provider_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())

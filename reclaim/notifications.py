@@ -250,9 +250,13 @@ class Notifier:
         claim = await asyncio.to_thread(self._claim, case_id, kind, attempt, contact, with_code)
         if not claim.sent:
             message_id = f"<{case_id}.{kind}.{attempt}.{contact.channel}@{self._webotp_domain}>"
-            provider_id = await self._courier.deliver(
-                contact.channel, contact.address, compose(claim.code), message_id
-            )
+            try:
+                provider_id = await self._courier.deliver(
+                    contact.channel, contact.address, compose(claim.code), message_id
+                )
+            except Exception:
+                await asyncio.to_thread(self._count_failure, claim.row_id)
+                raise
             await asyncio.to_thread(self._mark_sent, claim.row_id, provider_id)
             log.info("notification_sent", case_id=case_id, kind=kind, channel=contact.channel)
         return claim.code
@@ -302,6 +306,14 @@ class Notifier:
                 Notification.channel == channel.value,
             )
         ).first()
+
+    def _count_failure(self, row_id: int) -> None:
+        with Session(self._engine) as session:
+            row = session.get(Notification, row_id)
+            if row is not None:
+                row.failures += 1
+                session.add(row)
+                session.commit()
 
     def _mark_sent(self, row_id: int, provider_id: str | None) -> None:
         with Session(self._engine) as session:

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # When set, `GET /metrics` asks for `Authorization: Bearer <this>` (Prometheus'
+    # `authorization` scrape setting); unset, it is open like /healthz.
+    metrics_token: SecretStr | None = None
+    # The worker's Temporal SDK metrics for Prometheus, e.g. `0.0.0.0:9464`; unset: off.
+    worker_metrics_address: str | None = None
     max_body_bytes: int = 16_384
 
     # Self-service recovery rules (DESIGN.md, "Self-service recovery").

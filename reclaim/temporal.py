@@ -12,7 +12,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
-from temporalio.runtime import Runtime
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from reclaim import search_attributes
@@ -33,12 +33,27 @@ async def connect(
     )
 
 
-async def connect_when_up(settings: Settings, wait_up_to: float = 60.0) -> Client:
+def worker_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting the SDK's metrics (workflow and activity counts and latencies,
+    task queue polls, sticky cache) for Prometheus at `RECLAIM_WORKER_METRICS_ADDRESS`."""
+    if not settings.worker_metrics_address:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=settings.worker_metrics_address),
+            global_tags={"service": "reclaim-worker"},
+        )
+    )
+
+
+async def connect_when_up(
+    settings: Settings, wait_up_to: float = 60.0, runtime: Runtime | None = None
+) -> Client:
     """Connect, waiting for the server to answer (a worker may start before it)."""
     deadline = time.monotonic() + wait_up_to
     while True:
         try:
-            return await connect(settings)
+            return await connect(settings, runtime=runtime)
         except RuntimeError:
             if time.monotonic() >= deadline:
                 raise

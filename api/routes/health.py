@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from api.deps import AppServices
+from api.errors import ApiError
+from api.metrics import ApiMetrics
 
 router = APIRouter(tags=["operations"])
 
@@ -33,3 +37,29 @@ async def healthz(services: AppServices) -> JSONResponse:
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503
     )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: requests, cases, codes, deliveries, claims, accounts",
+    response_class=Response,
+)
+async def metrics(
+    request: Request,
+    services: AppServices,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    token = services.settings.metrics_token
+    if token is not None:
+        scheme, _, given = (authorization or "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise ApiError(
+                401,
+                "invalid_token",
+                "Metrics need `Authorization: Bearer <RECLAIM_METRICS_TOKEN>`.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    registry: ApiMetrics = request.app.state.metrics
+    body, content_type = await asyncio.to_thread(registry.exposition)
+    return Response(body, media_type=content_type)

@@ -12,6 +12,7 @@ from typing import Protocol
 import httpx
 
 from reclaim.delivery.errors import Undeliverable
+from reclaim.identifiers import mask_phone
 from reclaim.settings import Settings
 
 
@@ -35,8 +36,8 @@ def _raise_for_status(response: httpx.Response, provider: str) -> None:
 
 
 class ConsoleSms:
-    """Writes each SMS to the worker's standard output, and to the dev outbox when there is
-    one so `GET /dev/outbox` shows it. For development only."""
+    """For development only. With a dev outbox, each SMS goes there (`GET /dev/outbox` shows
+    it) and the console only says one was sent; without one, the console shows it whole."""
 
     name = "console"
 
@@ -44,12 +45,14 @@ class ConsoleSms:
         self._outbox = outbox
 
     async def send(self, to: str, body: str) -> str | None:
-        print(f"[sms to {to}] {body}", file=sys.stdout, flush=True)
-        if self._outbox is not None:
-            self._outbox.mkdir(parents=True, exist_ok=True)
-            record = {"to": to, "body": body, "at": datetime.now(UTC).isoformat()}
-            with (self._outbox / "sms.jsonl").open("a", encoding="utf-8") as sink:
-                sink.write(json.dumps(record) + "\n")
+        if self._outbox is None:
+            print(f"[sms to {to}] {body}", file=sys.stdout, flush=True)
+            return None
+        self._outbox.mkdir(parents=True, exist_ok=True)
+        record = {"to": to, "body": body, "at": datetime.now(UTC).isoformat()}
+        with (self._outbox / "sms.jsonl").open("a", encoding="utf-8") as sink:
+            sink.write(json.dumps(record) + "\n")
+        print(f"[sms to {mask_phone(to)}] in the dev outbox", file=sys.stdout, flush=True)
         return None
 
     async def aclose(self) -> None:

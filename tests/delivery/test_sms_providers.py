@@ -19,6 +19,7 @@ import pytest
 from reclaim.delivery.errors import Undeliverable
 from reclaim.delivery.outbox import read_outbox
 from reclaim.delivery.sms import ConsoleSms, TwilioSms, WebhookSms, sms_provider
+from reclaim.identifiers import mask_phone
 from reclaim.settings import Settings
 
 NUMBER = "+14155550123"
@@ -327,7 +328,10 @@ async def test_console_provider_in_dev_mode_files_each_sms_in_the_outbox_newest_
         ("sms", "+33612345678", "second message"),
         ("sms", NUMBER, "first message"),
     ]
-    assert f"[sms to {NUMBER}] first message" in capsys.readouterr().out
+    # The console says a message went to the outbox, never what it said or where in full.
+    console = capsys.readouterr().out
+    assert "first message" not in console and NUMBER not in console
+    assert f"[sms to {mask_phone(NUMBER)}] in the dev outbox" in console
 
 
 async def test_console_provider_outside_dev_mode_writes_no_outbox(

@@ -84,6 +84,7 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
         RECLAIM_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
         RECLAIM_TEMPORAL_UI_PORT=str(free_port()),
         RECLAIM_DEV_SMTP_PORT=str(free_port()),
+        RECLAIM_WORKER_METRICS_ADDRESS=f"127.0.0.1:{free_port()}",
         RECLAIM_CASE_TTL=str(CASE_TTL),
         RECLAIM_TEMPORAL_RPC_TIMEOUT="25",
         RECLAIM_ARGON2_TIME_COST="1",
@@ -147,6 +148,13 @@ def test_a_killed_stack_restarts_with_every_case_and_timer_then_stops_on_ctrl_c(
     assert created.returncode == 0, created.stderr
     jane = http.post(f"{api}/v1/recovery", json={"identifier": "jane@example.com"}).json()
     code = _poll(lambda: _outbox_code(api, "jane@example.com"), 20, "the code mail")
+    # Prometheus can read the worker's SDK metrics and the API's own.
+    worker_metrics = f"http://{dev_env['RECLAIM_WORKER_METRICS_ADDRESS']}/metrics"
+    assert worker_metrics in ready
+    scraped = http.get(worker_metrics).text
+    assert "temporal_activity_execution_latency" in scraped
+    assert 'service="reclaim-worker"' in scraped
+    assert 'reclaim_codes_sent_total{channel="email"} 1.0' in http.get(f"{api}/metrics").text
     idle = http.post(f"{api}/v1/recovery", json={"identifier": "ghost@example.com"}).json()
 
     runs[0].signal_group(signal.SIGKILL)

@@ -1,0 +1,79 @@
+"""What the logs say through a whole case: JSON lines naming cases by id, never an address,
+a username, a code, a token or a password."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import structlog
+
+from reclaim.logs import configure_logging
+from tests.conftest import StackParts
+from tests.mailbox import MailSink
+from tests.sms_gateway import SmsGateway
+from tests.stack import running_stack
+
+OLD = "correct horse battery staple"
+NEW = "violet tangerine marmalade kayak"
+
+
+@pytest.fixture
+def json_logs() -> object:
+    configure_logging("INFO")
+    yield
+    structlog.reset_defaults()
+
+
+async def test_a_whole_case_logs_json_lines_with_case_ids_and_nothing_private(
+    stack_parts: StackParts,
+    mail: MailSink,
+    sms: SmsGateway,
+    capfd: pytest.CaptureFixture[str],
+    json_logs: object,
+):
+    settings, engine = stack_parts(sms_webhook_url="http://127.0.0.1:9/unreachable")
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
+        session = (await stack.sign_in("jane", OLD)).json()["session_token"]
+        case = await stack.open_case("jane@example.com")
+        code = await stack.mail.code_for("jane@example.com")
+        wrong = "000000" if code != "000000" else "111111"
+        await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": wrong})
+        token = (
+            await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+        ).json()["reset_token"]
+        await stack.http.post(
+            f"/v1/recovery/{case['case_id']}/password",
+            json={"reset_token": token, "new_password": NEW},
+        )
+        await mail.wait_for(lambda m: "password was changed" in m["Subject"])
+        await stack.open_case("nobody@example.net")
+        await mail.wait_for(lambda m: m["To"] == "nobody@example.net")
+
+    captured = capfd.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    sent = [r for r in records if r.get("event") == "notification_sent"]
+    assert {r["kind"] for r in sent} >= {"code", "password_changed", "no_account"}
+    for record in sent:
+        assert record["case_id"] == record["workflow_id"] and record["activity"]
+    # The SMS provider was down: the failures are logged (without the number, see below).
+    deferred = [r for r in records if r.get("event") == "password_changed_notice_deferred"]
+    assert deferred and deferred[0]["case_id"] == case["case_id"]
+    assert any("Completing activity as failed" in r.get("event", "") for r in records)
+    everything = captured.out + captured.err
+    for private in (
+        "jane@example.com",
+        "nobody@example.net",
+        "+14155550123",
+        "4155550123",
+        '"jane"',
+        code,
+        token,
+        session,
+        OLD,
+        NEW,
+        "$argon2id$",
+    ):
+        assert private not in everything, private
