@@ -1,4 +1,4 @@
-from reclaim.cli import app
+from reclaim.cli import main
 
 if __name__ == "__main__":
-    app()
+    main()

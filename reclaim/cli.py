@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import logging
+import os
 import re
+import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,6 +40,25 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(cases_app, name="cases")
 app.add_typer(temporal_app, name="temporal")
 app.add_typer(staff_app, name="staff")
+
+
+def main() -> None:
+    """The `reclaim` command. It leaves with `os._exit` once its output is flushed: the
+    Temporal client's native threads can crash CPython's own shutdown with SIGABRT after a
+    command has done its work (temporalio/sdk-python#300), which a script or a process
+    manager would take for a failure."""
+    try:
+        app()
+        code: object = 0
+    except SystemExit as done:
+        code = done.code
+    if isinstance(code, str):  # sys.exit("message")
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 def _settings() -> Settings:
@@ -471,3 +493,25 @@ def temporal_setup() -> None:
 
     added = asyncio.run(_with_client(settings, work))
     typer.echo(f"registered: {', '.join(added)}" if added else "search attributes already there")
+
+
+@temporal_app.command("new-codec-key")
+def temporal_new_codec_key(
+    key_id: Annotated[str, typer.Option("--id", help="A name for the key, e.g. 2026-11.")],
+    keep: Annotated[
+        str | None,
+        typer.Option(help="The current RECLAIM_CODEC_KEYS, kept after the new key to decrypt."),
+    ] = None,
+) -> None:
+    """Print a fresh AES-256 key for RECLAIM_CODEC_KEYS (the first key encrypts)."""
+    from reclaim.codec import new_key_spec, parse_keys
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,40}", key_id):
+        raise typer.BadParameter("letters, digits, '.', '_' or '-', at most 40", param_hint="--id")
+    spec = new_key_spec(key_id)
+    if keep:
+        known = [existing for existing, _ in parse_keys(keep)]
+        if key_id in known:
+            raise typer.BadParameter(f"{key_id} is already a key id", param_hint="--id")
+        spec = f"{spec},{keep}"
+    typer.echo(spec)

@@ -73,3 +73,24 @@ def test_accounts_show_of_an_unknown_account_fails_clearly(cli_env: Path):
 
     assert shown.exit_code == 1
     assert "no account named nobody" in shown.output
+
+
+async def test_a_new_codec_key_encrypts_while_the_old_one_still_decrypts():
+    from temporalio.api.common.v1 import Payload
+
+    from reclaim.codec import EncryptionCodec, parse_keys
+
+    first = runner.invoke(app, ["temporal", "new-codec-key", "--id", "k1"])
+    assert first.exit_code == 0, first.output
+    old_spec = first.output.strip()
+    rotated = runner.invoke(app, ["temporal", "new-codec-key", "--id", "k2", "--keep", old_spec])
+    assert rotated.exit_code == 0, rotated.output
+    new_spec = rotated.output.strip()
+
+    assert [key_id for key_id, _ in parse_keys(new_spec)] == ["k2", "k1"]
+    written_before = await EncryptionCodec(parse_keys(old_spec)).encode([Payload(data=b"case")])
+    after = EncryptionCodec(parse_keys(new_spec))
+    assert (await after.decode(written_before))[0].data == b"case"
+    assert (await after.encode([Payload(data=b"x")]))[0].metadata["encryption-key-id"] == b"k2"
+    again = runner.invoke(app, ["temporal", "new-codec-key", "--id", "k1", "--keep", old_spec])
+    assert again.exit_code == 2 and "already a key id" in again.output
