@@ -20,8 +20,8 @@ from reclaim.search_attributes import (
 
 STATIC_DETAILS = {
     SELF_SERVICE: """\
-**Self-service recovery**: a one-time code is sent to the account's email or phone; the
-person types it, then chooses a new password.
+**Self-service recovery**: a one-time code is sent to the account's email or phone; \
+the person types it, then chooses a new password.
 
 - `awaiting_code` → `verified` → `completed`
 - ends `expired` (case deadline), `locked` (too many wrong codes), `superseded` (a newer case
@@ -30,7 +30,7 @@ person types it, then chooses a new password.
 - queries: `status` (what the person sees)
 """,
     SUPPORT_CLAIM: """\
-**Support claim**: someone who cannot use self-service asks a person to recover the account.
+**Support claim**: someone who cannot use self-service asks a person to recover the account. \
 A reviewer decides with the evidence checks (never the evidence itself).
 
 - `submitted` → `in_review` ⇄ `awaiting_claimant` → `approved` | `rejected` | `abandoned`
@@ -39,7 +39,7 @@ A reviewer decides with the evidence checks (never the evidence itself).
 - queries: `staff_view` (everything a reviewer sees), `claimant_view`
 """,
     ACCOUNT_DELETION: """\
-**Account deletion**: the holder deactivated the account; it is purged when the grace period
+**Account deletion**: the holder deactivated the account; it is purged when the grace period \
 ends unless they sign in (or complete a recovery) first.
 
 - `requested` → `deactivated` → `purged` | `reactivated`; or `refused` / `superseded`

@@ -421,7 +421,7 @@ class RecoveryWorkflow:
 
     def _show(self) -> None:
         """The line the Web UI shows as this case's current details."""
-        tries = f"{self._wrong_codes}/{self._rules.max_attempts} wrong codes"
+        tries = f"wrong codes: {self._wrong_codes} of {self._rules.max_attempts}"
         if self._state is CaseState.AWAITING_CODE:
             code = f"code #{self._resends + 1} by {self._case.channel.value}"
             details = current_details(

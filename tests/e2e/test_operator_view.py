@@ -47,7 +47,9 @@ async def test_a_recovery_case_reads_step_by_step(stack: Stack):
 
     sent = await _details_until(handle, "code #1 by email sent")
 
-    assert sent.current_details.startswith("**awaiting_code**: code #1 by email sent · 0/5 wrong")
+    assert sent.current_details.startswith(
+        "**awaiting_code**: code #1 by email sent · wrong codes: 0 of 5"
+    )
     assert "expires 20" in sent.current_details and "jane" not in sent.current_details
     description = await handle.describe()
     assert await description.static_summary() == "Self-service recovery by email"
@@ -69,7 +71,7 @@ async def test_a_recovery_case_reads_step_by_step(stack: Stack):
     wrong = "000000" if await stack.mail.code_for("jane@example.com") != "000000" else "111111"
     await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": wrong})
 
-    await _details_until(handle, "1/5 wrong codes")
+    await _details_until(handle, "wrong codes: 1 of 5")
 
 
 async def test_a_support_claim_shows_its_risk_assignee_and_deadline(stack: Stack):
