@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench-code-latency clean
+.PHONY: run test lint bench bench-code-latency clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -27,6 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# A short run of the comparison with the raw Temporal ceiling and of the open-cases wave
+# (under 2 minutes); `python -m bench compare` and `open-cases` without options for the full one.
+bench: $(STAMP)
+	$(BIN)/python -m bench compare --cases 100 --rounds 2 --concurrency 20
+	$(BIN)/python -m bench open-cases --cases 1000 --probe 100
 
 bench-code-latency: $(STAMP)
 	$(BIN)/python -m bench code-latency

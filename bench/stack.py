@@ -288,6 +288,34 @@ class ProcessStack:
             used["bench"] = own.user + own.system
         return used
 
+    def launch(self, name: str, argv: list[str]) -> None:
+        """Another process of the benchmark's own (the ceiling's worker), with the same
+        environment as Reclaim's, stopped with the stack."""
+        self._launch(name, argv, self._reclaim_env())
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of each process of the stack, in MiB (from /proc)."""
+        resident: dict[str, float] = {}
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                status = Path(f"/proc/{child.process.pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    resident[child.name] = round(int(line.split()[1]) / 1024, 1)
+        return resident
+
+    def database_mb(self) -> dict[str, float]:
+        """On-disk size of Temporal's and Reclaim's SQLite files (WAL included), in MiB."""
+        sizes: dict[str, float] = {}
+        for name in ("temporal", "reclaim"):
+            files = self.dir.glob(f"{name}.db*")
+            sizes[name] = round(sum(f.stat().st_size for f in files) / 2**20, 1)
+        return sizes
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> ProcessStack:
@@ -423,7 +451,7 @@ class ProcessStack:
         return True
 
     async def _register_search_attributes(self) -> None:
-        settings = Settings(temporal_address=self.temporal_address)
+        settings = Settings(temporal_address=self.temporal_address, secret_key=self.secret_key)
         deadline = time.monotonic() + self.config.start_timeout
         while True:
             self._check_children()

@@ -1,0 +1,443 @@
+"""`python -m bench compare`: Reclaim against the raw Temporal ceiling, in one run, as ratios.
+
+One `ProcessStack` (Temporal dev server on SQLite/WAL like `make run`, Reclaim's worker and
+API, an SMTP sink) plus the ceiling's own worker (`bench/ceiling.py`) on the same server.
+Rounds alternate, so both see the same machine and the same database growth:
+
+- **ceiling**: N `CeilingCase` workflows (the action shape of a completed self-service case,
+  trivial bodies) driven straight through the Temporal client, C at a time: start, update
+  (code), update (password).
+- **product**: N real cases over HTTP, C at a time: `POST /v1/recovery` → the code read from
+  the SMTP sink → `POST /code` → `POST /password` → `POST /v1/sessions` with the new password.
+
+Per round: completed cases per second, each step's p50/p95/p99, history events per completed
+case (from `describe()` of a sample), and CPU seconds per case of each process (from /proc).
+The report gives the median and min..max over rounds, and the product/ceiling ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from bench import ceiling
+from bench.code_latency import (
+    RESULTS_DIR,
+    bounded,
+    create_accounts,
+    log,
+    machine,
+    percentile,
+    positive,
+    temporal_version,
+)
+from bench.stack import (
+    OWASP_MINIMUM,
+    RECLAIM_DEFAULTS,
+    Argon2Profile,
+    ProcessStack,
+    StackConfig,
+    machine_cpu_seconds,
+    run_async,
+)
+from reclaim.security import Passwords
+from reclaim.temporal import connect
+
+NAME = "compare"
+HELP = "Reclaim's self-service case against the raw Temporal ceiling of the same shape."
+CEILING_QUEUE = "ceiling-bench"
+NEW_PASSWORD = "violet tangerine marmalade kayak"
+PRODUCT_STEPS = ("create", "code_delivery", "code", "password", "login", "case")
+CEILING_STEPS = ("start", "code", "password", "case")
+EVENT_SAMPLE = 10
+
+
+@dataclass
+class Round:
+    kind: str  # "ceiling" or "product"
+    number: int
+    cases: int
+    concurrency: int
+    wall_s: float = 0.0
+    steps_ms: dict[str, list[float]] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    events: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def record(self, steps: dict[str, float]) -> None:
+        for name, value in steps.items():
+            self.steps_ms.setdefault(name, []).append(value)
+
+    @property
+    def completed(self) -> int:
+        return len(self.steps_ms.get("case", []))
+
+    def summary(self) -> dict[str, Any]:
+        per_case = max(self.completed, 1)
+        return {
+            "kind": self.kind,
+            "round": self.number,
+            "cases": self.cases,
+            "completed": self.completed,
+            "failures": self.failures[:10],
+            "wall_s": round(self.wall_s, 3),
+            "cases_per_s": round(self.completed / self.wall_s, 2) if self.wall_s else None,
+            "steps_ms": {
+                name: {f"p{q}": round(percentile(sorted(values), q), 2) for q in (50, 95, 99)}
+                for name, values in self.steps_ms.items()
+            },
+            "events_per_case": statistics.median(self.events) if self.events else None,
+            "cpu_s_per_case": {
+                name: round(value / per_case, 4) for name, value in self.cpu_s.items()
+            },
+        }
+
+
+# -- one case of each kind --------------------------------------------------------------------
+
+
+async def product_case(
+    http: httpx.AsyncClient, stack: ProcessStack, email: str
+) -> tuple[str, dict[str, float]]:
+    steps: dict[str, float] = {}
+
+    async def step(name: str, call: Awaitable[httpx.Response], expected: int) -> dict[str, Any]:
+        mark = time.perf_counter()
+        response = await call
+        steps[name] = (time.perf_counter() - mark) * 1000
+        if response.status_code != expected:
+            raise RuntimeError(f"{name}: {response.status_code} {response.text[:200]}")
+        body: dict[str, Any] = response.json()
+        return body
+
+    started = time.perf_counter()
+    opened = await step("create", http.post("/v1/recovery", json={"identifier": email}), 202)
+    case_id = str(opened["case_id"])
+    mark = time.perf_counter()
+    code = await stack.sink.code_for(email)
+    steps["code_delivery"] = (time.perf_counter() - mark) * 1000
+    granted = await step(
+        "code", http.post(f"/v1/recovery/{case_id}/code", json={"code": code}), 200
+    )
+    await step(
+        "password",
+        http.post(
+            f"/v1/recovery/{case_id}/password",
+            json={"reset_token": granted["reset_token"], "new_password": NEW_PASSWORD},
+        ),
+        200,
+    )
+    await step(
+        "login",
+        http.post("/v1/sessions", json={"identifier": email, "password": NEW_PASSWORD}),
+        200,
+    )
+    steps["case"] = (time.perf_counter() - started) * 1000
+    return case_id, steps
+
+
+async def history_lengths(client: Client, ids: Sequence[str]) -> list[int]:
+    """History events of each workflow once it has closed."""
+    lengths: list[int] = []
+    for workflow_id in ids:
+        handle = client.get_workflow_handle(workflow_id)
+        deadline = time.monotonic() + 30
+        while True:
+            described = await handle.describe()
+            if described.close_time is not None:
+                lengths.append(described.history_length)
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{workflow_id} did not close")
+            await asyncio.sleep(0.05)
+    return lengths
+
+
+async def run_round(
+    stack: ProcessStack,
+    round_: Round,
+    work: Callable[[int], Awaitable[tuple[str, dict[str, float]]]],
+    client: Client,
+) -> Round:
+    ids: list[str] = []
+
+    async def one(index: int) -> None:
+        try:
+            case_id, steps = await work(index)
+        except Exception as err:  # counted, shown, and the round goes on
+            round_.failures.append(f"{type(err).__name__}: {err}")
+            return
+        ids.append(case_id)
+        round_.record(steps)
+
+    before, machine_before = stack.cpu_seconds(), machine_cpu_seconds()
+    started = time.perf_counter()
+    await bounded(list(range(round_.cases)), one, round_.concurrency)
+    round_.wall_s = time.perf_counter() - started
+    after, machine_after = stack.cpu_seconds(), machine_cpu_seconds()
+    round_.cpu_s = {name: after[name] - before.get(name, 0.0) for name in after}
+    if machine_before is not None and machine_after is not None:
+        round_.cpu_s["others"] = max(
+            0.0, machine_after - machine_before - sum(round_.cpu_s.values())
+        )
+    round_.events = await history_lengths(client, ids[:EVENT_SAMPLE])
+    return round_
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    cases: int
+    concurrency: int
+    rounds: int
+    argon2: Argon2Profile
+    output: Path | None
+    keep_dir: bool
+
+
+def hashing_cost(argon2: Argon2Profile) -> dict[str, float]:
+    """CPU milliseconds of one argon2id hash and one verify with the stack's profile."""
+    passwords = Passwords(argon2.time_cost, argon2.memory_cost, argon2.parallelism)
+    stored = passwords.hash(NEW_PASSWORD)
+    started = time.process_time()
+    for _ in range(3):
+        passwords.hash(NEW_PASSWORD)
+    hashed = (time.process_time() - started) / 3
+    started = time.process_time()
+    for _ in range(3):
+        passwords.verify(stored, NEW_PASSWORD)
+    verified = (time.process_time() - started) / 3
+    return {"hash_cpu_ms": round(hashed * 1000, 1), "verify_cpu_ms": round(verified * 1000, 1)}
+
+
+async def measure(options: Options) -> dict[str, Any]:
+    started_at = datetime.now(UTC)
+    t0 = time.perf_counter()
+    total = options.cases * options.rounds
+    config = StackConfig(
+        argon2=options.argon2, cases_per_hour=max(1000, total * 2), keep_dir=options.keep_dir
+    )
+    log(f"starting the stack (argon2 {options.argon2.describe()})")
+    rounds: list[Round] = []
+    async with ProcessStack(config) as stack:
+        stack.launch(
+            "ceiling-worker",
+            [
+                sys.executable,
+                "-m",
+                "bench.ceiling",
+                "--address",
+                stack.temporal_address,
+                "--task-queue",
+                CEILING_QUEUE,
+            ],
+        )
+        emails = await asyncio.to_thread(create_accounts, stack, total, options.argon2)
+        raw = await Client.connect(stack.temporal_address)
+        product_client = await connect(stack.settings())
+        limits = httpx.Limits(
+            max_connections=options.concurrency + 4,
+            max_keepalive_connections=options.concurrency + 4,
+            keepalive_expiry=2,  # before uvicorn's 5 s keep-alive closes them under us
+        )
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=limits) as http:
+            # A few untimed cases of each kind first: imports, caches, connections.
+            await bounded(
+                list(range(4)),
+                lambda i: ceiling.run_case(raw, f"ceiling-warm-{i}", CEILING_QUEUE),
+                4,
+            )
+            for number in range(1, options.rounds + 1):
+                log(f"round {number}: ceiling, {options.cases} cases at {options.concurrency}")
+
+                async def ceiling_case(i: int, n: int = number) -> tuple[str, dict[str, float]]:
+                    case_id = f"ceiling-{n}-{i}"
+                    return case_id, await ceiling.run_case(raw, case_id, CEILING_QUEUE)
+
+                rounds.append(
+                    await run_round(
+                        stack,
+                        Round("ceiling", number, options.cases, options.concurrency),
+                        ceiling_case,
+                        raw,
+                    )
+                )
+                log(f"round {number}: product, {options.cases} cases at {options.concurrency}")
+                batch = emails[(number - 1) * options.cases : number * options.cases]
+
+                async def product(i: int, batch: list[str] = batch) -> tuple[str, dict[str, float]]:
+                    return await product_case(http, stack, batch[i])
+
+                rounds.append(
+                    await run_round(
+                        stack,
+                        Round("product", number, options.cases, options.concurrency),
+                        product,
+                        product_client,
+                    )
+                )
+        log("stopping the stack")
+    summaries = [r.summary() for r in rounds]
+    report: dict[str, Any] = {
+        "benchmark": NAME,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "config": {
+            "cases_per_round": options.cases,
+            "concurrency": options.concurrency,
+            "rounds": options.rounds,
+            "argon2": options.argon2.describe(),
+            "temporal": temporal_version(),
+            "database": "Temporal dev server on sqlite (WAL, synchronous=normal); "
+            "Reclaim on sqlite",
+        },
+        "hashing": hashing_cost(options.argon2),
+        "rounds": summaries,
+        "summary": summarize(summaries),
+        "total_s": round(time.perf_counter() - t0, 1),
+    }
+    return report
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+
+def _spread(values: Sequence[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    by_kind = {kind: [r for r in rounds if r["kind"] == kind] for kind in ("ceiling", "product")}
+    summary: dict[str, Any] = {}
+    for kind, kind_rounds in by_kind.items():
+        steps = sorted({name for r in kind_rounds for name in r["steps_ms"]})
+        processes = sorted({name for r in kind_rounds for name in r["cpu_s_per_case"]})
+        summary[kind] = {
+            "cases_per_s": _spread([r["cases_per_s"] for r in kind_rounds if r["cases_per_s"]]),
+            "events_per_case": _spread(
+                [r["events_per_case"] for r in kind_rounds if r["events_per_case"]]
+            ),
+            "steps_ms": {
+                name: {
+                    q: _spread(
+                        [r["steps_ms"][name][q] for r in kind_rounds if name in r["steps_ms"]]
+                    )
+                    for q in ("p50", "p95", "p99")
+                }
+                for name in steps
+            },
+            "cpu_s_per_case": {
+                name: _spread([r["cpu_s_per_case"].get(name, 0.0) for r in kind_rounds])
+                for name in processes
+            },
+            "failures": sum(r["cases"] - r["completed"] for r in kind_rounds),
+        }
+    pairs = zip(by_kind["ceiling"], by_kind["product"], strict=False)
+    ratios = [p["cases_per_s"] / c["cases_per_s"] for c, p in pairs if c["cases_per_s"]]
+    summary["product_over_ceiling"] = _spread(ratios)
+    return summary
+
+
+def _fmt(spread: dict[str, float] | None, scale: float = 1.0, digits: int = 1) -> str:
+    if spread is None:
+        return "-"
+    return (
+        f"{spread['median'] * scale:.{digits}f} "
+        f"({spread['min'] * scale:.{digits}f}..{spread['max'] * scale:.{digits}f})"
+    )
+
+
+def table(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    ceiling_, product_ = s["ceiling"], s["product"]
+    lines = [
+        f"{report['config']['rounds']} rounds of {report['config']['cases_per_round']} cases at "
+        f"concurrency {report['config']['concurrency']}; median (min..max) over rounds",
+        "",
+        f"{'':<28}{'ceiling':>24}{'product':>24}",
+        f"{'completed cases/s':<28}{_fmt(ceiling_['cases_per_s']):>24}"
+        f"{_fmt(product_['cases_per_s']):>24}",
+        f"{'product / ceiling':<28}{'':>24}{_fmt(s['product_over_ceiling'], 1, 2):>24}",
+        f"{'history events per case':<28}{_fmt(ceiling_['events_per_case'], 1, 0):>24}"
+        f"{_fmt(product_['events_per_case'], 1, 0):>24}",
+        f"{'failed cases':<28}{ceiling_['failures']:>24}{product_['failures']:>24}",
+        "",
+        "CPU ms per case, by process:",
+    ]
+    processes = sorted(set(ceiling_["cpu_s_per_case"]) | set(product_["cpu_s_per_case"]))
+    for name in processes:
+        lines.append(
+            f"  {name:<26}{_fmt(ceiling_['cpu_s_per_case'].get(name), 1000):>24}"
+            f"{_fmt(product_['cpu_s_per_case'].get(name), 1000):>24}"
+        )
+    lines += ["", "Steps, ms: p50 / p95 / p99 (median over rounds):"]
+    for kind, steps in (("ceiling", CEILING_STEPS), ("product", PRODUCT_STEPS)):
+        for name in steps:
+            q = s[kind]["steps_ms"].get(name)
+            if not q:
+                continue
+            cells = " / ".join(f"{q[p]['median']:.1f}" for p in ("p50", "p95", "p99"))
+            lines.append(f"  {kind:<8} {name:<14} {cells}")
+    h = report["hashing"]
+    lines += [
+        "",
+        f"argon2 {report['config']['argon2']}: {h['hash_cpu_ms']} ms CPU per hash, "
+        f"{h['verify_cpu_ms']} ms per verify (the product's case hashes once and verifies at "
+        "least twice: the reuse check and the sign-in)",
+    ]
+    return "\n".join(lines)
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cases", type=positive, default=200, help="cases per round and kind")
+    parser.add_argument("--concurrency", type=positive, default=50, help="cases in flight")
+    parser.add_argument("--rounds", type=positive, default=3, help="rounds of each kind")
+    parser.add_argument(
+        "--default-argon2",
+        action="store_true",
+        help="Reclaim's default argon2 cost instead of OWASP's minimum",
+    )
+    parser.add_argument("--output", type=Path, help="JSON results (default: bench/results/)")
+    parser.add_argument("--keep-dir", action="store_true", help="keep databases and logs")
+
+
+def main(args: argparse.Namespace) -> int:
+    options = Options(
+        cases=args.cases,
+        concurrency=args.concurrency,
+        rounds=args.rounds,
+        argon2=RECLAIM_DEFAULTS if args.default_argon2 else OWASP_MINIMUM,
+        output=args.output,
+        keep_dir=args.keep_dir,
+    )
+    report = run_async(measure(options))
+    output = options.output or RESULTS_DIR / f"{NAME}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    print(table(report))
+    log(f"results in {output}")
+    failed = report["summary"]["ceiling"]["failures"] + report["summary"]["product"]["failures"]
+    return 1 if failed else 0
