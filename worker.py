@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -75,7 +76,20 @@ def courier_for(settings: Settings) -> Courier:
     return Courier(Mailer.from_settings(settings), sms_provider(settings))
 
 
+def compile_workflows() -> None:
+    """The sandbox imports a workflow's module afresh for every new case. Without bytecode
+    on disk (PYTHONDONTWRITEBYTECODE, common in containers) each import compiles the source
+    again, about 1.5 ms of CPU per new case: write it once at start, where the directory
+    allows (a read-only one only costs the compile)."""
+    import compileall
+
+    import workflows
+
+    compileall.compile_dir(Path(workflows.__file__).parent, quiet=2)
+
+
 async def run_worker(settings: Settings) -> None:
+    compile_workflows()
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     client = await connect_when_up(settings, runtime=worker_runtime(settings))

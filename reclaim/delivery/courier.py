@@ -21,4 +21,5 @@ class Courier:
         return await self.mailer.send(recipient, message, message_id)
 
     async def aclose(self) -> None:
+        await self.mailer.aclose()
         await self.sms.aclose()

@@ -3,6 +3,7 @@ refusals are final (`Undeliverable`) and which are outages the caller retries.""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -177,3 +178,69 @@ async def test_the_mailer_from_settings_sends_through_the_configured_server_and_
     [received] = mail.messages
     assert received["From"] == "Support <support@reclaim.test>"
     assert received["To"] == TO
+
+
+class Counting(Scripted):
+    """Scripted, and counts the connections (each one greets with EHLO)."""
+
+    def __init__(self, rcpt: str = "250 OK") -> None:
+        super().__init__(rcpt=rcpt)
+        self.connections = 0
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+
+async def test_a_wave_of_codes_shares_a_few_connections():
+    server = Counting()
+    with smtp_server(server) as port:
+        mailer = Mailer("127.0.0.1", port, sender=SENDER, timeout=5, pool_size=2)
+        await asyncio.gather(
+            *(
+                mailer.send(f"user{i}@example.com", _code_message(), f"<m{i}@reclaim.test>")
+                for i in range(20)
+            )
+        )
+        await mailer.aclose()
+
+    assert sorted(server.recipients) == sorted(f"user{i}@example.com" for i in range(20))
+    assert len(server.accepted) == 20
+    assert server.connections <= 2
+
+
+async def test_a_connection_the_server_dropped_is_replaced_and_the_message_goes():
+    first = Counting()
+    port = _free_port()
+    controller = Controller(first, hostname="127.0.0.1", port=port)
+    controller.start()
+    mailer = Mailer("127.0.0.1", port, sender=SENDER, timeout=5)
+    await mailer.send(TO, _code_message(), MESSAGE_ID)
+    controller.stop()  # the server goes away with our idle connection
+    second = Counting()
+    controller = Controller(second, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        await mailer.send(TO, _code_message(), "<again@reclaim.test>")
+    finally:
+        await mailer.aclose()
+        controller.stop()
+
+    assert len(first.accepted) == 1 and len(second.accepted) == 1
+    assert second.connections == 1
+
+
+async def test_a_refusal_does_not_spoil_the_next_message():
+    server = Counting(rcpt="550 No such user")
+    with smtp_server(server) as port:
+        mailer = Mailer("127.0.0.1", port, sender=SENDER, timeout=5)
+        with pytest.raises(Undeliverable):
+            await mailer.send(TO, _code_message(), MESSAGE_ID)
+        server.rcpt_reply = "250 OK"
+        await mailer.send("other@example.com", _code_message(), "<next@reclaim.test>")
+        await mailer.aclose()
+
+    assert [m["To"] for m in server.accepted] == ["other@example.com"]
