@@ -1,0 +1,52 @@
+"""The benchmarks still run end to end (a tiny version of `make bench`), so they cannot rot
+between the times someone measures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench(tmp_path: Path, *args: str) -> dict:
+    output = tmp_path / "result.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--output", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return dict(json.loads(output.read_text()))
+
+
+def test_compare_runs_both_kinds_of_case_and_reports_ratios(tmp_path: Path):
+    report = _bench(tmp_path, "compare", "--cases", "4", "--rounds", "1", "--concurrency", "2")
+
+    summary = report["summary"]
+    assert [r["completed"] for r in report["rounds"]] == [4, 4]
+    assert summary["ceiling"]["failures"] == summary["product"]["failures"] == 0
+    assert summary["product_over_ceiling"]["median"] > 0
+    # The ceiling has the action shape of a completed case: 28 events when nothing overlaps,
+    # a workflow task more when an update lands while one runs.
+    assert 28 <= summary["ceiling"]["events_per_case"]["median"] <= 32
+    assert summary["product"]["events_per_case"]["median"] >= 28
+    assert set(summary["product"]["steps_ms"]) >= {"create", "code", "password", "login"}
+
+
+def test_open_cases_leaves_a_wave_open_and_measures_it(tmp_path: Path):
+    report = _bench(tmp_path, "open-cases", "--cases", "30", "--probe", "5")
+
+    assert report["wave"]["start_rate_per_s"] > 0
+    assert report["memory_mb_open"]["worker"] > 0
+    assert report["database_mb_open"]["temporal"] > 0
+    assert report["new_case_ms"]["with_wave_open"]["p99"] > 0
