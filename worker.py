@@ -1,8 +1,8 @@
 """The Reclaim worker: every workflow and activity on one task queue.
 
 Run it with `reclaim worker` (or let `reclaim dev` do it). SIGTERM or SIGINT stop it
-gracefully: it takes no new tasks, gives running activities time to finish, and whatever is
-left is retried by Temporal on another worker.
+gracefully: it takes no new tasks, gives running activities RECLAIM_WORKER_SHUTDOWN_GRACE
+seconds to finish, and whatever is left is retried by Temporal on another worker.
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ def build_worker(
             support.notify_escalation,
             support.record_claim,
         ],
-        graceful_shutdown_timeout=timedelta(seconds=10),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
         interceptors=[ActivityLogContext()],
     )
 

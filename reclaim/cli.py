@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from sqlmodel import Session, col, select
 
-from reclaim.settings import Settings, load_settings
+from reclaim.settings import CannotStart, Settings, load_settings
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -52,6 +52,8 @@ def main() -> None:
         code: object = 0
     except SystemExit as done:
         code = done.code
+    except CannotStart as refused:  # the operator's to fix: one line is enough
+        code = f"reclaim: {refused}"
     if isinstance(code, str):  # sys.exit("message")
         print(code, file=sys.stderr)
         code = 1
