@@ -20,15 +20,16 @@ from activities.accounts import AccountActivities
 from activities.claims import ClaimActivities
 from activities.delivery import DeliveryActivities
 from activities.lifecycle import LifecycleActivities
-from reclaim.db import create_schema, make_engine
+from reclaim.db import make_engine
 from reclaim.delivery.courier import Courier
 from reclaim.delivery.mail import Mailer
 from reclaim.delivery.sms import sms_provider
 from reclaim.logs import ActivityLogContext
+from reclaim.migrations import require_current
 from reclaim.notifications import Notifier
 from reclaim.security import Keys
 from reclaim.settings import Settings
-from reclaim.temporal import connect_when_up, worker_runtime
+from reclaim.temporal import connect_options, connect_when_up, worker_runtime
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.support import SupportCaseWorkflow
@@ -79,8 +80,9 @@ def courier_for(settings: Settings) -> Courier:
 
 
 async def run_worker(settings: Settings) -> None:
+    connect_options(settings)  # settings that cannot work are refused before anything starts
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    require_current(engine)  # the schema is `reclaim db upgrade`'s business, not the worker's
     client = await connect_when_up(settings, runtime=worker_runtime(settings))
     courier = courier_for(settings)
     worker = build_worker(client, settings, engine, courier, task_queue=settings.task_queue)

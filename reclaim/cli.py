@@ -36,10 +36,12 @@ accounts_app = typer.Typer(
 cases_app = typer.Typer(help="Look at and stop recovery cases.", no_args_is_help=True)
 temporal_app = typer.Typer(help="Prepare a Temporal cluster for Reclaim.", no_args_is_help=True)
 staff_app = typer.Typer(help="The support team and their API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Reclaim's database schema (migrations).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(cases_app, name="cases")
 app.add_typer(temporal_app, name="temporal")
 app.add_typer(staff_app, name="staff")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:
@@ -92,10 +94,12 @@ def _keys(settings: Settings) -> Keys:
 
 
 def _engine(settings: Settings) -> Engine:
-    from reclaim.db import create_schema, make_engine
+    """The database, at the schema revision this release needs (else a one-line refusal)."""
+    from reclaim.db import make_engine
+    from reclaim.migrations import require_current
 
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    require_current(engine)
     return engine
 
 
@@ -481,6 +485,58 @@ def staff_list() -> None:
     for member in members:
         state = "disabled" if member.disabled_at else "active"
         typer.echo(f"{member.id:>4}  {member.name:20} {member.role:10} {state}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database to the newest schema revision (safe to run at every deploy and from
+    several places at once). A database made before migrations is checked and recorded."""
+    from reclaim.db import make_engine
+    from reclaim.migrations import upgrade
+
+    engine = make_engine(_settings().resolved_database_url)
+    done = upgrade(engine)
+    typer.echo(f"{engine.url.render_as_string(hide_password=True)}: {done.describe()}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The database's schema revision, and whether it is the one this release needs."""
+    from reclaim.db import make_engine
+    from reclaim.migrations import SchemaNotCurrent, current_revision, head, require_current
+
+    engine = make_engine(_settings().resolved_database_url)
+    with engine.connect() as connection:
+        current = current_revision(connection)
+    try:
+        require_current(engine)
+    except SchemaNotCurrent as behind:
+        typer.echo(f"revision {current or 'none'}: {behind}")
+        return
+    newest = head()
+    if current == newest:
+        typer.echo(f"revision {current} (the newest)")
+    else:
+        typer.echo(f"revision {current}, newer than this release knows ({newest})")
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the change does")],
+) -> None:
+    """For developers: write a migration for what reclaim/models.py has that the newest
+    revision lacks (compared on a scratch SQLite database). Review it before committing."""
+    import tempfile
+    from pathlib import Path
+
+    from reclaim.db import make_engine
+    from reclaim.migrations import new_revision
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = make_engine(f"sqlite:///{Path(scratch) / 'scratch.db'}")
+        path = new_revision(message, engine)
+        engine.dispose()
+    typer.echo(f"wrote {path}")
 
 
 @temporal_app.command("setup")

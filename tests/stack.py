@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from api.app import build_services, create_app
 from reclaim.accounts import create_account
+from reclaim.db import create_schema, make_engine
 from reclaim.security import Passwords
 from reclaim.settings import Settings
 from reclaim.temporal import connect
@@ -117,7 +118,11 @@ class Stack:
 
 @asynccontextmanager
 async def serve_api(settings: Settings) -> AsyncIterator[str]:
-    """The API app with its real lifespan, behind uvicorn on a free port."""
+    """The API app with its real lifespan, behind uvicorn on a free port, on a database with
+    the schema (made here if missing: the API only checks it)."""
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    engine.dispose()
     services = await build_services(settings)
     app = create_app(settings, services)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -19,6 +19,8 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECLAIM_SECRET_KEY", TEST_SECRET)
     for name, value in (("TIME_COST", "1"), ("MEMORY_COST", "1024"), ("PARALLELISM", "1")):
         monkeypatch.setenv(f"RECLAIM_ARGON2_{name}", value)
+    upgraded = runner.invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
     return tmp_path
 
 
