@@ -540,17 +540,63 @@ def db_revision(
 
 
 @temporal_app.command("setup")
-def temporal_setup() -> None:
+def temporal_setup(
+    create_namespace: Annotated[
+        bool,
+        typer.Option(
+            "--create-namespace",
+            help="Register the namespace first if it does not exist (a self-hosted cluster; "
+            "on Temporal Cloud namespaces are made in Cloud).",
+        ),
+    ] = False,
+    retention_days: Annotated[
+        int, typer.Option(min=1, help="How long a created namespace keeps closed cases.")
+    ] = 30,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for the server to answer.")
+    ] = 60,
+) -> None:
     """Register Reclaim's search attributes on the configured namespace (idempotent)."""
-    from reclaim.temporal import register_search_attributes
+    from reclaim.temporal import connect_when_up, ensure_namespace, register_search_attributes
 
-    settings = _settings()
+    settings = _with_dev_secret(_settings())
+    namespace = settings.temporal_namespace
 
-    async def work(client: Any) -> list[str]:
-        return await register_search_attributes(client, settings.temporal_namespace)
+    async def work() -> tuple[bool, list[str]]:
+        client = await connect_when_up(settings, wait_up_to=wait)
+        created = False
+        if create_namespace:
+            created = await ensure_namespace(client, namespace, retention_days)
+        return created, await register_search_attributes(client, namespace, wait_up_to=wait)
 
-    added = asyncio.run(_with_client(settings, work))
-    typer.echo(f"registered: {', '.join(added)}" if added else "search attributes already there")
+    created, added = asyncio.run(work())
+    if created:
+        typer.echo(f"created namespace {namespace} (closed cases kept {retention_days} days)")
+    typer.echo(
+        f"registered on {namespace}: {', '.join(added)}"
+        if added
+        else f"search attributes already on {namespace}"
+    )
+
+
+@app.command()
+def healthcheck(
+    what: Annotated[str, typer.Argument(metavar="api|worker")],
+    timeout: Annotated[float, typer.Option(min=0.1)] = 5,
+) -> None:
+    """For container health checks, on the machine that runs the process: `api` answers when
+    its /healthz says the database and Temporal answer; `worker` when its SDK metrics
+    (RECLAIM_WORKER_METRICS_ADDRESS) show it polling its task queue. Exit 1 saying why."""
+    from reclaim.health import api_health, worker_health
+
+    settings = load_settings()
+    checks = {"api": api_health, "worker": worker_health}
+    if what not in checks:
+        raise typer.BadParameter("api or worker", param_hint="WHAT")
+    problem = checks[what](settings, timeout)
+    if problem:
+        raise _fail(f"{what} unhealthy: {problem}")
+    typer.echo(f"{what} healthy")
 
 
 @temporal_app.command("new-codec-key")

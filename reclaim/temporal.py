@@ -12,11 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -144,9 +146,50 @@ async def connect_when_up(
             await asyncio.sleep(0.5)
 
 
-async def register_search_attributes(client: Client, namespace: str) -> list[str]:
+async def ensure_namespace(client: Client, namespace: str, retention_days: int) -> bool:
+    """Register the namespace if the cluster does not have it; True when it was created.
+    For a self-hosted cluster: Temporal Cloud makes namespaces in Cloud, not through here."""
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace)
+        )
+        return False
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    try:
+        await client.workflow_service.register_namespace(
+            RegisterNamespaceRequest(
+                namespace=namespace,
+                description="Reclaim's recovery cases",
+                workflow_execution_retention_period=Duration(seconds=retention_days * 86_400),
+            )
+        )
+    except RPCError as err:  # another setup got there first
+        if err.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+        return False
+    return True
+
+
+async def register_search_attributes(
+    client: Client, namespace: str, *, wait_up_to: float = 0
+) -> list[str]:
     """Register the attributes that are missing; return their names. Safe to run at every
-    start: a server restarted on an existing database keeps what it had."""
+    start: a server restarted on an existing database keeps what it had. A namespace just
+    registered takes a few seconds to be known everywhere: `wait_up_to` waits for it."""
+    deadline = time.monotonic() + wait_up_to
+    while True:
+        try:
+            return await _register_search_attributes(client, namespace)
+        except RPCError as err:
+            retry = err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE)
+            if not retry or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(1)
+
+
+async def _register_search_attributes(client: Client, namespace: str) -> list[str]:
     try:
         existing = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=namespace)
@@ -165,7 +208,34 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
         if key.name not in known
     }
     if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            )
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
+                raise
+            raise SearchAttributesRefused(
+                f"the server refused to add search attributes ({err.message}). On Temporal "
+                "Cloud, add them in the Cloud UI or with: "
+                + tcld_command(namespace, sorted(missing))
+            ) from err
     return sorted(missing)
+
+
+class SearchAttributesRefused(CannotStart):
+    pass
+
+
+_TYPE_NAMES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.BOOL: "Bool",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
+
+
+def tcld_command(namespace: str, names: list[str] | None = None) -> str:
+    """The `tcld` command that adds Reclaim's search attributes to a Temporal Cloud namespace."""
+    keys = [key for key in search_attributes.ALL if names is None or key.name in names]
+    flags = " ".join(f'--sa "{key.name}={_TYPE_NAMES[key.indexed_value_type]}"' for key in keys)
+    return f"tcld namespace search-attributes add -n {namespace} {flags}"

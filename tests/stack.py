@@ -5,7 +5,11 @@ sink and a real SMS webhook."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -76,6 +80,40 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         env[f"RECLAIM_{name.upper()}"] = str(value)
     return env
+
+
+class WorkerProcess:
+    """`python -m reclaim worker` configured like the test's stack (plus `env`)."""
+
+    def __init__(self, settings: Settings, log: Path, **env: str) -> None:
+        self.env = {**os.environ, **settings_env(settings), **env}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "reclaim", "worker"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[1],
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self) -> None:
+        """SIGTERM, as Docker or systemd stops it; returns at once."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
 
 
 @dataclass
