@@ -7,6 +7,7 @@ from __future__ import annotations
 import graphlib
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from reclaim.codec import parse_keys
+from reclaim.security import Keys
 from reclaim.settings import Settings
+from reclaim.temporal import tcld_command
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text()
@@ -185,3 +189,26 @@ def test_files_mounted_into_containers_exist_and_scripts_parse(mount: str):
     if path.suffix in (".yaml", ".yml"):
         assert yaml.safe_load(path.read_text())
 
+
+def test_the_deploy_guide_gives_the_tcld_command_for_these_search_attributes():
+    guide = (REPO / "docs" / "deploy.md").read_text()
+
+    assert tcld_command("reclaim.a1b2c") in " ".join(guide.replace("\\\n", " ").split())
+
+
+def test_the_commands_given_for_the_secrets_make_values_reclaim_accepts():
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    command = re.compile(r'python3 -c "([^"]+)"')
+    programs = set(command.findall(ENV_EXAMPLE)) | set(command.findall(guide))
+
+    assert len(programs) == 3  # the secret key, the codec keys, the database passwords
+    for program in programs:
+        made = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if "token_urlsafe" in program:
+            Keys(made.encode())
+        elif "b64encode" in program:
+            assert [key_id for key_id, _ in parse_keys(made)] == ["2026-11"]
+        else:
+            assert re.fullmatch(r"[0-9a-f]{48}", made)  # safe inside a connection URL
