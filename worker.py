@@ -1,8 +1,8 @@
 """The Reclaim worker: every workflow and activity on one task queue.
 
 Run it with `reclaim worker` (or let `reclaim dev` do it). SIGTERM or SIGINT stop it
-gracefully: it takes no new tasks, gives running activities time to finish, and whatever is
-left is retried by Temporal on another worker.
+gracefully: it takes no new tasks, gives running activities RECLAIM_WORKER_SHUTDOWN_GRACE
+seconds to finish, and whatever is left is retried by Temporal on another worker.
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from activities.accounts import AccountActivities
 from activities.claims import ClaimActivities
 from activities.delivery import DeliveryActivities
 from activities.lifecycle import LifecycleActivities
-from reclaim.db import create_schema, make_engine
+from reclaim.db import make_engine
 from reclaim.delivery.courier import Courier
 from reclaim.delivery.mail import Mailer
 from reclaim.delivery.sms import sms_provider
 from reclaim.logs import ActivityLogContext
+from reclaim.migrations import require_current
 from reclaim.notifications import Notifier
 from reclaim.security import Keys
 from reclaim.settings import Settings
-from reclaim.temporal import connect_when_up, worker_runtime
+from reclaim.temporal import connect_options, connect_when_up, worker_runtime
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.support import SupportCaseWorkflow
@@ -67,7 +68,10 @@ def build_worker(
             support.notify_escalation,
             support.record_claim,
         ],
-        graceful_shutdown_timeout=timedelta(seconds=10),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
         interceptors=[ActivityLogContext()],
     )
 
@@ -89,9 +93,10 @@ def compile_workflows() -> None:
 
 
 async def run_worker(settings: Settings) -> None:
+    connect_options(settings)  # settings that cannot work are refused before anything starts
     compile_workflows()
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    require_current(engine)  # the schema is `reclaim db upgrade`'s business, not the worker's
     client = await connect_when_up(settings, runtime=worker_runtime(settings))
     courier = courier_for(settings)
     worker = build_worker(client, settings, engine, courier, task_queue=settings.task_queue)

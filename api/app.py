@@ -16,7 +16,8 @@ from api.routes import accounts, codec, dev, health, recovery, sessions, staff, 
 from api.support_calls import SupportCalls
 from reclaim.account_cases import AccountCases
 from reclaim.claim_cases import SupportClaims
-from reclaim.db import create_schema, make_engine
+from reclaim.db import make_engine
+from reclaim.migrations import require_current
 from reclaim.security import Keys, Passwords
 from reclaim.settings import Settings, load_settings
 from reclaim.temporal import connect
@@ -32,7 +33,7 @@ password. Every case is a durable Temporal workflow. Errors are JSON
 
 async def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    require_current(engine)  # the schema is `reclaim db upgrade`'s business, not the API's
     # Lazy: the API starts (and /healthz says what is missing) even if Temporal is not up yet.
     client = await connect(settings, lazy=True)
     keys = Keys(settings.secret_bytes())

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from sqlmodel import Session, col, select
 
-from reclaim.settings import Settings, load_settings
+from reclaim.settings import CannotStart, Settings, load_settings
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -36,10 +36,12 @@ accounts_app = typer.Typer(
 cases_app = typer.Typer(help="Look at and stop recovery cases.", no_args_is_help=True)
 temporal_app = typer.Typer(help="Prepare a Temporal cluster for Reclaim.", no_args_is_help=True)
 staff_app = typer.Typer(help="The support team and their API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Reclaim's database schema (migrations).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(cases_app, name="cases")
 app.add_typer(temporal_app, name="temporal")
 app.add_typer(staff_app, name="staff")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:
@@ -52,6 +54,8 @@ def main() -> None:
         code: object = 0
     except SystemExit as done:
         code = done.code
+    except CannotStart as refused:  # the operator's to fix: one line is enough
+        code = f"reclaim: {refused}"
     if isinstance(code, str):  # sys.exit("message")
         print(code, file=sys.stderr)
         code = 1
@@ -90,10 +94,12 @@ def _keys(settings: Settings) -> Keys:
 
 
 def _engine(settings: Settings) -> Engine:
-    from reclaim.db import create_schema, make_engine
+    """The database, at the schema revision this release needs (else a one-line refusal)."""
+    from reclaim.db import make_engine
+    from reclaim.migrations import require_current
 
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    require_current(engine)
     return engine
 
 
@@ -481,18 +487,116 @@ def staff_list() -> None:
         typer.echo(f"{member.id:>4}  {member.name:20} {member.role:10} {state}")
 
 
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database to the newest schema revision (safe to run at every deploy and from
+    several places at once). A database made before migrations is checked and recorded."""
+    from reclaim.db import make_engine
+    from reclaim.migrations import upgrade
+
+    engine = make_engine(_settings().resolved_database_url)
+    done = upgrade(engine)
+    typer.echo(f"{engine.url.render_as_string(hide_password=True)}: {done.describe()}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The database's schema revision, and whether it is the one this release needs."""
+    from reclaim.db import make_engine
+    from reclaim.migrations import SchemaNotCurrent, current_revision, head, require_current
+
+    engine = make_engine(_settings().resolved_database_url)
+    with engine.connect() as connection:
+        current = current_revision(connection)
+    try:
+        require_current(engine)
+    except SchemaNotCurrent as behind:
+        typer.echo(f"revision {current or 'none'}: {behind}")
+        return
+    newest = head()
+    if current == newest:
+        typer.echo(f"revision {current} (the newest)")
+    else:
+        typer.echo(f"revision {current}, newer than this release knows ({newest})")
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the change does")],
+) -> None:
+    """For developers: write a migration for what reclaim/models.py has that the newest
+    revision lacks (compared on a scratch SQLite database). Review it before committing."""
+    import tempfile
+    from pathlib import Path
+
+    from reclaim.db import make_engine
+    from reclaim.migrations import new_revision
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = make_engine(f"sqlite:///{Path(scratch) / 'scratch.db'}")
+        path = new_revision(message, engine)
+        engine.dispose()
+    typer.echo(f"wrote {path}")
+
+
 @temporal_app.command("setup")
-def temporal_setup() -> None:
+def temporal_setup(
+    create_namespace: Annotated[
+        bool,
+        typer.Option(
+            "--create-namespace",
+            help="Register the namespace first if it does not exist (a self-hosted cluster; "
+            "on Temporal Cloud namespaces are made in Cloud).",
+        ),
+    ] = False,
+    retention_days: Annotated[
+        int, typer.Option(min=1, help="How long a created namespace keeps closed cases.")
+    ] = 30,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for the server to answer.")
+    ] = 60,
+) -> None:
     """Register Reclaim's search attributes on the configured namespace (idempotent)."""
-    from reclaim.temporal import register_search_attributes
+    from reclaim.temporal import connect_when_up, ensure_namespace, register_search_attributes
 
-    settings = _settings()
+    settings = _with_dev_secret(_settings())
+    namespace = settings.temporal_namespace
 
-    async def work(client: Any) -> list[str]:
-        return await register_search_attributes(client, settings.temporal_namespace)
+    async def work() -> tuple[bool, list[str]]:
+        client = await connect_when_up(settings, wait_up_to=wait)
+        created = False
+        if create_namespace:
+            created = await ensure_namespace(client, namespace, retention_days)
+        return created, await register_search_attributes(client, namespace, wait_up_to=wait)
 
-    added = asyncio.run(_with_client(settings, work))
-    typer.echo(f"registered: {', '.join(added)}" if added else "search attributes already there")
+    created, added = asyncio.run(work())
+    if created:
+        typer.echo(f"created namespace {namespace} (closed cases kept {retention_days} days)")
+    typer.echo(
+        f"registered on {namespace}: {', '.join(added)}"
+        if added
+        else f"search attributes already on {namespace}"
+    )
+
+
+@app.command()
+def healthcheck(
+    what: Annotated[str, typer.Argument(metavar="api|worker")],
+    timeout: Annotated[float, typer.Option(min=0.1)] = 5,
+) -> None:
+    """For container health checks, on the machine that runs the process: `api` answers when
+    its /healthz says the database and Temporal answer; `worker` when its SDK metrics
+    (RECLAIM_WORKER_METRICS_ADDRESS) show it polling its task queue. Exit 1 saying why."""
+    from reclaim.health import api_health, worker_health
+
+    settings = load_settings()
+    checks = {"api": api_health, "worker": worker_health}
+    if what not in checks:
+        raise typer.BadParameter("api or worker", param_hint="WHAT")
+    problem = checks[what](settings, timeout)
+    if problem:
+        raise _fail(f"{what} unhealthy: {problem}")
+    typer.echo(f"{what} healthy")
 
 
 @temporal_app.command("new-codec-key")

@@ -41,4 +41,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Every table of today's models at once, recorded as the newest migration: for tests and
+    measurements on a fresh database. tests/test_migrations.py keeps the models and the
+    migrations equal; a deployment runs `reclaim db upgrade` instead (reclaim/migrations)."""
+    from reclaim.migrations import record_head
+
+    with engine.begin() as connection:
+        SQLModel.metadata.create_all(connection)
+        record_head(connection)

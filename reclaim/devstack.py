@@ -1,8 +1,9 @@
 """`reclaim dev`: the whole stack on one machine, supervised.
 
-Starts the Temporal dev server (state in `<state>/temporal.db`, Web UI), registers the search
-attributes, starts a local SMTP sink (unless RECLAIM_SMTP_HOST is set), the worker and the
-API, prints one ready line, and restarts any of them that dies. Ctrl-C stops everything.
+Brings Reclaim's database to the newest schema revision, starts the Temporal dev server (state
+in `<state>/temporal.db`, Web UI), registers the search attributes, starts a local SMTP sink
+(unless RECLAIM_SMTP_HOST is set), the worker and the API, prints one ready line, and restarts
+any of them that dies. Ctrl-C stops everything.
 
 The children stay in the supervisor's process group, so `kill -9` of the group takes them
 all; if only the supervisor is killed, the next start finds the orphans in the pid file and
@@ -32,7 +33,7 @@ from typing import IO
 import httpx
 
 from reclaim.binaries import dev_server_command
-from reclaim.settings import Settings
+from reclaim.settings import CannotStart, Settings
 from reclaim.temporal import connect, register_search_attributes
 
 RESTARTS_PER_MINUTE = 5
@@ -146,6 +147,7 @@ class DevStack:
         return "Reclaim is ready: " + " | ".join(parts)
 
     def _start_all(self) -> None:
+        self._upgrade_database()
         env = self._child_env()
         temporal = Child(
             "temporal",
@@ -207,13 +209,31 @@ class DevStack:
 
     # -- pieces ----------------------------------------------------------------------------
 
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or f"sqlite:///{self.state_dir / 'reclaim.db'}"
+
+    def _upgrade_database(self) -> None:
+        """Before any child starts: they only check the schema, they never make it."""
+        from reclaim.db import make_engine
+        from reclaim.migrations import upgrade
+
+        engine = make_engine(self.database_url)
+        try:
+            done = upgrade(engine)
+        except CannotStart as err:
+            raise DevStackError(str(err)) from err
+        finally:
+            engine.dispose()
+        if done.before != done.after or done.adopted:
+            print(f"reclaim dev: database {done.describe()}", file=sys.stderr, flush=True)
+
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             RECLAIM_DEV_MODE="1",
             RECLAIM_STATE_DIR=str(self.state_dir),
-            RECLAIM_DATABASE_URL=self.settings.database_url
-            or f"sqlite:///{self.state_dir / 'reclaim.db'}",
+            RECLAIM_DATABASE_URL=self.database_url,
             RECLAIM_TEMPORAL_ADDRESS=self.settings.temporal_address,
             RECLAIM_WORKER_METRICS_ADDRESS=self.settings.worker_metrics_address or "",
             PYTHONUNBUFFERED="1",

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECLAIM_", extra="ignore")
+    # An empty variable counts as unset: a compose file passes `${RECLAIM_X:-}` through.
+    model_config = SettingsConfigDict(env_prefix="RECLAIM_", extra="ignore", env_ignore_empty=True)
 
     # Where `reclaim dev` keeps its state: Temporal's and Reclaim's databases, the secret key,
     # the local mail outbox.
@@ -47,6 +48,16 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # A cluster behind TLS, or Temporal Cloud: an API key, or a client certificate and its key
+    # (mTLS, PEM files), optionally the CA that signed the server's certificate and the name
+    # to check it against. TLS is on when any of them is set, unless RECLAIM_TEMPORAL_TLS says
+    # otherwise (see reclaim/temporal.py, `connect_options`).
+    temporal_tls: bool | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
     task_queue: str = "reclaim"
     temporal_ui_port: int = 8233
     # How long an API call waits on a workflow before it answers 503.
@@ -59,6 +70,13 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     # The worker's Temporal SDK metrics for Prometheus, e.g. `0.0.0.0:9464`; unset: off.
     worker_metrics_address: str | None = None
+    # What one worker runs at once (the SDK's defaults), how many workflows it keeps in memory
+    # between tasks (sticky cache), and how long a stopping worker lets running activities
+    # finish before it cancels them (they are then retried on another worker).
+    worker_max_concurrent_activities: int = Field(100, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(100, ge=2)
+    worker_max_cached_workflows: int = Field(1000, ge=0)
+    worker_shutdown_grace: float = Field(10.0, ge=0)
     max_body_bytes: int = 16_384
 
     # Self-service recovery rules (DESIGN.md, "Self-service recovery").
@@ -196,7 +214,13 @@ class Settings(BaseSettings):
         return self.secret_file.read_text().strip().encode()
 
 
-class SecretMissing(RuntimeError):
+class CannotStart(RuntimeError):
+    """Something the operator must fix before Reclaim can run (a missing secret, settings
+    that contradict each other, a database schema behind the code). `reclaim` says it in one
+    line, without a traceback."""
+
+
+class SecretMissing(CannotStart):
     pass
 
 

@@ -5,7 +5,11 @@ sink and a real SMS webhook."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +25,7 @@ from temporalio.client import Client
 
 from api.app import build_services, create_app
 from reclaim.accounts import create_account
+from reclaim.db import create_schema, make_engine
 from reclaim.security import Passwords
 from reclaim.settings import Settings
 from reclaim.temporal import connect
@@ -77,6 +82,40 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+class WorkerProcess:
+    """`python -m reclaim worker` configured like the test's stack (plus `env`)."""
+
+    def __init__(self, settings: Settings, log: Path, **env: str) -> None:
+        self.env = {**os.environ, **settings_env(settings), **env}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "reclaim", "worker"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[1],
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self) -> None:
+        """SIGTERM, as Docker or systemd stops it; returns at once."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -117,7 +156,11 @@ class Stack:
 
 @asynccontextmanager
 async def serve_api(settings: Settings) -> AsyncIterator[str]:
-    """The API app with its real lifespan, behind uvicorn on a free port."""
+    """The API app with its real lifespan, behind uvicorn on a free port, on a database with
+    the schema (made here if missing: the API only checks it)."""
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    engine.dispose()
     services = await build_services(settings)
     app = create_app(settings, services)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
 from typer.testing import CliRunner
 
+from reclaim import search_attributes
 from reclaim.cli import app
 from tests.stack import TEST_SECRET
 
@@ -19,6 +25,8 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECLAIM_SECRET_KEY", TEST_SECRET)
     for name, value in (("TIME_COST", "1"), ("MEMORY_COST", "1024"), ("PARALLELISM", "1")):
         monkeypatch.setenv(f"RECLAIM_ARGON2_{name}", value)
+    upgraded = runner.invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
     return tmp_path
 
 
@@ -94,3 +102,40 @@ async def test_a_new_codec_key_encrypts_while_the_old_one_still_decrypts():
     assert (await after.encode([Payload(data=b"x")]))[0].metadata["encryption-key-id"] == b"k2"
     again = runner.invoke(app, ["temporal", "new-codec-key", "--id", "k1", "--keep", old_spec])
     assert again.exit_code == 2 and "already a key id" in again.output
+
+
+def test_temporal_setup_creates_the_namespace_then_registers_the_search_attributes_once(
+    dev_server: str, monkeypatch: pytest.MonkeyPatch
+):
+    namespace = f"reclaim-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("RECLAIM_TEMPORAL_ADDRESS", dev_server)
+    monkeypatch.setenv("RECLAIM_TEMPORAL_NAMESPACE", namespace)
+    monkeypatch.setenv("RECLAIM_SECRET_KEY", TEST_SECRET)
+    setup = ["temporal", "setup", "--create-namespace", "--retention-days", "3"]
+
+    first = runner.invoke(app, setup)
+    again = runner.invoke(app, setup)
+
+    assert first.exit_code == 0, first.output
+    names = sorted(key.name for key in search_attributes.ALL)
+    assert first.output == (
+        f"created namespace {namespace} (closed cases kept 3 days)\n"
+        f"registered on {namespace}: {', '.join(names)}\n"
+    )
+    assert again.exit_code == 0, again.output
+    assert again.output == f"search attributes already on {namespace}\n"
+
+    async def described() -> tuple[float, set[str]]:
+        client = await Client.connect(dev_server, namespace=namespace)
+        about = await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace)
+        )
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        retention = about.config.workflow_execution_retention_ttl.ToTimedelta()
+        return retention.total_seconds(), set(listed.custom_attributes)
+
+    retention, custom = asyncio.run(described())
+    assert retention == 3 * 86_400
+    assert set(names) <= custom

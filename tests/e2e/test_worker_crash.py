@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +15,7 @@ from reclaim.settings import Settings
 from tests.conftest import StackParts
 from tests.mailbox import CODE_IN_TEXT, MailSink, smtp_server
 from tests.sms_gateway import SmsGateway
-from tests.stack import running_stack, settings_env
+from tests.stack import WorkerProcess, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -27,35 +23,6 @@ NEW = "violet tangerine marmalade kayak"
 # Temporal hands a dead worker's cases over once its sticky queue times out (10 s), plus the
 # new worker's start: room for a loaded machine.
 PATIENT = {"temporal_rpc_timeout": 60}
-
-
-class WorkerProcess:
-    """`python -m reclaim worker` configured like the test's stack."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.env = {**os.environ, **settings_env(settings)}
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "reclaim", "worker"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=Path(__file__).resolve().parents[2],
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(15)
 
 
 @pytest.fixture

@@ -1,0 +1,214 @@
+"""docker-compose.yml, Dockerfile and .env.example, checked without a Docker engine: pinned
+images, settings that exist, health checks where others wait, a start order that puts the API
+and the workers after PostgreSQL, Temporal and both setups, and every variable documented."""
+
+from __future__ import annotations
+
+import graphlib
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reclaim.codec import parse_keys
+from reclaim.security import Keys
+from reclaim.settings import Settings
+from reclaim.temporal import tcld_command
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+ENV_EXAMPLE = (REPO / ".env.example").read_text()
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+# `${NAME}`, `${NAME:-default}`, `${NAME:?message}`; `$${...}` is a literal dollar.
+INTERPOLATED = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
+ONE_SHOTS = {"temporal-schema", "temporal-setup", "migrate"}
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    deps = service.get("depends_on") or {}
+    assert isinstance(deps, dict), "depends_on must name a condition for each service"
+    return deps
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration))
+
+
+def test_every_image_is_pinned_to_an_explicit_version():
+    for name, service in SERVICES.items():
+        image = service.get("image")
+        assert image, f"{name} names no image"
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" not in tag, f"{name}: {image} has no tag"
+        assert tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: {image} is not pinned"
+        assert "$" not in image, f"{name}: {image} is chosen by a variable"
+
+
+def test_the_api_and_the_worker_are_one_image_of_this_version_built_here():
+    built = {name for name, service in SERVICES.items() if "build" in service}
+
+    assert {"api", "worker", "migrate", "temporal-setup"} <= built
+    assert {SERVICES[name]["image"] for name in built} == {f"reclaim:{VERSION}"}
+    assert SERVICES["api"]["command"] == ["reclaim", "api"]
+    assert SERVICES["worker"]["command"] == ["reclaim", "worker"]
+
+
+def test_every_reclaim_variable_the_compose_file_sets_is_a_setting():
+    for name, service in SERVICES.items():
+        for variable in _environment(service):
+            if variable.startswith("RECLAIM_"):
+                field = variable.removeprefix("RECLAIM_").lower()
+                assert field in Settings.model_fields, f"{name} sets {variable}: no such setting"
+
+
+def test_secrets_come_from_the_environment_only():
+    secret = re.compile(r"SECRET|KEYS?$|PASSWORD|PWD|(?<!PASS_ACCESS_)TOKEN$|DATABASE_URL")
+    for name, service in SERVICES.items():
+        for variable, value in _environment(service).items():
+            if secret.search(variable):
+                assert INTERPOLATED.search(value), f"{name}: {variable} is written in clear"
+    assert not re.search(r"(?m)^\s*(ENV|ARG)\b.*(SECRET|PASSWORD|KEYS|TOKEN)", DOCKERFILE)
+
+
+def test_services_waited_for_are_healthy_or_one_shots():
+    for name, service in SERVICES.items():
+        for dependency, how in _depends_on(service).items():
+            assert dependency in SERVICES, f"{name} depends on an unknown {dependency}"
+            condition = how.get("condition")
+            target = SERVICES[dependency]
+            if dependency in ONE_SHOTS:
+                assert condition == "service_completed_successfully", (name, dependency)
+                assert target.get("restart") == "no", f"{dependency} is a one-shot"
+            else:
+                assert condition == "service_healthy", (name, dependency)
+                test = target.get("healthcheck", {}).get("test")
+                assert test and test != ["NONE"], f"{name} waits for {dependency}: no healthcheck"
+
+
+def test_the_start_order_is_acyclic_and_ends_with_the_api_and_the_workers():
+    graph = {name: set(_depends_on(service)) for name, service in SERVICES.items()}
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # raises on a cycle
+
+    def before(name: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph[name])
+        while todo:
+            dependency = todo.pop()
+            if dependency not in seen:
+                seen.add(dependency)
+                todo.extend(graph[dependency])
+        return seen
+
+    for name in ("api", "worker"):
+        assert {"postgres", "temporal-schema", "temporal", "temporal-setup", "migrate"} <= (
+            before(name)
+        )
+    assert before("migrate") == {"postgres"}  # the schema does not wait for Temporal
+    assert order.index("temporal-setup") > order.index("temporal")
+
+
+def test_two_workers_stop_gracefully_and_report_their_health():
+    worker = SERVICES["worker"]
+    env = _environment(worker)
+    grace = float(re.search(r":-(\d+)", env["RECLAIM_WORKER_SHUTDOWN_GRACE"]).group(1))  # type: ignore[union-attr]
+
+    assert worker["deploy"]["replicas"] == 2
+    assert _seconds(worker["stop_grace_period"]) > grace + 5  # Docker's SIGKILL comes after
+    assert worker["healthcheck"]["test"] == ["CMD", "reclaim", "healthcheck", "worker"]
+    assert env["RECLAIM_WORKER_METRICS_ADDRESS"] == "0.0.0.0:9464"
+    assert "ports" not in worker  # replicas cannot share a host port
+    assert SERVICES["api"]["healthcheck"]["test"] == ["CMD", "reclaim", "healthcheck", "api"]
+
+
+def test_the_web_ui_decrypts_through_the_api_which_lets_its_origin_in():
+    ui = _environment(SERVICES["temporal-ui"])
+    api = _environment(SERVICES["api"])
+    published_ui = SERVICES["temporal-ui"]["ports"][0]
+
+    assert ui["TEMPORAL_CODEC_ENDPOINT"] == "${RECLAIM_PUBLIC_URL:-http://localhost:8000}/codec"
+    assert ui["TEMPORAL_CODEC_PASS_ACCESS_TOKEN"] == "true"
+    assert api["RECLAIM_UI_ORIGIN"] == "${RECLAIM_UI_ORIGIN:-http://localhost:8080}"
+    assert published_ui.endswith(":8080:8080")
+    assert api["RECLAIM_PUBLIC_URL"] == "${RECLAIM_PUBLIC_URL:-http://localhost:8000}"
+
+
+def test_env_example_lists_every_variable_the_compose_file_reads():
+    listed = set(re.findall(r"(?m)^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", COMPOSE_TEXT))
+    uncommented = set(re.findall(r"(?m)^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE))
+
+    assert set(INTERPOLATED.findall(COMPOSE_TEXT)) <= listed
+    assert required <= uncommented  # the values to fill in are not hidden in comments
+    for variable in listed:
+        if variable.startswith("RECLAIM_"):
+            assert variable.removeprefix("RECLAIM_").lower() in Settings.model_fields, variable
+
+
+def test_the_image_runs_as_a_user_from_a_pinned_slim_python():
+    bases = re.findall(r"(?m)^FROM\s+(\S+)", DOCKERFILE)
+    users = re.findall(r"(?m)^USER\s+(\S+)", DOCKERFILE)
+
+    assert bases and all(re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", b) for b in bases)
+    assert users and users[-1] not in ("root", "0")
+    assert (REPO / ".dockerignore").read_text().count(".env") >= 1
+
+
+@pytest.mark.parametrize(
+    "mount",
+    sorted(
+        {
+            volume.split(":")[0]
+            for service in SERVICES.values()
+            for volume in service.get("volumes", [])
+            if volume.startswith("./")
+        }
+    ),
+)
+def test_files_mounted_into_containers_exist_and_scripts_parse(mount: str):
+    path = REPO / mount
+
+    assert path.is_file()
+    if path.suffix == ".sh":
+        subprocess.run(["sh", "-n", str(path)], check=True)
+    if path.suffix in (".yaml", ".yml"):
+        assert yaml.safe_load(path.read_text())
+
+
+def test_the_deploy_guide_gives_the_tcld_command_for_these_search_attributes():
+    guide = (REPO / "docs" / "deploy.md").read_text()
+
+    assert tcld_command("reclaim.a1b2c") in " ".join(guide.replace("\\\n", " ").split())
+
+
+def test_the_commands_given_for_the_secrets_make_values_reclaim_accepts():
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    command = re.compile(r'python3 -c "([^"]+)"')
+    programs = set(command.findall(ENV_EXAMPLE)) | set(command.findall(guide))
+
+    assert len(programs) == 3  # the secret key, the codec keys, the database passwords
+    for program in programs:
+        made = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if "token_urlsafe" in program:
+            Keys(made.encode())
+        elif "b64encode" in program:
+            assert [key_id for key_id, _ in parse_keys(made)] == ["2026-11"]
+        else:
+            assert re.fullmatch(r"[0-9a-f]{48}", made)  # safe inside a connection URL
