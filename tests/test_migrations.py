@@ -24,7 +24,7 @@ from api.app import build_services
 from reclaim import migrations
 from reclaim.cli import app
 from reclaim.db import make_engine
-from reclaim.models import Account
+from reclaim.models import Account, Notification
 from reclaim.settings import Settings
 from tests.stack import TEST_SECRET
 
@@ -57,6 +57,13 @@ def _made_before_migrations(engine: Engine) -> None:
             ),
             {"at": datetime(2026, 1, 2, tzinfo=UTC)},
         )
+        connection.execute(
+            sa.text(
+                "INSERT INTO notification (case_id, kind, attempt, channel, recipient, "
+                "created_at) VALUES ('rc_old', 'code', 0, 'email', 'jane@example.com', :at)"
+            ),
+            {"at": datetime(2026, 1, 2, tzinfo=UTC)},
+        )
 
 
 def test_the_migrations_build_exactly_the_schema_of_the_models(empty: Engine):
@@ -79,10 +86,16 @@ def test_a_database_made_before_migrations_is_recorded_and_keeps_its_data(empty:
     done = migrations.upgrade(empty)
 
     assert done.adopted
-    assert done.describe().startswith("tables made before migrations match revision 0001")
+    assert done.describe() == (
+        "tables made before migrations match revision 0001: recorded them, then upgraded to "
+        f"{migrations.head()}"
+    )
     migrations.require_current(empty)
     with Session(empty) as session:
         assert [a.username for a in session.exec(select(Account)).all()] == ["jane"]
+        # A message of the previous release gains the failure count it never had.
+        sent = session.exec(select(Notification)).one()
+        assert (sent.case_id, sent.failures) == ("rc_old", 0)
 
 
 def test_tables_unlike_the_first_revision_are_refused_with_their_differences(empty: Engine):
@@ -157,8 +170,9 @@ def test_reclaim_db_upgrade_and_current_as_an_operator_runs_them(
     assert "has no schema yet" in before.output
     assert isinstance(refused.exception, migrations.SchemaNotCurrent)
     assert upgraded.exit_code == 0, upgraded.output
-    assert upgraded.output == f"{url}: upgraded from an empty database to revision 0001\n"
-    assert after.output == "revision 0001 (the newest)\n"
+    newest = migrations.head()
+    assert upgraded.output == f"{url}: upgraded from an empty database to revision {newest}\n"
+    assert after.output == f"revision {newest} (the newest)\n"
     assert listed.exit_code == 0, listed.output
 
 
@@ -178,20 +192,20 @@ def scripts_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 def test_a_new_revision_leaves_older_databases_behind_until_upgraded(
     scripts_copy: Path, empty: Engine, tmp_path: Path
 ):
-    migrations.upgrade(empty)  # at 0001
+    migrations.upgrade(empty)  # at 0002, the newest shipped
     scratch = make_engine(f"sqlite:///{tmp_path / 'scratch.db'}")
 
     written = Path(migrations.new_revision("nothing new", scratch))
     scratch.dispose()
 
     assert written.parent == scripts_copy / "versions"
-    assert written.name == "0002_nothing_new.py"
+    assert written.name == "0003_nothing_new.py"
     text = written.read_text()
-    assert "down_revision = '0001'" in text
-    assert "op." not in text.partition("def upgrade")[2]  # the models agree with 0001
-    with pytest.raises(migrations.SchemaNotCurrent, match="at schema revision 0001, this release"):
+    assert "down_revision = '0002'" in text
+    assert "op." not in text.partition("def upgrade")[2]  # the models agree with 0002
+    with pytest.raises(migrations.SchemaNotCurrent, match="at schema revision 0002, this release"):
         migrations.require_current(empty)
-    assert migrations.upgrade(empty).describe() == "upgraded from 0001 to revision 0002"
+    assert migrations.upgrade(empty).describe() == "upgraded from 0002 to revision 0003"
     migrations.require_current(empty)
 
 

@@ -1,4 +1,6 @@
-"""The schema as `SQLModel.metadata.create_all` made it before migrations existed.
+"""The schema as `SQLModel.metadata.create_all` made it before migrations existed (the
+release before the operator view: no `support_claim.escalated_at`, no
+`notification.failures`; revision 0002 adds them).
 
 Revision ID: 0001
 Revises:
@@ -100,7 +102,6 @@ def initial_schema() -> sa.MetaData:
         sa.Column("sealed_token", sa.LargeBinary(), nullable=True),
         _when("opened_at"),
         _text("recovery_case_id", 40, nullable=True),
-        _when("escalated_at", nullable=True),
         _text("state", 20, nullable=True),
         _when("closed_at", nullable=True),
         _text("decision", None, nullable=True),
@@ -181,7 +182,6 @@ def initial_schema() -> sa.MetaData:
         _text("recipient", 254),
         sa.Column("sealed_code", sa.LargeBinary(), nullable=True),
         _when("sent_at", nullable=True),
-        sa.Column("failures", sa.Integer(), nullable=False),
         _text("provider_id", 128, nullable=True),
         _when("created_at"),
         sa.UniqueConstraint("case_id", "kind", "attempt", "channel"),
