@@ -50,6 +50,7 @@ class Options:
     probe: int
     probe_concurrency: int
     output: Path | None
+    env: dict[str, str]
 
 
 def latencies(values: list[float]) -> dict[str, float]:
@@ -80,7 +81,9 @@ async def measure(options: Options) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     t0 = time.perf_counter()
     total = WARMUP + options.cases + 2 * options.probe
-    config = StackConfig(argon2=OWASP_MINIMUM, cases_per_hour=max(1000, total))
+    config = StackConfig(
+        argon2=OWASP_MINIMUM, cases_per_hour=max(1000, total), extra_env=options.env
+    )
     report: dict[str, Any] = {
         "benchmark": NAME,
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -91,6 +94,7 @@ async def measure(options: Options) -> dict[str, Any]:
             "probe": options.probe,
             "probe_concurrency": options.probe_concurrency,
             "temporal": temporal_version(),
+            "env": options.env,
         },
     }
     log("starting the stack")
@@ -179,10 +183,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe", type=positive, default=200, help="new cases timed")
     parser.add_argument("--probe-concurrency", type=positive, default=10)
     parser.add_argument("--output", type=Path, help="JSON results (default: bench/results/)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        type=setting,
+        default=[],
+        metavar="RECLAIM_X=V",
+        help="a setting for the API and the worker, e.g. RECLAIM_WORKER_MAX_CACHED_WORKFLOWS=500",
+    )
+
+
+def setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("RECLAIM_"):
+        raise argparse.ArgumentTypeError("RECLAIM_NAME=value")
+    return name, value
 
 
 def main(args: argparse.Namespace) -> int:
-    options = Options(args.cases, args.concurrency, args.probe, args.probe_concurrency, args.output)
+    options = Options(
+        args.cases,
+        args.concurrency,
+        args.probe,
+        args.probe_concurrency,
+        args.output,
+        dict(args.env),
+    )
     report = run_async(measure(options))
     output = options.output or RESULTS_DIR / f"{NAME}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
