@@ -127,27 +127,7 @@ def deactivate(session: Session, change: StatusChange) -> AccountState:
         return _state(account, applied=account is not None)
     if account.status != AccountStatus.ACTIVE:
         return _state(account, applied=False)
-    _set_status(
-        account,
-        AccountStatus.DEACTIVATED,
-        change.at,
-        until=change.until,
-        reason=change.reason,
-        case_id=change.case_id,
-    )
-    assert account.id is not None
-    accounts.revoke_all_sessions(session, account.id, change.at)
-    record(
-        session,
-        account,
-        Action.DEACTIVATED,
-        change.actor,
-        change.at,
-        reason=change.reason,
-        until=change.until,
-        case_id=change.case_id,
-    )
-    session.commit()
+    _take_away(session, account, AccountStatus.DEACTIVATED, Action.DEACTIVATED, change)
     return _state(account, applied=True)
 
 
@@ -249,20 +229,23 @@ def ban(session: Session, change: StatusChange) -> AccountState:
     if account.status == AccountStatus.PURGED:
         return _state(account, applied=False)
     previous = account.status_case
+    _take_away(session, account, AccountStatus.BANNED, Action.BANNED, change)
+    return _state(account, applied=True, previous=previous)
+
+
+def _take_away(
+    session: Session, account: Account, status: AccountStatus, action: Action, change: StatusChange
+) -> None:
+    """Put the account in `status` for `change`'s case, sign it out everywhere, record it."""
     _set_status(
-        account,
-        AccountStatus.BANNED,
-        change.at,
-        until=change.until,
-        reason=change.reason,
-        case_id=change.case_id,
+        account, status, change.at, until=change.until, reason=change.reason, case_id=change.case_id
     )
     assert account.id is not None
     accounts.revoke_all_sessions(session, account.id, change.at)
     record(
         session,
         account,
-        Action.BANNED,
+        action,
         change.actor,
         change.at,
         reason=change.reason,
@@ -270,7 +253,6 @@ def ban(session: Session, change: StatusChange) -> AccountState:
         case_id=change.case_id,
     )
     session.commit()
-    return _state(account, applied=True, previous=previous)
 
 
 def lift_ban(session: Session, change: StatusChange) -> AccountState:
