@@ -446,8 +446,13 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def default_output(started_at: datetime) -> Path:
-    return RESULTS_DIR / f"{NAME}-{started_at:%Y%m%dT%H%M%SZ}.json"
+def save_report(name: str, report: dict[str, Any], output: Path | None) -> Path:
+    """Write a benchmark's JSON to `output`, or to bench/results/<name>-<its start time>.json."""
+    started_at = datetime.fromisoformat(report["started_at"])
+    output = output or RESULTS_DIR / f"{name}-{started_at:%Y%m%dT%H%M%SZ}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    return output
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -516,9 +521,7 @@ def main(args: argparse.Namespace) -> int:
         keep_dir=args.keep_dir,
     )
     report = run_async(measure(options))
-    output = options.output or default_output(datetime.fromisoformat(report["started_at"]))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    output = save_report(NAME, report, options.output)
     print(table(report))
     phases = report["phases"]
     print(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -34,13 +33,13 @@ from temporalio.client import Client
 
 from bench import ceiling
 from bench.code_latency import (
-    RESULTS_DIR,
     bounded,
     create_accounts,
     log,
     machine,
     percentile,
     positive,
+    save_report,
     temporal_version,
 )
 from bench.stack import (
@@ -434,9 +433,7 @@ def main(args: argparse.Namespace) -> int:
         keep_dir=args.keep_dir,
     )
     report = run_async(measure(options))
-    output = options.output or RESULTS_DIR / f"{NAME}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
+    output = save_report(NAME, report, options.output)
     print(table(report))
     log(f"results in {output}")
     failed = report["summary"]["ceiling"]["failures"] + report["summary"]["product"]["failures"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,13 +26,13 @@ from typing import Any
 import httpx
 
 from bench.code_latency import (
-    RESULTS_DIR,
     bounded,
     create_accounts,
     log,
     machine,
     percentile,
     positive,
+    save_report,
     temporal_version,
 )
 from bench.stack import OWASP_MINIMUM, ProcessStack, StackConfig, run_async
@@ -210,9 +209,7 @@ def main(args: argparse.Namespace) -> int:
         dict(args.env),
     )
     report = run_async(measure(options))
-    output = options.output or RESULTS_DIR / f"{NAME}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
+    output = save_report(NAME, report, options.output)
     print(table(report))
     log(f"results in {output}")
     return 0
