@@ -41,6 +41,7 @@ class Mailer:
         self._start_tls, self._use_tls, self._timeout = start_tls, use_tls, timeout
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Connection] = []
+        self._closing: set[asyncio.Task[None]] = set()  # held until done (never collected early)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Mailer:
@@ -122,7 +123,9 @@ class Mailer:
             self._idle_close(connection)
 
     def _idle_close(self, connection: _Connection) -> None:
-        asyncio.get_running_loop().create_task(connection.close())
+        task = asyncio.get_running_loop().create_task(connection.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _connect(self) -> _Connection:
         smtp = aiosmtplib.SMTP(
@@ -141,6 +144,8 @@ class Mailer:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 IDLE_SECONDS = 30.0
