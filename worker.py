@@ -9,28 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.accounts import AccountActivities
-from activities.claims import ClaimActivities
-from activities.delivery import DeliveryActivities
 from activities.lifecycle import LifecycleActivities
-from reclaim.db import make_engine
-from reclaim.delivery.courier import Courier
-from reclaim.delivery.mail import Mailer
-from reclaim.delivery.sms import sms_provider
+from activities.recovery import RecoveryActivities
+from activities.support import SupportActivities
 from reclaim.logs import ActivityLogContext
-from reclaim.migrations import require_current
-from reclaim.notifications import Notifier
-from reclaim.security import Keys
+from reclaim.notify.courier import Courier
+from reclaim.services import Services, build_services, courier_for
 from reclaim.settings import Settings
-from reclaim.temporal import connect_options, connect_when_up, worker_runtime
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import require_current
+from reclaim.temporal.connection import connect_options, connect_when_up, worker_runtime
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.support import SupportCaseWorkflow
@@ -39,45 +37,33 @@ log = structlog.get_logger(__name__)
 
 WORKFLOWS = [RecoveryWorkflow, AccountDeletionWorkflow, AccountBanWorkflow, SupportCaseWorkflow]
 
+__all__ = ["build_worker", "courier_for", "run_worker"]
+
+
+def activities(services: Services) -> list[Callable[..., Any]]:
+    """Every activity of every feature, bound to this process's services."""
+    return [
+        *RecoveryActivities(services.recovery).all(),
+        *SupportActivities(services.support).all(),
+        *LifecycleActivities(services.lifecycle, services.recovery, services.support).all(),
+    ]
+
 
 def build_worker(
     client: Client, settings: Settings, engine: Engine, courier: Courier, *, task_queue: str
 ) -> Worker:
-    keys = Keys(settings.secret_bytes())
-    notifier = Notifier(engine, courier, keys, settings)
-    delivery = DeliveryActivities(notifier)
-    accounts = AccountActivities(engine, notifier)
-    lifecycle = LifecycleActivities(engine, keys, notifier)
-    support = ClaimActivities(engine, keys, notifier, settings)
+    services = build_services(settings, client, engine, courier)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[
-            delivery.issue_code,
-            accounts.apply_reset,
-            accounts.notify_password_changed,
-            accounts.record_closed_case,
-            lifecycle.deactivate_account,
-            lifecycle.purge_account,
-            lifecycle.ban_account,
-            lifecycle.lift_ban,
-            lifecycle.notify_account,
-            support.resolve_claim,
-            support.notify_claimant,
-            support.notify_escalation,
-            support.record_claim,
-        ],
+        activities=activities(services),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_cached_workflows=settings.worker_max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
         interceptors=[ActivityLogContext()],
     )
-
-
-def courier_for(settings: Settings) -> Courier:
-    return Courier(Mailer.from_settings(settings), sms_provider(settings))
 
 
 def compile_workflows() -> None:

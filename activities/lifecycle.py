@@ -1,77 +1,60 @@
-"""The account lifecycle's side effects: status changes in the database, and the notices."""
+"""The account lifecycle activities: status changes in the directory, the purge (and what each
+feature must forget with it), and the notices. Thin adapters over the services."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 from temporalio import activity
 
-from reclaim import lifecycle
-from reclaim.accounts import username_digest
-from reclaim.contracts import (
-    AccountNotice,
-    AccountState,
-    AccountStatus,
-    ActivityName,
-    NoticeKind,
-    PurgeAccount,
-    StatusChange,
-)
-from reclaim.models import Account
-from reclaim.notifications import Notifier
-from reclaim.security import Keys
-
-T = TypeVar("T")
+from reclaim.contracts import AccountState, PurgeAccount, StatusChange
+from reclaim.lifecycle.contracts import AccountNotice, LifecycleActivity
+from reclaim.lifecycle.service import LifecycleService
+from reclaim.recovery.service import RecoveryService
+from reclaim.support.service import SupportService
 
 
 class LifecycleActivities:
-    def __init__(self, engine: Engine, keys: Keys, notifier: Notifier) -> None:
-        self._engine = engine
-        self._keys = keys
-        self._notifier = notifier
+    def __init__(
+        self, lifecycle: LifecycleService, recovery: RecoveryService, support: SupportService
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._recovery = recovery
+        self._support = support
 
-    @activity.defn(name=ActivityName.DEACTIVATE_ACCOUNT)
+    @activity.defn(name=LifecycleActivity.DEACTIVATE_ACCOUNT)
     async def deactivate_account(self, change: StatusChange) -> AccountState:
-        return await self._in_session(lambda session: lifecycle.deactivate(session, change))
+        return await self._lifecycle.apply_deactivation(change)
 
-    @activity.defn(name=ActivityName.PURGE_ACCOUNT)
+    @activity.defn(name=LifecycleActivity.PURGE_ACCOUNT)
     async def purge_account(self, request: PurgeAccount) -> AccountState:
-        return await self._in_session(
-            lambda session: lifecycle.purge(
-                session, request, lambda name: username_digest(self._keys, name)
-            )
-        )
+        """The directory erases the account; then every feature forgets what it kept about
+        it (the addresses its messages went to, what its claims said). Each step is safe to
+        run again, so a retried activity finishes the job."""
+        state = await self._lifecycle.apply_purge(request)
+        if state.applied:
+            await self._recovery.forget_account(request.account_id)
+            await self._support.forget_account(request.account_id)
+        return state
 
-    @activity.defn(name=ActivityName.BAN_ACCOUNT)
+    @activity.defn(name=LifecycleActivity.BAN_ACCOUNT)
     async def ban_account(self, change: StatusChange) -> AccountState:
-        return await self._in_session(lambda session: lifecycle.ban(session, change))
+        return await self._lifecycle.apply_ban(change)
 
-    @activity.defn(name=ActivityName.LIFT_BAN)
+    @activity.defn(name=LifecycleActivity.LIFT_BAN)
     async def lift_ban(self, change: StatusChange) -> AccountState:
-        return await self._in_session(lambda session: lifecycle.lift_ban(session, change))
+        return await self._lifecycle.apply_lift(change)
 
-    @activity.defn(name=ActivityName.NOTIFY_ACCOUNT)
+    @activity.defn(name=LifecycleActivity.NOTIFY_ACCOUNT)
     async def notify_account(self, notice: AccountNotice) -> None:
-        """Tell the holder, unless the news is stale by now (they signed in again since the
-        deactivation, the account was banned again since the ban ended)."""
-        account = await self._in_session(lambda session: session.get(Account, notice.account_id))
-        if account is None:
-            return
-        still_true = (
-            account.status_case == notice.case_id
-            if notice.kind is NoticeKind.ACCOUNT_DEACTIVATED
-            else account.status == AccountStatus.ACTIVE
-        )
-        if still_true:
-            await self._notifier.account_notice(notice.case_id, account, notice.kind, notice.until)
+        await self._lifecycle.notify_account(notice)
 
-    async def _in_session(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with Session(self._engine, expire_on_commit=False) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.deactivate_account,
+            self.purge_account,
+            self.ban_account,
+            self.lift_ban,
+            self.notify_account,
+        ]

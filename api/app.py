@@ -7,20 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.case_calls import CaseCalls
-from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, RequestObserver
-from api.routes import accounts, codec, dev, health, recovery, sessions, staff, support
-from api.support_calls import SupportCalls
-from reclaim.account_cases import AccountCases
-from reclaim.claim_cases import SupportClaims
-from reclaim.db import make_engine
-from reclaim.migrations import require_current
-from reclaim.security import Keys, Passwords
+from api.routes import codec, dev, health, lifecycle, recovery, support
+from reclaim.services import Services, build_services
 from reclaim.settings import Settings, load_settings
-from reclaim.temporal import connect
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import require_current
+from reclaim.temporal.connection import connect
 
 CODEC_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -31,28 +26,14 @@ password. Every case is a durable Temporal workflow. Errors are JSON
 """
 
 
-async def build_services(settings: Settings) -> Services:
+async def services_for(settings: Settings) -> Services:
+    """The API process's services: its database (at the schema this release needs) and a
+    Temporal client connected lazily, so the API starts (and /healthz says what is missing)
+    even if Temporal is not up yet."""
     engine = make_engine(settings.resolved_database_url)
     require_current(engine)  # the schema is `reclaim db upgrade`'s business, not the API's
-    # Lazy: the API starts (and /healthz says what is missing) even if Temporal is not up yet.
     client = await connect(settings, lazy=True)
-    keys = Keys(settings.secret_bytes())
-    passwords = Passwords(
-        settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
-    )
-    cases = CaseCalls(client, settings.task_queue, settings.temporal_rpc_timeout)
-    return Services(
-        settings=settings,
-        engine=engine,
-        client=client,
-        keys=keys,
-        passwords=passwords,
-        cases=cases,
-        accounts=AccountCases(client, engine, settings),
-        claims=SupportClaims(client, engine, keys, passwords, settings),
-        support=SupportCalls(client, cases, settings.task_queue, settings.temporal_rpc_timeout),
-        codec=settings.codec(),
-    )
+    return build_services(settings, client, engine)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -61,11 +42,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or await build_services(settings)
+        app.state.services = services or await services_for(settings)
         metrics.watch(app.state.services.engine)
         yield
         metrics.forget()
         if owned:
+            await app.state.services.aclose()
             app.state.services.engine.dispose()
 
     app = FastAPI(
@@ -84,10 +66,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(codec.CodecCors, settings=settings)
     app.add_middleware(RequestObserver, metrics=metrics)  # outermost: sees every request
     app.include_router(recovery.router)
-    app.include_router(sessions.router)
-    app.include_router(accounts.router)
-    app.include_router(support.router)
-    app.include_router(staff.router)
+    app.include_router(lifecycle.sessions)
+    app.include_router(lifecycle.accounts)
+    app.include_router(support.claimant)
+    app.include_router(support.staff)
     app.include_router(codec.router)
     app.include_router(health.router)
     if settings.dev_mode:

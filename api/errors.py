@@ -1,5 +1,6 @@
 """Every error leaves as JSON `{"error": code, "message": text, ...}`: never a stack trace,
-never a 500 for bad input. Workflow refusals are mapped to HTTP here, in one table."""
+never a 500 for bad input. The services' domain errors (`reclaim.errors`) are mapped to HTTP
+here, in one table."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.exceptions import ApplicationError
 
 from reclaim.contracts import CaseError
+from reclaim.directory import CapabilityMissing, DirectoryUnavailable
+from reclaim.errors import DomainError, NotFound, Refused, Unauthorized, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -41,20 +43,8 @@ class ApiError(Exception):
         )
 
 
-CASE_NOT_FOUND = ApiError(404, "not_found", "No recovery case has this id.")
-CLAIM_NOT_FOUND = ApiError(404, "not_found", "No support claim has this id.")
-
-
-def unavailable(what: str = "The recovery service") -> ApiError:
-    return ApiError(
-        503,
-        "temporarily_unavailable",
-        f"{what} is not answering right now. Try again in a few seconds.",
-        headers={"Retry-After": "5"},
-    )
-
-
-_CASE_ERROR_STATUS = {
+# The HTTP status of each refusal code a service raises (`reclaim.errors.Refused.code`).
+REFUSAL_STATUS = {
     CaseError.INVALID_CODE: 400,
     CaseError.CODE_EXPIRED: 410,
     CaseError.CASE_LOCKED: 423,
@@ -63,44 +53,49 @@ _CASE_ERROR_STATUS = {
     CaseError.RESEND_LIMIT: 429,
     CaseError.INVALID_TOKEN: 403,
     CaseError.RESET_EXPIRED: 410,
+    CaseError.WEAK_PASSWORD: 422,
+    CaseError.PASSWORD_REUSED: 422,
     CaseError.SUPERVISOR_REQUIRED: 403,
     CaseError.NOT_ASSIGNEE: 403,
     CaseError.CANNOT_RESOLVE: 409,
+    "invalid_identifier": 422,
+    "invalid_request": 422,
+    "unknown_assignee": 422,
+    "rate_limited": 429,
+    "account_banned": 403,
+    "account_deactivated": 403,
+    "account_purged": 403,
+    "account_unavailable": 403,
 }
 
 
-def from_refusal(error: ApplicationError) -> ApiError:
-    """A workflow update refused or failed with `ApplicationError(type=CaseError...)`."""
-    try:
-        case_error = CaseError(error.type or "")
-        status = _CASE_ERROR_STATUS[case_error]
-    except (ValueError, KeyError):
-        log.error("unexpected_workflow_error", type=error.type)
-        return ApiError(500, "internal_error", "Something went wrong on our side.")
-    extra: dict[str, Any] = {}
-    if error.details and isinstance(error.details[0], Mapping):
-        extra = dict(error.details[0])
-    headers = {}
-    if "retry_after_seconds" in extra:
-        headers["Retry-After"] = str(extra["retry_after_seconds"])
-    return ApiError(status, case_error.value, error.message, headers=headers, **extra)
+def from_domain(error: DomainError) -> ApiError:
+    """A service's error as the JSON answer the user gets."""
+    if isinstance(error, NotFound):
+        return ApiError(404, "not_found", error.message)
+    if isinstance(error, Unavailable):
+        return ApiError(
+            503,
+            "temporarily_unavailable",
+            error.message,
+            headers={"Retry-After": str(error.retry_after)},
+        )
+    if isinstance(error, Unauthorized):
+        return ApiError(401, error.code, error.message, headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(error, Refused):
+        status = REFUSAL_STATUS.get(error.code)
+        if status is None:
+            log.error("unexpected_refusal", code=error.code)
+            return ApiError(500, "internal_error", "Something went wrong on our side.")
+        headers = {}
+        if error.retry_after is not None:
+            headers["Retry-After"] = str(error.retry_after)
+        return ApiError(status, error.code, error.message, headers=headers, **error.details)
+    return ApiError(500, "internal_error", "Something went wrong on our side.")
 
 
-def refusal_for(error: CaseError, state: str | None = None) -> ApiError:
-    """The refusal a workflow would have given, for a case that has already ended."""
-    messages = {
-        CaseError.CASE_LOCKED: "Too many wrong codes: this case is locked. Start a new recovery.",
-        CaseError.CODE_EXPIRED: "This case has expired. Start a new recovery.",
-        CaseError.RESET_EXPIRED: "The time to choose a new password ran out. Start again.",
-        CaseError.INVALID_TOKEN: "This reset token is not valid.",
-    }
-    extra: dict[str, Any] = {}
-    if error is CaseError.CASE_LOCKED:
-        extra["attempts_left"] = 0
-    if error is CaseError.INVALID_STATE and state:
-        extra["state"] = state
-    message = messages.get(error, f"This case is {state or 'closed'}.")
-    return ApiError(_CASE_ERROR_STATUS[error], error.value, message, **extra)
+def unavailable_directory() -> ApiError:
+    return from_domain(Unavailable("The account directory"))
 
 
 _HTTP_ERRORS = {
@@ -124,6 +119,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return from_domain(exc).response()
+
+    @app.exception_handler(DirectoryUnavailable)
+    async def _directory_down(_request: Request, exc: DirectoryUnavailable) -> JSONResponse:
+        return unavailable_directory().response()
+
+    @app.exception_handler(CapabilityMissing)
+    async def _cannot(_request: Request, exc: CapabilityMissing) -> JSONResponse:
+        return ApiError(501, "not_supported", str(exc)).response()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

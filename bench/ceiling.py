@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from reclaim import search_attributes
+    from reclaim.temporal import search_attributes
 
 WORKFLOW = "CeilingCase"
 TIMEOUT = timedelta(seconds=30)

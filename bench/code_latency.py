@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from sqlmodel import Session
 
 from bench.stack import (
     OWASP_MINIMUM,
@@ -45,9 +44,9 @@ from bench.stack import (
     machine_cpu_seconds,
     run_async,
 )
-from reclaim.accounts import create_account
 from reclaim.binaries import temporal_cli
-from reclaim.security import Passwords
+from reclaim.directory.sql import SqlDirectory
+from reclaim.security import Keys, Passwords
 
 NAME = "code-latency"
 HELP = "Latency of POST /v1/recovery/{id}/code (right code, concurrent, wrong code)."
@@ -182,25 +181,29 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 def create_accounts(stack: ProcessStack, count: int, argon2: Argon2Profile) -> list[str]:
-    """`bench0001`…, `bench0001@example.com`…: written to the database directly. They all
-    share one password hash (made with the stack's profile): hashing is not what is measured."""
-    password_hash = Passwords(argon2.time_cost, argon2.memory_cost, argon2.parallelism).hash(
-        secrets.token_urlsafe(16)
-    )
+    """`bench0001`…, `bench0001@example.com`…: created through the built-in directory with the
+    stack's argon2 profile, before anything is measured."""
     engine = stack.engine()
-    emails: list[str] = []
+    directory = SqlDirectory(
+        engine,
+        Keys(stack.secret_key.encode()),
+        Passwords(argon2.time_cost, argon2.memory_cost, argon2.parallelism),
+    )
+    password = secrets.token_urlsafe(16)
+
+    async def create() -> list[str]:
+        emails: list[str] = []
+        for number in range(1, count + 1):
+            username = f"bench{number:04d}"
+            email = f"{username}@example.com"
+            await directory.create(username=username, email=email, phone=None, password=password)
+            emails.append(email)
+        return emails
+
     try:
-        with Session(engine) as session:
-            for number in range(1, count + 1):
-                username = f"bench{number:04d}"
-                email = f"{username}@example.com"
-                create_account(
-                    session, username=username, email=email, phone=None, password_hash=password_hash
-                )
-                emails.append(email)
+        return asyncio.run(create())
     finally:
         engine.dispose()
-    return emails
 
 
 async def bounded(

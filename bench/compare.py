@@ -52,7 +52,7 @@ from bench.stack import (
     run_async,
 )
 from reclaim.security import Passwords
-from reclaim.temporal import connect
+from reclaim.temporal.connection import connect
 
 NAME = "compare"
 HELP = "Reclaim's self-service case against the raw Temporal ceiling of the same shape."

@@ -37,10 +37,11 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from reclaim.binaries import dev_server_command
-from reclaim.db import create_schema, make_engine
-from reclaim.delivery.outbox import parse_mail, text_of
+from reclaim.notify.outbox import parse_mail, text_of
 from reclaim.settings import Settings
-from reclaim.temporal import connect, register_search_attributes
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import create_schema
+from reclaim.temporal.connection import connect, register_search_attributes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The code line of a recovery mail's plain text: the 6 digits alone, indented.

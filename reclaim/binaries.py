@@ -38,8 +38,8 @@ def dev_server_command(
 ) -> list[str]:
     """`temporal server start-dev` as Reclaim runs it: persisted in `db_file` (in memory
     without one), with the Web UI on `ui_port` (headless without one). Search attributes given
-    here only take on a new database; `reclaim.temporal.register_search_attributes` adds them
-    to any."""
+    here only take on a new database; `register_search_attributes` in
+    `reclaim.temporal.connection` adds them to any."""
     command = [temporal_cli(), "server", "start-dev", "--ip", host, "--port", str(port)]
     if db_file is not None:
         # A rollback journal makes the dev server write ~3 MB per case; WAL does not.

@@ -34,7 +34,7 @@ import httpx
 
 from reclaim.binaries import dev_server_command
 from reclaim.settings import CannotStart, Settings
-from reclaim.temporal import connect, register_search_attributes
+from reclaim.temporal.connection import connect, register_search_attributes
 
 RESTARTS_PER_MINUTE = 5
 
@@ -215,8 +215,8 @@ class DevStack:
 
     def _upgrade_database(self) -> None:
         """Before any child starts: they only check the schema, they never make it."""
-        from reclaim.db import make_engine
-        from reclaim.migrations import upgrade
+        from reclaim.store.engine import make_engine
+        from reclaim.store.migrations import upgrade
 
         engine = make_engine(self.database_url)
         try:
@@ -325,7 +325,7 @@ class DevStack:
     def _start_smtp_sink(self) -> None:
         from aiosmtpd.controller import Controller
 
-        from reclaim.delivery.outbox import MaildirHandler
+        from reclaim.notify.outbox import MaildirHandler
 
         controller = Controller(
             MaildirHandler(self.settings.outbox_dir.resolve()),

@@ -7,9 +7,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+
+if TYPE_CHECKING:
+    from reclaim.security import Keys
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
 _PHONE_CHARS = re.compile(r"^\+?[0-9 ()./-]{6,32}$")
@@ -33,6 +37,12 @@ class Identifier:
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.value}"
+
+
+def identifier_digest(keys: Keys, kind: IdentifierKind, value: str) -> str:
+    """The keyed digest an identifier (or a contact address) is stored as when only its
+    equality matters: rate limits, reserved usernames, past contacts."""
+    return keys.identifier_digest(Identifier(kind, value).key)
 
 
 def normalize_email(raw: str) -> str:

@@ -51,7 +51,9 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        # Not cached: configuring again (a command run inside a test, `-v`) must reach the
+        # module-level loggers that already logged.
+        cache_logger_on_first_use=False,
     )
     # The standard library's loggers (uvicorn, the Temporal SDK) render the same way.
     handler = logging.StreamHandler(_CurrentStderr())
@@ -72,8 +74,8 @@ def configure_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(numeric)
     # aiosmtpd (the `reclaim dev` mail sink) logs every envelope's addresses at INFO, httpx
-    # every request it makes (SMS providers' URLs).
-    for chatty in ("mail.log", "httpx", "httpcore"):
+    # every request it makes (SMS providers' URLs), alembic every plugin it loads.
+    for chatty in ("mail.log", "httpx", "httpcore", "alembic"):
         logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
 
 

@@ -1,6 +1,6 @@
 """Configuration: every knob is a `RECLAIM_*` environment variable (pydantic-settings).
 
-Durations are whole seconds, as in the tables of DESIGN.md, so that an operator can shrink
+Durations are whole seconds, as in the README's tables, so that an operator can shrink
 them for a drill (`RECLAIM_CODE_TTL=30`) without learning a duration syntax.
 """
 
@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reclaim.contracts import ClaimRules, RecoveryRules
+from reclaim.recovery.contracts import RecoveryRules
+from reclaim.support.contracts import ClaimRules
 
 if TYPE_CHECKING:
-    from reclaim.codec import EncryptionCodec
+    from reclaim.temporal.codec import EncryptionCodec
 
 
 class Settings(BaseSettings):
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
 
     # Payload encryption keys, `id:base64key,...`: the first encrypts, all decrypt. Unset:
-    # one key derived from the secret key (see reclaim/codec.py).
+    # one key derived from the secret key (see reclaim/temporal/codec.py).
     codec_keys: SecretStr | None = None
     # The Temporal Web UI's origin, the only one allowed to call the codec endpoint from a
     # browser. Default: the `reclaim dev` UI.
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     # A cluster behind TLS, or Temporal Cloud: an API key, or a client certificate and its key
     # (mTLS, PEM files), optionally the CA that signed the server's certificate and the name
     # to check it against. TLS is on when any of them is set, unless RECLAIM_TEMPORAL_TLS says
-    # otherwise (see reclaim/temporal.py, `connect_options`).
+    # otherwise (see reclaim/temporal/connection.py, `connect_options`).
     temporal_tls: bool | None = None
     temporal_api_key: SecretStr | None = None
     temporal_tls_cert: Path | None = None
@@ -82,7 +83,7 @@ class Settings(BaseSettings):
     worker_shutdown_grace: float = Field(10.0, ge=0)
     max_body_bytes: int = 16_384
 
-    # Self-service recovery rules (DESIGN.md, "Self-service recovery").
+    # Self-service recovery rules (reclaim/recovery).
     code_ttl: int = Field(600, ge=1)
     max_attempts: int = Field(5, ge=1)
     resend_cooldown: int = Field(60, ge=0)
@@ -94,13 +95,13 @@ class Settings(BaseSettings):
     # asks to recover one there (the person asking sees the same answer either way).
     notify_unknown: bool = True
 
-    # Account lifecycle (DESIGN.md, "Account lifecycle").
+    # Account lifecycle (reclaim/lifecycle).
     deletion_grace: int = Field(30 * 86_400, ge=1)  # deactivation → purge
     username_quarantine: int = Field(180 * 86_400, ge=0)  # a purged username stays taken
     # Where people appeal a ban (a support claim); named in the ban notice.
     support_url: str | None = None
 
-    # Support claims (DESIGN.md, "Support claim").
+    # Support claims (reclaim/support).
     first_response_sla: int = Field(86_400, ge=1)  # unassigned this long → escalated
     decision_sla: int = Field(259_200, ge=1)  # assigned, undecided this long → escalated
     claimant_window: int = Field(604_800, ge=1)  # a question unanswered this long → abandoned
@@ -178,7 +179,7 @@ class Settings(BaseSettings):
         )
 
     def codec(self) -> EncryptionCodec:
-        from reclaim.codec import EncryptionCodec, derived_key, parse_keys
+        from reclaim.temporal.codec import EncryptionCodec, derived_key, parse_keys
 
         if self.codec_keys is not None:
             return EncryptionCodec(parse_keys(self.codec_keys.get_secret_value()))

@@ -16,17 +16,20 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.testing import WorkflowEnvironment
 
-from reclaim import search_attributes
 from reclaim.binaries import dev_server_command, temporal_test_server
-from reclaim.db import create_schema, make_engine
+from reclaim.services import Services, build_services
 from reclaim.settings import Settings
-from reclaim.temporal import register_search_attributes
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import create_schema
+from reclaim.temporal import search_attributes
+from reclaim.temporal.connection import register_search_attributes
 from tests.mailbox import MailSink, smtp_server
 from tests.sms_gateway import SmsGateway
-from tests.stack import Stack, running_stack, stack_settings
+from tests.stack import FAST_ARGON2, TEST_SECRET, Stack, running_stack, stack_settings
 
 POSTGRES_URL = os.environ.get("RECLAIM_TEST_POSTGRES_URL")
 
@@ -136,6 +139,19 @@ def engine(database_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+async def offline_services(engine: Engine, tmp_path: Path) -> AsyncIterator[Services]:
+    """The services on the test's database, with a Temporal client that never connects: for
+    what the services do in SQL and in the directory, without any workflow."""
+    client = await Client.connect("127.0.0.1:9", lazy=True)
+    settings = Settings(secret_key=TEST_SECRET, state_dir=tmp_path, **FAST_ARGON2)
+    services = build_services(settings, client, engine)
+    try:
+        yield services
+    finally:
+        await services.aclose()
 
 
 @pytest.fixture

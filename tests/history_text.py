@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio.api.common.v1 import Payload
 
-from reclaim.codec import ENCODING, EncryptionCodec
+from reclaim.temporal.codec import ENCODING, EncryptionCodec
 
 
 def payloads(node: Any) -> list[Payload]:

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from aiosmtpd.controller import Controller
 
-from reclaim.delivery.outbox import parse_mail, text_of
+from reclaim.notify.outbox import parse_mail, text_of
 
 
 class _Handler(Protocol):

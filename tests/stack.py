@@ -20,15 +20,16 @@ from typing import Any
 import httpx
 import uvicorn
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 from temporalio.client import Client
 
-from api.app import build_services, create_app
-from reclaim.accounts import create_account
-from reclaim.db import create_schema, make_engine
-from reclaim.security import Passwords
+from api.app import create_app, services_for
+from reclaim.directory.sql import SqlDirectory
+from reclaim.security import Keys, Passwords
+from reclaim.services import Services, build_services
 from reclaim.settings import Settings
-from reclaim.temporal import connect
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import create_schema
+from reclaim.temporal.connection import connect
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from worker import build_worker, courier_for
@@ -41,6 +42,11 @@ TEST_PASSWORDS = Passwords(
     FAST_ARGON2["argon2_memory_cost"],
     FAST_ARGON2["argon2_parallelism"],
 )
+
+
+def sql_directory(engine: Engine) -> SqlDirectory:
+    """The built-in directory on a test's database, with the tests' secret and cheap argon2."""
+    return SqlDirectory(engine, Keys(TEST_SECRET.encode()), TEST_PASSWORDS)
 
 
 def stack_settings(
@@ -124,21 +130,14 @@ class Stack:
     http: httpx.AsyncClient
     mail: MailSink
     sms: SmsGateway
+    # The services as the API and the worker build them, on this stack's parts.
+    services: Services
 
     async def add_account(self, username: str, email: str, phone: str | None, password: str) -> int:
-        def insert() -> int:
-            with Session(self.engine) as session:
-                account = create_account(
-                    session,
-                    username=username,
-                    email=email,
-                    phone=phone,
-                    password_hash=TEST_PASSWORDS.hash(password),
-                )
-                assert account.id is not None
-                return account.id
-
-        return await asyncio.to_thread(insert)
+        account = await sql_directory(self.engine).create(
+            username=username, email=email, phone=phone, password=password
+        )
+        return account.id
 
     async def open_case(self, identifier: str, channel: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"identifier": identifier}
@@ -161,7 +160,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     engine.dispose()
-    services = await build_services(settings)
+    services = await services_for(settings)
     app = create_app(settings, services)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -180,6 +179,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+        await services.aclose()
         services.engine.dispose()
 
 
@@ -193,7 +193,8 @@ async def running_stack(
         serve_api(settings) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,
     ):
-        stack = Stack(settings, engine, client, http, mail, sms)
+        services = build_services(settings, client, engine, courier)
+        stack = Stack(settings, engine, client, http, mail, sms, services)
         if worker:
             async with build_worker(
                 client, settings, engine, courier, task_queue=settings.task_queue

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -12,11 +15,12 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from reclaim import search_attributes
 from reclaim.cli import app
+from reclaim.temporal import search_attributes
 from tests.stack import TEST_SECRET
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -86,7 +90,7 @@ def test_accounts_show_of_an_unknown_account_fails_clearly(cli_env: Path):
 async def test_a_new_codec_key_encrypts_while_the_old_one_still_decrypts():
     from temporalio.api.common.v1 import Payload
 
-    from reclaim.codec import EncryptionCodec, parse_keys
+    from reclaim.temporal.codec import EncryptionCodec, parse_keys
 
     first = runner.invoke(app, ["temporal", "new-codec-key", "--id", "k1"])
     assert first.exit_code == 0, first.output
@@ -139,3 +143,30 @@ def test_temporal_setup_creates_the_namespace_then_registers_the_search_attribut
     retention, custom = asyncio.run(described())
     assert retention == 3 * 86_400
     assert set(names) <= custom
+
+
+def test_a_command_prints_its_answer_and_nothing_else_unless_asked(cli_env: Path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+    def reclaim(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reclaim", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=REPO,
+        )
+
+    added = reclaim(
+        "accounts", "add", "--username", "jane", "--email", "jane@example.com",
+        "--password", "correct horse battery staple",
+    )  # fmt: skip
+    listed = reclaim("staff", "list")
+    upgraded = reclaim("db", "upgrade")
+
+    assert (added.returncode, added.stderr) == (0, "")
+    assert added.stdout == "created account jane (id 1)\n"
+    assert (listed.returncode, listed.stdout, listed.stderr) == (0, "", "")
+    assert upgraded.stderr == "" and upgraded.stdout.endswith("(the newest)\n")

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from reclaim.codec import parse_keys
 from reclaim.security import Keys
 from reclaim.settings import Settings
-from reclaim.temporal import tcld_command
+from reclaim.temporal.codec import parse_keys
+from reclaim.temporal.connection import tcld_command
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text()

@@ -20,12 +20,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 from typer.testing import CliRunner
 
-from api.app import build_services
-from reclaim import migrations
+from api.app import services_for
 from reclaim.cli import app
-from reclaim.db import make_engine
-from reclaim.models import Account, Notification
+from reclaim.directory.tables import Account
 from reclaim.settings import Settings
+from reclaim.store import migrations
+from reclaim.store.engine import make_engine
+from reclaim.store.models import Notification
 from tests.stack import TEST_SECRET
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ async def test_the_api_refuses_to_start_without_the_schema(empty: Engine, databa
     settings = Settings(secret_key=TEST_SECRET, database_url=database_url)
 
     with pytest.raises(migrations.SchemaNotCurrent, match="has no schema yet: run `reclaim db"):
-        await build_services(settings)
+        await services_for(settings)
 
     assert _tables(empty) == set()  # the API made nothing
 

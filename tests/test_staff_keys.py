@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from reclaim import claims, staff
-from reclaim.contracts import Reviewer, StaffRole
-from reclaim.models import Staff, SupportClaim
 from reclaim.security import Keys
+from reclaim.store.models import Staff, SupportClaim
+from reclaim.support.contracts import Reviewer, StaffRole
+from reclaim.support.ledger import SupportLedger
+from reclaim.support.staff import StaffExists, StaffRoster
 
 KEYS = Keys(b"staff-key-tests-secret-0123456789")
 
@@ -32,34 +33,37 @@ def comparisons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
     return seen
 
 
-def test_a_staff_key_is_shown_once_kept_as_a_digest_and_compared_in_constant_time(
+async def test_a_staff_key_is_shown_once_kept_as_a_digest_and_compared_in_constant_time(
     engine: Engine, comparisons: list[tuple[Any, Any]]
 ):
+    staff = StaffRoster(engine, KEYS)
+    member, key = await staff.add("rita", StaffRole.REVIEWER)
     with Session(engine) as session:
-        member, key = staff.add_staff(session, KEYS, "rita", StaffRole.REVIEWER)
         stored = session.get(Staff, member.id)
         assert stored is not None and key.split("_", 2)[2] not in stored.model_dump_json()
 
-        assert staff.authenticate(session, KEYS, key) == Reviewer(
-            member.id or 0, "rita", StaffRole.REVIEWER
-        )
-        for wrong in (key[:-1] + ("A" if key[-1] != "A" else "B"), "rk_999_" + key[-20:]):
-            before = len(comparisons)
-            assert staff.authenticate(session, KEYS, wrong) is None
-            assert len(comparisons) == before + 1  # even an unknown id costs a comparison
-        for malformed in ("", "rk_", "rk_x_y", key.replace("rk_", "sk_"), "Bearer " + key):
-            assert staff.authenticate(session, KEYS, malformed) is None
+    assert await staff.authenticate(key) == Reviewer(member.id or 0, "rita", StaffRole.REVIEWER)
+    for wrong in (key[:-1] + ("A" if key[-1] != "A" else "B"), "rk_999_" + key[-20:]):
+        before = len(comparisons)
+        assert await staff.authenticate(wrong) is None
+        assert len(comparisons) == before + 1  # even an unknown id costs a comparison
+    for malformed in ("", "rk_", "rk_x_y", key.replace("rk_", "sk_"), "Bearer " + key):
+        assert await staff.authenticate(malformed) is None
+    with Session(engine) as session:
+        stored = session.get(Staff, member.id)
+        assert stored is not None
         stored.disabled_at = datetime.now(UTC)
         session.add(stored)
         session.commit()
-        assert staff.authenticate(session, KEYS, key) is None
-        with pytest.raises(staff.StaffExists):
-            staff.add_staff(session, KEYS, "rita", StaffRole.SUPERVISOR)
+    assert await staff.authenticate(key) is None
+    with pytest.raises(StaffExists):
+        await staff.add("rita", StaffRole.SUPERVISOR)
 
 
 def test_a_claim_token_opens_its_claim_only_and_is_compared_in_constant_time(
-    comparisons: list[tuple[Any, Any]],
+    engine: Engine, comparisons: list[tuple[Any, Any]]
 ):
+    claims = SupportLedger(engine, KEYS)
     claim = SupportClaim(
         case_id="sc_x",
         reason="compromised",
@@ -69,9 +73,9 @@ def test_a_claim_token_opens_its_claim_only_and_is_compared_in_constant_time(
         opened_at=datetime.now(UTC),
     )
 
-    assert claims.token_matches(claim, KEYS, "the-token")
-    assert not claims.token_matches(claim, KEYS, "another-token")
-    assert not claims.token_matches(None, KEYS, "the-token")
+    assert claims.token_matches(claim, "the-token")
+    assert not claims.token_matches(claim, "another-token")
+    assert not claims.token_matches(None, "the-token")
     # A staff key or a session token made from the same string never passes for it.
     assert KEYS.scoped_digest("staff", "the-token") != claim.claim_token_digest
     assert KEYS.token_digest("the-token") != claim.claim_token_digest

@@ -13,7 +13,7 @@ import pytest
 from temporalio.service import TLSConfig
 
 from reclaim.settings import Settings
-from reclaim.temporal import TemporalSettingsError, connect, connect_options
+from reclaim.temporal.connection import TemporalSettingsError, connect, connect_options
 from tests.stack import TEST_SECRET
 
 REPO = Path(__file__).resolve().parents[1]

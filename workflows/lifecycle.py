@@ -15,26 +15,28 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from reclaim import search_attributes
-    from reclaim.case_text import at, current_details
     from reclaim.contracts import (
-        AccountNotice,
         AccountState,
         AccountStatus,
-        ActivityName,
         Actor,
         ActorKind,
-        BanInput,
         CaseError,
+        PurgeAccount,
+        StatusChange,
+    )
+    from reclaim.lifecycle.contracts import (
+        AccountNotice,
+        BanInput,
         DeletionInput,
+        LifecycleActivity,
         LifecycleCalls,
         LifecycleState,
         LifecycleStatus,
         LiftRequest,
         NoticeKind,
-        PurgeAccount,
-        StatusChange,
     )
+    from reclaim.temporal import search_attributes
+    from reclaim.temporal.case_text import at, current_details
 
 from workflows.policies import ACTIVITY_TIMEOUT, LEDGER_RETRY, NOTICE_DEADLINE, NOTICE_RETRY
 
@@ -76,9 +78,12 @@ class _LifecycleCase:
             state=self._state,
             account_status=self._account_status,
             until=self._until if self._state.is_open else None,
+            account_id=self._account_id,
         )
 
-    async def _change(self, activity: ActivityName, change: object, summary: str) -> AccountState:
+    async def _change(
+        self, activity: LifecycleActivity, change: object, summary: str
+    ) -> AccountState:
         state: AccountState = await workflow.execute_activity(
             activity,
             change,
@@ -95,7 +100,7 @@ class _LifecycleCase:
         up (the worker logged every failure): the case itself must go on."""
         try:
             await workflow.execute_activity(
-                ActivityName.NOTIFY_ACCOUNT,
+                LifecycleActivity.NOTIFY_ACCOUNT,
                 AccountNotice(self._case_id, self._account_id, kind, until),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 schedule_to_close_timeout=NOTICE_DEADLINE,
@@ -144,7 +149,7 @@ class AccountDeletionWorkflow(_LifecycleCase):
     async def run(self, case: DeletionInput) -> LifecycleStatus:
         now = workflow.now()
         account = await self._change(
-            ActivityName.DEACTIVATE_ACCOUNT,
+            LifecycleActivity.DEACTIVATE_ACCOUNT,
             StatusChange(
                 case.case_id,
                 case.account_id,
@@ -171,7 +176,7 @@ class AccountDeletionWorkflow(_LifecycleCase):
             )
         except TimeoutError:
             purged = await self._change(
-                ActivityName.PURGE_ACCOUNT,
+                LifecycleActivity.PURGE_ACCOUNT,
                 PurgeAccount(case.case_id, case.account_id, workflow.now(), case.quarantine),
                 "purge the account's personal data, reserve its username",
             )
@@ -215,7 +220,7 @@ class AccountBanWorkflow(_LifecycleCase):
         now = workflow.now()
         ends_at = now + timedelta(seconds=case.duration) if case.duration else None
         account = await self._change(
-            ActivityName.BAN_ACCOUNT,
+            LifecycleActivity.BAN_ACCOUNT,
             StatusChange(case.case_id, case.account_id, now, case.actor, case.reason, ends_at),
             "ban the account and sign it out everywhere",
         )
@@ -239,7 +244,7 @@ class AccountBanWorkflow(_LifecycleCase):
         lift = LiftRequest(BAN_TIMER, "the ban period ended") if time_up else self._lift
         if lift is not None:
             lifted = await self._change(
-                ActivityName.LIFT_BAN,
+                LifecycleActivity.LIFT_BAN,
                 StatusChange(
                     case.case_id, case.account_id, workflow.now(), lift.actor, lift.reason
                 ),

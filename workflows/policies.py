@@ -11,11 +11,17 @@ with workflow.unsafe.imports_passed_through():
     from reclaim.contracts import CaseError
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Database work is retried until it succeeds, unless the case or account no longer allows it.
+# Database and directory work is retried until it succeeds, unless the case or the account no
+# longer allows it (or the directory refused the password for good).
 LEDGER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=[CaseError.SUPERSEDED, CaseError.NO_ACCOUNT],
+    non_retryable_error_types=[
+        CaseError.SUPERSEDED,
+        CaseError.NO_ACCOUNT,
+        CaseError.WEAK_PASSWORD,
+        CaseError.PASSWORD_REUSED,
+    ],
 )
 # Telling people something is retried for a day at most, with patience.
 NOTICE_RETRY = RetryPolicy(

@@ -16,19 +16,17 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from reclaim import search_attributes
-    from reclaim.case_text import at, current_details
-    from reclaim.contracts import (
-        ActivityName,
+    from reclaim.contracts import CaseError, seconds_until
+    from reclaim.recovery.contracts import (
         ApplyReset,
         CaseClosing,
-        CaseError,
         CaseState,
         CodeAccepted,
         Delivery,
         IssueCode,
         IssuedCode,
         PasswordChangedNotice,
+        RecoveryActivity,
         RecoveryCalls,
         RecoveryInput,
         RecoveryOutcome,
@@ -37,8 +35,9 @@ with workflow.unsafe.imports_passed_through():
         ResetContext,
         SetPassword,
         SubmitCode,
-        seconds_until,
     )
+    from reclaim.temporal import search_attributes
+    from reclaim.temporal.case_text import at, current_details
 
 from workflows.policies import ACTIVITY_TIMEOUT, LEDGER_RETRY, NOTICE_DEADLINE, NOTICE_RETRY
 
@@ -56,6 +55,11 @@ DELIVERY_RETRY = RetryPolicy(
 def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
     """The error an update answers with; the API turns `type` and `details` into JSON."""
     return ApplicationError(message, details, type=error.value, non_retryable=True)
+
+
+def _details(error: ApplicationError) -> dict[str, object]:
+    first = error.details[0] if error.details else None
+    return dict(first) if isinstance(first, dict) else {}
 
 
 @workflow.defn(name=RecoveryCalls.WORKFLOW)
@@ -100,7 +104,7 @@ class RecoveryWorkflow:
             if self._notices_pending:
                 try:
                     await workflow.execute_activity(
-                        ActivityName.NOTIFY_PASSWORD_CHANGED,
+                        RecoveryActivity.NOTIFY_PASSWORD_CHANGED,
                         PasswordChangedNotice(
                             case.case_id, self._account_id, self._changed_at or workflow.now()
                         ),
@@ -114,7 +118,7 @@ class RecoveryWorkflow:
         else:
             # A completed case was recorded together with its reset, in one transaction.
             await workflow.execute_activity(
-                ActivityName.RECORD_CLOSED_CASE,
+                RecoveryActivity.RECORD_CLOSED_CASE,
                 CaseClosing(
                     case.case_id, self._state, workflow.now(), self._wrong_codes, self._resends
                 ),
@@ -217,7 +221,7 @@ class RecoveryWorkflow:
         self._changed_at = workflow.now()
         try:
             applied = await workflow.execute_activity(
-                ActivityName.APPLY_RESET,
+                RecoveryActivity.APPLY_RESET,
                 ApplyReset(
                     self._case.case_id,
                     self._account_id,
@@ -225,6 +229,7 @@ class RecoveryWorkflow:
                     self._changed_at,
                     self._wrong_codes,
                     self._resends,
+                    change.sealed_password,
                 ),
                 result_type=ResetApplied,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -234,7 +239,13 @@ class RecoveryWorkflow:
             )
         except ActivityError as err:
             cause = err.cause
-            superseded = isinstance(cause, ApplicationError) and cause.type == CaseError.SUPERSEDED
+            kind = cause.type if isinstance(cause, ApplicationError) else None
+            if kind in (CaseError.WEAK_PASSWORD, CaseError.PASSWORD_REUSED):
+                # The directory's own policy refused it: the case stays verified, the person
+                # chooses another password within the same window.
+                assert isinstance(cause, ApplicationError)
+                raise _refusal(CaseError(kind), cause.message, **_details(cause)) from err
+            superseded = kind == CaseError.SUPERSEDED
             self._move_to(CaseState.SUPERSEDED if superseded else CaseState.CANCELLED)
             raise _refusal(
                 CaseError.INVALID_STATE,
@@ -370,7 +381,7 @@ class RecoveryWorkflow:
     async def _deliver(self, attempt: int) -> None:
         try:
             issued = await workflow.execute_activity(
-                ActivityName.ISSUE_CODE,
+                RecoveryActivity.ISSUE_CODE,
                 IssueCode(
                     case_id=self._case.case_id,
                     account_id=self._case.account_id,

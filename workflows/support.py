@@ -21,14 +21,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from reclaim import search_attributes
-    from reclaim.case_text import STATIC_DETAILS, at, current_details
-    from reclaim.contracts import (
-        ActivityName,
+    from reclaim.contracts import CaseError, Channel
+    from reclaim.recovery.contracts import RecoveryInput, RecoveryStatus
+    from reclaim.support.contracts import (
         Approve,
         AssignRequest,
-        CaseError,
-        Channel,
+        CancelClaim,
+        ClaimActivity,
         ClaimantView,
         ClaimCalls,
         ClaimClosing,
@@ -41,8 +40,6 @@ with workflow.unsafe.imports_passed_through():
         Escalation,
         ProvideInfo,
         Question,
-        RecoveryInput,
-        RecoveryStatus,
         Reject,
         RequestInfo,
         Resolution,
@@ -52,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         StaffRole,
         TimelineEntry,
     )
+    from reclaim.temporal import search_attributes
+    from reclaim.temporal.case_text import STATIC_DETAILS, at, current_details
 
 from workflows.policies import ACTIVITY_TIMEOUT, LEDGER_RETRY, NOTICE_DEADLINE, NOTICE_RETRY
 from workflows.recovery import RecoveryWorkflow
@@ -107,7 +106,7 @@ class SupportCaseWorkflow:
         # A mail that could not go out within its day of retries does not hold the claim open.
         await asyncio.gather(*self._notices, return_exceptions=True)
         await workflow.execute_activity(
-            ActivityName.RECORD_CLAIM,
+            ClaimActivity.RECORD_CLAIM,
             ClaimClosing(
                 claim.case_id, self._state, workflow.now(), self._decision, self._timeline
             ),
@@ -204,6 +203,18 @@ class SupportCaseWorkflow:
         self._refuse_unless(*DECIDING)
         self._refuse_unless_in_charge(request.by)
 
+    @workflow.update(
+        name=ClaimCalls.CANCEL,
+        description="An operator closes the claim without a decision (`reclaim cases cancel`).",
+    )
+    def cancel(self, request: CancelClaim) -> ClaimView:
+        self._decide(ClaimState.CANCELLED, request.by, request.reason)
+        return self.staff_view()
+
+    @cancel.validator
+    def _can_cancel(self, request: CancelClaim) -> None:
+        self._refuse_unless(*self._open_states())
+
     # -- the claimant ----------------------------------------------------------------------
 
     @workflow.update(name=ClaimCalls.PROVIDE_INFO)
@@ -278,7 +289,7 @@ class SupportCaseWorkflow:
         self._notices.append(
             asyncio.create_task(
                 workflow.execute_activity(
-                    ActivityName.NOTIFY_ESCALATION,
+                    ClaimActivity.NOTIFY_ESCALATION,
                     Escalation(self._claim.case_id, level, workflow.now()),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     schedule_to_close_timeout=NOTICE_DEADLINE,
@@ -292,7 +303,7 @@ class SupportCaseWorkflow:
         assert self._claim.account_id is not None
         try:
             resolution: Resolution = await workflow.execute_activity(
-                ActivityName.RESOLVE_CLAIM,
+                ClaimActivity.RESOLVE_CLAIM,
                 ResolveClaim(
                     self._claim.case_id,
                     self._claim.account_id,
@@ -355,6 +366,7 @@ class SupportCaseWorkflow:
             {
                 ClaimState.APPROVED: ClaimNoticeKind.APPROVED,
                 ClaimState.REJECTED: ClaimNoticeKind.REJECTED,
+                ClaimState.CANCELLED: ClaimNoticeKind.CANCELLED,
             }.get(outcome, ClaimNoticeKind.ABANDONED),
             detail=note,
             recovery_case_id=recovery_case_id,
@@ -372,7 +384,7 @@ class SupportCaseWorkflow:
         self._notices.append(
             asyncio.create_task(
                 workflow.execute_activity(
-                    ActivityName.NOTIFY_CLAIMANT,
+                    ClaimActivity.NOTIFY_CLAIMANT,
                     ClaimNotice(self._claim.case_id, kind, attempt, detail, recovery_case_id),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     schedule_to_close_timeout=NOTICE_DEADLINE,

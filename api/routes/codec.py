@@ -9,7 +9,6 @@ key. Browsers may call it from the UI origin only (CORS).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from typing import Annotated
@@ -17,16 +16,16 @@ from typing import Annotated
 from cryptography.exceptions import InvalidTag
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 from temporalio.api.common.v1 import Payload
 
+from api.auth import NO_STAFF_KEY, bearer
 from api.deps import AppServices
 from api.errors import ApiError
-from reclaim import staff
-from reclaim.codec import CodecKeyError
+from reclaim.errors import Unauthorized
 from reclaim.settings import Settings
+from reclaim.temporal.codec import CodecKeyError
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 PREFIX = "/codec"
@@ -73,19 +72,18 @@ async def _allowed(request: Request, services: AppServices, authorization: str |
     origin = request.headers.get("origin", "").rstrip("/")
     if settings.dev_mode and origin in settings.resolved_ui_origins:
         return  # the `reclaim dev` Web UI on this machine
-    scheme, _, key = (authorization or "").partition(" ")
+    try:
+        await services.support.staff_member(bearer(authorization, NO_STAFF_KEY))
+    except Unauthorized as err:
+        raise CODEC_NEEDS_KEY from err
 
-    def check() -> bool:
-        with Session(services.engine) as session:
-            return staff.authenticate(session, services.keys, key.strip()) is not None
 
-    if scheme.lower() != "bearer" or not await asyncio.to_thread(check):
-        raise ApiError(
-            401,
-            "invalid_key",
-            "The codec endpoint needs a staff key: `Authorization: Bearer rk_…`.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+CODEC_NEEDS_KEY = ApiError(
+    401,
+    "invalid_key",
+    "The codec endpoint needs a staff key: `Authorization: Bearer rk_…`.",
+    headers={"WWW-Authenticate": "Bearer"},
+)
 
 
 @router.post("/encode", response_model=Payloads, responses={400: _ERROR, 401: _ERROR})

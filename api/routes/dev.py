@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from api.deps import AppServices
-from reclaim.delivery.outbox import read_outbox
+from reclaim.notify.outbox import read_outbox
 
 router = APIRouter(prefix="/dev", tags=["development"])
 

@@ -61,5 +61,6 @@ async def metrics(
                 headers={"WWW-Authenticate": "Bearer"},
             )
     registry: ApiMetrics = request.app.state.metrics
-    body, content_type = await asyncio.to_thread(registry.exposition)
+    accounts = await services.directory.status_counts()
+    body, content_type = await asyncio.to_thread(registry.exposition, accounts)
     return Response(body, media_type=content_type)

@@ -1,34 +1,40 @@
-"""Support claims, for the claimant: file one, follow it, answer questions. The claim token
-(`Authorization: Bearer <claim_token>`) is the claimant's only key to the claim."""
+"""Support claims over HTTP. For the claimant (`/v1/support-cases`): file one, follow it,
+answer questions, with the claim token (`Authorization: Bearer <claim_token>`) as the only key
+to the claim. For the support team (`/v1/staff`): the claim queue, a claim in full, and the
+decisions, each with a staff key (`Authorization: Bearer rk_…`, from `reclaim staff add`)."""
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session
 
+from api.auth import ClaimToken, StaffMember
 from api.deps import AppServices
-from api.errors import CLAIM_NOT_FOUND, ApiError
-from api.routes.sessions import bearer
-from api.support_calls import check_claim_id
-from reclaim import claims
-from reclaim.claims import ClaimLimited, ClaimRequest
-from reclaim.contracts import ClaimantView, ClaimCalls, ClaimReason, ClaimState, ProvideInfo
-from reclaim.identifiers import (
-    InvalidIdentifier,
-    normalize_email,
-    normalize_phone,
-    normalize_username,
+from reclaim.support.contracts import (
+    ClaimantView,
+    ClaimReason,
+    ClaimState,
+    ClaimView,
+    Decision,
+    Evidence,
+    Question,
+    Risk,
+    TimelineEntry,
 )
-from reclaim.models import SupportClaim, utcnow
+from reclaim.support.evidence import MAX_PREVIOUS_PASSWORDS
+from reclaim.support.service import STAFF_NAME
 
-router = APIRouter(prefix="/v1/support-cases", tags=["support claims"])
+claimant = APIRouter(prefix="/v1/support-cases", tags=["support claims"])
+staff = APIRouter(prefix="/v1/staff", tags=["support staff"])
 
 _ERROR = {"description": "JSON error: `{error, message, ...}`"}
+
+
+# -- the claimant ------------------------------------------------------------------------------
 
 
 class ClaimBody(BaseModel):
@@ -54,7 +60,7 @@ class ClaimBody(BaseModel):
     registered_email: str | None = Field(default=None, max_length=254)
     registered_phone: str | None = Field(default=None, max_length=32)
     previous_passwords: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
-        default_factory=list, max_length=claims.MAX_PREVIOUS_PASSWORDS
+        default_factory=list, max_length=MAX_PREVIOUS_PASSWORDS
     )
     description: str | None = Field(default=None, max_length=4000)
 
@@ -94,89 +100,6 @@ class AnswerBody(BaseModel):
     answer: str = Field(min_length=1, max_length=4000)
 
 
-def _invalid(field: str, err: InvalidIdentifier) -> ApiError:
-    return ApiError(
-        422,
-        "invalid_request",
-        f"The request is not valid ({field}: {err}).",
-        fields=[{"field": field, "problem": str(err)}],
-    )
-
-
-def _request(body: ClaimBody, region: str | None) -> ClaimRequest:
-    fields: dict[str, str | None] = {}
-    try:
-        fields["username"] = normalize_username(body.username)
-    except InvalidIdentifier as err:
-        raise _invalid("username", err) from err
-    for name, raw in (
-        ("contact_email", body.contact_email),
-        ("registered_email", body.registered_email),
-    ):
-        try:
-            fields[name] = normalize_email(raw) if raw else None
-        except InvalidIdentifier as err:
-            raise _invalid(name, err) from err
-    try:
-        phone = normalize_phone(body.registered_phone, region) if body.registered_phone else None
-    except InvalidIdentifier as err:
-        raise _invalid("registered_phone", err) from err
-    return ClaimRequest(
-        username=str(fields["username"]),
-        contact_email=str(fields["contact_email"]),
-        reason=body.reason,
-        registered_email=fields["registered_email"],
-        registered_phone=phone,
-        previous_passwords=tuple(body.previous_passwords),
-        description=body.description,
-    )
-
-
-@router.post(
-    "",
-    status_code=202,
-    response_model=Filed,
-    responses={422: _ERROR, 429: _ERROR, 503: _ERROR},
-    summary="File a support claim",
-)
-async def file_claim(body: ClaimBody, services: AppServices) -> Filed:
-    """The evidence is checked now; only its results reach the case. An unknown username
-    gets the same answer (a reviewer will reject the claim)."""
-    request = _request(body, services.settings.default_region)
-    filed = await services.cases.call(lambda: services.claims.file(request))
-    if isinstance(filed, ClaimLimited):
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many claims for this contact address: try again later.",
-            headers={"Retry-After": str(filed.retry_after)},
-            retry_after_seconds=filed.retry_after,
-        )
-    return Filed(case_id=filed.case_id, claim_token=filed.claim_token, state=filed.state)
-
-
-async def _claim_for(services: AppServices, case_id: str, authorization: str | None) -> str:
-    """The claim a claim token opens; 404 for an unknown claim, 401 for a wrong token."""
-    check_claim_id(case_id)
-    token = bearer(authorization)
-
-    def read() -> SupportClaim | None:
-        with Session(services.engine) as session:
-            return session.get(SupportClaim, case_id)
-
-    claim = await asyncio.to_thread(read)
-    if claim is None:
-        raise CLAIM_NOT_FOUND
-    if not claims.token_matches(claim, services.keys, token):
-        raise ApiError(
-            401,
-            "invalid_token",
-            "This claim token is not valid for this claim.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return case_id
-
-
 def _status(view: ClaimantView) -> ClaimStatus:
     decision = view.decision
     return ClaimStatus(
@@ -198,20 +121,39 @@ def _status(view: ClaimantView) -> ClaimStatus:
     )
 
 
-@router.get(
+@claimant.post(
+    "",
+    status_code=202,
+    response_model=Filed,
+    responses={422: _ERROR, 429: _ERROR, 503: _ERROR},
+    summary="File a support claim",
+)
+async def file_claim(body: ClaimBody, services: AppServices) -> Filed:
+    """The evidence is checked now; only its results reach the case. An unknown username
+    gets the same answer (a reviewer will reject the claim)."""
+    filed = await services.support.file(
+        username=body.username,
+        contact_email=body.contact_email,
+        reason=body.reason,
+        registered_email=body.registered_email,
+        registered_phone=body.registered_phone,
+        previous_passwords=body.previous_passwords,
+        description=body.description,
+    )
+    return Filed(case_id=filed.case_id, claim_token=filed.claim_token, state=filed.state)
+
+
+@claimant.get(
     "/{case_id}",
     response_model=ClaimStatus,
     responses={401: _ERROR, 404: _ERROR},
     summary="Follow a claim (claim token)",
 )
-async def claim_status(
-    case_id: str, services: AppServices, authorization: Annotated[str | None, Header()] = None
-) -> ClaimStatus:
-    await _claim_for(services, case_id, authorization)
-    return _status(await services.support.claimant_view(case_id))
+async def claim_status(case_id: str, services: AppServices, token: ClaimToken) -> ClaimStatus:
+    return _status(await services.support.claimant_view(case_id, token))
 
 
-@router.post(
+@claimant.post(
     "/{case_id}/info",
     status_code=202,
     response_model=ClaimStatus,
@@ -219,29 +161,215 @@ async def claim_status(
     summary="Answer the reviewer's questions (claim token)",
 )
 async def answer(
-    case_id: str,
-    body: AnswerBody,
-    services: AppServices,
-    authorization: Annotated[str | None, Header()] = None,
+    case_id: str, body: AnswerBody, services: AppServices, token: ClaimToken
 ) -> ClaimStatus:
-    await _claim_for(services, case_id, authorization)
-    at = utcnow()
+    return _status(await services.support.answer(case_id, token, body.answer))
 
-    def keep() -> int:
-        with Session(services.engine) as session:
-            return claims.add_answer(session, case_id, body.answer, at)
 
-    def withdraw(round_: int) -> None:
-        with Session(services.engine) as session:
-            claims.withdraw_answer(session, case_id, round_)
+# -- the support team --------------------------------------------------------------------------
 
-    round_ = await asyncio.to_thread(keep)
-    try:
-        view = await services.support.update(
-            case_id, ClaimCalls.PROVIDE_INFO, ProvideInfo(at), ClaimantView
-        )
-    except ApiError as err:
-        if err.status < 500:  # the case refused it (after a 503 it may have taken it: keep)
-            await asyncio.to_thread(withdraw, round_)
-        raise
-    return _status(view)
+
+class QueueItem(BaseModel):
+    case_id: str
+    state: ClaimState
+    reason: ClaimReason | None
+    risk: Risk | None
+    assignee: str | None
+    escalated: bool
+    opened_at: datetime
+    next_deadline: datetime | None
+
+
+class Queue(BaseModel):
+    cases: list[QueueItem]
+
+
+class AnswerOut(BaseModel):
+    round: int
+    text: str
+    at: datetime
+
+
+class Claimant(BaseModel):
+    contact_email: str
+    description: str | None
+
+
+class ClaimDetail(BaseModel):
+    case_id: str
+    state: ClaimState
+    reason: ClaimReason
+    risk: Risk
+    evidence: dict[str, Any]
+    assignee: str | None
+    escalated: bool
+    opened_at: datetime
+    next_deadline: datetime | None
+    claimant: Claimant
+    questions: list[dict[str, Any]]
+    answers: list[AnswerOut]
+    timeline: list[dict[str, Any]]
+    decision: dict[str, Any] | None
+
+
+def _plain(value: Question | TimelineEntry | Decision | Evidence) -> dict[str, Any]:
+    return asdict(value)
+
+
+@staff.get(
+    "/cases",
+    response_model=Queue,
+    responses={401: _ERROR},
+    summary="The claim queue (open claims unless a state is asked for), oldest first",
+)
+async def queue(
+    services: AppServices,
+    member: StaffMember,
+    state: ClaimState | None = None,
+    reason: ClaimReason | None = None,
+    risk: Risk | None = None,
+    assignee: Annotated[str | None, Query(pattern=STAFF_NAME.pattern)] = None,
+    escalated: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Queue:
+    filters: dict[str, str | bool] = {}
+    for name, value in (("state", state), ("reason", reason), ("risk", risk)):
+        if value is not None:
+            filters[name] = value.value
+    if assignee is not None:
+        filters["assignee"] = assignee
+    if escalated is not None:
+        filters["escalated"] = escalated
+    found = await services.support.queue(filters, limit)
+    return Queue(cases=[QueueItem(**asdict(case)) for case in found])
+
+
+@staff.get(
+    "/cases/{case_id}",
+    response_model=ClaimDetail,
+    responses={401: _ERROR, 404: _ERROR},
+    summary="A claim in full: evidence, risk, what the claimant wrote, who did what",
+)
+async def claim(case_id: str, services: AppServices, member: StaffMember) -> ClaimDetail:
+    found = await services.support.case_file(case_id)
+    view = found.view
+    return ClaimDetail(
+        case_id=view.case_id,
+        state=view.state,
+        reason=view.reason,
+        risk=view.risk,
+        evidence=_plain(view.evidence),
+        assignee=view.assignee,
+        escalated=view.escalated,
+        opened_at=view.opened_at,
+        next_deadline=view.next_deadline,
+        claimant=Claimant(contact_email=found.contact_email, description=found.description),
+        questions=[_plain(q) for q in view.questions],
+        answers=[AnswerOut(round=a.round, text=a.text, at=a.at) for a in found.answers],
+        timeline=[_plain(e) for e in view.timeline],
+        decision=_plain(view.decision) if view.decision else None,
+    )
+
+
+class Summary(BaseModel):
+    case_id: str
+    state: ClaimState
+    assignee: str | None
+    decision: dict[str, Any] | None
+
+
+class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: str | None = Field(
+        default=None, pattern=STAFF_NAME.pattern, description="Default: yourself"
+    )
+
+
+class QuestionsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    questions: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        min_length=1, max_length=10
+    )
+
+
+class ApproveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RejectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+_DECISION_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _ERROR,
+    403: _ERROR,
+    404: _ERROR,
+    409: _ERROR,
+}
+
+
+def _summary(view: ClaimView) -> Summary:
+    return Summary(
+        case_id=view.case_id,
+        state=view.state,
+        assignee=view.assignee,
+        decision=_plain(view.decision) if view.decision else None,
+    )
+
+
+@staff.post(
+    "/cases/{case_id}/assign",
+    status_code=202,
+    response_model=Summary,
+    responses=_DECISION_ERRORS,
+    summary="Take a claim (or, as a supervisor, give it to someone)",
+)
+async def assign(
+    case_id: str, services: AppServices, member: StaffMember, body: AssignBody | None = None
+) -> Summary:
+    return _summary(await services.support.assign(case_id, member, body.assignee if body else None))
+
+
+@staff.post(
+    "/cases/{case_id}/request-info",
+    status_code=202,
+    response_model=Summary,
+    responses=_DECISION_ERRORS,
+    summary="Ask the claimant questions (they are mailed; the answer window starts)",
+)
+async def request_info(
+    case_id: str, body: QuestionsBody, services: AppServices, member: StaffMember
+) -> Summary:
+    return _summary(await services.support.request_info(case_id, member, list(body.questions)))
+
+
+@staff.post(
+    "/cases/{case_id}/approve",
+    status_code=202,
+    response_model=Summary,
+    responses=_DECISION_ERRORS,
+    summary="Approve: the resolution is applied before this answers",
+)
+async def approve(
+    case_id: str, services: AppServices, member: StaffMember, body: ApproveBody | None = None
+) -> Summary:
+    return _summary(await services.support.approve(case_id, member, body.note if body else None))
+
+
+@staff.post(
+    "/cases/{case_id}/reject",
+    status_code=202,
+    response_model=Summary,
+    responses=_DECISION_ERRORS,
+    summary="Reject, with the reason the claimant will read",
+)
+async def reject(
+    case_id: str, body: RejectBody, services: AppServices, member: StaffMember
+) -> Summary:
+    return _summary(await services.support.reject(case_id, member, body.reason))

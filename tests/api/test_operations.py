@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session, select
 
-from reclaim.db import create_schema, make_engine
-from reclaim.models import RecoveryCase
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import create_schema
+from reclaim.store.models import RecoveryCase
 from tests.conftest import free_port
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway

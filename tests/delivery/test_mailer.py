@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from reclaim import messages
-from reclaim.delivery.errors import Undeliverable
-from reclaim.delivery.mail import Mailer
-from reclaim.delivery.outbox import parse_mail
+from reclaim.notify import messages
+from reclaim.notify.errors import Undeliverable
+from reclaim.notify.mail import Mailer
+from reclaim.notify.outbox import parse_mail
 from reclaim.settings import Settings
 from tests.mailbox import CODE_IN_TEXT, MailSink
 

@@ -16,10 +16,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from reclaim.delivery.errors import Undeliverable
-from reclaim.delivery.outbox import read_outbox
-from reclaim.delivery.sms import ConsoleSms, TwilioSms, WebhookSms, sms_provider
 from reclaim.identifiers import mask_phone
+from reclaim.notify.errors import Undeliverable
+from reclaim.notify.outbox import read_outbox
+from reclaim.notify.sms import ConsoleSms, TwilioSms, WebhookSms, sms_provider
 from reclaim.settings import Settings
 
 NUMBER = "+14155550123"

@@ -13,13 +13,13 @@ from sqlmodel import Session, select
 from temporalio.client import WorkflowExecutionStatus
 from typer.testing import CliRunner
 
-from reclaim.account_cases import AccountCases
 from reclaim.cli import app
-from reclaim.contracts import Actor, ActorKind, LifecycleCalls, LifecycleState, LifecycleStatus
-from reclaim.delivery.outbox import text_of
+from reclaim.contracts import Actor, ActorKind
+from reclaim.directory.tables import AccountEvent
 from reclaim.identifiers import Identifier, IdentifierKind
-from reclaim.models import AccountEvent
-from reclaim.recovery import plan_case
+from reclaim.lifecycle.contracts import LifecycleCalls, LifecycleState, LifecycleStatus
+from reclaim.notify.outbox import text_of
+from reclaim.recovery.rules import plan_case
 from reclaim.security import Keys
 from tests.conftest import StackParts
 from tests.history_text import payload_texts
@@ -137,7 +137,7 @@ async def test_a_banned_account_gets_the_neutral_answer_and_a_notice_instead_of_
 ):
     jane = await stack.add_account("jane", "jane@example.com", None, PASSWORD)
     await stack.add_account("bob", "bob@example.com", None, PASSWORD)
-    cases = AccountCases(stack.client, stack.engine, stack.settings)
+    cases = stack.services.lifecycle
     ban = await cases.ban(jane, "spam", Actor(ActorKind.OPERATOR, "olivia"), 2 * 86_400)
     assert isinstance(ban, LifecycleStatus) and ban.until is not None
 

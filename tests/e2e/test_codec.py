@@ -9,28 +9,24 @@ import json
 import subprocess
 from typing import Any
 
-from sqlmodel import Session
 from temporalio.api.common.v1 import Payload
 
-from reclaim import staff
-from reclaim.account_cases import AccountCases
 from reclaim.binaries import temporal_cli
-from reclaim.codec import EncryptionCodec, new_key_spec, parse_keys
-from reclaim.contracts import Actor, ActorKind, StaffRole
-from reclaim.security import Keys
+from reclaim.contracts import Actor, ActorKind
+from reclaim.support.contracts import StaffRole
+from reclaim.temporal.codec import EncryptionCodec, new_key_spec, parse_keys
 from tests.conftest import StackParts
 from tests.history_text import all_encrypted, payload_texts
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.stack import TEST_SECRET, Stack, running_stack
+from tests.stack import Stack, running_stack
 
 PASSWORD = "correct horse battery staple"
 UI = "http://127.0.0.1:8233"
 
 
-def _key(stack: Stack, role: StaffRole = StaffRole.REVIEWER) -> dict[str, str]:
-    with Session(stack.engine) as session:
-        _, key = staff.add_staff(session, Keys(TEST_SECRET.encode()), "rita", role)
+async def _key(stack: Stack, role: StaffRole = StaffRole.REVIEWER) -> dict[str, str]:
+    _, key = await stack.services.support.add_staff("rita", role.value)
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -49,7 +45,7 @@ async def test_every_workflow_type_is_ciphertext_at_rest(stack: Stack):
     await stack.add_account("joe", "joe@example.com", None, PASSWORD)
     recovery = await stack.open_case("jane@example.com")
     code = await stack.mail.code_for("jane@example.com")
-    cases = AccountCases(stack.client, stack.engine, stack.settings)
+    cases = stack.services.lifecycle
     operator = Actor(ActorKind.OPERATOR, "olivia")
     ban = await cases.ban(account_id, "spam from jane@example.com", operator, 86_400)
     deletion = await cases.deactivate(account_id + 1, operator)
@@ -80,7 +76,7 @@ async def test_every_workflow_type_is_ciphertext_at_rest(stack: Stack):
 
 
 async def test_the_codec_endpoint_round_trips_for_staff_and_refuses_everyone_else(stack: Stack):
-    key = _key(stack)
+    key = await _key(stack)
 
     encoded = await stack.http.post("/codec/encode", json={"payloads": [_json(PLAIN)]}, headers=key)
 
@@ -141,7 +137,7 @@ async def test_the_dev_web_ui_needs_no_key(
 async def test_the_temporal_cli_reads_a_case_through_the_codec_endpoint(stack: Stack):
     await stack.add_account("jane", "jane@example.com", None, PASSWORD)
     case = await stack.open_case("jane@example.com")
-    key = _key(stack)["Authorization"]
+    key = (await _key(stack))["Authorization"]
     show = [
         temporal_cli(),
         "workflow",

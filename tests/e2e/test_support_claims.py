@@ -9,23 +9,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import Session
-
-from reclaim import staff
-from reclaim.contracts import StaffRole
-from reclaim.delivery.outbox import text_of
-from reclaim.security import Keys
+from reclaim.notify.outbox import text_of
+from reclaim.support.contracts import StaffRole
 from tests.history_text import payload_texts
-from tests.stack import TEST_SECRET, Stack
+from tests.stack import Stack
 
 PASSWORD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
 CONTACT = "jane.new@example.net"
 
 
-def _staff(stack: Stack, name: str, role: StaffRole) -> dict[str, str]:
-    with Session(stack.engine) as session:
-        _, key = staff.add_staff(session, Keys(TEST_SECRET.encode()), name, role)
+async def _staff(stack: Stack, name: str, role: StaffRole) -> dict[str, str]:
+    _, key = await stack.services.support.add_staff(name, role.value)
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -58,7 +53,7 @@ async def _in_queue(
 
 async def test_a_takeover_claim_from_submission_to_a_new_password(stack: Stack):
     await stack.add_account("jane", "jane@example.com", "+14155550123", PASSWORD)
-    rita = _staff(stack, "rita", StaffRole.REVIEWER)
+    rita = await _staff(stack, "rita", StaffRole.REVIEWER)
 
     filed = await _file(
         stack,
@@ -156,7 +151,7 @@ async def test_a_takeover_claim_from_submission_to_a_new_password(stack: Stack):
 
 async def test_a_rejected_claim_for_an_unknown_username_tells_the_claimant_why(stack: Stack):
     await stack.add_account("jane", "jane@example.com", None, PASSWORD)
-    sam = _staff(stack, "sam", StaffRole.SUPERVISOR)
+    sam = await _staff(stack, "sam", StaffRole.SUPERVISOR)
     known = await _file(stack)
     unknown = await _file(stack, username="ghost")
     assert set(known) == set(unknown) and unknown["state"] == known["state"] == "submitted"
@@ -184,7 +179,7 @@ async def test_a_rejected_claim_for_an_unknown_username_tells_the_claimant_why(s
 
 async def test_a_reviewer_cannot_approve_a_high_risk_claim(stack: Stack):
     await stack.add_account("jane", "jane@example.com", None, PASSWORD)
-    rita = _staff(stack, "rita", StaffRole.REVIEWER)
+    rita = await _staff(stack, "rita", StaffRole.REVIEWER)
     claim = await _file(stack)  # no evidence at all
     case_id = claim["case_id"]
     await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rita)
@@ -198,7 +193,7 @@ async def test_a_reviewer_cannot_approve_a_high_risk_claim(stack: Stack):
 
 async def test_staff_routes_need_a_staff_key_and_claims_their_own_token(stack: Stack):
     await stack.add_account("jane", "jane@example.com", None, PASSWORD)
-    rita = _staff(stack, "rita", StaffRole.REVIEWER)
+    rita = await _staff(stack, "rita", StaffRole.REVIEWER)
     claim = await _file(stack)
     case_id, token = claim["case_id"], claim["claim_token"]
     session = (await stack.sign_in("jane", PASSWORD)).json()["session_token"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reclaim.delivery.outbox import text_of
+from reclaim.notify.outbox import text_of
 from reclaim.settings import Settings
 from tests.conftest import StackParts
 from tests.mailbox import CODE_IN_TEXT, MailSink, smtp_server

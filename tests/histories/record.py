@@ -17,14 +17,13 @@ from pathlib import Path
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from reclaim import accounts
 from reclaim.binaries import temporal_test_server
-from reclaim.contracts import ClaimReason, RecoveryRules
 from reclaim.identifiers import Identifier, IdentifierKind
-from reclaim.temporal import register_search_attributes
+from reclaim.recovery.contracts import RecoveryRules
+from reclaim.support.contracts import ClaimReason
+from reclaim.temporal.connection import register_search_attributes
 from tests.mailbox import MailSink, smtp_server
 from tests.sms_gateway import SmsGateway
-from tests.stack import TEST_PASSWORDS
 from tests.workflows.harness import Case, Ledger, recovery_case
 from tests.workflows.lifecycle_harness import OPERATOR, PASSWORD, Lifecycle, lifecycle_stack
 from tests.workflows.support_harness import STRONG_EVIDENCE, SUPERVISOR, SupportDesk
@@ -140,13 +139,13 @@ async def record_recovery(version: str) -> list[Path]:
 
 
 async def deletion_purged(life: Lifecycle) -> list[str]:
-    case = await life.deactivate(life.add_account())
+    case = await life.deactivate(await life.add_account())
     await life.outcome(case.case_id)
     return [case.case_id]
 
 
 async def deletion_reactivated(life: Lifecycle) -> list[str]:
-    case = await life.deactivate(life.add_account())
+    case = await life.deactivate(await life.add_account())
     await life.days_pass(3)
     await life.sign_in("jane")
     await life.outcome(case.case_id)
@@ -154,27 +153,21 @@ async def deletion_reactivated(life: Lifecycle) -> list[str]:
 
 
 async def deletion_signal_lost(life: Lifecycle) -> list[str]:
-    case = await life.deactivate(life.add_account())
-    await asyncio.to_thread(
-        accounts.login,
-        life.engine,
-        life.keys,
-        TEST_PASSWORDS,
-        Identifier(IdentifierKind.USERNAME, "jane"),
-        PASSWORD,
-    )
+    case = await life.deactivate(await life.add_account())
+    # Signed in, but the signal to the case is lost: the directory alone knows.
+    await life.directory.sign_in(Identifier(IdentifierKind.USERNAME, "jane"), PASSWORD)
     await life.outcome(case.case_id)
     return [case.case_id]
 
 
 async def ban_ended(life: Lifecycle) -> list[str]:
-    case = await life.ban(life.add_account(), days=7)
+    case = await life.ban(await life.add_account(), days=7)
     await life.outcome(case.case_id)
     return [case.case_id]
 
 
 async def deletion_refused_and_ban_superseding(life: Lifecycle) -> list[str]:
-    account_id = life.add_account()
+    account_id = await life.add_account()
     deletion = await life.deactivate(account_id)
     refused = await life.deactivate(account_id)
     ban = await life.ban(account_id, days=2)
@@ -184,7 +177,7 @@ async def deletion_refused_and_ban_superseding(life: Lifecycle) -> list[str]:
 
 
 async def ban_lifted_and_replaced(life: Lifecycle) -> list[str]:
-    account_id = life.add_account()
+    account_id = await life.add_account()
     permanent = await life.ban(account_id)
     replaced = await life.ban(account_id)
     await life.cases.unban(account_id, OPERATOR, "appeal accepted")
@@ -213,7 +206,7 @@ LIFECYCLE: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
 
 async def claim_approved_after_escalation(life: Lifecycle) -> list[str]:
     desk = SupportDesk(life)
-    life.add_account(phone="+14155550123")
+    await life.add_account(phone="+14155550123")
     claim = await desk.file(**STRONG_EVIDENCE)
     await life.env.sleep(2 * 86_400)
     await claim.assign()
@@ -226,7 +219,7 @@ async def claim_approved_after_escalation(life: Lifecycle) -> list[str]:
 
 async def claim_abandoned(life: Lifecycle) -> list[str]:
     desk = SupportDesk(life)
-    life.add_account()
+    await life.add_account()
     claim = await desk.file(**STRONG_EVIDENCE)
     await claim.assign()
     await claim.ask("Which city?")
@@ -247,7 +240,7 @@ async def claim_refused_then_rejected(life: Lifecycle) -> list[str]:
 
 async def claim_appeal_approved_by_supervisor(life: Lifecycle) -> list[str]:
     desk = SupportDesk(life)
-    account_id = life.add_account()
+    account_id = await life.add_account()
     await life.ban(account_id)
     claim = await desk.file(ClaimReason.BANNED)
     await claim.assign()
@@ -260,7 +253,7 @@ async def claim_appeal_approved_by_supervisor(life: Lifecycle) -> list[str]:
 
 async def claim_restored_inside_grace(life: Lifecycle) -> list[str]:
     desk = SupportDesk(life)
-    account_id = life.add_account()
+    account_id = await life.add_account()
     await life.deactivate(account_id)
     claim = await desk.file(ClaimReason.DELETED, **STRONG_EVIDENCE)
     await life.env.sleep(4 * 86_400)

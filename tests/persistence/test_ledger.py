@@ -1,41 +1,43 @@
-"""What must outlive a workflow, on SQLite and (with RECLAIM_TEST_POSTGRES_URL) PostgreSQL."""
+"""What must outlive a workflow, on SQLite and (with RECLAIM_TEST_POSTGRES_URL) PostgreSQL: the
+recovery ledger (rate limit, superseding, closing), a new password applied once, and the
+built-in directory's accounts and sessions."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from reclaim import accounts, cases
-from reclaim.contracts import ApplyReset, CaseClosing, CaseState
+from reclaim.directory import AccountExists
+from reclaim.directory.sql import SqlDirectory
+from reclaim.directory.tables import Account, LoginSession, PasswordHistory
 from reclaim.identifiers import Identifier, IdentifierKind
-from reclaim.models import Account, LoginSession, Notification, PasswordHistory, RecoveryCase
+from reclaim.recovery import ledger
+from reclaim.recovery.contracts import ApplyReset, CaseClosing, CaseState
+from reclaim.recovery.service import Superseded
 from reclaim.security import Keys, Passwords, new_case_id
+from reclaim.services import Services
+from reclaim.store.models import Notification, RecoveryCase
+from tests.stack import TEST_PASSWORDS, TEST_SECRET, sql_directory
 
-KEYS = Keys(b"persistence-tests-secret-012345")
-HASHER = Passwords(1, 1024, 1)
+KEYS = Keys(TEST_SECRET.encode())
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+FIRST = "first password"
 
 
-def _account(engine: Engine, username: str = "jane", phone: str | None = "+14155550123") -> int:
-    with Session(engine) as session:
-        account = accounts.create_account(
-            session,
-            username=username,
-            email=f"{username}@example.com",
-            phone=phone,
-            password_hash=HASHER.hash("first password"),
-        )
-        assert account.id is not None
-        return account.id
+async def _account(engine: Engine, username: str = "jane", phone: str | None = "+14155550123"):
+    account = await sql_directory(engine).create(
+        username=username, email=f"{username}@example.com", phone=phone, password=FIRST
+    )
+    return account.id
 
 
 def _open(engine: Engine, digest: str, at: datetime, account_id: int | None = None) -> object:
     with Session(engine) as session:
-        return cases.open_case(
+        return ledger.open_case(
             session,
             RecoveryCase(
                 case_id=new_case_id(),
@@ -48,54 +50,42 @@ def _open(engine: Engine, digest: str, at: datetime, account_id: int | None = No
         )
 
 
-def test_accounts_are_found_by_any_identifier_and_are_unique(engine: Engine):
-    account_id = _account(engine)
+async def test_accounts_are_found_by_any_identifier_and_are_unique(engine: Engine):
+    directory = sql_directory(engine)
+    account_id = await _account(engine)
 
-    with Session(engine) as session:
-        for identifier in (
-            Identifier(IdentifierKind.USERNAME, "jane"),
-            Identifier(IdentifierKind.EMAIL, "jane@example.com"),
-            Identifier(IdentifierKind.PHONE, "+14155550123"),
-        ):
-            found = accounts.find_account(session, identifier)
-            assert found is not None and found.id == account_id
-        assert accounts.find_account(session, Identifier(IdentifierKind.USERNAME, "bob")) is None
-        with pytest.raises(accounts.AccountExists) as taken:
-            accounts.create_account(
-                session,
-                username="jane2",
-                email="jane@example.com",
-                phone=None,
-                password_hash="x",
-            )
-        assert taken.value.field == "email"
+    for identifier in (
+        Identifier(IdentifierKind.USERNAME, "jane"),
+        Identifier(IdentifierKind.EMAIL, "jane@example.com"),
+        Identifier(IdentifierKind.PHONE, "+14155550123"),
+    ):
+        found = await directory.find(identifier)
+        assert found is not None and found.id == account_id
+    assert await directory.find(Identifier(IdentifierKind.USERNAME, "bob")) is None
+    with pytest.raises(AccountExists) as taken:
+        await directory.create(username="jane2", email="jane@example.com", phone=None, password="x")
+    assert taken.value.field == "email"
 
 
 def test_datetimes_come_back_aware_and_in_utc(engine: Engine):
-    _open(engine, "d", T0.astimezone(timezone_plus_two()))
+    _open(engine, "d", T0.astimezone(timezone(timedelta(hours=2))))
 
     with Session(engine) as session:
         row = session.exec(select(RecoveryCase)).one()
     assert row.opened_at == T0 and row.opened_at.tzinfo is not None
 
 
-def timezone_plus_two():
-    from datetime import timezone
-
-    return timezone(timedelta(hours=2))
-
-
 def test_an_identifier_opens_five_cases_an_hour_then_waits(engine: Engine):
     digest = KEYS.identifier_digest("username:jane")
     for minute in range(5):
-        assert isinstance(_open(engine, digest, T0 + timedelta(minutes=minute)), cases.CaseOpened)
+        assert isinstance(_open(engine, digest, T0 + timedelta(minutes=minute)), ledger.CaseOpened)
 
     refused = _open(engine, digest, T0 + timedelta(minutes=30))
 
-    assert isinstance(refused, cases.RateLimited)
+    assert isinstance(refused, ledger.RateLimited)
     assert refused.retry_after == 30 * 60  # when the first of the five leaves the window
-    assert isinstance(_open(engine, digest, T0 + timedelta(minutes=61)), cases.CaseOpened)
-    assert isinstance(_open(engine, "another identifier", T0), cases.CaseOpened)
+    assert isinstance(_open(engine, digest, T0 + timedelta(minutes=61)), ledger.CaseOpened)
+    assert isinstance(_open(engine, "another identifier", T0), ledger.CaseOpened)
     with Session(engine) as session:
         assert len(session.exec(select(RecoveryCase)).all()) == 7
 
@@ -105,22 +95,22 @@ def test_concurrent_openings_cannot_slip_past_the_limit(engine: Engine):
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(lambda i: _open(engine, digest, T0), range(12)))
 
-    assert sum(isinstance(o, cases.CaseOpened) for o in outcomes) == 5
+    assert sum(isinstance(o, ledger.CaseOpened) for o in outcomes) == 5
 
 
-def test_a_new_case_names_the_open_ones_it_supersedes(engine: Engine):
-    account_id = _account(engine)
+async def test_a_new_case_names_the_open_ones_it_supersedes(engine: Engine):
+    account_id = await _account(engine)
     _open(engine, "a", T0, account_id)
     _open(engine, "b", T0 + timedelta(seconds=1), account_id)
     with Session(engine) as session:
         first, second = session.exec(
             select(RecoveryCase.case_id).order_by(RecoveryCase.opened_at)
         ).all()
-        cases.close_case(session, CaseClosing(first, CaseState.EXPIRED, T0, 0, 0))
+    await ledger.RecoveryLedger(engine).close(CaseClosing(first, CaseState.EXPIRED, T0, 0, 0))
 
     third = _open(engine, "c", T0 + timedelta(seconds=2), account_id)
 
-    assert isinstance(third, cases.CaseOpened)
+    assert isinstance(third, ledger.CaseOpened)
     assert third.superseded == [second]
 
 
@@ -128,19 +118,20 @@ def _reset(case_id: str, account_id: int, password_hash: str) -> ApplyReset:
     return ApplyReset(case_id, account_id, password_hash, T0 + timedelta(minutes=5), 1, 0)
 
 
-def test_a_reset_changes_the_password_once_even_when_applied_twice(engine: Engine):
-    account_id = _account(engine)
+async def test_a_reset_changes_the_password_once_even_when_applied_twice(
+    engine: Engine, offline_services: Services
+):
+    account_id = await _account(engine)
     _open(engine, "a", T0, account_id)
     with Session(engine) as session:
         session.add(LoginSession(account_id=account_id, token_digest="s1", created_at=T0))
         session.add(LoginSession(account_id=account_id, token_digest="s2", created_at=T0))
         session.commit()
         case_id = session.exec(select(RecoveryCase.case_id)).one()
-    new_hash = HASHER.hash("violet tangerine marmalade kayak")
+    new_hash = TEST_PASSWORDS.hash("violet tangerine marmalade kayak")
 
     for _ in range(2):  # a retried activity
-        with Session(engine) as session:
-            cases.apply_reset(session, _reset(case_id, account_id, new_hash))
+        await offline_services.recovery.apply_reset(_reset(case_id, account_id, new_hash))
 
     with Session(engine) as session:
         account = session.get(Account, account_id)
@@ -152,25 +143,32 @@ def test_a_reset_changes_the_password_once_even_when_applied_twice(engine: Engin
         assert all(s.revoked_at is not None for s in session.exec(select(LoginSession)).all())
         row = session.get(RecoveryCase, case_id)
         assert row is not None and (row.state, row.wrong_codes) == ("completed", 1)
-        assert accounts.recent_password_hashes(session, account_id)[0] == new_hash
+    assert await sql_directory(engine).password_reused(
+        account_id, "violet tangerine marmalade kayak"
+    )
 
 
-def test_an_older_case_may_not_reset_once_a_newer_one_exists(engine: Engine):
-    account_id = _account(engine)
+async def test_an_older_case_may_not_reset_once_a_newer_one_exists(
+    engine: Engine, offline_services: Services
+):
+    account_id = await _account(engine)
     _open(engine, "a", T0, account_id)
     _open(engine, "b", T0 + timedelta(seconds=1), account_id)
     with Session(engine) as session:
         older = session.exec(select(RecoveryCase).order_by(RecoveryCase.opened_at)).first()
         assert older is not None
 
-        with pytest.raises(cases.Superseded):
-            cases.apply_reset(session, _reset(older.case_id, account_id, "new"))
+    with pytest.raises(Superseded):
+        await offline_services.recovery.apply_reset(_reset(older.case_id, account_id, "new"))
 
+    with Session(engine) as session:
         account = session.get(Account, account_id)
         assert account is not None and account.password_hash != "new"
 
 
-def test_closing_a_case_keeps_the_first_ending_and_wipes_kept_codes(engine: Engine):
+async def test_closing_a_case_keeps_the_first_ending_and_wipes_kept_codes(
+    engine: Engine, offline_services: Services
+):
     _open(engine, "a", T0)
     with Session(engine) as session:
         row = session.exec(select(RecoveryCase)).one()
@@ -188,37 +186,38 @@ def test_closing_a_case_keeps_the_first_ending_and_wipes_kept_codes(engine: Engi
         session.commit()
         case_id = row.case_id
 
-        cases.close_case(session, CaseClosing(case_id, CaseState.LOCKED, T0, 5, 0))
-        cases.close_case(session, CaseClosing(case_id, CaseState.EXPIRED, T0, 5, 0))
+    await offline_services.recovery.close(CaseClosing(case_id, CaseState.LOCKED, T0, 5, 0))
+    await offline_services.recovery.close(CaseClosing(case_id, CaseState.EXPIRED, T0, 5, 0))
 
-        session.expire_all()
+    with Session(engine) as session:
         row = session.get(RecoveryCase, case_id)
         assert row is not None and (row.state, row.unknown_address) == ("locked", None)
         assert session.exec(select(Notification.sealed_code)).all() == [None]
 
 
-def test_sign_in_opens_a_session_that_sign_out_ends(engine: Engine):
-    _account(engine)
+async def test_sign_in_opens_a_session_that_sign_out_ends(engine: Engine):
+    directory = sql_directory(engine)
+    await _account(engine)
     jane = Identifier(IdentifierKind.USERNAME, "jane")
 
-    wrong = accounts.login(engine, KEYS, HASHER, jane, "not it")
-    nobody = accounts.login(engine, KEYS, HASHER, Identifier(IdentifierKind.USERNAME, "bob"), "x")
-    result = accounts.login(engine, KEYS, HASHER, jane, "first password")
+    wrong = await directory.sign_in(jane, "not it")
+    nobody = await directory.sign_in(Identifier(IdentifierKind.USERNAME, "bob"), "x")
+    result = await directory.sign_in(jane, FIRST)
 
     assert wrong.problem == nobody.problem == "invalid_credentials"
     assert result.token is not None
-    view = accounts.current_session(engine, KEYS, result.token)
+    view = await directory.session(result.token)
     assert view is not None and view.username == "jane"
-    assert accounts.end_session(engine, KEYS, result.token)
-    assert accounts.current_session(engine, KEYS, result.token) is None
+    assert await directory.end_session(result.token)
+    assert await directory.session(result.token) is None
 
 
-def test_a_weaker_stored_hash_is_upgraded_at_sign_in(engine: Engine):
-    _account(engine)  # hashed with the cheap test profile
+async def test_a_weaker_stored_hash_is_upgraded_at_sign_in(engine: Engine):
+    await _account(engine)  # hashed with the cheap test profile
     stronger = Passwords(2, 2048, 1)
 
-    accounts.login(
-        engine, KEYS, stronger, Identifier(IdentifierKind.USERNAME, "jane"), "first password"
+    await SqlDirectory(engine, KEYS, stronger).sign_in(
+        Identifier(IdentifierKind.USERNAME, "jane"), FIRST
     )
 
     with Session(engine) as session:

@@ -1,6 +1,7 @@
-"""The Notifier on SQLite and (with RECLAIM_TEST_POSTGRES_URL) PostgreSQL, delivering through
-a real SMTP server and a real SMS webhook on loopback: one message per case, kind, attempt and
-channel, the same code when a send is retried, codes kept only sealed."""
+"""Delivering codes and notices (the recovery service over the Notifier) on SQLite and (with
+RECLAIM_TEST_POSTGRES_URL) PostgreSQL, through a real SMTP server and a real SMS webhook on
+loopback: one message per case, kind, attempt and channel, the same code when a send is
+retried, codes kept only sealed."""
 
 from __future__ import annotations
 
@@ -15,24 +16,28 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
+from temporalio.client import Client
 
-from reclaim import notifications
-from reclaim.accounts import create_account
-from reclaim.cases import close_case
-from reclaim.contracts import CaseClosing, CaseState, Channel, IssueCode
-from reclaim.delivery.courier import Courier
-from reclaim.delivery.errors import Undeliverable
-from reclaim.delivery.mail import Mailer
-from reclaim.delivery.outbox import parse_mail, text_of
-from reclaim.delivery.sms import WebhookSms
-from reclaim.models import Account, Notification, RecoveryCase
-from reclaim.notifications import Notifier
+from reclaim.contracts import Channel
+from reclaim.directory import AccountRecord
+from reclaim.notify import notifier as notifier_module
+from reclaim.notify.courier import Courier
+from reclaim.notify.errors import Undeliverable
+from reclaim.notify.mail import Mailer
+from reclaim.notify.outbox import parse_mail, text_of
+from reclaim.notify.sms import WebhookSms
+from reclaim.recovery.contracts import CaseClosing, CaseState, IssueCode
+from reclaim.recovery.service import RecoveryService
 from reclaim.security import Keys, new_case_id
+from reclaim.services import build_services
 from reclaim.settings import Settings
+from reclaim.store.models import Notification, RecoveryCase
 from tests.mailbox import CODE_IN_TEXT, smtp_server
 from tests.sms_gateway import SmsGateway
+from tests.stack import FAST_ARGON2, sql_directory
 
-KEYS = Keys(b"notification-tests-secret-0123456789")
+SECRET = "notification-tests-secret-0123456789"
+KEYS = Keys(SECRET.encode())
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 EMAIL = "jane@example.com"
 PHONE = "+14155550123"
@@ -82,7 +87,8 @@ def gateway(sms: SmsGateway) -> SmsGateway:
 
 def _settings(tmp_path: Path, **values: Any) -> Settings:
     return Settings(
-        secret_key="x" * 32,
+        secret_key=SECRET,
+        **FAST_ARGON2,
         state_dir=tmp_path,
         product_name="Reclaim",
         public_url="https://reclaim.test",
@@ -91,30 +97,32 @@ def _settings(tmp_path: Path, **values: Any) -> Settings:
     )
 
 
-def _notifier(
+async def _recovery(
     engine: Engine, smtp: SmtpServer, gateway: SmsGateway, settings: Settings
-) -> tuple[Notifier, Courier]:
+) -> tuple[RecoveryService, Courier]:
+    """The recovery service as the worker builds it, delivering through the test's servers
+    (its Temporal client never connects: delivery calls no workflow)."""
     courier = Courier(
         Mailer("127.0.0.1", smtp.port, sender="Reclaim <no-reply@reclaim.test>", timeout=5),
         WebhookSms(gateway.url, timeout=5),
     )
-    return Notifier(engine, courier, KEYS, settings), courier
+    client = await Client.connect("127.0.0.1:9", lazy=True)
+    return build_services(settings, client, engine, courier).recovery, courier
 
 
 @pytest.fixture
 async def notifier(
     engine: Engine, smtp: SmtpServer, gateway: SmsGateway, tmp_path: Path
-) -> AsyncIterator[Notifier]:
-    notifier, courier = _notifier(engine, smtp, gateway, _settings(tmp_path))
-    yield notifier
+) -> AsyncIterator[RecoveryService]:
+    recovery, courier = await _recovery(engine, smtp, gateway, _settings(tmp_path))
+    yield recovery
     await courier.aclose()
 
 
-def _account(engine: Engine, phone: str | None = PHONE) -> Account:
-    with Session(engine) as session:
-        return create_account(
-            session, username="jane", email=EMAIL, phone=phone, password_hash="not-a-real-hash"
-        )
+async def _account(engine: Engine, phone: str | None = PHONE) -> AccountRecord:
+    return await sql_directory(engine).create(
+        username="jane", email=EMAIL, phone=phone, password="not the point"
+    )
 
 
 def _case(
@@ -167,7 +175,7 @@ def codes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     old one should have been re-sent always shows."""
     drawn = ["111111", "222222", "333333", "444444"]
     supply = iter(drawn)
-    monkeypatch.setattr(notifications, "new_code", lambda: next(supply))
+    monkeypatch.setattr(notifier_module, "new_code", lambda: next(supply))
     return drawn
 
 
@@ -175,9 +183,9 @@ def codes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def test_a_code_mail_arrives_with_a_six_digit_code_whose_digest_is_returned(
-    engine: Engine, smtp: SmtpServer, notifier: Notifier
+    engine: Engine, smtp: SmtpServer, notifier: RecoveryService
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id)
 
     digest = await notifier.issue_code(_issue(case_id, account.id), T0)
@@ -196,9 +204,9 @@ async def test_a_code_mail_arrives_with_a_six_digit_code_whose_digest_is_returne
 
 
 async def test_a_code_sms_ends_with_the_webotp_line_and_records_the_gateway_id(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id, Channel.SMS)
     gateway.provider_id = "gw-7"
 
@@ -216,9 +224,9 @@ async def test_a_code_sms_ends_with_the_webotp_line_and_records_the_gateway_id(
 
 
 async def test_a_send_retried_after_a_failed_delivery_resends_the_same_code(
-    engine: Engine, smtp: SmtpServer, notifier: Notifier, codes: list[str]
+    engine: Engine, smtp: SmtpServer, notifier: RecoveryService, codes: list[str]
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id)
     smtp.fail_next = 1
 
@@ -243,9 +251,9 @@ async def test_a_send_retried_after_a_failed_delivery_resends_the_same_code(
 
 
 async def test_an_sms_retried_after_a_gateway_outage_resends_the_same_code(
-    engine: Engine, gateway: SmsGateway, notifier: Notifier, codes: list[str]
+    engine: Engine, gateway: SmsGateway, notifier: RecoveryService, codes: list[str]
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id, Channel.SMS)
     request = _issue(case_id, account.id, channel=Channel.SMS)
     gateway.status = 503
@@ -267,9 +275,9 @@ async def test_an_sms_retried_after_a_gateway_outage_resends_the_same_code(
 
 
 async def test_a_new_attempt_gets_its_own_row_and_a_new_code(
-    engine: Engine, smtp: SmtpServer, notifier: Notifier, codes: list[str]
+    engine: Engine, smtp: SmtpServer, notifier: RecoveryService, codes: list[str]
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id)
 
     first = await notifier.issue_code(_issue(case_id, account.id, attempt=0), T0)
@@ -287,9 +295,9 @@ async def test_a_new_attempt_gets_its_own_row_and_a_new_code(
 
 
 async def test_a_code_is_kept_only_sealed_and_closing_the_case_wipes_it(
-    engine: Engine, smtp: SmtpServer, notifier: Notifier
+    engine: Engine, smtp: SmtpServer, notifier: RecoveryService
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id)
     await notifier.issue_code(_issue(case_id, account.id), T0)
     code = _code_in(smtp.delivered[0])
@@ -305,8 +313,7 @@ async def test_a_code_is_kept_only_sealed_and_closing_the_case_wipes_it(
             assert code not in value, name
     assert KEYS.unseal(sealed, f"{case_id}/code/0") == code  # it is the code, sealed
 
-    with Session(engine) as session:
-        close_case(session, CaseClosing(case_id, CaseState.EXPIRED, T0 + timedelta(hours=1), 0, 0))
+    await notifier.close(CaseClosing(case_id, CaseState.EXPIRED, T0 + timedelta(hours=1), 0, 0))
 
     [row] = _rows(engine, case_id)
     assert row.sealed_code is None
@@ -316,9 +323,9 @@ async def test_a_code_is_kept_only_sealed_and_closing_the_case_wipes_it(
 
 
 async def test_an_sms_code_for_an_account_without_a_phone_is_undeliverable(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
 ):
-    account = _account(engine, phone=None)
+    account = await _account(engine, phone=None)
     case_id = _case(engine, account.id, Channel.SMS)
 
     with pytest.raises(Undeliverable):
@@ -328,9 +335,9 @@ async def test_an_sms_code_for_an_account_without_a_phone_is_undeliverable(
 
 
 async def test_a_provider_id_longer_than_its_column_still_marks_the_sms_sent_once(
-    engine: Engine, gateway: SmsGateway, notifier: Notifier
+    engine: Engine, gateway: SmsGateway, notifier: RecoveryService
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id, Channel.SMS)
     request = _issue(case_id, account.id, channel=Channel.SMS)
     gateway.provider_id = "gw-" + "x" * 300
@@ -354,7 +361,7 @@ async def test_an_unknown_address_hears_once_that_no_account_uses_it_and_never_a
     engine: Engine,
     smtp: SmtpServer,
     gateway: SmsGateway,
-    notifier: Notifier,
+    notifier: RecoveryService,
     channel: Channel,
     address: str,
 ):
@@ -387,7 +394,9 @@ async def test_an_unknown_address_hears_once_that_no_account_uses_it_and_never_a
 async def test_an_unknown_address_hears_nothing_when_notify_unknown_is_off(
     engine: Engine, smtp: SmtpServer, gateway: SmsGateway, tmp_path: Path
 ):
-    notifier, courier = _notifier(engine, smtp, gateway, _settings(tmp_path, notify_unknown=False))
+    notifier, courier = await _recovery(
+        engine, smtp, gateway, _settings(tmp_path, notify_unknown=False)
+    )
     case_id = _case(engine, None, unknown_address="nobody@example.com")
     try:
         digest = await notifier.issue_code(_issue(case_id, None), T0)
@@ -403,13 +412,13 @@ async def test_an_unknown_address_hears_nothing_when_notify_unknown_is_off(
 
 
 async def test_password_changed_tells_the_email_and_the_phone_once_each_even_if_called_twice(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id)
 
-    await notifier.password_changed(case_id, account, T0)
-    await notifier.password_changed(case_id, account, T0)
+    await notifier.tell_password_changed(case_id, account.id, T0)
+    await notifier.tell_password_changed(case_id, account.id, T0)
 
     [mail] = smtp.handed
     assert mail["To"] == EMAIL
@@ -427,13 +436,13 @@ async def test_password_changed_tells_the_email_and_the_phone_once_each_even_if_
 
 
 async def test_a_phone_the_sms_provider_refuses_for_good_does_not_stop_the_email(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id)
     gateway.status = 400
 
-    await notifier.password_changed(case_id, account, T0)
+    await notifier.tell_password_changed(case_id, account.id, T0)
 
     [mail] = smtp.delivered
     assert mail["Subject"] == "Your Reclaim password was changed"
@@ -442,13 +451,13 @@ async def test_a_phone_the_sms_provider_refuses_for_good_does_not_stop_the_email
 
 
 async def test_an_email_the_mail_server_refuses_for_good_does_not_stop_the_sms(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id)
     smtp.refuse_rcpt = "550 5.1.1 no such user"
 
-    await notifier.password_changed(case_id, account, T0)
+    await notifier.tell_password_changed(case_id, account.id, T0)
 
     assert smtp.handed == []
     [sms] = gateway.delivered
@@ -456,18 +465,18 @@ async def test_an_email_the_mail_server_refuses_for_good_does_not_stop_the_sms(
 
 
 async def test_an_sms_outage_after_the_password_changed_email_is_retried_without_a_second_email(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: Notifier
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
 ):
-    account = _account(engine)
+    account = await _account(engine)
     case_id = _case(engine, account.id)
     gateway.status = 503
 
     with pytest.raises(Exception) as caught:
-        await notifier.password_changed(case_id, account, T0)
+        await notifier.tell_password_changed(case_id, account.id, T0)
     assert not isinstance(caught.value, Undeliverable)
 
     gateway.status = 200
-    await notifier.password_changed(case_id, account, T0)
+    await notifier.tell_password_changed(case_id, account.id, T0)
 
     assert len(smtp.handed) == 1
     assert [m["to"] for m in gateway.posted] == [PHONE, PHONE]

@@ -19,16 +19,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from reclaim.contracts import (
-    ActivityName,
+from reclaim.contracts import CaseError, Channel
+from reclaim.recovery.contracts import (
     ApplyReset,
     CaseClosing,
-    CaseError,
-    Channel,
     Delivery,
     IssueCode,
     IssuedCode,
     PasswordChangedNotice,
+    RecoveryActivity,
     RecoveryInput,
     RecoveryRules,
     RecoveryStatus,
@@ -57,9 +56,11 @@ class Ledger:
     # When set, recording the closed case waits for this: the case has ended but still runs.
     hold_closing: asyncio.Event | None = None
     supersede_reset: bool = False
+    # The directory's own policy refuses this many new passwords before it takes one.
+    directory_refusals: int = 0
     notices_pending: bool = False
 
-    @activity.defn(name=ActivityName.ISSUE_CODE)
+    @activity.defn(name=RecoveryActivity.ISSUE_CODE)
     async def issue_code(self, request: IssueCode) -> IssuedCode:
         if self.refuse_delivery:
             raise ApplicationError(
@@ -72,18 +73,26 @@ class Ledger:
             await self.hold_delivery.wait()
         return IssuedCode(KEYS.code_digest(request.case_id, code))
 
-    @activity.defn(name=ActivityName.APPLY_RESET)
+    @activity.defn(name=RecoveryActivity.APPLY_RESET)
     async def apply_reset(self, reset: ApplyReset) -> ResetApplied:
         if self.supersede_reset:
             raise ApplicationError("newer case", type=CaseError.SUPERSEDED, non_retryable=True)
+        if self.directory_refusals > 0:
+            self.directory_refusals -= 1
+            raise ApplicationError(
+                "The directory refused this password: choose another one.",
+                {"reasons": ["in_history"]},
+                type=CaseError.PASSWORD_REUSED,
+                non_retryable=True,
+            )
         self.resets.append(reset)
         return ResetApplied(notices_pending=self.notices_pending)
 
-    @activity.defn(name=ActivityName.NOTIFY_PASSWORD_CHANGED)
+    @activity.defn(name=RecoveryActivity.NOTIFY_PASSWORD_CHANGED)
     async def notify_password_changed(self, notice: PasswordChangedNotice) -> None:
         self.notices.append(notice)
 
-    @activity.defn(name=ActivityName.RECORD_CLOSED_CASE)
+    @activity.defn(name=RecoveryActivity.RECORD_CLOSED_CASE)
     async def record_closed_case(self, closing: CaseClosing) -> None:
         self.closings.append(closing)
         if self.hold_closing is not None:

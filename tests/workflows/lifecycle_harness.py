@@ -4,7 +4,6 @@ row, whether they can sign in, the mail they got."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,21 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from reclaim import accounts, lifecycle
-from reclaim.account_cases import AccountCases, Pending, signal_reactivated
-from reclaim.contracts import Actor, ActorKind, LifecycleCalls, LifecycleStatus
-from reclaim.db import create_schema, make_engine
+from reclaim.contracts import Actor, ActorKind
+from reclaim.directory import SignIn
+from reclaim.directory.sql import SqlDirectory
+from reclaim.directory.tables import Account, AccountEvent
 from reclaim.identifiers import Identifier, IdentifierKind
-from reclaim.models import Account, AccountEvent
-from reclaim.security import Keys
+from reclaim.lifecycle.contracts import LifecycleCalls, LifecycleStatus
+from reclaim.lifecycle.service import LifecycleService, Pending
+from reclaim.services import Services, build_services
 from reclaim.settings import Settings
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import create_schema
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.stack import TEST_PASSWORDS, stack_settings
+from tests.stack import sql_directory, stack_settings
 from worker import build_worker, courier_for
 
 OPERATOR = Actor(ActorKind.OPERATOR, "olivia")
@@ -38,48 +40,46 @@ class Lifecycle:
     env: WorkflowEnvironment
     settings: Settings
     engine: Engine
-    keys: Keys
-    cases: AccountCases
+    directory: SqlDirectory
+    services: Services
     mail: MailSink
 
-    def add_account(
+    @property
+    def cases(self) -> LifecycleService:
+        return self.services.lifecycle
+
+    async def add_account(
         self, username: str = "jane", email: str = "jane@example.com", phone: str | None = None
     ) -> int:
-        with Session(self.engine) as session:
-            account = accounts.create_account(
-                session,
-                username=username,
-                email=email,
-                phone=phone,
-                password_hash=TEST_PASSWORDS.hash(PASSWORD),
-                keys=self.keys,
-            )
-            assert account.id is not None
-            return account.id
+        account = await self.directory.create(
+            username=username, email=email, phone=phone, password=PASSWORD
+        )
+        return account.id
 
     def account(self, account_id: int) -> Account:
+        """The account's row, as the built-in directory stores it."""
         with Session(self.engine) as session:
             account = session.get(Account, account_id)
             assert account is not None
             return account
 
     def events(self, account_id: int) -> list[AccountEvent]:
+        """The account's record, as the built-in directory stores it."""
         with Session(self.engine) as session:
-            return lifecycle.events(session, account_id)
+            return list(
+                session.exec(
+                    select(AccountEvent)
+                    .where(AccountEvent.account_id == account_id)
+                    .order_by(col(AccountEvent.id))
+                )
+            )
 
-    async def sign_in(self, identifier: str, password: str = PASSWORD) -> accounts.LoginResult:
+    async def sign_in(self, identifier: str, password: str = PASSWORD) -> SignIn:
         """What `POST /v1/sessions` does: check, reactivate if need be, tell the case."""
         kind = IdentifierKind.EMAIL if "@" in identifier else IdentifierKind.USERNAME
-        result = await asyncio.to_thread(
-            accounts.login,
-            self.engine,
-            self.keys,
-            TEST_PASSWORDS,
-            Identifier(kind, identifier),
-            password,
-        )
+        result = await self.directory.sign_in(Identifier(kind, identifier), password)
         if result.reactivated is not None:
-            await signal_reactivated(self.env.client, result.reactivated)
+            await self.cases.signal_reactivated(result.reactivated)
         return result
 
     async def deactivate(self, account_id: int) -> LifecycleStatus:
@@ -135,14 +135,8 @@ async def lifecycle_stack(
         async with build_worker(
             env.client, settings, engine, courier, task_queue=settings.task_queue
         ):
-            yield Lifecycle(
-                env,
-                settings,
-                engine,
-                Keys(settings.secret_bytes()),
-                AccountCases(env.client, engine, settings),
-                mail,
-            )
+            services = build_services(settings, env.client, engine, courier)
+            yield Lifecycle(env, settings, engine, sql_directory(engine), services, mail)
     finally:
         await courier.aclose()
         engine.dispose()

@@ -9,9 +9,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from reclaim.claim_cases import FiledClaim, SupportClaims
-from reclaim.claims import ClaimRequest
-from reclaim.contracts import (
+from reclaim.support.contracts import (
     Approve,
     AssignRequest,
     ClaimCalls,
@@ -23,7 +21,7 @@ from reclaim.contracts import (
     Reviewer,
     StaffRole,
 )
-from tests.stack import TEST_PASSWORDS
+from reclaim.support.service import FiledClaim
 from tests.workflows.lifecycle_harness import PASSWORD, Lifecycle
 
 REVIEWER = Reviewer(1, "rita", StaffRole.REVIEWER)
@@ -87,18 +85,12 @@ class Claim:
 class SupportDesk:
     life: Lifecycle
 
-    @property
-    def claims(self) -> SupportClaims:
-        life = self.life
-        return SupportClaims(life.env.client, life.engine, life.keys, TEST_PASSWORDS, life.settings)
-
     async def file(
         self, reason: ClaimReason = ClaimReason.COMPROMISED, username: str = "jane", **evidence: Any
     ) -> Claim:
-        filed = await self.claims.file(
-            ClaimRequest(username=username, contact_email=CONTACT, reason=reason, **evidence)
+        filed = await self.life.services.support.file(
+            username=username, contact_email=CONTACT, reason=reason, **evidence
         )
-        assert isinstance(filed, FiledClaim), filed
         return Claim(self, filed)
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from reclaim import accounts
-from reclaim.contracts import AccountStatus, LifecycleState
-from reclaim.delivery.outbox import text_of
+from reclaim.contracts import AccountStatus
+from reclaim.directory import UsernameReserved
 from reclaim.identifiers import Identifier, IdentifierKind
+from reclaim.lifecycle.contracts import LifecycleState
+from reclaim.notify.outbox import text_of
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.stack import TEST_PASSWORDS
 from tests.workflows.lifecycle_harness import OPERATOR, PASSWORD, Lifecycle, lifecycle_stack
 
 
@@ -32,7 +32,7 @@ async def life(
 async def test_the_grace_period_ends_in_a_purge_that_leaves_only_an_audit_record(
     life: Lifecycle, sms: SmsGateway
 ):
-    account_id = life.add_account(phone="+14155550123")
+    account_id = await life.add_account(phone="+14155550123")
     signed_in = await life.sign_in("jane")
     assert signed_in.token is not None
     started = await life.env.get_current_time()
@@ -48,7 +48,7 @@ async def test_the_grace_period_ends_in_a_purge_that_leaves_only_an_audit_record
     await sms.wait_for("+14155550123", f"deleted on {case.until:%Y-%m-%d}")
     # Signed out everywhere, and a deactivated account's session is no session.
     assert signed_in.token is not None
-    assert accounts.current_session(life.engine, life.keys, signed_in.token) is None
+    assert await life.directory.session(signed_in.token) is None
 
     await life.days_pass(29)
     assert (await life.status(case.case_id)).state is LifecycleState.DEACTIVATED
@@ -64,9 +64,9 @@ async def test_the_grace_period_ends_in_a_purge_that_leaves_only_an_audit_record
     assert (await life.sign_in("jane")).problem == "invalid_credentials"
     assert (await life.sign_in("jane@example.com")).problem == "invalid_credentials"
     # The username stays reserved; the address is free for a new account.
-    with pytest.raises(accounts.UsernameReserved):
-        life.add_account("jane", "someone.else@example.com")
-    life.add_account("jane.again", "jane@example.com")
+    with pytest.raises(UsernameReserved):
+        await life.add_account("jane", "someone.else@example.com")
+    await life.add_account("jane.again", "jane@example.com")
     assert [(e.action, e.actor_kind) for e in life.events(account_id)] == [
         ("deactivated", "operator"),
         ("purged", "system"),
@@ -74,7 +74,7 @@ async def test_the_grace_period_ends_in_a_purge_that_leaves_only_an_audit_record
 
 
 async def test_signing_in_inside_the_grace_period_keeps_the_account(life: Lifecycle):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     case = await life.deactivate(account_id)
     await life.days_pass(10)
 
@@ -91,12 +91,12 @@ async def test_signing_in_inside_the_grace_period_keeps_the_account(life: Lifecy
 
 
 async def test_a_lost_reactivation_signal_still_purges_nothing(life: Lifecycle):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     case = await life.deactivate(account_id)
     await life.days_pass(3)
     # A sign-in whose signal never reached the case.
     jane = Identifier(IdentifierKind.USERNAME, "jane")
-    signed_in = accounts.login(life.engine, life.keys, TEST_PASSWORDS, jane, PASSWORD)
+    signed_in = await life.directory.sign_in(jane, PASSWORD)
     assert signed_in.reactivated == case.case_id
 
     final = await life.outcome(case.case_id)
@@ -108,7 +108,7 @@ async def test_a_lost_reactivation_signal_still_purges_nothing(life: Lifecycle):
 async def test_deactivating_again_after_a_reactivation_starts_a_fresh_grace_period(
     life: Lifecycle,
 ):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     first = await life.deactivate(account_id)
     await life.days_pass(20)
     await life.sign_in("jane")
@@ -127,7 +127,7 @@ async def test_deactivating_again_after_a_reactivation_starts_a_fresh_grace_peri
 async def test_a_second_deactivation_while_one_runs_is_refused_and_changes_nothing(
     life: Lifecycle,
 ):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     first = await life.deactivate(account_id)
 
     second = await life.deactivate(account_id)
@@ -139,7 +139,7 @@ async def test_a_second_deactivation_while_one_runs_is_refused_and_changes_nothi
 
 
 async def test_a_temporary_ban_lifts_on_time_and_the_holder_is_told(life: Lifecycle):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     case = await life.ban(account_id, days=3)
 
     assert case.state is LifecycleState.BANNED
@@ -161,7 +161,7 @@ async def test_a_temporary_ban_lifts_on_time_and_the_holder_is_told(life: Lifecy
 
 
 async def test_unbanning_before_the_end_stops_the_timer(life: Lifecycle):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     case = await life.ban(account_id, days=3)
     await life.days_pass(1)
     before = await life.env.get_current_time()
@@ -179,7 +179,7 @@ async def test_unbanning_before_the_end_stops_the_timer(life: Lifecycle):
 
 
 async def test_a_ban_without_an_end_lasts_until_lifted(life: Lifecycle):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     case = await life.ban(account_id)
     assert case.until is None
 
@@ -192,7 +192,7 @@ async def test_a_ban_without_an_end_lasts_until_lifted(life: Lifecycle):
 
 
 async def test_a_new_ban_replaces_the_previous_one(life: Lifecycle):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     permanent = await life.ban(account_id)
 
     shorter = await life.ban(account_id, days=1)
@@ -203,7 +203,7 @@ async def test_a_new_ban_replaces_the_previous_one(life: Lifecycle):
 
 
 async def test_banning_a_deactivated_account_stops_its_purge(life: Lifecycle):
-    account_id = life.add_account()
+    account_id = await life.add_account()
     deletion = await life.deactivate(account_id)
 
     await life.ban(account_id)
@@ -221,7 +221,7 @@ async def test_a_notice_that_never_goes_out_does_not_stop_the_purge(
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
     async with lifecycle_stack(time_env, tmp_path, mail, sms, smtp_port=dead_port) as life:
-        account_id = life.add_account()
+        account_id = await life.add_account()
         case = await life.deactivate(account_id)
 
         final = await life.outcome(case.case_id)

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from reclaim.contracts import CaseError, CaseState, Delivery, RecoveryRules
+from reclaim.contracts import CaseError
+from reclaim.recovery.contracts import CaseState, Delivery, RecoveryRules
 from tests.workflows.harness import KEYS, Ledger, details, recovery_case, refusal
 from workflows.recovery import RecoveryWorkflow
 
@@ -217,6 +218,22 @@ async def test_a_reset_refused_as_superseded_ends_the_case_superseded(
 
         assert (error.type, details(error)["state"]) == (CaseError.INVALID_STATE, "superseded")
         assert (await case.handle.result()).state is CaseState.SUPERSEDED
+
+
+async def test_a_password_the_directory_refuses_leaves_the_case_verified_for_another_try(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env, ledger=Ledger(directory_refusals=1)) as case:
+        await case.submit(case.code())
+
+        refused = await refusal(case.set_password())
+        still = await case.status()
+        done = await case.set_password(hash_="$argon2id$another")
+
+        assert (refused.type, details(refused)) == ("password_reused", {"reasons": ["in_history"]})
+        assert still.state is CaseState.VERIFIED
+        assert done.state is CaseState.COMPLETED
+        assert [reset.password_hash for reset in case.ledger.resets] == ["$argon2id$another"]
 
 
 async def test_an_unknown_account_never_accepts_a_code_but_looks_the_same(

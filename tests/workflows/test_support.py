@@ -12,17 +12,11 @@ from sqlmodel import Session
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from reclaim import accounts
-from reclaim.contracts import (
-    AccountStatus,
-    ClaimReason,
-    ClaimState,
-    ContactMatch,
-    LifecycleState,
-    Risk,
-)
-from reclaim.delivery.outbox import text_of
-from reclaim.models import SupportClaim
+from reclaim.contracts import AccountStatus
+from reclaim.lifecycle.contracts import LifecycleState
+from reclaim.notify.outbox import text_of
+from reclaim.store.models import SupportClaim
+from reclaim.support.contracts import ClaimReason, ClaimState, ContactMatch, Risk
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.workflows.lifecycle_harness import Lifecycle, lifecycle_stack
@@ -56,7 +50,7 @@ async def _mail(life: Lifecycle, to: str, words: str) -> str:
 async def test_the_claimant_gets_the_token_by_mail_and_the_evidence_sets_the_risk(
     desk: SupportDesk,
 ):
-    desk.life.add_account(phone="+14155550123")
+    await desk.life.add_account(phone="+14155550123")
     strong = await desk.file(**STRONG_EVIDENCE)
     weak = await desk.file(registered_email="jane@example.com")
     none = await desk.file(previous_passwords=("wrong guess",), registered_phone="+14155550199")
@@ -81,7 +75,7 @@ async def test_the_claimant_gets_the_token_by_mail_and_the_evidence_sets_the_ris
 
 
 async def test_a_claim_nobody_picks_up_escalates_after_the_first_response_sla(desk: SupportDesk):
-    desk.life.add_account()
+    await desk.life.add_account()
     claim = await desk.file(**STRONG_EVIDENCE)
 
     await desk.life.env.sleep(DAY - 60)
@@ -96,7 +90,7 @@ async def test_a_claim_nobody_picks_up_escalates_after_the_first_response_sla(de
 
 
 async def test_an_assigned_claim_without_a_decision_escalates_again(desk: SupportDesk):
-    desk.life.add_account()
+    await desk.life.add_account()
     claim = await desk.file(**STRONG_EVIDENCE)
     assigned = await claim.assign()
     assert (assigned.state, assigned.assignee, assigned.escalated) == (
@@ -113,7 +107,7 @@ async def test_an_assigned_claim_without_a_decision_escalates_again(desk: Suppor
 
 
 async def test_a_question_left_unanswered_abandons_the_claim(desk: SupportDesk):
-    desk.life.add_account()
+    await desk.life.add_account()
     claim = await desk.file(**STRONG_EVIDENCE)
     await claim.assign()
     asked = await claim.ask("When did you last sign in?", "From which city?")
@@ -136,7 +130,7 @@ async def test_a_question_left_unanswered_abandons_the_claim(desk: SupportDesk):
 async def test_an_answer_puts_the_claim_back_in_review_with_a_fresh_decision_deadline(
     desk: SupportDesk,
 ):
-    desk.life.add_account()
+    await desk.life.add_account()
     claim = await desk.file(**STRONG_EVIDENCE)
     await claim.assign()
     await claim.ask("Which browser?")
@@ -158,7 +152,7 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
     desk: SupportDesk, sms: SmsGateway
 ):
     life = desk.life
-    account_id = life.add_account(phone="+14155550123")
+    account_id = await life.add_account(phone="+14155550123")
     signed_in = await life.sign_in("jane")
     claim = await desk.file(**STRONG_EVIDENCE)
 
@@ -174,7 +168,7 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
     account = life.account(account_id)
     assert (account.email, account.phone) == (CONTACT, None)
     assert signed_in.token is not None
-    assert accounts.current_session(life.engine, life.keys, signed_in.token) is None
+    assert await life.directory.session(signed_in.token) is None
     code = await life.mail.code_for(CONTACT)  # the child recovery case sent it
     assert len(code) == 6
     recovery = life.env.client.get_workflow_handle(recovery_case_id)
@@ -196,7 +190,7 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
 
 async def test_a_high_risk_claim_is_approved_by_a_supervisor_only(desk: SupportDesk):
     life = desk.life
-    account_id = life.add_account()
+    account_id = await life.add_account()
     ban = await life.ban(account_id)
     claim = await desk.file(ClaimReason.BANNED)
     assert (await claim.view()).risk is Risk.HIGH
@@ -214,8 +208,8 @@ async def test_a_high_risk_claim_is_approved_by_a_supervisor_only(desk: SupportD
 
 async def test_a_deleted_account_is_restored_inside_its_grace_period_only(desk: SupportDesk):
     life = desk.life
-    kept = life.add_account()
-    gone = life.add_account("joe", "joe@example.com")
+    kept = await life.add_account()
+    gone = await life.add_account("joe", "joe@example.com")
     kept_deletion = await life.deactivate(kept)
     gone_deletion = await life.deactivate(gone)
     await life.days_pass(10)
@@ -239,7 +233,7 @@ async def test_a_deleted_account_is_restored_inside_its_grace_period_only(desk: 
 
 
 async def test_transitions_that_make_no_sense_are_refused(desk: SupportDesk):
-    desk.life.add_account()
+    await desk.life.add_account()
     claim = await desk.file(**STRONG_EVIDENCE)
 
     assert (await claim.refusal(claim.approve())).type == "invalid_state"  # nobody assigned

@@ -1,0 +1,107 @@
+"""The self-service recovery activities: deliver a code, apply the new password, tell every
+contact, record how the case ended. Each is a thin adapter over `RecoveryService`: it turns
+the service's refusals into the `ApplicationError` types the workflow matches on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.heartbeat import heartbeating
+from reclaim.contracts import CaseError
+from reclaim.directory import AccountGone, PasswordRejected
+from reclaim.notify.errors import Undeliverable
+from reclaim.recovery.contracts import (
+    ApplyReset,
+    CaseClosing,
+    IssueCode,
+    IssuedCode,
+    PasswordChangedNotice,
+    RecoveryActivity,
+    ResetApplied,
+)
+from reclaim.recovery.service import RecoveryService, Superseded
+
+log = structlog.get_logger(__name__)
+
+# How long `apply_reset` gives the password-changed notices before it answers anyway and
+# leaves them to a retried activity of their own: the user is waiting on this answer.
+INLINE_NOTICE_TIMEOUT = 5.0
+
+
+class RecoveryActivities:
+    def __init__(self, recovery: RecoveryService) -> None:
+        self._recovery = recovery
+
+    @activity.defn(name=RecoveryActivity.ISSUE_CODE)
+    async def issue_code(self, request: IssueCode) -> IssuedCode:
+        """Generate, keep (sealed) and send the code of one attempt; return its digest.
+        Retried after a crash it re-sends the same code, never a new one."""
+        try:
+            async with heartbeating():
+                digest = await self._recovery.issue_code(request, datetime.now(UTC))
+        except Undeliverable as err:
+            raise ApplicationError(
+                str(err), type=CaseError.UNDELIVERABLE, non_retryable=True
+            ) from err
+        return IssuedCode(code_digest=digest)
+
+    @activity.defn(name=RecoveryActivity.APPLY_RESET)
+    async def apply_reset(self, reset: ApplyReset) -> ResetApplied:
+        """The new password in the directory and the case recorded as completed; then one try
+        at telling every contact."""
+        async with heartbeating():
+            try:
+                account = await self._recovery.apply_reset(reset)
+            except Superseded as err:
+                raise ApplicationError(
+                    "a newer case was opened for this account",
+                    type=CaseError.SUPERSEDED,
+                    non_retryable=True,
+                ) from err
+            except AccountGone as err:
+                raise ApplicationError(
+                    "the account is gone or banned", type=CaseError.NO_ACCOUNT, non_retryable=True
+                ) from err
+            except PasswordRejected as err:
+                raise ApplicationError(
+                    "The directory refused this password: choose another one.",
+                    {"reasons": err.reasons},
+                    type=err.error.value,
+                    non_retryable=True,
+                ) from err
+            try:
+                await asyncio.wait_for(
+                    self._recovery.tell_password_changed(reset.case_id, account, reset.at),
+                    INLINE_NOTICE_TIMEOUT,
+                )
+            except Exception as err:  # the change stands; the workflow retries the notices
+                log.warning(
+                    "password_changed_notice_deferred",
+                    case_id=reset.case_id,
+                    error=type(err).__name__,
+                )
+                return ResetApplied(notices_pending=True)
+            return ResetApplied(notices_pending=False)
+
+    @activity.defn(name=RecoveryActivity.NOTIFY_PASSWORD_CHANGED)
+    async def notify_password_changed(self, notice: PasswordChangedNotice) -> None:
+        await self._recovery.tell_password_changed(notice.case_id, notice.account_id, notice.at)
+
+    @activity.defn(name=RecoveryActivity.RECORD_CLOSED_CASE)
+    async def record_closed_case(self, closing: CaseClosing) -> None:
+        await self._recovery.close(closing)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.issue_code,
+            self.apply_reset,
+            self.notify_password_changed,
+            self.record_closed_case,
+        ]

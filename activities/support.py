@@ -1,0 +1,50 @@
+"""The support claim activities: apply an approval, mail the claimant and the support leads,
+record the closed claim. Thin adapters over `SupportService`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+
+from reclaim.support.contracts import (
+    ClaimActivity,
+    ClaimClosing,
+    ClaimNotice,
+    Escalation,
+    Resolution,
+    ResolveClaim,
+)
+from reclaim.support.service import SupportService
+
+
+class SupportActivities:
+    def __init__(self, support: SupportService) -> None:
+        self._support = support
+
+    @activity.defn(name=ClaimActivity.RESOLVE_CLAIM)
+    async def resolve_claim(self, request: ResolveClaim) -> Resolution:
+        """Apply an approval. One that cannot be applied (the account was purged, is
+        banned...) comes back as `problem`, for the reviewer; the claim stays open."""
+        return await self._support.resolve(request)
+
+    @activity.defn(name=ClaimActivity.NOTIFY_CLAIMANT)
+    async def notify_claimant(self, notice: ClaimNotice) -> None:
+        await self._support.notify_claimant(notice)
+
+    @activity.defn(name=ClaimActivity.NOTIFY_ESCALATION)
+    async def notify_escalation(self, escalation: Escalation) -> None:
+        await self._support.notify_escalation(escalation)
+
+    @activity.defn(name=ClaimActivity.RECORD_CLAIM)
+    async def record_claim(self, closing: ClaimClosing) -> None:
+        await self._support.record(closing)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.resolve_claim,
+            self.notify_claimant,
+            self.notify_escalation,
+            self.record_claim,
+        ]

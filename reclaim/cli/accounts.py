@@ -1,0 +1,163 @@
+"""`reclaim accounts`: create, inspect, deactivate and ban accounts (lifecycle service)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from reclaim.cli.common import fail, operator, settings_for_command, when, with_services
+from reclaim.services import Services
+
+app = typer.Typer(help="Create, inspect, deactivate and ban accounts.", no_args_is_help=True)
+
+AccountRef = Annotated[
+    str,
+    typer.Argument(metavar="ACCOUNT", help="A username, or #ID (a purged account has only its id)"),
+]
+By = Annotated[
+    str | None, typer.Option("--by", help="Who is doing this, for the record [default: $USER]")
+]
+
+
+@app.command("add")
+def add(
+    username: Annotated[str, typer.Option(help="3-32 letters, digits, '.', '_', '-'")],
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    phone: Annotated[str | None, typer.Option(help="E.164, e.g. +14155550123")] = None,
+) -> None:
+    """Create an account ready to sign in (and to be recovered)."""
+
+    async def work(services: Services) -> Any:
+        return await services.lifecycle.add_account(
+            username=username, email=email, phone=phone, password=password
+        )
+
+    account = with_services(settings_for_command(), work)
+    typer.echo(f"created account {account.username} (id {account.id})")
+
+
+async def _account_id(services: Services, ref: str) -> int:
+    from reclaim.errors import NotFound
+
+    try:
+        return await services.lifecycle.account_id(ref)
+    except NotFound:
+        raise fail(f"no account named {ref}") from None
+
+
+@app.command("show")
+def show(account_ref: AccountRef) -> None:
+    """An account: status, sessions, recent recovery cases and every lifecycle change."""
+
+    async def work(services: Services) -> Any:
+        account_id = await _account_id(services, account_ref)
+        overview = await services.lifecycle.overview(account_id)
+        return overview, await services.recovery.cases_of(account_id)
+
+    overview, recent = with_services(settings_for_command(), work)
+    account = overview.account
+    typer.echo(f"username:   {account.username} (id {account.id})")
+    status = account.status.value
+    if account.status_since:
+        status += f" since {when(account.status_since)}"
+    if account.status_until:
+        status += f" until {when(account.status_until)}"
+    typer.echo(f"status:     {status}")
+    if account.status_reason:
+        typer.echo(f"reason:     {account.status_reason}")
+    if account.status_case:
+        typer.echo(f"case:       {account.status_case}")
+    typer.echo(f"email:      {account.email or '-'}")
+    typer.echo(f"phone:      {account.phone or '-'}")
+    typer.echo(f"created:    {when(account.created_at)}")
+    changed = account.password_changed_at
+    typer.echo(f"password:   {f'changed {when(changed)}' if changed else 'as created'}")
+    typer.echo(f"sessions:   {overview.active_sessions} active")
+    typer.echo("recent recovery cases:" if recent else "recent recovery cases: none")
+    for case in recent:
+        typer.echo(
+            f"  {case.case_id}  {case.opened_at:%Y-%m-%d %H:%M:%S}  {case.channel:5}  "
+            f"{case.state or 'open'}"
+        )
+    changes = overview.changes
+    typer.echo("lifecycle:" if changes else "lifecycle: no change since creation")
+    for event in changes:
+        line = f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.action:12} by {event.actor_kind}"
+        line += f" ({event.actor})"
+        if event.until:
+            line += f"  until {when(event.until)}"
+        if event.reason:
+            line += f"  reason: {event.reason}"
+        if event.case_id:
+            line += f"  [{event.case_id}]"
+        typer.echo(line)
+
+
+def _report(outcome: Any, done: str) -> None:
+    from reclaim.lifecycle.contracts import LifecycleState
+    from reclaim.lifecycle.service import Pending
+
+    if isinstance(outcome, Pending):
+        typer.echo(f"requested ({outcome.case_id}): it applies as soon as a worker runs it")
+        return
+    if outcome.state is LifecycleState.REFUSED:
+        raise fail(f"refused: the account is {outcome.account_status} ({outcome.case_id})")
+    until = f"until {when(outcome.until)}" if outcome.until else "until lifted"
+    typer.echo(f"{done} {until} ({outcome.case_id})")
+
+
+@app.command("deactivate")
+def deactivate(
+    account_ref: AccountRef,
+    reason: Annotated[str | None, typer.Option(help="Kept in the account's record")] = None,
+    by: By = None,
+) -> None:
+    """Deactivate an account: signed out everywhere, purged after RECLAIM_DELETION_GRACE
+    unless its holder signs in or recovers it before then."""
+
+    async def work(services: Services) -> Any:
+        account_id = await _account_id(services, account_ref)
+        return await services.lifecycle.deactivate(account_id, operator(by), reason)
+
+    _report(with_services(settings_for_command(), work), "deactivated; purge scheduled")
+
+
+@app.command("ban")
+def ban(
+    account_ref: AccountRef,
+    reason: Annotated[str, typer.Option(help="Shown to the holder if they try to recover")],
+    days: Annotated[
+        float | None, typer.Option(min=0.001, help="Lift it after this many days [default: never]")
+    ] = None,
+    by: By = None,
+) -> None:
+    """Ban an account: signed out everywhere, no sign-in, no recovery code."""
+    duration = round(days * 86_400) if days else None
+
+    async def work(services: Services) -> Any:
+        account_id = await _account_id(services, account_ref)
+        return await services.lifecycle.ban(account_id, reason, operator(by), duration)
+
+    _report(with_services(settings_for_command(), work), "banned")
+
+
+@app.command("unban")
+def unban(
+    account_ref: AccountRef,
+    reason: Annotated[str | None, typer.Option(help="Kept in the account's record")] = None,
+    by: By = None,
+) -> None:
+    """Lift a ban now; the holder is told."""
+    from reclaim.lifecycle.service import NotBanned
+
+    async def work(services: Services) -> Any:
+        account_id = await _account_id(services, account_ref)
+        try:
+            return await services.lifecycle.unban(account_id, operator(by), reason)
+        except NotBanned:
+            raise fail(f"{account_ref} is not banned") from None
+
+    with_services(settings_for_command(), work)
+    typer.echo(f"lifted the ban on {account_ref}")

@@ -1,0 +1,65 @@
+"""`reclaim cases`: every kind of case (self-service recovery, support claim, account deletion,
+ban) listed, shown and stopped through the services."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from reclaim.cli.common import fail, operator, settings_for_command, with_services
+from reclaim.services import KINDS, Services
+
+app = typer.Typer(help="Look at and stop cases of every kind.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_cases(
+    state: Annotated[str | None, typer.Option(help="e.g. awaiting_code, in_review")] = None,
+    kind: Annotated[str | None, typer.Option(help=f"one of {', '.join(KINDS)}")] = None,
+    limit: int = 50,
+) -> None:
+    """This deployment's cases from Temporal visibility: the open ones, or all in one state."""
+    if state and not state.replace("_", "").isalpha():
+        raise fail(f"not a state: {state}")
+    if kind and kind not in KINDS:
+        raise fail(f"not a kind of case: {kind} (one of {', '.join(KINDS)})")
+
+    async def work(services: Services) -> Any:
+        return await services.list_cases(kind=kind, state=state, limit=limit)
+
+    for case in with_services(settings_for_command(), work):
+        line = f"{case.case_id}  {case.kind:16} {case.state:17} {case.detail or '-':12}"
+        line += f"  opened {case.opened_at:%Y-%m-%d %H:%M:%S}"
+        if case.next_deadline is not None:
+            line += f"  next deadline {case.next_deadline:%Y-%m-%d %H:%M:%S} UTC"
+        typer.echo(line)
+
+
+@app.command("show")
+def show(case_id: str) -> None:
+    """One case, as its workflow reports it (JSON)."""
+
+    async def work(services: Services) -> Any:
+        return await services.show_case(case_id)
+
+    typer.echo(json.dumps(with_services(settings_for_command(), work), indent=2, default=str))
+
+
+@app.command("cancel")
+def cancel(
+    case_id: str,
+    reason: Annotated[str, typer.Option(help="Kept in the case's history")],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who is doing this, for the record [default: $USER]")
+    ] = None,
+) -> None:
+    """Stop an open case: a recovery's code stops working, a claim closes (the claimant is
+    told), a ban is lifted, a deletion ends with the account kept."""
+
+    async def work(services: Services) -> Any:
+        return await services.cancel_case(case_id, operator(by), reason)
+
+    shown = with_services(settings_for_command(), work)
+    typer.echo(f"stopped {case_id}: {shown['state']}")

@@ -1,0 +1,310 @@
+"""The account directory port: everything Reclaim's features need of the store that holds the
+accounts, and nothing more.
+
+The features (recovery, support, lifecycle) reach accounts only through a `Directory`. The
+built-in SQL directory (`reclaim.directory.sql`) is the first implementation and the default;
+a directory backed by LDAP or by the organisation's own application implements the same
+methods and declares, in `capabilities`, what it can do. A feature that needs a capability the
+configured directory lacks refuses with a clear message instead of doing half the work.
+
+Account ids are integers the directory hands out and keeps stable (the built-in one uses its
+row ids; a directory whose accounts are named otherwise, a DN or a host's user id, keeps a
+table of its own mapping them to integers). Workflow histories hold these ids, never a name or
+an address.
+
+Every method is a coroutine: a directory may be a database, an LDAP server or an HTTP service,
+and its callers (services and activities) run on the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from reclaim.contracts import (
+    AccountState,
+    AccountStatus,
+    Actor,
+    CaseError,
+    Channel,
+    PurgeAccount,
+    StatusChange,
+)
+
+if TYPE_CHECKING:
+    from reclaim.identifiers import Identifier
+    from reclaim.security import Keys
+
+
+class Capability(StrEnum):
+    """What a directory can do beyond finding accounts, reading them and setting a password."""
+
+    CREATE = "create"  # `reclaim accounts add`
+    SIGN_IN = "sign_in"  # passwords checked and sessions kept here (`/v1/sessions`)
+    PASSWORD_HISTORY = "password_history"  # reuse refused; previous passwords as claim evidence
+    CONTACTS = "contacts"  # an approved claim replaces the account's addresses
+    STATUS = "status"  # deactivation, bans, their record
+    PURGE = "purge"  # a deactivated account's personal data erased after its grace period
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """What the features may know of an account."""
+
+    id: int
+    username: str
+    email: str | None
+    phone: str | None
+    status: AccountStatus
+    created_at: datetime | None = None
+    password_changed_at: datetime | None = None
+    # The current status since when, until when (purge time, end of a ban), why, and the
+    # lifecycle case in charge of it.
+    status_since: datetime | None = None
+    status_until: datetime | None = None
+    status_reason: str | None = None
+    status_case: str | None = None
+
+    def address(self, channel: Channel) -> str | None:
+        return self.phone if channel is Channel.SMS else self.email
+
+    @property
+    def contacts(self) -> list[tuple[Channel, str]]:
+        """Every address the account can be told something at."""
+        found = [(Channel.EMAIL, self.email), (Channel.SMS, self.phone)]
+        return [(channel, address) for channel, address in found if address]
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    """A new password on its way to the directory: an argon2id `hash` for a directory that
+    keeps hashes, or the password `sealed` for its case (AES-GCM, key derived from the server
+    secret) for one that needs it in clear (an LDAP password modify, a host's endpoint).
+    Either way nothing in clear reaches workflow history."""
+
+    hash: str = ""
+    sealed: str | None = None
+
+
+def seal_password(keys: Keys, case_id: str, password: str) -> str:
+    """The new password, encrypted for this case only (`NewPassword.sealed`)."""
+    return base64.b64encode(keys.seal(password, f"{case_id}/new-password")).decode()
+
+
+def unseal_password(keys: Keys, case_id: str, sealed: str) -> str:
+    return keys.unseal(base64.b64decode(sealed), f"{case_id}/new-password")
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """`token` on success; otherwise `problem` is `invalid_credentials` or `account_<status>`
+    (with `until`, when a ban ends). `reactivated` names the deletion case a sign-in inside
+    the grace period stopped: its workflow must hear of it."""
+
+    token: str | None = None
+    problem: str | None = None
+    until: datetime | None = None
+    reactivated: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionView:
+    account_id: int
+    username: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """One entry of an account's record: every status change, who made it, why, which case."""
+
+    at: datetime
+    action: str
+    status: str
+    actor_kind: str
+    actor: str
+    reason: str | None = None
+    until: datetime | None = None
+    case_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    """What `reclaim accounts show` prints besides the record and its changes."""
+
+    account: AccountRecord
+    active_sessions: int
+    changes: list[AccountChange] = field(default_factory=list)
+
+
+class DirectoryError(Exception):
+    pass
+
+
+class AccountExists(DirectoryError, ValueError):
+    def __init__(self, field: str) -> None:
+        super().__init__(f"an account with this {field} already exists")
+        self.field = field
+
+
+class UsernameReserved(AccountExists):
+    def __init__(self, until: datetime) -> None:
+        ValueError.__init__(
+            self,
+            "this username belonged to a deleted account: it is reserved until "
+            f"{until:%Y-%m-%d %H:%M} UTC",
+        )
+        self.field = "username"
+        self.until = until
+
+
+class AccountGone(DirectoryError):
+    """The account was purged or is banned: no password change, no contact change."""
+
+
+class PasswordRejected(DirectoryError):
+    """The directory's own password policy refused the new password (a server-side history or
+    length rule): the same answers Reclaim's policy gives."""
+
+    def __init__(self, error: CaseError, reasons: list[str] | None = None) -> None:
+        super().__init__(error.value)
+        self.error = error
+        self.reasons = reasons or []
+
+
+class DirectoryUnavailable(DirectoryError):
+    """The directory did not answer: the caller retries (an activity) or answers 503."""
+
+
+class CapabilityMissing(DirectoryError):
+    def __init__(self, directory: str, capability: Capability) -> None:
+        super().__init__(f"the {directory} directory cannot do this ({capability.value})")
+        self.capability = capability
+
+
+class Directory(Protocol):
+    """Where the accounts are. docs/architecture.md says how to add one."""
+
+    name: str
+    capabilities: frozenset[Capability]
+
+    # -- finding and reading -----------------------------------------------------------------
+
+    async def find(self, identifier: Identifier) -> AccountRecord | None:
+        """The account an email, phone number or username names; a purged account names
+        nobody."""
+        ...
+
+    async def get(self, account_id: int) -> AccountRecord | None:
+        """The account with this id, whatever its status (purged included)."""
+        ...
+
+    async def find_claimed(self, username: str) -> AccountRecord | None:
+        """The account a support claim about `username` is about: the one that has it, or a
+        purged one whose username is still reserved (so the claim can be told why it cannot
+        be restored)."""
+        ...
+
+    async def overview(self, account_id: int) -> AccountOverview | None: ...
+
+    async def status_counts(self) -> dict[str, int]:
+        """Accounts by status, for the metrics."""
+        ...
+
+    # -- passwords ---------------------------------------------------------------------------
+
+    async def matching_passwords(self, account_id: int | None, candidates: list[str]) -> int:
+        """How many of `candidates` are among the account's recent passwords (claim evidence).
+        Costs the same work whether or not the account exists or has a history."""
+        ...
+
+    async def password_reused(self, account_id: int, password: str) -> bool: ...
+
+    async def new_password(self, case_id: str, password: str) -> NewPassword:
+        """The password prepared for `set_password` (hashed, or sealed for the case)."""
+        ...
+
+    async def set_password(
+        self, account_id: int, password: NewPassword, *, case_id: str, at: datetime
+    ) -> str | None:
+        """Set the password, keep it in the history, sign every session out and, if the
+        account was deactivated, reactivate it: returns the deletion case that must stop
+        waiting. Applying it again for the same case changes nothing. Raises `AccountGone`
+        (purged, banned) or `PasswordRejected`."""
+        ...
+
+    # -- contacts ----------------------------------------------------------------------------
+
+    async def was_contact(self, account_id: int, channel: Channel, address: str) -> bool:
+        """Whether `address` is one the account had before (claim evidence)."""
+        ...
+
+    async def replace_contacts(
+        self,
+        account_id: int,
+        *,
+        email: str,
+        case_id: str,
+        at: datetime,
+        actor: Actor,
+        reason: str,
+    ) -> str | None:
+        """The account answers to `email` alone from now on (the phone goes too), the old
+        addresses are remembered as past contacts, every session is signed out, a deactivated
+        account is reactivated (its deletion case is returned). Once per case. Raises
+        `AccountExists` when another account has `email`, `AccountGone` when purged or banned.
+        """
+        ...
+
+    # -- sessions (Capability.SIGN_IN) --------------------------------------------------------
+
+    async def sign_in(self, identifier: Identifier, password: str) -> SignIn:
+        """Check a password and open a session. An unknown identifier costs one password
+        verification like a known one."""
+        ...
+
+    async def session(self, token: str) -> SessionView | None: ...
+
+    async def end_session(self, token: str) -> bool: ...
+
+    async def revoke_sessions(self, account_id: int, at: datetime) -> int: ...
+
+    # -- status (Capability.STATUS, PURGE) ----------------------------------------------------
+
+    async def deactivate(self, change: StatusChange) -> AccountState: ...
+
+    async def ban(self, change: StatusChange) -> AccountState: ...
+
+    async def lift_ban(self, change: StatusChange) -> AccountState: ...
+
+    async def reactivate(
+        self,
+        account_id: int,
+        at: datetime,
+        actor: Actor,
+        *,
+        case_id: str | None = None,
+        reason: str | None = None,
+    ) -> str | None:
+        """Deactivated → active (for the record: `reason`, the case that did it); returns the
+        deletion case that must stop waiting. Raises `AccountGone` (purged, banned)."""
+        ...
+
+    async def purge(self, request: PurgeAccount) -> AccountState:
+        """Erase what the directory keeps of a deactivated account (only while `request`'s
+        case is in charge of it), keep the record, reserve the username."""
+        ...
+
+    # -- creation (Capability.CREATE) ---------------------------------------------------------
+
+    async def create(
+        self, *, username: str, email: str, phone: str | None, password: str
+    ) -> AccountRecord: ...
+
+
+def require(directory: Directory, capability: Capability) -> None:
+    if capability not in directory.capabilities:
+        raise CapabilityMissing(directory.name, capability)

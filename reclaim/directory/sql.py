@@ -1,0 +1,687 @@
+"""The built-in directory: accounts in Reclaim's own database (`reclaim.directory.tables`).
+
+It does everything the port allows: accounts made with `reclaim accounts add`, sign-in and
+sessions, a password history (reuse refused, previous passwords as claim evidence), past
+contacts, deactivation with a purge after the grace period, bans, and the record of every
+status change.
+
+The database is the truth about an account's status; the lifecycle workflows only keep the
+time. Each status set for a case names that case in `Account.status_case`, and a timer's
+action (purge, lift the ban) applies only while the account still names the case that set it:
+a user who signed in meanwhile, a newer ban, a second deactivation all make an old timer's
+action a no-op, even if the signal that should have stopped it was lost. Every change writes
+an `AccountEvent` in the same transaction.
+
+The SQL is synchronous: each method runs its transaction in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from reclaim.contracts import (
+    ACCOUNT_HOLDER,
+    AccountState,
+    AccountStatus,
+    Actor,
+    ActorKind,
+    Channel,
+    PurgeAccount,
+    StatusChange,
+)
+from reclaim.directory.port import (
+    AccountChange,
+    AccountExists,
+    AccountGone,
+    AccountOverview,
+    AccountRecord,
+    Capability,
+    NewPassword,
+    SessionView,
+    SignIn,
+    UsernameReserved,
+    unseal_password,
+)
+from reclaim.directory.tables import (
+    Account,
+    AccountEvent,
+    LoginSession,
+    PasswordHistory,
+    PastContact,
+    ReservedUsername,
+)
+from reclaim.identifiers import Identifier, IdentifierKind, identifier_digest
+from reclaim.security import Keys, Passwords, new_token
+from reclaim.store.engine import in_session
+from reclaim.store.models import FORGOTTEN, utcnow
+
+T = TypeVar("T")
+
+PASSWORD_HISTORY_DEPTH = 5
+
+# What a purged account's unique columns hold (followed by its id, to stay unique).
+PURGED_MARK = FORGOTTEN
+
+_KIND = {Channel.EMAIL: IdentifierKind.EMAIL, Channel.SMS: IdentifierKind.PHONE}
+
+
+class Action(StrEnum):
+    DEACTIVATED = "deactivated"
+    REACTIVATED = "reactivated"
+    PURGED = "purged"
+    BANNED = "banned"
+    UNBANNED = "unbanned"  # lifted by someone before its end
+    BAN_ENDED = "ban_ended"  # its time was up
+    CONTACT_REPLACED = "contact_replaced"  # an approved support claim gave it new addresses
+
+
+class SqlDirectory:
+    name = "sql"
+    capabilities = frozenset(Capability)
+
+    def __init__(self, engine: Engine, keys: Keys, passwords: Passwords) -> None:
+        self._engine = engine
+        self._keys = keys
+        self._passwords = passwords
+
+    async def _run(self, work: Callable[[Session], T]) -> T:
+        return await in_session(self._engine, work)
+
+    # -- finding and reading -----------------------------------------------------------------
+
+    async def find(self, identifier: Identifier) -> AccountRecord | None:
+        return await self._run(lambda s: _record_of(_find(s, identifier)))
+
+    async def get(self, account_id: int) -> AccountRecord | None:
+        return await self._run(lambda s: _record_of(s.get(Account, account_id)))
+
+    async def find_claimed(self, username: str) -> AccountRecord | None:
+        def work(session: Session) -> AccountRecord | None:
+            account = _find(session, Identifier(IdentifierKind.USERNAME, username))
+            if account is None:
+                reserved = session.get(ReservedUsername, self._username_digest(username))
+                if reserved is not None and reserved.account_id is not None:
+                    account = session.get(Account, reserved.account_id)
+            return _record_of(account)
+
+        return await self._run(work)
+
+    async def overview(self, account_id: int) -> AccountOverview | None:
+        def work(session: Session) -> AccountOverview | None:
+            account = session.get(Account, account_id)
+            if account is None:
+                return None
+            active = session.exec(
+                select(func.count())
+                .select_from(LoginSession)
+                .where(
+                    LoginSession.account_id == account_id, col(LoginSession.revoked_at).is_(None)
+                )
+            ).one()
+            events = session.exec(
+                select(AccountEvent)
+                .where(AccountEvent.account_id == account_id)
+                .order_by(col(AccountEvent.id))
+            ).all()
+            changes = [
+                AccountChange(
+                    e.at, e.action, e.status, e.actor_kind, e.actor, e.reason, e.until, e.case_id
+                )
+                for e in events
+            ]
+            return AccountOverview(_view(account), int(active), changes)
+
+        return await self._run(work)
+
+    async def status_counts(self) -> dict[str, int]:
+        def work(session: Session) -> dict[str, int]:
+            rows = session.exec(
+                select(col(Account.status), func.count()).group_by(col(Account.status))
+            ).all()
+            return {status: int(count) for status, count in rows}
+
+        return await self._run(work)
+
+    # -- passwords ---------------------------------------------------------------------------
+
+    async def matching_passwords(self, account_id: int | None, candidates: list[str]) -> int:
+        def work(session: Session) -> int:
+            hashes: list[str | None] = []
+            if account_id is not None:
+                hashes += _recent_hashes(session, account_id)
+            # Padded with the decoy: every candidate costs the same number of verifications
+            # whatever the account and its history.
+            hashes += [None] * (PASSWORD_HISTORY_DEPTH - len(hashes))
+            return sum(
+                1
+                for password in candidates
+                # Every comparison is made, even after a match: constant work per password.
+                if [self._passwords.verify(h, password) for h in hashes].count(True) > 0
+            )
+
+        return await self._run(work)
+
+    async def password_reused(self, account_id: int, password: str) -> bool:
+        def work(session: Session) -> bool:
+            recent = _recent_hashes(session, account_id)
+            return any(self._passwords.verify(old, password) for old in recent)
+
+        return await self._run(work)
+
+    async def new_password(self, case_id: str, password: str) -> NewPassword:
+        return NewPassword(hash=await asyncio.to_thread(self._passwords.hash, password))
+
+    async def set_password(
+        self, account_id: int, password: NewPassword, *, case_id: str, at: datetime
+    ) -> str | None:
+        password_hash = password.hash
+        if not password_hash and password.sealed:  # sealed for a directory that needed it
+            clear = unseal_password(self._keys, case_id, password.sealed)
+            password_hash = await asyncio.to_thread(self._passwords.hash, clear)
+
+        def work(session: Session) -> str | None:
+            account = session.get(Account, account_id)
+            if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
+                raise AccountGone(account_id)
+            done = session.exec(
+                select(PasswordHistory.id).where(
+                    PasswordHistory.account_id == account_id, PasswordHistory.case_id == case_id
+                )
+            ).first()
+            if done is not None:
+                return None  # a retried activity: applied already
+            account.password_hash = password_hash
+            account.password_changed_at = at
+            session.add(account)
+            session.add(
+                PasswordHistory(
+                    account_id=account_id,
+                    password_hash=password_hash,
+                    case_id=case_id,
+                    created_at=at,
+                )
+            )
+            _revoke_all_sessions(session, account_id, at)
+            deletion = _reactivate(session, account, at, ACCOUNT_HOLDER, case_id=case_id)
+            session.commit()
+            return deletion
+
+        return await self._run(work)
+
+    # -- contacts ----------------------------------------------------------------------------
+
+    async def was_contact(self, account_id: int, channel: Channel, address: str) -> bool:
+        kind = _KIND[channel]
+        digest = identifier_digest(self._keys, kind, address)
+
+        def work(session: Session) -> bool:
+            return (
+                session.exec(
+                    select(PastContact.id).where(
+                        PastContact.account_id == account_id,
+                        PastContact.kind == kind.value,
+                        PastContact.digest == digest,
+                    )
+                ).first()
+                is not None
+            )
+
+        return await self._run(work)
+
+    async def replace_contacts(
+        self,
+        account_id: int,
+        *,
+        email: str,
+        case_id: str,
+        at: datetime,
+        actor: Actor,
+        reason: str,
+    ) -> str | None:
+        def work(session: Session) -> str | None:
+            account = _locked(session, account_id)
+            if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
+                raise AccountGone(account_id)
+            done = session.exec(
+                select(AccountEvent.id).where(
+                    AccountEvent.account_id == account_id,
+                    AccountEvent.case_id == case_id,
+                    AccountEvent.action == Action.CONTACT_REPLACED,
+                )
+            ).first()
+            if done is not None:
+                return None  # a retried activity: replaced already
+            taken = session.exec(
+                select(Account.id).where(Account.email == email, Account.id != account_id)
+            ).first()
+            if taken is not None:
+                raise AccountExists("email")
+            old = [(IdentifierKind.PHONE, account.phone)]
+            if account.email != email:
+                old.append((IdentifierKind.EMAIL, account.email))
+            for kind, address in old:
+                if address:
+                    session.add(
+                        PastContact(
+                            account_id=account_id,
+                            kind=kind.value,
+                            digest=identifier_digest(self._keys, kind, address),
+                            replaced_at=at,
+                            case_id=case_id,
+                        )
+                    )
+            account.email, account.phone = email, None
+            deletion = _reactivate(session, account, at, actor, case_id=case_id, reason=reason)
+            session.add(account)
+            _revoke_all_sessions(session, account_id, at)
+            _note(session, account, Action.CONTACT_REPLACED, actor, at, reason, case_id)
+            session.commit()
+            return deletion
+
+        return await self._run(work)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def sign_in(self, identifier: Identifier, password: str) -> SignIn:
+        def work(session: Session) -> SignIn:
+            account = _find(session, identifier)
+            if not self._passwords.verify(account.password_hash if account else None, password):
+                return SignIn(problem="invalid_credentials")
+            assert account is not None and account.id is not None
+            if account.status == AccountStatus.BANNED:
+                return SignIn(problem="account_banned", until=account.status_until)
+            # Signing in during the grace period of a deactivation keeps the account.
+            reactivated = _reactivate(session, account, utcnow(), ACCOUNT_HOLDER)
+            if account.status != AccountStatus.ACTIVE:
+                return SignIn(problem=f"account_{account.status}")
+            if self._passwords.needs_rehash(account.password_hash):
+                account.password_hash = self._passwords.hash(password)
+                session.add(account)
+            token = new_token()
+            session.add(
+                LoginSession(account_id=account.id, token_digest=self._keys.token_digest(token))
+            )
+            session.commit()
+            return SignIn(token=token, reactivated=reactivated)
+
+        return await self._run(work)
+
+    async def session(self, token: str) -> SessionView | None:
+        digest = self._keys.token_digest(token)
+
+        def work(session: Session) -> SessionView | None:
+            row = session.exec(
+                select(LoginSession, Account)
+                .join(Account, col(Account.id) == LoginSession.account_id)
+                .where(
+                    LoginSession.token_digest == digest,
+                    col(LoginSession.revoked_at).is_(None),
+                    Account.status == AccountStatus.ACTIVE,
+                )
+            ).first()
+            if row is None:
+                return None
+            login_session, account = row
+            assert account.id is not None
+            return SessionView(account.id, account.username, login_session.created_at)
+
+        return await self._run(work)
+
+    async def end_session(self, token: str) -> bool:
+        digest = self._keys.token_digest(token)
+
+        def work(session: Session) -> bool:
+            result = session.execute(
+                update(LoginSession)
+                .where(
+                    col(LoginSession.token_digest) == digest,
+                    col(LoginSession.revoked_at).is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+            session.commit()
+            return bool(getattr(result, "rowcount", 0))
+
+        return await self._run(work)
+
+    async def revoke_sessions(self, account_id: int, at: datetime) -> int:
+        def work(session: Session) -> int:
+            count = _revoke_all_sessions(session, account_id, at)
+            session.commit()
+            return count
+
+        return await self._run(work)
+
+    # -- status ------------------------------------------------------------------------------
+
+    async def deactivate(self, change: StatusChange) -> AccountState:
+        """Active → deactivated until `change.until`, every session signed out. Running it
+        again for the same case changes nothing; an account deactivated by another case,
+        banned or purged is left as it is (`applied=False` says so)."""
+
+        def work(session: Session) -> AccountState:
+            account = _locked(session, change.account_id)
+            if account is None or account.status_case == change.case_id:
+                return _state(account, applied=account is not None)
+            if account.status != AccountStatus.ACTIVE:
+                return _state(account, applied=False)
+            _take_away(session, account, AccountStatus.DEACTIVATED, Action.DEACTIVATED, change)
+            return _state(account, applied=True)
+
+        return await self._run(work)
+
+    async def ban(self, change: StatusChange) -> AccountState:
+        """Ban the account until `change.until` (None: until lifted), every session signed
+        out. A ban replaces the status set by another case (an earlier ban, a deactivation:
+        its timer will find it no longer in charge); `previous_case` names that case."""
+
+        def work(session: Session) -> AccountState:
+            account = _locked(session, change.account_id)
+            if account is None or account.status_case == change.case_id:
+                return _state(account, applied=account is not None)
+            if account.status == AccountStatus.PURGED:
+                return _state(account, applied=False)
+            previous = account.status_case
+            _take_away(session, account, AccountStatus.BANNED, Action.BANNED, change)
+            return _state(account, applied=True, previous=previous)
+
+        return await self._run(work)
+
+    async def lift_ban(self, change: StatusChange) -> AccountState:
+        """Banned → active, if the ban is still the one `change.case_id` set ("" for a ban no
+        case is in charge of). The system lifting it records `ban_ended`, anybody else
+        `unbanned`."""
+
+        def work(session: Session) -> AccountState:
+            account = _locked(session, change.account_id)
+            if (
+                account is None
+                or account.status != AccountStatus.BANNED
+                or (account.status_case or "") != change.case_id
+            ):
+                return _state(account, applied=False)
+            _set_status(account, AccountStatus.ACTIVE, change.at)
+            ended = change.actor.kind is ActorKind.SYSTEM
+            action = Action.BAN_ENDED if ended else Action.UNBANNED
+            _note(session, account, action, change.actor, change.at, change.reason, change.case_id)
+            session.commit()
+            return _state(account, applied=True)
+
+        return await self._run(work)
+
+    async def reactivate(
+        self,
+        account_id: int,
+        at: datetime,
+        actor: Actor,
+        *,
+        case_id: str | None = None,
+        reason: str | None = None,
+    ) -> str | None:
+        def work(session: Session) -> str | None:
+            account = _locked(session, account_id)
+            if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
+                raise AccountGone(account_id)
+            deletion = _reactivate(session, account, at, actor, case_id=case_id, reason=reason)
+            session.commit()
+            return deletion
+
+        return await self._run(work)
+
+    async def purge(self, request: PurgeAccount) -> AccountState:
+        """The end of a grace period: anonymise the account and keep only its record.
+
+        The username is kept from reuse for `request.quarantine` seconds (by its keyed
+        digest); email, phone and password go; sessions, password history and past contacts
+        are deleted. Applies only if the account is still deactivated by this case; running
+        it again changes nothing. What the features kept about the account (notifications,
+        claims) is theirs to forget (`LifecycleService.forget_account`)."""
+
+        def work(session: Session) -> AccountState:
+            account = _locked(session, request.account_id)
+            if account is None or account.status_case != request.case_id:
+                return _state(account, applied=False)
+            if account.status == AccountStatus.PURGED:
+                return _state(account, applied=True)  # a retried activity: done already
+            if account.status != AccountStatus.DEACTIVATED:
+                return _state(account, applied=False)
+            assert account.id is not None
+            reserved = session.merge(
+                ReservedUsername(
+                    digest=self._username_digest(account.username),
+                    until=request.at + timedelta(seconds=request.quarantine),
+                    account_id=account.id,
+                )
+            )
+            placeholder = f"{PURGED_MARK}{account.id}"
+            account.username = placeholder
+            account.email = placeholder
+            account.phone = None
+            account.password_hash = ""
+            account.password_changed_at = None
+            _set_status(account, AccountStatus.PURGED, request.at, case_id=request.case_id)
+            session.add(account)
+            for table in (LoginSession, PasswordHistory, PastContact):
+                session.execute(delete(table).where(col(table.account_id) == account.id))
+            _note(
+                session,
+                account,
+                Action.PURGED,
+                Actor(ActorKind.SYSTEM, "deletion grace period"),
+                request.at,
+                "username reserved until the date given",
+                request.case_id,
+                until=reserved.until,
+            )
+            session.commit()
+            return _state(account, applied=True)
+
+        return await self._run(work)
+
+    # -- creation ----------------------------------------------------------------------------
+
+    async def create(
+        self, *, username: str, email: str, phone: str | None, password: str
+    ) -> AccountRecord:
+        """A new active account. A username still reserved after the purge of its previous
+        owner is refused."""
+        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+
+        def work(session: Session) -> AccountRecord:
+            reserved = session.get(ReservedUsername, self._username_digest(username))
+            if reserved is not None and reserved.until > utcnow():
+                raise UsernameReserved(reserved.until)
+            for field, value in (("username", username), ("email", email), ("phone", phone)):
+                if (
+                    value is not None
+                    and session.exec(
+                        select(Account.id).where(getattr(Account, field) == value)
+                    ).first()
+                ):
+                    raise AccountExists(field)
+            account = Account(
+                username=username, email=email, phone=phone, password_hash=password_hash
+            )
+            session.add(account)
+            session.flush()
+            assert account.id is not None
+            session.add(PasswordHistory(account_id=account.id, password_hash=password_hash))
+            session.commit()
+            session.refresh(account)
+            return _view(account)
+
+        return await self._run(work)
+
+    def _username_digest(self, username: str) -> str:
+        return identifier_digest(self._keys, IdentifierKind.USERNAME, username)
+
+
+# -- helpers, inside the caller's transaction --------------------------------------------------
+
+
+def _find(session: Session, identifier: Identifier) -> Account | None:
+    """The account an identifier names; purged accounts name nobody."""
+    column = {
+        IdentifierKind.EMAIL: Account.email,
+        IdentifierKind.PHONE: Account.phone,
+        IdentifierKind.USERNAME: Account.username,
+    }[identifier.kind]
+    return session.exec(
+        select(Account).where(column == identifier.value, Account.status != AccountStatus.PURGED)
+    ).first()
+
+
+def _record_of(account: Account | None) -> AccountRecord | None:
+    return _view(account) if account is not None else None
+
+
+def _view(account: Account) -> AccountRecord:
+    assert account.id is not None
+    return AccountRecord(
+        id=account.id,
+        username=account.username,
+        email=account.email,
+        phone=account.phone,
+        status=AccountStatus(account.status),
+        created_at=account.created_at,
+        password_changed_at=account.password_changed_at,
+        status_since=account.status_since,
+        status_until=account.status_until,
+        status_reason=account.status_reason,
+        status_case=account.status_case,
+    )
+
+
+def _recent_hashes(session: Session, account_id: int) -> list[str]:
+    """The hashes of the last passwords, the current one included."""
+    return list(
+        session.exec(
+            select(PasswordHistory.password_hash)
+            .where(PasswordHistory.account_id == account_id)
+            .order_by(col(PasswordHistory.id).desc())
+            .limit(PASSWORD_HISTORY_DEPTH)
+        ).all()
+    )
+
+
+def _revoke_all_sessions(session: Session, account_id: int, at: datetime) -> int:
+    result = session.execute(
+        update(LoginSession)
+        .where(col(LoginSession.account_id) == account_id, col(LoginSession.revoked_at).is_(None))
+        .values(revoked_at=at)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _locked(session: Session, account_id: int) -> Account | None:
+    """The account row, locked until the transaction ends (PostgreSQL; SQLite serialises
+    writers anyway)."""
+    return session.exec(select(Account).where(Account.id == account_id).with_for_update()).first()
+
+
+def _state(account: Account | None, *, applied: bool, previous: str | None = None) -> AccountState:
+    if account is None:
+        return AccountState(applied=False, status=AccountStatus.PURGED)
+    return AccountState(
+        applied=applied,
+        status=AccountStatus(account.status),
+        until=account.status_until,
+        case_id=account.status_case,
+        previous_case=previous,
+    )
+
+
+def _set_status(
+    account: Account,
+    status: AccountStatus,
+    at: datetime,
+    *,
+    until: datetime | None = None,
+    reason: str | None = None,
+    case_id: str | None = None,
+) -> None:
+    account.status = status.value
+    account.status_since = at
+    account.status_until = until
+    account.status_reason = reason[:500] if reason else None
+    account.status_case = case_id
+
+
+def _reactivate(
+    session: Session,
+    account: Account,
+    at: datetime,
+    actor: Actor,
+    *,
+    case_id: str | None = None,
+    reason: str | None = None,
+) -> str | None:
+    """Deactivated → active, inside the caller's transaction (a sign-in, a completed
+    recovery, an approved claim, an operator). Returns the deletion case that must stop
+    waiting, if the account was deactivated."""
+    if account.status != AccountStatus.DEACTIVATED:
+        return None
+    deletion = account.status_case
+    _set_status(account, AccountStatus.ACTIVE, at)
+    session.add(account)
+    how = reason or ("completed a recovery" if case_id else "signed in")
+    _note(session, account, Action.REACTIVATED, actor, at, how, case_id)
+    return deletion
+
+
+def _take_away(
+    session: Session, account: Account, status: AccountStatus, action: Action, change: StatusChange
+) -> None:
+    """Put the account in `status` for `change`'s case, sign it out everywhere, record it."""
+    _set_status(
+        account, status, change.at, until=change.until, reason=change.reason, case_id=change.case_id
+    )
+    assert account.id is not None
+    _revoke_all_sessions(session, account.id, change.at)
+    _note(
+        session,
+        account,
+        action,
+        change.actor,
+        change.at,
+        change.reason,
+        change.case_id,
+        until=change.until,
+    )
+    session.commit()
+
+
+def _note(
+    session: Session,
+    account: Account,
+    action: Action,
+    actor: Actor,
+    at: datetime,
+    reason: str | None = None,
+    case_id: str | None = None,
+    *,
+    until: datetime | None = None,
+) -> None:
+    """One entry in the account's record, in the caller's transaction."""
+    assert account.id is not None
+    session.add(
+        AccountEvent(
+            account_id=account.id,
+            at=at,
+            action=action.value,
+            status=account.status,
+            actor_kind=actor.kind.value,
+            actor=actor.name[:64],
+            reason=reason[:500] if reason else None,
+            until=until,
+            case_id=case_id,
+        )
+    )

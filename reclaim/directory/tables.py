@@ -1,0 +1,104 @@
+"""The built-in SQL directory's tables: accounts, their sessions, password history, past
+contacts, reserved usernames and the record of every status change.
+
+Only `reclaim.directory.sql` (and the schema migrations) import this module: every other part
+of Reclaim reaches accounts through the `Directory` port.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from reclaim.contracts import AccountStatus
+from reclaim.store.models import utcnow, when
+
+
+class AccountBase(SQLModel):
+    username: str = Field(max_length=32, unique=True, index=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    phone: str | None = Field(default=None, max_length=20, unique=True, index=True)
+    status: str = Field(default=AccountStatus.ACTIVE, max_length=16)
+
+
+class Account(AccountBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=when())
+    password_changed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    # The current status, since when, until when (purge time of a deactivation, end of a
+    # ban), why (a ban's reason), and the lifecycle case (workflow) in charge of it: only
+    # that case may move the account on (purge it, lift the ban) when its timer fires.
+    status_since: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    status_until: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    status_reason: str | None = Field(default=None, max_length=500)
+    status_case: str | None = Field(default=None, max_length=40)
+
+
+class AccountEvent(SQLModel, table=True):
+    """Every change of an account's status: what, when, who (operator, system or user) and
+    why. Kept when the account is purged: it is the audit record."""
+
+    __tablename__ = "account_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    at: datetime = Field(sa_column=when())
+    action: str = Field(max_length=24)
+    status: str = Field(max_length=16)  # the status after the change
+    actor_kind: str = Field(max_length=16)
+    actor: str = Field(max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+    until: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    # The lifecycle or recovery case that made the change, if any.
+    case_id: str | None = Field(default=None, max_length=40)
+
+
+class ReservedUsername(SQLModel, table=True):
+    """The username of a purged account, kept from reuse for a while (so nobody can pose as
+    the departed user right away). Only a keyed digest of the name is stored."""
+
+    __tablename__ = "reserved_username"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    until: datetime = Field(sa_column=when())
+    # The purged account it belonged to: a claim naming the username finds its record.
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+
+
+class PastContact(SQLModel, table=True):
+    """An address an account used to have (replaced by an approved support claim), kept as a
+    keyed digest: enough to recognise it as evidence, useless to anyone reading the table."""
+
+    __tablename__ = "past_contact"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    kind: str = Field(max_length=8)  # "email" or "phone"
+    digest: str = Field(max_length=64)
+    replaced_at: datetime = Field(sa_column=when())
+    case_id: str | None = Field(default=None, max_length=40)
+
+
+class LoginSession(SQLModel, table=True):
+    __tablename__ = "login_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    token_digest: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=when())
+    revoked_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+
+
+class PasswordHistory(SQLModel, table=True):
+    __tablename__ = "password_history"
+    __table_args__ = (UniqueConstraint("account_id", "case_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    password_hash: str = Field(max_length=255)
+    # The recovery case that set this password; None for the one the account was created with.
+    case_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=when())

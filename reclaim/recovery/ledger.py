@@ -1,0 +1,207 @@
+"""The ledger of self-service cases (`recovery_case`): one row per case, written when it opens
+(it counts toward the rate limit from then on) and completed when the workflow closes it.
+
+Unknown identifiers get rows like known ones, so the rate limit tells nothing about accounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, literal, select, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from reclaim.contracts import seconds_until
+from reclaim.recovery.contracts import CaseClosing, CaseState
+from reclaim.store.engine import in_session
+from reclaim.store.models import RecoveryCase, UTCDateTime
+
+RATE_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class CaseOpened:
+    # Open cases of the same account, older than this one: they must stop (one live code
+    # per account).
+    superseded: list[str]
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    case_id: str
+    opened_at: datetime
+    channel: str
+    state: str | None  # None while open
+
+
+class RecoveryLedger:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def open(self, case: RecoveryCase, *, per_hour: int | None) -> CaseOpened | RateLimited:
+        """Record a new case, unless its identifier already opened `per_hour` cases in the
+        last hour (None: no limit, for a case a support claim opens)."""
+        return await in_session(self._engine, lambda s: open_case(s, case, per_hour=per_hour))
+
+    async def forget(self, case_id: str) -> None:
+        """Undo `open` when the workflow could not be started."""
+
+        def work(session: Session) -> None:
+            row = session.get(RecoveryCase, case_id)
+            if row is not None:
+                session.delete(row)
+                session.commit()
+
+        await in_session(self._engine, work)
+
+    async def exists(self, case_id: str) -> bool:
+        return await in_session(self._engine, lambda s: s.get(RecoveryCase, case_id) is not None)
+
+    async def completed(self, case_id: str) -> bool:
+        def work(session: Session) -> bool:
+            row = session.get(RecoveryCase, case_id)
+            return row is not None and row.state == CaseState.COMPLETED
+
+        return await in_session(self._engine, work)
+
+    async def newer_case_exists(self, case_id: str) -> bool:
+        """Whether a case was opened for the same account after this one: this one may then
+        no longer change the password (one live code per account)."""
+
+        def work(session: Session) -> bool:
+            row = session.get(RecoveryCase, case_id)
+            if row is None or row.account_id is None:
+                return False
+            newer = session.execute(
+                select(col(RecoveryCase.case_id)).where(
+                    col(RecoveryCase.account_id) == row.account_id,
+                    col(RecoveryCase.opened_at) > row.opened_at,
+                )
+            ).first()
+            return newer is not None
+
+        return await in_session(self._engine, work)
+
+    async def close(self, closing: CaseClosing) -> None:
+        """Record how a case ended (idempotent: the first recorded ending stands)."""
+
+        def work(session: Session) -> None:
+            row = session.get(RecoveryCase, closing.case_id)
+            if row is not None and row.closed_at is None:
+                row.state, row.closed_at = closing.state.value, closing.at
+                row.wrong_codes, row.resends = closing.wrong_codes, closing.resends
+                row.unknown_address = None
+                session.add(row)
+                session.commit()
+
+        await in_session(self._engine, work)
+
+    async def unknown_address(self, case_id: str) -> str | None:
+        """Where to say that no account uses the address typed, for a case opened with an
+        unknown email address or phone number."""
+
+        def work(session: Session) -> str | None:
+            row = session.get(RecoveryCase, case_id)
+            return row.unknown_address if row is not None else None
+
+        return await in_session(self._engine, work)
+
+    async def cases_of(self, account_id: int, limit: int | None = None) -> list[CaseRow]:
+        """The account's cases, newest first."""
+
+        def work(session: Session) -> list[CaseRow]:
+            query = (
+                select(RecoveryCase)
+                .where(col(RecoveryCase.account_id) == account_id)
+                .order_by(col(RecoveryCase.opened_at).desc())
+            )
+            if limit is not None:
+                query = query.limit(limit)
+            return [
+                CaseRow(row.case_id, row.opened_at, row.channel, row.state)
+                for row in session.execute(query).scalars()
+            ]
+
+        return await in_session(self._engine, work)
+
+
+def open_case(
+    session: Session, case: RecoveryCase, *, per_hour: int | None
+) -> CaseOpened | RateLimited:
+    """The count and the insert are one statement (`INSERT ... SELECT ... WHERE count < n`),
+    and on PostgreSQL concurrent openings for one identifier also queue on an advisory lock,
+    so parallel requests cannot slip past the limit together."""
+    since = case.opened_at - RATE_WINDOW
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": case.identifier_digest}
+        )
+    in_window = (
+        select(func.count())
+        .select_from(RecoveryCase)
+        .where(
+            col(RecoveryCase.identifier_digest) == case.identifier_digest,
+            col(RecoveryCase.opened_at) > since,
+        )
+        .scalar_subquery()
+    )
+    table = RecoveryCase.__table__.c  # type: ignore[attr-defined]
+    values = {
+        "case_id": case.case_id,
+        "account_id": case.account_id,
+        "identifier_digest": case.identifier_digest,
+        "channel": case.channel,
+        "unknown_address": case.unknown_address,
+        "opened_at": case.opened_at,
+        "wrong_codes": 0,
+        "resends": 0,
+    }
+    row = select(
+        *(
+            literal(value, type_=UTCDateTime() if name == "opened_at" else table[name].type).label(
+                name
+            )
+            for name, value in values.items()
+        )
+    )
+    if per_hour is not None:
+        row = row.where(in_window < per_hour)
+    inserted = session.execute(
+        insert(RecoveryCase).from_select(list(values), row).returning(col(RecoveryCase.case_id))
+    ).first()
+    if inserted is None:
+        session.rollback()
+        assert per_hour is not None
+        opened = session.execute(
+            select(col(RecoveryCase.opened_at))
+            .where(
+                col(RecoveryCase.identifier_digest) == case.identifier_digest,
+                col(RecoveryCase.opened_at) > since,
+            )
+            .order_by(col(RecoveryCase.opened_at).desc())
+            .limit(per_hour)
+        ).scalars()
+        # The request may go through once the oldest of the last `per_hour` leaves the window.
+        oldest_counted = list(opened)[-1]
+        return RateLimited(seconds_until(oldest_counted + RATE_WINDOW, case.opened_at))
+    superseded: list[str] = []
+    if case.account_id is not None:
+        superseded = list(
+            session.execute(
+                select(col(RecoveryCase.case_id)).where(
+                    col(RecoveryCase.account_id) == case.account_id,
+                    col(RecoveryCase.closed_at).is_(None),
+                    col(RecoveryCase.case_id) != case.case_id,
+                    col(RecoveryCase.opened_at) <= case.opened_at,
+                )
+            ).scalars()
+        )
+    session.commit()
+    return CaseOpened(superseded=superseded)

@@ -1,0 +1,485 @@
+"""The self-service recovery service: open a case, say where it stands, check a code, send a
+fresh one, take the new password; and what the recovery activities do (deliver a code, apply
+the new password, tell every contact, record the end).
+
+It is the only code that starts, updates, signals or queries a `RecoveryWorkflow`, and the
+only place that puts the ledger, the directory and the workflow together. It raises domain
+errors (`reclaim.errors`), which the API and the CLI put in their own words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from reclaim.contracts import AccountStatus, CaseError, Channel
+from reclaim.directory import AccountGone, AccountRecord, Directory, NewPassword
+from reclaim.errors import NotFound, Refused, Unavailable
+from reclaim.identifiers import IdentifierKind, InvalidIdentifier, identifier_digest
+from reclaim.identifiers import parse_identifier as parse
+from reclaim.lifecycle.service import LifecycleService
+from reclaim.notify import messages
+from reclaim.notify.errors import Undeliverable
+from reclaim.notify.notifier import Contact, Notifier
+from reclaim.password_policy import check_password
+from reclaim.recovery.contracts import (
+    ApplyReset,
+    CaseClosing,
+    CaseState,
+    CodeAccepted,
+    IssueCode,
+    RecoveryActivity,
+    RecoveryCalls,
+    RecoveryInput,
+    RecoveryStatus,
+    ResetContext,
+    SetPassword,
+    SubmitCode,
+)
+from reclaim.recovery.ledger import CaseRow, RateLimited, RecoveryLedger
+from reclaim.recovery.rules import plan_case
+from reclaim.security import CASE_ID_PREFIX, Keys, new_case_id, new_code, new_token
+from reclaim.settings import Settings
+from reclaim.store.models import NotificationKind, RecoveryCase
+from reclaim.temporal import calls, search_attributes
+from reclaim.temporal.case_text import STATIC_DETAILS
+
+log = structlog.get_logger(__name__)
+
+CASE_ID = re.compile(rf"^{CASE_ID_PREFIX}[A-Za-z0-9_-]{{22}}$")
+NOT_FOUND = NotFound("recovery case")
+
+# What a request for a case that has already ended gets, by the state it ended in.
+_ENDED_CODE = {CaseState.LOCKED: CaseError.CASE_LOCKED, CaseState.EXPIRED: CaseError.CODE_EXPIRED}
+_ENDED_MESSAGE = {
+    CaseError.CASE_LOCKED: "Too many wrong codes: this case is locked. Start a new recovery.",
+    CaseError.CODE_EXPIRED: "This case has expired. Start a new recovery.",
+    CaseError.RESET_EXPIRED: "The time to choose a new password ran out. Start again.",
+    CaseError.INVALID_TOKEN: "This reset token is not valid.",
+}
+
+
+def ended_refusal(error: CaseError, state: str | None = None) -> Refused:
+    """The refusal a workflow would have given, for a case that has already ended."""
+    details: dict[str, Any] = {}
+    if error is CaseError.CASE_LOCKED:
+        details["attempts_left"] = 0
+    if error is CaseError.INVALID_STATE and state:
+        details["state"] = state
+    return Refused(
+        error.value, _ENDED_MESSAGE.get(error, f"This case is {state or 'closed'}."), **details
+    )
+
+
+@dataclass(frozen=True)
+class ResetGranted:
+    reset_token: str  # single use, shown once
+    reset_expires_at: datetime
+
+
+class Superseded(Exception):
+    """A newer case was opened for the account: this one may not change its password."""
+
+
+class RecoveryService:
+    def __init__(
+        self,
+        client: Client,
+        ledger: RecoveryLedger,
+        directory: Directory,
+        notifier: Notifier,
+        keys: Keys,
+        settings: Settings,
+        lifecycle: LifecycleService,
+    ) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._directory = directory
+        self._notifier = notifier
+        self._keys = keys
+        self._settings = settings
+        self._lifecycle = lifecycle
+        self._timeout = timedelta(seconds=settings.temporal_rpc_timeout)
+
+    # -- the person recovering ---------------------------------------------------------------
+
+    async def open(self, identifier_text: str, channel: Channel | None) -> RecoveryStatus:
+        """A code goes to the account's email or phone. The answer is the same whether or not
+        an account exists under the identifier."""
+        settings = self._settings
+        try:
+            identifier = parse(identifier_text, settings.default_region)
+        except InvalidIdentifier as err:
+            raise Refused(
+                "invalid_identifier",
+                f"Give the email address, phone number or username of the account ({err}).",
+            ) from err
+        case_id = new_case_id()
+        opened_at = datetime.now(UTC)
+        account = await self._directory.find(identifier)
+        plan = plan_case(account, identifier, channel, self._keys, settings.default_region)
+        outcome = await self._ledger.open(
+            RecoveryCase(
+                case_id=case_id,
+                account_id=plan.account_id,
+                identifier_digest=self._keys.identifier_digest(identifier.key),
+                channel=plan.channel.value,
+                unknown_address=plan.unknown_address,
+                opened_at=opened_at,
+            ),
+            per_hour=settings.cases_per_hour,
+        )
+        if isinstance(outcome, RateLimited):
+            raise Refused(
+                "rate_limited",
+                "Too many recovery requests for this account. Try again later.",
+                retry_after_seconds=outcome.retry_after,
+            )
+        case = RecoveryInput(
+            case_id=case_id,
+            account_id=plan.account_id,
+            channel=plan.channel,
+            destination=plan.destination,
+            opened_at=opened_at,
+            rules=settings.recovery_rules,
+        )
+        status = RecoveryStatus.at_opening(case)
+        try:
+            await self._client.start_workflow(
+                RecoveryCalls.WORKFLOW,
+                case,
+                id=case.case_id,
+                task_queue=settings.task_queue,
+                search_attributes=search_attributes.self_service_case(
+                    status.state, case.channel, status.next_deadline
+                ),
+                static_summary=f"Self-service recovery by {case.channel.value}",
+                static_details=STATIC_DETAILS[search_attributes.SELF_SERVICE],
+                rpc_timeout=self._timeout,
+            )
+        except Exception as err:
+            log.warning("case_start_failed", case_id=case_id, error=type(err).__name__)
+            await self._ledger.forget(case_id)
+            raise Unavailable(
+                message="Recovery is not available right now. Try again in a few seconds."
+            ) from err
+        await self.supersede(outcome.superseded)
+        return status
+
+    async def status(self, case_id: str) -> RecoveryStatus:
+        handle = self._handle(case_id)
+        return await calls.call(
+            lambda: handle.query(
+                RecoveryCalls.STATUS, result_type=RecoveryStatus, rpc_timeout=self._timeout
+            ),
+            NOT_FOUND,
+        )
+
+    async def delivery_attempts(self, case_id: str) -> int:
+        """How many times the worker has tried to deliver the current code so far."""
+        handle = self._handle(case_id)
+        description = await calls.call(
+            lambda: handle.describe(rpc_timeout=self._timeout), NOT_FOUND
+        )
+        attempts = [
+            activity.attempt
+            for activity in description.raw_description.pending_activities
+            if activity.activity_type.name == RecoveryActivity.ISSUE_CODE
+        ]
+        return max(attempts, default=0)
+
+    async def submit_code(self, case_id: str, code: str) -> ResetGranted:
+        """A right code returns a single-use reset token; a wrong one says how many tries are
+        left; the last wrong one locks the case."""
+        handle = self._handle(case_id)
+        token = new_token()
+        attempt = SubmitCode(self._keys.code_digest(case_id, code), self._keys.token_digest(token))
+        accepted = await calls.update(
+            lambda: handle.execute_update(
+                RecoveryCalls.SUBMIT_CODE,
+                attempt,
+                result_type=CodeAccepted,
+                rpc_timeout=self._timeout,
+            ),
+            NOT_FOUND,
+            self._by_final_state(case_id, _ENDED_CODE),
+        )
+        return ResetGranted(token, accepted.reset_expires_at)
+
+    async def resend(self, case_id: str) -> RecoveryStatus:
+        """The previous code stops working. The wait between codes doubles each time."""
+        handle = self._handle(case_id)
+        return await calls.update(
+            lambda: handle.execute_update(
+                RecoveryCalls.RESEND_CODE, result_type=RecoveryStatus, rpc_timeout=self._timeout
+            ),
+            NOT_FOUND,
+            self._by_final_state(case_id, {CaseState.LOCKED: CaseError.CASE_LOCKED}),
+        )
+
+    async def set_password(self, case_id: str, reset_token: str, password: str) -> RecoveryStatus:
+        """Every session of the account is signed out and every contact told."""
+        handle = self._handle(case_id)
+        token_digest = self._keys.token_digest(reset_token)
+        # The token is checked first: nobody without one makes the server hash anything.
+        context = await self._reset_context(handle, token_digest)
+        if context.problem is not None or context.account_id is None:
+            raise ended_refusal(context.problem or CaseError.INVALID_TOKEN)
+        new = await self._prepare_password(case_id, context.account_id, password)
+        change = SetPassword(token_digest, new.hash, new.sealed)
+
+        async def refusal() -> Exception:
+            # The case ended between the token check and this call (its window closed).
+            ended = await self._reset_context(handle, token_digest)
+            return ended_refusal(ended.problem or CaseError.INVALID_STATE)
+
+        return await calls.update(
+            lambda: handle.execute_update(
+                RecoveryCalls.SET_PASSWORD,
+                change,
+                result_type=RecoveryStatus,
+                rpc_timeout=self._timeout,
+            ),
+            NOT_FOUND,
+            refusal,
+        )
+
+    # -- operators ---------------------------------------------------------------------------
+
+    async def cancel(self, case_id: str, reason: str) -> RecoveryStatus:
+        """Stop an open case (its code stops working at once); the reason stays in history."""
+        handle = self._handle(case_id)
+        status = await self.status(case_id)
+        if not status.state.is_open:
+            raise Refused(
+                "invalid_state",
+                f"This case is {status.state.value}: there is nothing to stop.",
+                state=status.state.value,
+            )
+        await calls.call(
+            lambda: handle.signal(RecoveryCalls.CANCEL, reason, rpc_timeout=self._timeout),
+            NOT_FOUND,
+        )
+        return await calls.settled(
+            lambda: self.status(case_id),
+            lambda status: not status.state.is_open,
+            self._timeout.total_seconds(),
+        )
+
+    async def cases_of(self, account_id: int, limit: int = 10) -> list[CaseRow]:
+        return await self._ledger.cases_of(account_id, limit)
+
+    async def supersede(self, case_ids: list[str]) -> None:
+        """Stop older open cases of the account. Best effort: should this fail, the reset of
+        an older case is refused anyway (the ledger knows a newer case exists)."""
+        for case_id in case_ids:
+            try:
+                await self._client.get_workflow_handle(case_id).signal(
+                    RecoveryCalls.SUPERSEDE, rpc_timeout=self._timeout
+                )
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    log.warning("supersede_failed", case_id=case_id, error=err.status.name)
+            except Exception as err:
+                log.warning("supersede_failed", case_id=case_id, error=type(err).__name__)
+
+    # -- for the support service -------------------------------------------------------------
+
+    async def open_for_claim(self, case_id: str, account_id: int, email: str, at: datetime) -> None:
+        """Record the case an approved claim opens to its verified address (the claim's
+        workflow starts it as a child), outside the rate limit, and stop the account's older
+        cases. Applying it again changes nothing."""
+        if await self._ledger.exists(case_id):
+            return
+        opened = await self._ledger.open(
+            RecoveryCase(
+                case_id=case_id,
+                account_id=account_id,
+                identifier_digest=identifier_digest(self._keys, IdentifierKind.EMAIL, email),
+                channel=Channel.EMAIL.value,
+                opened_at=at,
+            ),
+            per_hour=None,
+        )
+        assert not isinstance(opened, RateLimited)
+        await self.supersede(opened.superseded)
+
+    async def case_recorded(self, case_id: str) -> bool:
+        return await self._ledger.exists(case_id)
+
+    # -- what the recovery activities do -----------------------------------------------------
+
+    async def issue_code(self, request: IssueCode, now: datetime) -> str:
+        """Deliver the code of `request.attempt` and return its digest. For a case without an
+        account, tell the address typed that no account uses it (first attempt only), and
+        return the digest of a code nobody will ever receive."""
+        settings = self._settings
+        if request.account_id is None:
+            address = None
+            if settings.notify_unknown and request.attempt == 0:
+                address = await self._ledger.unknown_address(request.case_id)
+            if address is not None:
+                await self._notifier.tell(
+                    request.case_id,
+                    NotificationKind.NO_ACCOUNT,
+                    0,
+                    Contact(request.channel, address),
+                    messages.no_account(product=settings.product_name),
+                )
+            return self._keys.code_digest(request.case_id, new_code())
+
+        account = await self._directory.get(request.account_id)
+        if account is None or account.status is AccountStatus.PURGED:
+            raise Undeliverable("the account no longer exists")
+        address = account.address(request.channel)
+        if not address:
+            raise Undeliverable(f"the account has no {request.channel} contact")
+        contact = Contact(request.channel, address)
+        if account.status is AccountStatus.BANNED:
+            # No code for a banned account: its holder learns why, until when, and how to
+            # appeal (once per case), while the person asking sees the usual answer.
+            if request.attempt == 0:
+                await self._notifier.tell(
+                    request.case_id,
+                    NotificationKind.BANNED,
+                    0,
+                    contact,
+                    messages.banned(
+                        product=settings.product_name,
+                        username=account.username,
+                        until=account.status_until,
+                        reason=account.status_reason,
+                        appeal_url=settings.resolved_support_url,
+                    ),
+                )
+            # The digest of something no 6-digit code can ever match.
+            return self._keys.code_digest(request.case_id, new_token())
+        valid_for = (request.expires_at - now).total_seconds()
+        code = await self._notifier.send_once(
+            request.case_id,
+            NotificationKind.CODE,
+            request.attempt,
+            contact,
+            lambda code: messages.recovery_code(
+                product=settings.product_name,
+                code=code or "",
+                valid_for_seconds=valid_for,
+                webotp_domain=settings.resolved_webotp_domain,
+            ),
+            with_code=True,
+        )
+        assert code is not None
+        return self._keys.code_digest(request.case_id, code)
+
+    async def apply_reset(self, reset: ApplyReset) -> AccountRecord:
+        """The new password in the directory (with its history, every session signed out, a
+        deactivated account reactivated), then the case recorded as completed. Running it
+        again for the same case changes nothing. Raises `Superseded`, `AccountGone` or
+        `reclaim.directory.PasswordRejected`."""
+        account = await self._directory.get(reset.account_id)
+        if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
+            raise AccountGone(reset.account_id)
+        if not await self._ledger.completed(reset.case_id):
+            if await self._ledger.newer_case_exists(reset.case_id):
+                raise Superseded(reset.case_id)
+            reactivated = await self._directory.set_password(
+                reset.account_id,
+                NewPassword(reset.password_hash, reset.sealed_password),
+                case_id=reset.case_id,
+                at=reset.at,
+            )
+            await self.close(
+                CaseClosing(
+                    reset.case_id, CaseState.COMPLETED, reset.at, reset.wrong_codes, reset.resends
+                )
+            )
+            if reactivated is not None:  # the recovery kept a deactivated account
+                await self._lifecycle.signal_reactivated(reactivated)
+        return await self._directory.get(reset.account_id) or account
+
+    async def tell_password_changed(
+        self, case_id: str, account: AccountRecord | int, at: datetime
+    ) -> None:
+        """Tell every contact of the account that its password changed."""
+        if isinstance(account, int):
+            found = await self._directory.get(account)
+            if found is None or found.status is AccountStatus.PURGED:
+                return
+            account = found
+        message = messages.password_changed(
+            product=self._settings.product_name,
+            username=account.username,
+            at=at,
+            public_url=self._settings.public_url,
+        )
+        contacts = [Contact(channel, address) for channel, address in account.contacts]
+        await self._notifier.tell_every(
+            case_id, NotificationKind.PASSWORD_CHANGED, contacts, message
+        )
+
+    async def close(self, closing: CaseClosing) -> None:
+        """Record how the case ended and drop the codes kept for re-sending."""
+        await self._ledger.close(closing)
+        await self._notifier.forget_codes(closing.case_id)
+
+    async def forget_account(self, account_id: int) -> None:
+        """The account was purged: the messages its cases sent forget their recipients."""
+        cases = await self._ledger.cases_of(account_id)
+        await self._notifier.forget_recipients([case.case_id for case in cases])
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _handle(self, case_id: str) -> WorkflowHandle[Any, Any]:
+        if not CASE_ID.match(case_id):
+            raise NOT_FOUND
+        return self._client.get_workflow_handle(case_id)
+
+    async def _reset_context(
+        self, handle: WorkflowHandle[Any, Any], token_digest: str
+    ) -> ResetContext:
+        return await calls.call(
+            lambda: handle.query(
+                RecoveryCalls.RESET_CONTEXT,
+                token_digest,
+                result_type=ResetContext,
+                rpc_timeout=self._timeout,
+            ),
+            NOT_FOUND,
+        )
+
+    async def _prepare_password(self, case_id: str, account_id: int, password: str) -> NewPassword:
+        """Check the policy and the last passwords, then hash or seal: that is all that
+        reaches the workflow."""
+        account = await self._directory.get(account_id)
+        if account is None:
+            raise Refused("invalid_state", "This case cannot change the password now.")
+        verdict = check_password(
+            password, username=account.username, email=account.email or "", phone=account.phone
+        )
+        if not verdict.ok:
+            raise Refused(
+                CaseError.WEAK_PASSWORD.value,
+                "Choose a stronger password.",
+                reasons=verdict.reasons,
+                hints=verdict.hints,
+            )
+        if await self._directory.password_reused(account_id, password):
+            raise Refused(
+                CaseError.PASSWORD_REUSED.value,
+                "Choose a password you have not used for this account.",
+            )
+        return await self._directory.new_password(case_id, password)
+
+    def _by_final_state(self, case_id: str, refusals: dict[CaseState, CaseError]) -> Any:
+        async def refusal() -> Exception:
+            final = await self.status(case_id)
+            error = refusals.get(final.state, CaseError.INVALID_STATE)
+            return ended_refusal(error, final.state.value)
+
+        return refusal

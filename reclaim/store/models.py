@@ -1,0 +1,150 @@
+"""The features' SQLModel tables: what must outlive a workflow.
+
+The ledger of recovery cases (opened by the recovery service, closed by the workflow's last
+activity), support claims with what the claimant wrote and answered, the support staff, and
+every notification sent. The accounts themselves are the directory's (the built-in one keeps
+them in `reclaim.directory.tables`). Never imported by workflow code (SQLAlchemy mappers do
+not survive the workflow sandbox).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# What a column that held an address or a name keeps once the account it belonged to is
+# purged: never a value anybody could type (a username or an address cannot contain '~').
+FORGOTTEN = "~purged~"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def when(*, nullable: bool = False, index: bool = False) -> Column:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class SupportClaim(SQLModel, table=True):
+    """One row per support claim: what the claimant wrote and where to reach them (kept out
+    of workflow history), and, once it closes, its decision and whole timeline."""
+
+    __tablename__ = "support_claim"
+
+    case_id: str = Field(primary_key=True, max_length=40)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    reason: str = Field(max_length=16)
+    contact_email: str = Field(max_length=254)
+    contact_digest: str = Field(max_length=64, index=True)  # rate limit per contact
+    description: str | None = Field(default=None, max_length=4000)
+    claim_token_digest: str = Field(max_length=64)
+    # The claim token, sealed until the "claim received" mail carrying it has gone.
+    sealed_token: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    opened_at: datetime = Field(sa_column=when(index=True))
+    recovery_case_id: str | None = Field(default=None, max_length=40)
+    # When a deadline first passed with nobody acting (for the escalation metrics).
+    escalated_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    state: str | None = Field(default=None, max_length=20)  # final state, None while open
+    closed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    decision: str | None = None  # JSON, once closed
+    timeline: str | None = None  # JSON, once closed
+
+
+class ClaimAnswer(SQLModel, table=True):
+    """What a claimant answered to a round of questions."""
+
+    __tablename__ = "claim_answer"
+    __table_args__ = (UniqueConstraint("case_id", "round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(max_length=40, index=True)
+    round: int
+    text: str = Field(max_length=4000)
+    at: datetime = Field(sa_column=when())
+
+
+class Staff(SQLModel, table=True):
+    """A support reviewer or supervisor, with the digest of their API key."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True, index=True)
+    role: str = Field(max_length=16)
+    key_digest: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=when())
+    disabled_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+
+
+class RecoveryCase(SQLModel, table=True):
+    """One row per self-service case, written when it opens (it counts toward the rate
+    limit from then on) and completed when the workflow closes it."""
+
+    __tablename__ = "recovery_case"
+
+    case_id: str = Field(primary_key=True, max_length=40)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    identifier_digest: str = Field(max_length=64, index=True)
+    channel: str = Field(max_length=8)
+    # Where to tell someone that no account exists under the address they typed; only for
+    # unknown email addresses and phone numbers, wiped when the case closes.
+    unknown_address: str | None = Field(default=None, max_length=254)
+    opened_at: datetime = Field(sa_column=when(index=True))
+    state: str | None = Field(default=None, max_length=16)  # final state, None while open
+    closed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    wrong_codes: int = 0
+    resends: int = 0
+
+
+class NotificationKind:
+    CODE = "code"
+    NO_ACCOUNT = "no_account"
+    PASSWORD_CHANGED = "password_changed"
+    BANNED = "banned"  # answers a recovery attempt on a banned account
+    ACCOUNT_DEACTIVATED = "account_deactivated"
+    BAN_ENDED = "ban_ended"
+    CONTACT_REPLACED = "contact_replaced"
+    ESCALATION = "escalation"
+
+
+class Notification(SQLModel, table=True):
+    """Every message sent, one row per (case, kind, attempt, channel): the row is written
+    before the message leaves, so a retried activity sends the same message again at most,
+    never a different one."""
+
+    __table_args__ = (UniqueConstraint("case_id", "kind", "attempt", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(max_length=40, index=True)
+    kind: str = Field(max_length=24)
+    attempt: int = 0
+    channel: str = Field(max_length=8)
+    recipient: str = Field(max_length=254)
+    # The code of a code message, encrypted with a key derived from the server secret, kept
+    # only until the case closes so a retry re-sends the same code.
+    sealed_code: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    failures: int = 0  # delivery attempts the provider refused or that never reached it
+    provider_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=when())

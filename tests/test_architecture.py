@@ -1,0 +1,117 @@
+"""The layers of docs/architecture.md, checked on the source: accounts only through the
+directory port, workflows only through the feature services, no SQL above them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCT = [
+    path
+    for folder in ("reclaim", "api", "activities", "workflows")
+    for path in sorted((REPO / folder).rglob("*.py"))
+] + [REPO / "worker.py"]
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports (`from a.b import c` counts as a.b and a.b.c)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _attributes(path: Path) -> set[str]:
+    """Every `x.name` a file uses, but the standard library's `signal.signal`."""
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute)
+        and not (isinstance(node.value, ast.Name) and node.value.id == "signal")
+    }
+
+
+def _where(paths: list[Path], test: object) -> list[str]:
+    return sorted(str(p.relative_to(REPO)) for p in paths if test(p))  # type: ignore[operator]
+
+
+def test_only_the_sql_directory_and_the_migrations_import_the_account_tables():
+    importers = _where(PRODUCT, lambda p: "reclaim.directory.tables" in _imports(p))
+
+    assert importers == ["reclaim/directory/sql.py", "reclaim/store/migrations/__init__.py"]
+
+
+def test_only_services_start_signal_update_or_query_workflows():
+    calls = {
+        "start_workflow",
+        "get_workflow_handle",
+        "execute_update",
+        "list_workflows",
+        "signal",
+        "query",
+    }
+    callers = _where(
+        [p for p in PRODUCT if not p.is_relative_to(REPO / "workflows")],
+        lambda p: _attributes(p) & calls,
+    )
+
+    assert callers == [
+        "reclaim/lifecycle/service.py",
+        "reclaim/recovery/service.py",
+        "reclaim/services.py",
+        "reclaim/support/service.py",
+    ]
+
+
+def test_routes_the_cli_and_activities_call_services_not_sql_or_temporal():
+    above = [
+        p
+        for p in PRODUCT
+        if p.is_relative_to(REPO / "api")
+        or p.is_relative_to(REPO / "activities")
+        or p.is_relative_to(REPO / "reclaim" / "cli")
+    ]
+    forbidden = ("sqlmodel", "temporalio.client", "reclaim.store.models", "reclaim.directory.sql")
+
+    offenders = {
+        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.startswith(forbidden))
+        for p in above
+    }
+
+    assert {path: found for path, found in offenders.items() if found} == {}
+
+
+def test_workflows_import_only_contracts_and_case_texts():
+    allowed = (
+        "__future__",
+        "asyncio",
+        "collections.abc",
+        "datetime",
+        "hmac",
+        "temporalio",
+        "workflows.",
+        "reclaim.contracts",
+        "reclaim.recovery.contracts",
+        "reclaim.support.contracts",
+        "reclaim.lifecycle.contracts",
+        "reclaim.temporal.search_attributes",
+        "reclaim.temporal.case_text",
+        "reclaim.temporal",
+    )
+    imported = {
+        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if not m.startswith(allowed))
+        for p in sorted((REPO / "workflows").glob("*.py"))
+    }
+
+    assert {path: found for path, found in imported.items() if found} == {}
+
+
+def test_nothing_cites_notes_outside_the_repository():
+    texts = [*PRODUCT, *(REPO / "docs").rglob("*.md"), REPO / "README.md"]
+
+    assert _where(texts, lambda p: "DESIGN.md" in p.read_text(encoding="utf-8")) == []
