@@ -8,7 +8,12 @@ from typing import Any
 
 from temporalio.api.common.v1 import Payload
 
-from reclaim.temporal.codec import ENCODING, EncryptionCodec
+from reclaim.temporal.codec import ENCODING, EncryptionCodec, derived_key
+from tests.stack import TEST_SECRET
+
+# The codec of every test stack (its key derived from the tests' secret, as a deployment without
+# RECLAIM_CODEC_KEYS derives it): recorded histories are encrypted with it.
+TEST_CODEC = EncryptionCodec([derived_key(TEST_SECRET.encode())])
 
 
 def payloads(node: Any) -> list[Payload]:

@@ -33,7 +33,8 @@ the person types it, then chooses a new password.
 **Support claim**: someone who cannot use self-service asks a person to recover the account. \
 A reviewer decides with the evidence checks (never the evidence itself).
 
-- `submitted` → `in_review` ⇄ `awaiting_claimant` → `approved` | `rejected` | `abandoned`
+- `submitted` → `in_review` ⇄ `awaiting_claimant` → `approved` | `rejected` | `abandoned`;
+  `cancelled` by an operator (`reclaim cases cancel <id>`)
 - a missed first-response or decision deadline sets `RecoveryEscalated` and mails the leads
 - reviewers act through the staff API (`/v1/staff/cases/<id>/…`) with their staff key
 - queries: `staff_view` (everything a reviewer sees), `claimant_view`

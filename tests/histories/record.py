@@ -1,9 +1,13 @@
 """Record the histories that tests/workflows/test_replay.py replays.
 
-    python -m tests.histories.record [recovery] [lifecycle] [support] [--version v2]
+    python -m tests.histories.record [recovery] [lifecycle] [support] [--version v3]
 
 Run it when a deliberate, patched change to a workflow should be captured too: keep the old
 files (they prove running cases still replay) and add the new ones under a new name.
+
+Histories are recorded as a deployment writes them: every payload encrypted by the codec, with
+the key derived from the tests' secret (`tests.history_text.TEST_CODEC`), which the replay
+test uses to read them; `--plain` records them unencrypted, as the v1 files were.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from reclaim.binaries import temporal_test_server
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.recovery.contracts import RecoveryRules
-from reclaim.support.contracts import ClaimReason
+from reclaim.support.contracts import CancelClaim, ClaimCalls, ClaimReason
+from reclaim.temporal.codec import data_converter
 from reclaim.temporal.connection import register_search_attributes
+from tests.history_text import TEST_CODEC
 from tests.mailbox import MailSink, smtp_server
 from tests.sms_gateway import SmsGateway
 from tests.workflows.harness import Case, Ledger, recovery_case
@@ -112,13 +119,30 @@ async def _refused_reset(case: Case) -> None:
     await _refused(case.set_password())
 
 
+async def password_refused_by_directory(case: Case) -> None:
+    await case.submit(case.code())
+    await _refused(case.set_password())
+    await case.set_password(hash_="$argon2id$another")
+
+
+SCENARIOS["password_refused_by_directory"] = (
+    password_refused_by_directory,
+    {"ledger": Ledger(directory_refusals=1)},
+)
+CONVERTER: DataConverter = data_converter(TEST_CODEC)
+
+
+async def _environment() -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server(), data_converter=CONVERTER
+    )
+
+
 async def record_recovery(version: str) -> list[Path]:
     HERE.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (play, options) in SCENARIOS.items():
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=temporal_test_server()
-        )
+        env = await _environment()
         try:
             await register_search_attributes(env.client, env.client.namespace)
             async with recovery_case(env, rules=RecoveryRules(), **options) as case:  # type: ignore[arg-type]
@@ -263,7 +287,18 @@ async def claim_restored_inside_grace(life: Lifecycle) -> list[str]:
     return [claim.case_id]
 
 
+async def claim_cancelled_by_an_operator(life: Lifecycle) -> list[str]:
+    desk = SupportDesk(life)
+    await life.add_account()
+    claim = await desk.file(**STRONG_EVIDENCE)
+    await claim.assign()
+    await claim.update(ClaimCalls.CANCEL, CancelClaim("operator:olivia", "duplicate claim"))
+    await claim.closed()
+    return [claim.case_id]
+
+
 SUPPORT: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
+    "claim_cancelled_by_an_operator": claim_cancelled_by_an_operator,
     "claim_approved_after_escalation": claim_approved_after_escalation,
     "claim_abandoned": claim_abandoned,
     "claim_refused_then_rejected": claim_refused_then_rejected,
@@ -288,9 +323,7 @@ async def _record_with_worker(
     the histories of the cases it names."""
     written = []
     for name, play in scenarios.items():
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=temporal_test_server()
-        )
+        env = await _environment()
         sms = SmsGateway()
         sms.start()
         try:
@@ -329,8 +362,12 @@ async def main() -> None:
     parser.add_argument(
         "kinds", nargs="*", metavar="KIND", help="recovery, lifecycle, support [all]"
     )
-    parser.add_argument("--version", default="v1")
+    parser.add_argument("--version", default="v2")
+    parser.add_argument("--plain", action="store_true", help="record without the codec")
     args = parser.parse_args()
+    if args.plain:
+        global CONVERTER
+        CONVERTER = DataConverter.default
     for kind in args.kinds or list(RECORDERS):
         await RECORDERS[kind](args.version)
 

@@ -4,11 +4,16 @@ that would break running cases fails here (use `workflow.patched` for deliberate
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
+
+from reclaim.temporal.codec import data_converter
+from tests.history_text import TEST_CODEC, all_encrypted
 
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
@@ -30,8 +35,20 @@ def test_every_workflow_type_has_stored_histories():
     assert {path.parent.name for path in STORED} <= set(WORKFLOWS)
 
 
+def test_the_newer_histories_were_recorded_through_the_codec():
+    """As a deployment writes them: what replays must be what Temporal really stores."""
+    newer = [path for path in STORED if not path.stem.startswith("v1_")]
+
+    assert newer and all(all_encrypted(json.loads(path.read_text())) for path in newer)
+
+
 @pytest.mark.parametrize("path", STORED, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_stored_history_replays(path: Path):
-    history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
+    text = await asyncio.to_thread(path.read_text)
+    history = WorkflowHistory.from_json(path.stem, text)
+    converter = (
+        data_converter(TEST_CODEC) if all_encrypted(json.loads(text)) else DataConverter.default
+    )
 
-    await Replayer(workflows=[WORKFLOWS[path.parent.name]]).replay_workflow(history)
+    replayer = Replayer(workflows=[WORKFLOWS[path.parent.name]], data_converter=converter)
+    await replayer.replay_workflow(history)
