@@ -193,20 +193,24 @@ def scripts_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 def test_a_new_revision_leaves_older_databases_behind_until_upgraded(
     scripts_copy: Path, empty: Engine, tmp_path: Path
 ):
-    migrations.upgrade(empty)  # at 0002, the newest shipped
+    shipped = migrations.upgrade(empty).after  # the newest shipped revision
+    following = f"{int(shipped) + 1:04d}"
     scratch = make_engine(f"sqlite:///{tmp_path / 'scratch.db'}")
 
     written = Path(migrations.new_revision("nothing new", scratch))
     scratch.dispose()
 
     assert written.parent == scripts_copy / "versions"
-    assert written.name == "0003_nothing_new.py"
+    assert written.name == f"{following}_nothing_new.py"
     text = written.read_text()
-    assert "down_revision = '0002'" in text
-    assert "op." not in text.partition("def upgrade")[2]  # the models agree with 0002
-    with pytest.raises(migrations.SchemaNotCurrent, match="at schema revision 0002, this release"):
+    assert f"down_revision = '{shipped}'" in text
+    assert "op." not in text.partition("def upgrade")[2]  # the models agree with the newest
+    with pytest.raises(
+        migrations.SchemaNotCurrent, match=f"at schema revision {shipped}, this release"
+    ):
         migrations.require_current(empty)
-    assert migrations.upgrade(empty).describe() == "upgraded from 0002 to revision 0003"
+    upgraded = migrations.upgrade(empty).describe()
+    assert upgraded == f"upgraded from {shipped} to revision {following}"
     migrations.require_current(empty)
 
 
@@ -220,3 +224,38 @@ def test_a_database_from_a_newer_release_is_let_through(
     migrations.require_current(empty)
 
     assert "database schema 0099 is newer than this release knows" in caplog.text
+
+
+def test_cases_keep_their_account_ids_without_a_foreign_key_to_the_built_in_table(
+    empty: Engine,
+):
+    """A directory whose accounts live elsewhere names ids `account` does not hold; a case
+    recorded before the change keeps its account id."""
+    _made_before_migrations(empty)
+    with empty.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO recovery_case (case_id, account_id, identifier_digest, channel, "
+                "opened_at, wrong_codes, resends) VALUES ('rc_kept', 1, 'd', 'email', :at, 0, 0)"
+            ),
+            {"at": datetime(2026, 1, 2, tzinfo=UTC)},
+        )
+
+    migrations.upgrade(empty)
+
+    inspector = sa.inspect(empty)
+    for table in ("recovery_case", "support_claim"):
+        assert inspector.get_foreign_keys(table) == [], table
+        assert f"ix_{table}_account_id" in {i["name"] for i in inspector.get_indexes(table)}
+    with empty.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO recovery_case (case_id, account_id, identifier_digest, channel, "
+                "opened_at, wrong_codes, resends) VALUES ('rc_ldap', 9999, 'd', 'email', :at, 0, 0)"
+            ),
+            {"at": datetime(2026, 1, 2, tzinfo=UTC)},
+        )
+        kept = connection.execute(
+            sa.text("SELECT account_id FROM recovery_case WHERE case_id = 'rc_kept'")
+        ).scalar_one()
+    assert kept == 1

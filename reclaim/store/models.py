@@ -55,7 +55,8 @@ class SupportClaim(SQLModel, table=True):
     __tablename__ = "support_claim"
 
     case_id: str = Field(primary_key=True, max_length=40)
-    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    # An account id of the directory, which may keep its accounts elsewhere: no foreign key.
+    account_id: int | None = Field(default=None, index=True)
     reason: str = Field(max_length=16)
     contact_email: str = Field(max_length=254)
     contact_digest: str = Field(max_length=64, index=True)  # rate limit per contact
@@ -104,7 +105,8 @@ class RecoveryCase(SQLModel, table=True):
     __tablename__ = "recovery_case"
 
     case_id: str = Field(primary_key=True, max_length=40)
-    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    # An account id of the directory, which may keep its accounts elsewhere: no foreign key.
+    account_id: int | None = Field(default=None, index=True)
     identifier_digest: str = Field(max_length=64, index=True)
     channel: str = Field(max_length=8)
     # Where to tell someone that no account exists under the address they typed; only for
