@@ -14,7 +14,6 @@ from temporalio.worker import Replayer
 
 from reclaim.temporal.codec import data_converter
 from tests.history_text import TEST_CODEC, all_encrypted
-
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.support import SupportCaseWorkflow
