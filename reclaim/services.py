@@ -72,6 +72,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self.courier.aclose()
+        await self.directory.aclose()
 
     # -- every kind of case, for operators ---------------------------------------------------
 

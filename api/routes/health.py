@@ -12,12 +12,17 @@ from sqlalchemy import text
 from api.deps import AppServices
 from api.errors import ApiError
 from api.metrics import ApiMetrics
+from reclaim.directory import DirectoryUnavailable
 
 router = APIRouter(tags=["operations"])
 
+# Seconds /readyz gives the directory.
+READY_TIMEOUT = 5.0
 
-@router.get("/healthz", summary="Whether the database and Temporal answer")
-async def healthz(services: AppServices) -> JSONResponse:
+
+async def _checks(services: AppServices) -> dict[str, str]:
+    """The database and Temporal: "ok", or why not."""
+
     def database() -> None:
         with services.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -33,10 +38,45 @@ async def healthz(services: AppServices) -> JSONResponse:
         checks["temporal"] = "ok" if healthy else "unavailable"
     except Exception as err:
         checks["temporal"] = f"unavailable ({type(err).__name__})"
+    return checks
+
+
+def _answer(checks: dict[str, str], **extra: str) -> JSONResponse:
+    ok = all(value == "ok" for value in checks.values())
+    body: dict[str, str] = {"status": "ok" if ok else "unavailable", **checks, **extra}
+    if not ok:
+        body["reason"] = "; ".join(
+            f"{name}: {value}" for name, value in checks.items() if value != "ok"
+        )
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/healthz", summary="Whether the database and Temporal answer")
+async def healthz(services: AppServices) -> JSONResponse:
+    checks = await _checks(services)
     ok = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503
     )
+
+
+@router.get(
+    "/readyz",
+    summary="Whether the database, Temporal and the account directory answer (503 says why)",
+)
+async def readyz(services: AppServices) -> JSONResponse:
+    checks = await _checks(services)
+    directory = services.directory
+    try:
+        await asyncio.wait_for(directory.ping(), timeout=READY_TIMEOUT)
+        checks["directory"] = "ok"
+    except DirectoryUnavailable as err:
+        checks["directory"] = f"unavailable ({err})"
+    except TimeoutError:
+        checks["directory"] = f"unavailable (no answer within {READY_TIMEOUT:g} s)"
+    except Exception as err:
+        checks["directory"] = f"unavailable ({type(err).__name__})"
+    return _answer(checks, directory_kind=directory.name)
 
 
 @router.get(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from reclaim.cli.common import fail, operator, settings_for_command, when, with_services
+from reclaim.directory import Capability
 from reclaim.services import Services
 
 app = typer.Typer(help="Create, inspect, deactivate and ban accounts.", no_args_is_help=True)
@@ -54,9 +55,9 @@ def show(account_ref: AccountRef) -> None:
     async def work(services: Services) -> Any:
         account_id = await _account_id(services, account_ref)
         overview = await services.lifecycle.overview(account_id)
-        return overview, await services.recovery.cases_of(account_id)
+        return overview, await services.recovery.cases_of(account_id), services.directory
 
-    overview, recent = with_services(settings_for_command(), work)
+    overview, recent, directory = with_services(settings_for_command(), work)
     account = overview.account
     typer.echo(f"username:   {account.username} (id {account.id})")
     status = account.status.value
@@ -74,7 +75,10 @@ def show(account_ref: AccountRef) -> None:
     typer.echo(f"created:    {when(account.created_at)}")
     changed = account.password_changed_at
     typer.echo(f"password:   {f'changed {when(changed)}' if changed else 'as created'}")
-    typer.echo(f"sessions:   {overview.active_sessions} active")
+    if overview.active_sessions is None:
+        typer.echo(f"sessions:   kept by the applications ({directory.name} directory)")
+    else:
+        typer.echo(f"sessions:   {overview.active_sessions} active")
     typer.echo("recent recovery cases:" if recent else "recent recovery cases: none")
     for case in recent:
         typer.echo(
@@ -82,7 +86,10 @@ def show(account_ref: AccountRef) -> None:
             f"{case.state or 'open'}"
         )
     changes = overview.changes
-    typer.echo("lifecycle:" if changes else "lifecycle: no change since creation")
+    if Capability.STATUS not in directory.capabilities:
+        typer.echo(f"lifecycle:  the {directory.name} directory's own (locks, deletions)")
+    else:
+        typer.echo("lifecycle:" if changes else "lifecycle: no change since creation")
     for event in changes:
         line = f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.action:12} by {event.actor_kind}"
         line += f" ({event.actor})"

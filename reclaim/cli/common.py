@@ -73,7 +73,7 @@ def engine_for(settings: Settings) -> Engine:
 def with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
     """Run `work` with this deployment's services (Temporal connected on first use), and put
     what goes wrong in one line: a missing case, a refusal, Temporal or a worker away."""
-    from reclaim.directory import CapabilityMissing
+    from reclaim.directory import CapabilityMissing, DirectoryUnavailable
     from reclaim.errors import DomainError, Unavailable
     from reclaim.services import build_services
     from reclaim.temporal.connection import connect
@@ -96,6 +96,8 @@ def with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) 
             f"Temporal at {settings.temporal_address} (or a worker) is not answering: start it "
             "(reclaim dev, or reclaim worker) and retry"
         ) from err
+    except DirectoryUnavailable as err:
+        raise fail(f"the account directory is not answering: {err}") from err
     except (DomainError, CapabilityMissing) as err:
         raise fail(str(err)) from err
     finally:

@@ -136,7 +136,7 @@ class AccountOverview:
     """What `reclaim accounts show` prints besides the record and its changes."""
 
     account: AccountRecord
-    active_sessions: int
+    active_sessions: int | None  # None: sessions are not Reclaim's (an LDAP or HTTP directory)
     changes: list[AccountChange] = field(default_factory=list)
 
 
@@ -181,8 +181,22 @@ class DirectoryUnavailable(DirectoryError):
 
 class CapabilityMissing(DirectoryError):
     def __init__(self, directory: str, capability: Capability) -> None:
-        super().__init__(f"the {directory} directory cannot do this ({capability.value})")
+        super().__init__(
+            f"the {directory} account directory cannot do this ({capability.value}): "
+            f"{_MISSING.get(capability, 'see the README, Connecting your accounts')}"
+        )
         self.capability = capability
+
+
+# What to do instead, said with the refusal.
+_MISSING = {
+    Capability.CREATE: "accounts are made in the directory itself",
+    Capability.SIGN_IN: "people sign in to the applications that use the directory",
+    Capability.STATUS: "lock, disable or unlock the account in the directory itself",
+    Capability.PURGE: "delete the account in the directory itself",
+    Capability.CONTACTS: "change the account's addresses in the directory itself",
+    Capability.PASSWORD_HISTORY: "the directory keeps no readable password history",
+}
 
 
 class Directory(Protocol):
@@ -190,6 +204,14 @@ class Directory(Protocol):
 
     name: str
     capabilities: frozenset[Capability]
+
+    async def ping(self) -> None:
+        """Answer cheaply, or raise `DirectoryUnavailable` saying why (`/readyz`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the directory keeps open (connections)."""
+        ...
 
     # -- finding and reading -----------------------------------------------------------------
 

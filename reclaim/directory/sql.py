@@ -95,6 +95,12 @@ class SqlDirectory:
     async def _run(self, work: Callable[[Session], T]) -> T:
         return await in_session(self._engine, work)
 
+    async def ping(self) -> None:
+        """The accounts are in Reclaim's own database, which `/readyz` checks already."""
+
+    async def aclose(self) -> None:
+        pass
+
     # -- finding and reading -----------------------------------------------------------------
 
     async def find(self, identifier: Identifier) -> AccountRecord | None:

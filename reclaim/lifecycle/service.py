@@ -124,12 +124,14 @@ class LifecycleService:
         raise Refused(problem, f"This account is {problem.removeprefix('account_')}.")
 
     async def session(self, token: str) -> SessionView:
+        require(self._directory, Capability.SIGN_IN)
         view = await self._directory.session(token)
         if view is None:
             raise INVALID_SESSION
         return view
 
     async def sign_out(self, token: str) -> None:
+        require(self._directory, Capability.SIGN_IN)
         if not await self._directory.end_session(token):
             raise INVALID_SESSION
 
@@ -193,6 +195,7 @@ class LifecycleService:
         self, account_id: int, actor: Actor, reason: str | None = None
     ) -> LifecycleStatus | Pending:
         require(self._directory, Capability.STATUS)
+        require(self._directory, Capability.PURGE)  # a deactivation ends in a purge
         case_id = new_case_id(DELETION_CASE_PREFIX)
         case = DeletionInput(
             case_id=case_id,

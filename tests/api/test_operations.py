@@ -26,6 +26,19 @@ async def test_healthz_says_ok_when_the_database_and_temporal_answer(stack: Stac
     assert response.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
 
 
+async def test_readyz_adds_the_account_directory(stack: Stack):
+    response = await stack.http.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "temporal": "ok",
+        "directory": "ok",
+        "directory_kind": "sql",
+    }
+
+
 async def test_without_temporal_the_api_answers_503_and_keeps_nothing(
     tmp_path: Path, mail: MailSink, sms: SmsGateway
 ):
@@ -40,12 +53,15 @@ async def test_without_temporal_the_api_answers_503_and_keeps_nothing(
     )
     async with serve_api(settings) as base_url, httpx.AsyncClient(base_url=base_url) as http:
         health = await http.get("/healthz")
+        ready = await http.get("/readyz")
         opened = await http.post("/v1/recovery", json={"identifier": "jane@example.com"})
         looked_up = await http.get("/v1/recovery/rc_AAAAAAAAAAAAAAAAAAAAAA")
 
     assert health.status_code == 503
     assert health.json()["database"] == "ok"
     assert health.json()["temporal"].startswith("unavailable")
+    assert ready.status_code == 503
+    assert ready.json()["reason"].startswith("temporal: unavailable")
     for response in (opened, looked_up):
         assert response.status_code == 503, response.text
         assert response.json()["error"] == "temporarily_unavailable"

@@ -9,8 +9,9 @@
 - `create_schema` makes every table of today's models at once and records it as the newest
   revision, for tests and measurements: tests/test_migrations.py keeps the models and the
   migrations equal, so both paths give the same schema.
-- `schema` is every table Reclaim owns: the features' (`reclaim.store.models`) and the
-  built-in directory's (`reclaim.directory.tables`).
+- `schema` is every table Reclaim owns: the features' (`reclaim.store.models`), the
+  built-in directory's (`reclaim.directory.tables`) and the ids of the accounts an LDAP or
+  HTTP directory holds (`reclaim.directory.links`).
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def schema() -> sa.MetaData:
     """Every table of the models, registered on SQLModel's metadata by importing them."""
     from sqlmodel import SQLModel
 
+    import reclaim.directory.links
     import reclaim.directory.tables
     import reclaim.store.models  # noqa: F401
 
