@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 from activities.lifecycle import LifecycleActivities
 from activities.recovery import RecoveryActivities
 from activities.support import SupportActivities
+from reclaim.directory import check_settings
 from reclaim.logs import ActivityLogContext
 from reclaim.notify.courier import Courier
 from reclaim.services import Services, build_services, courier_for
@@ -79,7 +80,9 @@ def compile_workflows() -> None:
 
 
 async def run_worker(settings: Settings) -> None:
-    connect_options(settings)  # settings that cannot work are refused before anything starts
+    # Settings that cannot work are refused before anything starts.
+    connect_options(settings)
+    check_settings(settings)
     compile_workflows()
     engine = make_engine(settings.resolved_database_url)
     require_current(engine)  # the schema is `reclaim db upgrade`'s business, not the worker's

@@ -132,6 +132,36 @@ class Settings(BaseSettings):
     # Region used to read phone numbers written without a country code (e.g. "US", "FR").
     default_region: str | None = None
 
+    # Where the accounts are (reclaim/directory): `sql`, Reclaim's own tables (the default);
+    # `ldap`, an LDAP server or Active Directory; `http`, the organisation's own application
+    # implementing docs/directory-http.md. `reclaim.directory.check_settings` refuses, at
+    # start-up and in one line, settings that cannot work.
+    directory: Literal["sql", "ldap", "http"] = "sql"
+    # LDAP: `ldap://host[:port]` (StartTLS with RECLAIM_LDAP_STARTTLS) or `ldaps://host[:port]`,
+    # the CA that signed the server's certificate (else the system's), the service account
+    # Reclaim binds as (it reads the users, sets their passwords, writes their mail and
+    # phone), where the users are and which entries are users, the attributes that hold the
+    # username, the email and the phone, and the server's kind (`openldap` or `ad`).
+    ldap_url: str | None = None
+    ldap_starttls: bool = False
+    ldap_ca_file: Path | None = None
+    ldap_bind_dn: str | None = None
+    ldap_bind_password: SecretStr | None = None
+    ldap_user_base: str | None = None
+    ldap_user_filter: str = "(objectClass=inetOrgPerson)"
+    ldap_username_attr: str | None = None  # uid on OpenLDAP, sAMAccountName on AD
+    ldap_email_attr: str = "mail"
+    ldap_phone_attr: str = "mobile"
+    ldap_flavor: Literal["openldap", "ad"] = "openldap"
+    # Seconds to connect and to wait for an answer; connections kept open per process.
+    ldap_timeout: float = Field(5.0, gt=0)
+    ldap_pool_size: int = Field(4, ge=1)
+    # HTTP: the host application's base URL and the Standard Webhooks secret (`whsec_` and
+    # base64) every request is signed with; seconds to wait for an answer.
+    http_directory_url: str | None = None
+    http_directory_secret: SecretStr | None = None
+    http_directory_timeout: float = Field(5.0, gt=0)
+
     # argon2id cost (argon2-cffi's defaults are RFC 9106's low-memory profile).
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_cost: int = Field(65_536, ge=8)
@@ -142,6 +172,12 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'reclaim.db'}"
+
+    @property
+    def resolved_ldap_username_attr(self) -> str:
+        if self.ldap_username_attr:
+            return self.ldap_username_attr
+        return "sAMAccountName" if self.ldap_flavor == "ad" else "uid"
 
     @property
     def resolved_webotp_domain(self) -> str:

@@ -27,6 +27,7 @@ from reclaim.store.engine import make_engine
 from reclaim.store.migrations import create_schema
 from reclaim.temporal import search_attributes
 from reclaim.temporal.connection import register_search_attributes
+from tests.ldap_server import STRICT_POLICY, Slapd, slapd_missing
 from tests.mailbox import MailSink, smtp_server
 from tests.sms_gateway import SmsGateway
 from tests.stack import FAST_ARGON2, TEST_SECRET, Stack, running_stack, stack_settings
@@ -194,3 +195,26 @@ async def stack(stack_parts: StackParts, mail: MailSink, sms: SmsGateway) -> Asy
     settings, engine = stack_parts()
     async with running_stack(settings, engine, mail, sms) as running:
         yield running
+
+
+# The people of the tests' LDAP server (tests/ldap_server.py).
+LDAP_OLD = "correct horse battery staple"
+LDAP_JANE = {"uid": "jane", "mail": "jane@example.com", "mobile": "+1 415 555 0123"}
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[Slapd]:
+    """A real OpenLDAP server of this test's own, with jane (email and phone), bob (email),
+    and sam (under a policy wanting 40 characters), all with the password `LDAP_OLD`."""
+    missing = slapd_missing()
+    if missing:
+        pytest.skip(missing)
+    server = Slapd(tmp_path / "slapd")
+    server.add_user("jane", LDAP_OLD, mail=LDAP_JANE["mail"], mobile=LDAP_JANE["mobile"])
+    server.add_user("bob", LDAP_OLD, mail="bob@example.com")
+    server.add_user("sam", LDAP_OLD, mail="sam@example.com", policy=STRICT_POLICY)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -33,10 +33,12 @@ def api() -> None:
     """Run the HTTP API (uvicorn)."""
     import uvicorn
 
+    from reclaim.directory import check_settings
     from reclaim.logs import uvicorn_log_config
 
     settings = settings_for_service()
     settings.secret_bytes()
+    check_settings(settings)  # settings that cannot work are refused before uvicorn starts
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -1,0 +1,263 @@
+"""The LDAP directory against a real OpenLDAP (tests/ldap_server.py): finding people by what
+they type, stable ids, the new password through the server's policy, lock states, contacts,
+and a server that stops answering."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from reclaim.contracts import ACCOUNT_HOLDER, AccountStatus, CaseError
+from reclaim.directory import (
+    AccountExists,
+    AccountGone,
+    Capability,
+    CapabilityMissing,
+    Directory,
+    DirectoryUnavailable,
+    PasswordRejected,
+    directory_for,
+)
+from reclaim.identifiers import Identifier, IdentifierKind
+from reclaim.security import Keys
+from reclaim.settings import Settings
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import create_schema
+from tests.conftest import LDAP_OLD
+from tests.ldap_server import PEOPLE, Slapd
+from tests.stack import FAST_ARGON2, TEST_PASSWORDS, TEST_SECRET
+
+NEW = "violet tangerine marmalade kayak"
+JANE_DN = f"uid=jane,{PEOPLE}"
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _username(value: str) -> Identifier:
+    return Identifier(IdentifierKind.USERNAME, value)
+
+
+def _email(value: str) -> Identifier:
+    return Identifier(IdentifierKind.EMAIL, value)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'reclaim.db'}")
+    create_schema(engine)
+    yield engine  # type: ignore[misc]
+    engine.dispose()
+
+
+def _directory(slapd: Slapd, engine: Engine, **overrides: Any) -> Directory:
+    settings = Settings(
+        secret_key=TEST_SECRET, **FAST_ARGON2, **{**slapd.reclaim_settings(), **overrides}
+    )
+    return directory_for(settings, engine, Keys(TEST_SECRET.encode()), TEST_PASSWORDS)
+
+
+@pytest.fixture
+async def ldap(slapd: Slapd, sqlite_engine: Engine) -> AsyncIterator[Directory]:
+    directory = _directory(slapd, sqlite_engine)
+    yield directory
+    await directory.aclose()
+
+
+async def _set(directory: Directory, account_id: int, password: str, case_id: str) -> None:
+    prepared = await directory.new_password(case_id, password)
+    await directory.set_password(account_id, prepared, case_id=case_id, at=NOW)
+
+
+async def test_people_are_found_by_username_email_or_phone_with_one_stable_id(ldap: Directory):
+    by_name = await ldap.find(_username("jane"))
+    by_mail = await ldap.find(_email("jane@example.com"))
+    by_phone = await ldap.find(Identifier(IdentifierKind.PHONE, "+14155550123"))
+
+    assert by_name is not None and by_mail is not None and by_phone is not None
+    assert by_name.id == by_mail.id == by_phone.id
+    assert (by_name.username, by_name.email, by_name.phone) == (
+        "jane",
+        "jane@example.com",
+        "+14155550123",  # "+1 415 555 0123" in the directory, E.164 here
+    )
+    assert by_name.status is AccountStatus.ACTIVE and by_name.created_at is not None
+    assert await ldap.get(by_name.id) == by_name
+    bob = await ldap.find(_username("bob"))
+    assert bob is not None and bob.id != by_name.id and bob.phone is None
+    assert await ldap.find(_username("nobody")) is None
+    assert await ldap.get(by_name.id + 1000) is None
+
+
+async def test_an_entry_renamed_in_the_directory_keeps_its_id(ldap: Directory, slapd: Slapd):
+    jane = await ldap.find(_username("jane"))
+    assert jane is not None
+    with slapd.admin() as admin:
+        assert admin.modify_dn(JANE_DN, "uid=janet")
+        assert admin.modify(f"uid=janet,{PEOPLE}", {"uid": [("MODIFY_REPLACE", ["janet"])]}), (
+            admin.result
+        )
+
+    renamed = await ldap.find(_username("janet"))
+
+    assert renamed is not None and renamed.id == jane.id and renamed.username == "janet"
+    assert await ldap.find(_username("jane")) is None
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        _username("*"),
+        _username("*)(uid=*"),
+        _username("jane)(|(uid=*"),
+        _username("j*"),
+        _username("jane\\"),
+        _email("*@example.com"),
+        _email("j*@example.com"),
+        Identifier(IdentifierKind.PHONE, "+1*"),
+    ],
+)
+async def test_an_injection_shaped_identifier_finds_nobody_and_breaks_nothing(
+    ldap: Directory, identifier: Identifier
+):
+    assert await ldap.find(identifier) is None
+    assert (await ldap.find(_username("jane"))) is not None  # the server still answers
+
+
+async def test_a_new_password_goes_through_the_server_and_the_old_one_stops_working(
+    ldap: Directory, slapd: Slapd
+):
+    jane = await ldap.find(_username("jane"))
+    assert jane is not None
+    prepared = await ldap.new_password("rc_one", NEW)
+    assert prepared.hash == "" and prepared.sealed and NEW not in prepared.sealed
+
+    await ldap.set_password(jane.id, prepared, case_id="rc_one", at=NOW)
+    # A retried activity (the answer was lost): applied once, no refusal.
+    await ldap.set_password(jane.id, prepared, case_id="rc_one", at=NOW)
+
+    assert slapd.binds(JANE_DN, NEW)
+    assert not slapd.binds(JANE_DN, LDAP_OLD)
+    # The history is readable by the service account: reuse is seen before the server's say.
+    assert await ldap.password_reused(jane.id, LDAP_OLD)
+    assert await ldap.password_reused(jane.id, NEW)
+    assert not await ldap.password_reused(jane.id, "an entirely different one 42")
+    assert await ldap.matching_passwords(jane.id, [LDAP_OLD, "never used it 1", NEW]) == 2
+    assert await ldap.matching_passwords(None, [LDAP_OLD]) == 0
+    changed = await ldap.get(jane.id)
+    assert changed is not None and changed.password_changed_at is not None
+
+
+async def test_the_servers_history_refuses_a_reused_password(ldap: Directory, slapd: Slapd):
+    jane = await ldap.find(_username("jane"))
+    assert jane is not None
+    await _set(ldap, jane.id, NEW, "rc_first")
+
+    with pytest.raises(PasswordRejected) as refused:
+        await _set(ldap, jane.id, LDAP_OLD, "rc_second")
+
+    assert refused.value.error is CaseError.PASSWORD_REUSED
+    assert slapd.binds(JANE_DN, NEW)
+
+
+async def test_the_servers_length_rule_refuses_a_short_password(ldap: Directory, slapd: Slapd):
+    sam = await ldap.find(_username("sam"))
+    assert sam is not None
+
+    with pytest.raises(PasswordRejected) as refused:
+        await _set(ldap, sam.id, NEW, "rc_short")  # 32 characters, the policy wants 40
+
+    assert refused.value.error is CaseError.WEAK_PASSWORD
+    assert refused.value.reasons == ["too short for the directory's policy"]
+    assert slapd.binds(f"uid=sam,{PEOPLE}", LDAP_OLD)
+    await _set(ldap, sam.id, NEW + " and eight more", "rc_long")
+    assert slapd.binds(f"uid=sam,{PEOPLE}", NEW + " and eight more")
+
+
+async def test_a_lockout_after_failed_binds_is_recoverable_and_cleared(
+    ldap: Directory, slapd: Slapd
+):
+    for _ in range(3):
+        assert not slapd.binds(JANE_DN, "not her password")
+    assert "pwdAccountLockedTime" in slapd.read(JANE_DN, "pwdAccountLockedTime")
+    assert not slapd.binds(JANE_DN, LDAP_OLD)  # locked
+    jane = await ldap.find(_username("jane"))
+    assert jane is not None and jane.status is AccountStatus.ACTIVE
+
+    await _set(ldap, jane.id, NEW, "rc_unlock")
+
+    assert "pwdAccountLockedTime" not in slapd.read(JANE_DN, "pwdAccountLockedTime")
+    assert slapd.binds(JANE_DN, NEW)
+
+
+async def test_an_account_locked_by_an_administrator_reads_as_banned(ldap: Directory, slapd: Slapd):
+    slapd.replace(JANE_DN, pwdAccountLockedTime=["000001010000Z"])
+
+    jane = await ldap.find(_username("jane"))
+
+    assert jane is not None and jane.status is AccountStatus.BANNED
+    assert jane.status_reason == "locked by the directory's administrators"
+    with pytest.raises(AccountGone):
+        await _set(ldap, jane.id, NEW, "rc_banned")
+    with pytest.raises(AccountGone):
+        await ldap.reactivate(jane.id, NOW, ACCOUNT_HOLDER)
+    assert not slapd.binds(JANE_DN, NEW)
+
+
+async def test_an_approved_claim_writes_the_new_email_and_removes_the_phone(
+    ldap: Directory, slapd: Slapd
+):
+    jane = await ldap.find(_username("jane"))
+    assert jane is not None
+    given = {"case_id": "sc_1", "at": NOW, "actor": ACCOUNT_HOLDER, "reason": "claim"}
+
+    with pytest.raises(AccountExists):
+        await ldap.replace_contacts(jane.id, email="bob@example.com", **given)
+    await ldap.replace_contacts(jane.id, email="jane@new.example", **given)
+    await ldap.replace_contacts(jane.id, email="jane@new.example", **given)  # retried: same
+
+    assert slapd.read(JANE_DN, "mail", "mobile") == {"mail": ["jane@new.example"]}
+    assert await ldap.find(_email("jane@new.example")) is not None
+    assert not await ldap.was_contact(jane.id, *("email", "jane@example.com"))  # type: ignore[arg-type]
+
+
+async def test_what_the_directory_does_not_do_is_refused_by_capability(ldap: Directory):
+    assert ldap.capabilities == {Capability.CONTACTS, Capability.PASSWORD_HISTORY}
+    with pytest.raises(CapabilityMissing, match="people sign in to the applications"):
+        await ldap.sign_in(_username("jane"), LDAP_OLD)
+    jane = await ldap.find(_username("jane"))
+    assert jane is not None
+    overview = await ldap.overview(jane.id)
+    assert overview is not None and overview.active_sessions is None
+    assert await ldap.revoke_sessions(jane.id, NOW) == 0
+
+
+async def test_a_server_that_stops_answering_is_unavailable_then_back(
+    ldap: Directory, slapd: Slapd
+):
+    await ldap.ping()
+    jane = await ldap.find(_username("jane"))  # a pooled connection is now kept
+    assert jane is not None
+
+    slapd.stop()
+    with pytest.raises(DirectoryUnavailable, match="does not answer"):
+        await ldap.ping()
+    with pytest.raises(DirectoryUnavailable):
+        await ldap.get(jane.id)
+    slapd.start()
+
+    assert await ldap.get(jane.id) == jane
+    await ldap.ping()
+
+
+async def test_a_refused_service_account_says_which_settings_to_check(
+    slapd: Slapd, sqlite_engine: Engine
+):
+    directory = _directory(slapd, sqlite_engine, ldap_bind_password="not the password")
+
+    with pytest.raises(DirectoryUnavailable, match="RECLAIM_LDAP_BIND_DN and RECLAIM_LDAP_BIND"):
+        await directory.ping()
+    await directory.aclose()
