@@ -203,13 +203,16 @@ LDAP_JANE = {"uid": "jane", "mail": "jane@example.com", "mobile": "+1 415 555 01
 
 
 @pytest.fixture
-def slapd(tmp_path: Path) -> Iterator[Slapd]:
+def slapd(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Slapd]:
     """A real OpenLDAP server of this test's own, with jane (email and phone), bob (email),
-    and sam (under a policy wanting 40 characters), all with the password `LDAP_OLD`."""
+    and sam (under a policy wanting 40 characters), all with the password `LDAP_OLD`. A test
+    marked `@pytest.mark.private_history` gets one whose password history Reclaim cannot
+    read."""
     missing = slapd_missing()
     if missing:
         pytest.skip(missing)
-    server = Slapd(tmp_path / "slapd")
+    private = request.node.get_closest_marker("private_history") is not None
+    server = Slapd(tmp_path / "slapd", history_readable=not private)
     server.add_user("jane", LDAP_OLD, mail=LDAP_JANE["mail"], mobile=LDAP_JANE["mobile"])
     server.add_user("bob", LDAP_OLD, mail="bob@example.com")
     server.add_user("sam", LDAP_OLD, mail="sam@example.com", policy=STRICT_POLICY)

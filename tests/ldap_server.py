@@ -83,7 +83,7 @@ overlay ppolicy
 ppolicy_default "cn=default,ou=policies,{suffix}"
 ppolicy_use_lockout
 
-access to attrs=userPassword
+{history_acl}access to attrs=userPassword
     by dn.exact="{service}" write
     by self write
     by anonymous auth
@@ -143,7 +143,9 @@ userPassword: {service_password}
 class Slapd:
     """One slapd of a test's own. `add_user` before `start` (slapadd), `admin()` after."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, history_readable: bool = True) -> None:
+        """`history_readable=False`: the service account cannot read `pwdHistory` (only the
+        server's own policy knows the previous passwords)."""
         self.root = root
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -159,6 +161,7 @@ class Slapd:
             "service": SERVICE_DN,
             "service_password": ssha(SERVICE_PASSWORD),
             "strict": STRICT_POLICY,
+            "history_acl": "" if history_readable else "access to attrs=pwdHistory by * none\n",
         }
         self.config = root / "slapd.conf"
         self.config.write_text(CONFIG.format(**values))

@@ -1,0 +1,190 @@
+"""Recovering an account held in OpenLDAP, end to end over HTTP: the real API and worker, the
+session's Temporal dev server, a real slapd of the test's own (tests/ldap_server.py), the SMTP
+sink and the SMS webhook. What the person sees, and what the LDAP server then accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from reclaim.identifiers import Identifier, IdentifierKind
+from reclaim.notify.courier import Courier
+from tests.conftest import LDAP_JANE, LDAP_OLD, StackParts
+from tests.ldap_server import PEOPLE, Slapd
+from tests.mailbox import MailSink
+from tests.sms_gateway import SmsGateway
+from tests.stack import Stack, running_stack
+from worker import build_worker, courier_for
+
+JANE_DN = f"uid=jane,{PEOPLE}"
+PASSWORDS = [
+    "violet tangerine marmalade kayak",
+    "orchid lantern pebble saxophone",
+    "copper meadow whistle galaxy",
+]
+
+
+async def _poll(
+    read: Callable[[], Awaitable[Any]], until: Callable[[Any], bool], within: float = 30
+) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        answer = await read()
+        if until(answer):
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never came: {answer}")
+        await asyncio.sleep(0.1)
+
+
+async def _verify(stack: Stack, case_id: str, code: str) -> str:
+    granted = await stack.http.post(f"/v1/recovery/{case_id}/code", json={"code": code})
+    assert granted.status_code == 200, granted.text
+    return str(granted.json()["reset_token"])
+
+
+async def _choose(stack: Stack, case_id: str, token: str, password: str) -> Any:
+    return await stack.http.post(
+        f"/v1/recovery/{case_id}/password",
+        json={"reset_token": token, "new_password": password},
+    )
+
+
+async def test_an_ldap_user_recovers_by_email_phone_and_username(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(**slapd.reclaim_settings())
+    async with running_stack(settings, engine, mail, sms) as stack:
+        ready = await stack.http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["directory_kind"] == "ldap"
+        old = LDAP_OLD
+        ways = [
+            ("Jane@Example.com", None, "email"),
+            ("+1 415 555 0123", None, "sms"),
+            ("JANE", "email", "email"),
+        ]
+        mails = 0
+        for (identifier, channel, delivered), new in zip(ways, PASSWORDS, strict=True):
+            case = await stack.open_case(identifier, channel)
+            assert (case["state"], case["channel"]) == ("awaiting_code", delivered)
+            if delivered == "email":
+                mails += 1
+                code = await mail.code_for(LDAP_JANE["mail"], nth=mails)
+            else:
+                code = await sms.code_for("+14155550123")
+            token = await _verify(stack, case["case_id"], code)
+
+            done = await _choose(stack, case["case_id"], token, new)
+
+            assert done.status_code == 200, done.text
+            assert done.json() == {"case_id": case["case_id"], "state": "completed"}
+            assert slapd.binds(JANE_DN, new), f"new password refused after {identifier}"
+            assert not slapd.binds(JANE_DN, old), f"old password still works after {identifier}"
+            old = new
+        # Every contact the directory holds is told.
+        await mail.wait_for(
+            lambda m: m["To"] == LDAP_JANE["mail"] and "password was changed" in m["Subject"]
+        )
+        await sms.wait_for("+14155550123", "password of jane was changed")
+        # Sessions are the applications' own: Reclaim says so instead of half-working.
+        session = await stack.sign_in("jane", old)
+        assert session.status_code == 501
+        assert session.json()["error"] == "not_supported"
+        assert "people sign in to the applications" in session.json()["message"]
+
+
+@pytest.mark.private_history
+async def test_a_password_the_servers_history_refuses_can_be_chosen_again(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """Reclaim cannot read this server's pwdHistory: the server's policy has the last word,
+    and the person sees the same answer Reclaim's own check gives."""
+    settings, engine = stack_parts(**slapd.reclaim_settings())
+    async with running_stack(settings, engine, mail, sms) as stack:
+        first = await stack.open_case("jane")
+        token = await _verify(stack, first["case_id"], await mail.code_for(LDAP_JANE["mail"]))
+        assert (await _choose(stack, first["case_id"], token, PASSWORDS[0])).status_code == 200
+        second = await stack.open_case("jane")
+        code = await mail.code_for(LDAP_JANE["mail"], nth=2)
+        token = await _verify(stack, second["case_id"], code)
+
+        jane = await stack.services.directory.find(Identifier(IdentifierKind.USERNAME, "jane"))
+        assert jane is not None
+        assert not await stack.services.directory.password_reused(jane.id, LDAP_OLD)
+
+        reused = await _choose(stack, second["case_id"], token, LDAP_OLD)
+
+        assert reused.status_code == 422, reused.text
+        assert reused.json()["error"] == "password_reused"
+        view = (await stack.http.get(f"/v1/recovery/{second['case_id']}")).json()
+        assert view["state"] == "verified"  # the same token, another try
+        assert slapd.binds(JANE_DN, PASSWORDS[0])
+        again = await _choose(stack, second["case_id"], token, PASSWORDS[1])
+        assert again.status_code == 200, again.text
+        assert slapd.binds(JANE_DN, PASSWORDS[1])
+        assert not slapd.binds(JANE_DN, LDAP_OLD)
+
+
+async def test_an_injection_shaped_identifier_finds_nobody_and_breaks_nothing(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(**slapd.reclaim_settings())
+    async with running_stack(settings, engine, mail, sms) as stack:
+        # `*` is allowed in an email's local part: unescaped, it would match every address.
+        wildcard = await stack.open_case("*@example.com")
+        refused = await stack.http.post("/v1/recovery", json={"identifier": "jane)(|(uid=*"})
+
+        assert refused.status_code == 422
+        assert refused.json()["error"] == "invalid_identifier"
+        # Treated as the unknown address it is: that address is told nobody has an account.
+        await mail.wait_for(lambda m: m["To"] == "*@example.com")
+        assert wildcard["state"] == "awaiting_code"
+        assert mail.to(LDAP_JANE["mail"]) == [] and mail.to("bob@example.com") == []
+        assert (await stack.http.get("/readyz")).status_code == 200
+        case = await stack.open_case("jane@example.com")
+        token = await _verify(stack, case["case_id"], await mail.code_for(LDAP_JANE["mail"]))
+        assert (await _choose(stack, case["case_id"], token, PASSWORDS[0])).status_code == 200
+
+
+async def test_a_case_waits_while_the_ldap_server_is_down_and_finishes_after(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(**slapd.reclaim_settings())
+    async with running_stack(settings, engine, mail, sms, worker=False) as stack:
+        case = await stack.open_case("jane@example.com")  # found while the server answers
+        case_id = case["case_id"]
+        slapd.stop()
+        courier: Courier = courier_for(settings)
+        async with build_worker(
+            stack.client, settings, engine, courier, task_queue=settings.task_queue
+        ):
+            # The code cannot be addressed: the send activity retries, the case waits.
+            waiting = await _poll(
+                lambda: stack.http.get(f"/v1/recovery/{case_id}"),
+                lambda r: r.json()["delivery"] == "retrying",
+            )
+            assert waiting.json()["state"] == "awaiting_code"
+            ready = await stack.http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["directory"].startswith("unavailable (the LDAP server does not")
+            assert ready.json()["reason"].startswith("directory: unavailable")
+            another = await stack.http.post("/v1/recovery", json={"identifier": "bob"})
+            assert another.status_code == 503, another.text
+            assert another.json()["error"] == "temporarily_unavailable"
+
+            slapd.start()
+            token = await _verify(stack, case_id, await mail.code_for(LDAP_JANE["mail"]))
+            slapd.stop()
+            down = await _choose(stack, case_id, token, PASSWORDS[0])
+            assert down.status_code == 503, down.text
+            assert down.json()["error"] == "temporarily_unavailable"
+            slapd.start()
+            done = await _choose(stack, case_id, token, PASSWORDS[0])
+            assert done.status_code == 200, done.text
+        await courier.aclose()
+    assert slapd.binds(JANE_DN, PASSWORDS[0])
+    assert not slapd.binds(JANE_DN, LDAP_OLD)
