@@ -1,0 +1,296 @@
+"""A host application with its own users, implementing Reclaim's HTTP directory contract
+(docs/directory-http.md) under /reclaim. A reference, not a product: copy what you need.
+
+    export HOST_WEBHOOK_SECRET=whsec_...   # the same as RECLAIM_HTTP_DIRECTORY_SECRET
+    python examples/host_directory/app.py add-user --db host.db --username jane \\
+        --email jane@example.com --phone +14155550123 --password 'correct horse battery staple'
+    python examples/host_directory/app.py serve --db host.db --port 9000
+    # then RECLAIM_DIRECTORY=http RECLAIM_HTTP_DIRECTORY_URL=http://127.0.0.1:9000/reclaim
+
+It keeps users, their last passwords (scrypt), sessions, and the answer to every change by
+its idempotency key (`webhook-id`): a change Reclaim sends again is answered, not redone.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from standardwebhooks import Webhook, WebhookVerificationError
+
+HISTORY = 5  # a new password may not be one of the last five
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT UNIQUE NOT NULL,
+    email TEXT UNIQUE NOT NULL, phone TEXT UNIQUE, status TEXT NOT NULL DEFAULT 'active',
+    created_at TEXT NOT NULL, password_changed_at TEXT);
+CREATE TABLE IF NOT EXISTS passwords (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,
+    hash TEXT NOT NULL, case_id TEXT, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_id INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS changes (key TEXT PRIMARY KEY, status INTEGER NOT NULL,
+    body TEXT NOT NULL);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"{base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_password(stored: str, password: str) -> bool:
+    salt, digest = (base64.b64decode(part) for part in stored.split("$"))
+    given = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return hmac.compare_digest(given, digest)
+
+
+def connect(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.executescript(SCHEMA)
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def add_user(db: sqlite3.Connection, username: str, email: str, phone: str | None, pw: str) -> int:
+    with transaction(db):
+        cursor = db.execute(
+            "INSERT INTO users (username, email, phone, created_at) VALUES (?, ?, ?, ?)",
+            (username.lower(), email.lower(), phone, now()),
+        )
+        user_id = int(cursor.lastrowid or 0)
+        db.execute(
+            "INSERT INTO passwords (user_id, hash, at) VALUES (?, ?, ?)",
+            (user_id, hash_password(pw), now()),
+        )
+    return user_id
+
+
+def create_app(db_path: str, secret: str) -> FastAPI:
+    db = connect(db_path)
+    webhook = Webhook(secret)
+    app = FastAPI(title="Example host application")
+
+    async def signed(request: Request) -> dict[str, Any]:
+        """Only Reclaim, signing with the shared secret, may call the contract."""
+        body = await request.body()
+        try:
+            webhook.verify(body, dict(request.headers), json_parse=False)
+        except WebhookVerificationError as err:
+            raise Refusal(401, "bad_signature") from err
+        return {"key": request.headers["webhook-id"], "json": _json(body)}
+
+    reclaim = APIRouter(prefix="/reclaim", dependencies=[Depends(signed)])
+    # Evaluated annotations (no `from __future__ import annotations` here): FastAPI reads this
+    # local type when it builds the routes below.
+    Signed = Annotated[dict[str, Any], Depends(signed)]
+
+    def account(row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": str(row["id"]),
+            "username": row["username"],
+            "email": row["email"],
+            "phone": row["phone"],
+            "status": row["status"],
+            "created_at": row["created_at"],
+            "password_changed_at": row["password_changed_at"],
+        }
+
+    def user(user_id: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+        if row is None:
+            raise Refusal(404, "not_found")
+        return row
+
+    def once(key: str, change: Any) -> JSONResponse:
+        """Apply `change` unless this idempotency key was applied: then answer the same. The
+        change and its answer are kept in one transaction."""
+        with transaction(db):
+            done = db.execute("SELECT status, body FROM changes WHERE key = ?", (key,)).fetchone()
+            if done is not None:
+                return JSONResponse(json.loads(done["body"]), status_code=done["status"])
+            status, body = change()
+            db.execute(
+                "INSERT INTO changes (key, status, body) VALUES (?, ?, ?)",
+                (key, status, json.dumps(body)),
+            )
+        return JSONResponse(body, status_code=status)
+
+    @reclaim.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @reclaim.post("/accounts/lookup")
+    async def lookup(call: Signed) -> dict[str, Any]:
+        kind, value = call["json"].get("kind"), str(call["json"].get("value", ""))
+        column = {"email": "email", "phone": "phone", "username": "username"}.get(kind)
+        if column is None:
+            raise Refusal(400, "bad_kind")
+        row = db.execute(f"SELECT * FROM users WHERE {column} = ?", (value,)).fetchone()  # noqa: S608
+        if row is None:
+            raise Refusal(404, "not_found")
+        return account(row)
+
+    @reclaim.get("/accounts/{user_id}")
+    async def read(user_id: str) -> dict[str, Any]:
+        return account(user(user_id))
+
+    @reclaim.post("/accounts/{user_id}/passwords/check")
+    async def check(user_id: str, call: Signed) -> dict[str, Any]:
+        recent = recent_hashes(user(user_id)["id"])
+        given = [str(p) for p in call["json"].get("passwords", [])][:HISTORY]
+        return {"matches": [any(verify_password(h, p) for h in recent) for p in given]}
+
+    def recent_hashes(user_id: int) -> list[str]:
+        rows = db.execute(
+            "SELECT hash FROM passwords WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+            (user_id, HISTORY),
+        )
+        return [row["hash"] for row in rows]
+
+    @reclaim.post("/accounts/{user_id}/password")
+    async def set_password(user_id: str, call: Signed) -> JSONResponse:
+        row = user(user_id)
+        password, case_id = str(call["json"]["password"]), call["json"].get("case_id")
+
+        def change() -> tuple[int, dict[str, Any]]:
+            if row["status"] != "active":
+                return 409, {"error": "account_gone"}
+            if len(password) < 8:
+                return 422, {"error": "weak_password", "reasons": ["at least 8 characters"]}
+            if any(verify_password(h, password) for h in recent_hashes(row["id"])):
+                return 422, {"error": "password_reused"}
+            at = now()
+            db.execute(
+                "INSERT INTO passwords (user_id, hash, case_id, at) VALUES (?, ?, ?, ?)",
+                (row["id"], hash_password(password), case_id, at),
+            )
+            db.execute("UPDATE users SET password_changed_at = ? WHERE id = ?", (at, row["id"]))
+            db.execute("UPDATE sessions SET revoked = 1 WHERE user_id = ?", (row["id"],))
+            return 200, {"applied": True}
+
+        return once(call["key"], change)
+
+    @reclaim.post("/accounts/{user_id}/sessions/revoke")
+    async def revoke(user_id: str, call: Signed) -> JSONResponse:
+        row = user(user_id)
+
+        def change() -> tuple[int, dict[str, Any]]:
+            cursor = db.execute(
+                "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0", (row["id"],)
+            )
+            return 200, {"revoked": cursor.rowcount}
+
+        return once(call["key"], change)
+
+    @reclaim.post("/accounts/{user_id}/contacts")
+    async def contacts(user_id: str, call: Signed) -> JSONResponse:
+        row = user(user_id)
+        email, phone = str(call["json"]["email"]).lower(), call["json"].get("phone")
+
+        def change() -> tuple[int, dict[str, Any]]:
+            if row["status"] != "active":
+                return 409, {"error": "account_gone"}
+            taken = db.execute(
+                "SELECT id FROM users WHERE email = ? AND id != ?", (email, row["id"])
+            ).fetchone()
+            if taken is not None:
+                return 409, {"error": "email_taken"}
+            db.execute(
+                "UPDATE users SET email = ?, phone = ? WHERE id = ?", (email, phone, row["id"])
+            )
+            db.execute("UPDATE sessions SET revoked = 1 WHERE user_id = ?", (row["id"],))
+            return 200, {"applied": True}
+
+        return once(call["key"], change)
+
+    app.include_router(reclaim)
+
+    # Every endpoint is a coroutine: the one SQLite connection is used by the event loop's
+    # thread alone.
+
+    # -- the host's own sign-in, for its users ---------------------------------------------
+
+    @app.post("/login")
+    async def login(request: Request) -> JSONResponse:
+        given = _json(await request.body())
+        row = db.execute(
+            "SELECT * FROM users WHERE username = ?", (str(given.get("username", "")).lower(),)
+        ).fetchone()
+        current = recent_hashes(row["id"])[:1] if row is not None else []
+        if not current or not verify_password(current[0], str(given.get("password", ""))):
+            return JSONResponse({"error": "invalid_credentials"}, status_code=401)
+        token = secrets.token_urlsafe(24)
+        with transaction(db):
+            db.execute("INSERT INTO sessions (token, user_id) VALUES (?, ?)", (token, row["id"]))
+        return JSONResponse({"session": token})
+
+    @app.exception_handler(Refusal)
+    async def refused(_request: Request, exc: Refusal) -> JSONResponse:
+        return JSONResponse({"error": exc.error}, status_code=exc.status)
+
+    return app
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status, self.error = status, error
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve")
+    serve.add_argument("--db", required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=9000)
+    new = commands.add_parser("add-user")
+    new.add_argument("--db", required=True)
+    for option in ("--username", "--email", "--password"):
+        new.add_argument(option, required=True)
+    new.add_argument("--phone")
+    args = parser.parse_args()
+    if args.command == "add-user":
+        user_id = add_user(connect(args.db), args.username, args.email, args.phone, args.password)
+        print(f"user {user_id}")
+        return
+    app = create_app(args.db, os.environ["HOST_WEBHOOK_SECRET"])
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

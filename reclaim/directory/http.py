@@ -1,0 +1,393 @@
+"""The HTTP directory (`RECLAIM_DIRECTORY=http`): the accounts of the organisation's own
+application, which implements the small JSON contract of docs/directory-http.md
+(docs/directory-http.openapi.yaml; a reference host in examples/host_directory/).
+
+Every request is signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+`webhook-signature`: HMAC-SHA256 over the id, the timestamp and the body, with
+`RECLAIM_HTTP_DIRECTORY_SECRET`). A request that changes something carries an idempotency key
+as its `webhook-id` (and `Idempotency-Key`), made from the case it is for: an activity retried
+after a timeout or a 5xx sends the same key, and the host applies the change once. Nothing
+private travels in a URL: identifiers and passwords are in the bodies.
+
+The host's answers: 5xx, a timeout or a refused connection raise `DirectoryUnavailable` (the
+activity retries, the API answers 503); 401/403 too, logged as a configuration error (the
+secrets differ); 404 is "no such account"; 409 and 422 are the refusals the contract names.
+
+Capabilities: password history (the host checks reuse and claim evidence), contacts (an
+approved claim replaces the email). The host keeps its own sessions (a new password signs
+them out there) and its own account status (`disabled` reads as `banned`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+from standardwebhooks import Webhook
+
+from reclaim.contracts import (
+    AccountState,
+    AccountStatus,
+    Actor,
+    CaseError,
+    Channel,
+    PurgeAccount,
+    StatusChange,
+)
+from reclaim.directory.links import Links
+from reclaim.directory.port import (
+    AccountExists,
+    AccountGone,
+    AccountOverview,
+    AccountRecord,
+    Capability,
+    CapabilityMissing,
+    DirectoryUnavailable,
+    NewPassword,
+    PasswordRejected,
+    SessionView,
+    SignIn,
+    seal_password,
+    unseal_password,
+)
+from reclaim.identifiers import Identifier, IdentifierKind
+from reclaim.security import Keys
+from reclaim.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# The host's statuses, as Reclaim's.
+_STATUS = {"active": AccountStatus.ACTIVE, "disabled": AccountStatus.BANNED}
+
+
+class HttpDirectory:
+    name = "http"
+    capabilities = frozenset({Capability.PASSWORD_HISTORY, Capability.CONTACTS})
+
+    def __init__(self, settings: Settings, links: Links, keys: Keys) -> None:
+        from reclaim.directory import secret_bytes
+
+        assert settings.http_directory_url and settings.http_directory_secret
+        self._links = links
+        self._keys = keys
+        self._webhook = Webhook(secret_bytes(settings.http_directory_secret.get_secret_value()))
+        self._base = settings.http_directory_url.rstrip("/")
+        self._timeout = settings.http_directory_timeout
+        self._client: httpx.AsyncClient | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout, follow_redirects=False, trust_env=False
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, key: str | None = None
+    ) -> httpx.Response:
+        """One signed request. `key`, for a change: the idempotency key, the same on every
+        retry of the same change. The answer is returned unless it says the host is away."""
+        content = "" if body is None else _json(body)
+        message_id = key or f"msg_{uuid.uuid4().hex}"
+        now = datetime.now(UTC)
+        headers = {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": self._webhook.sign(message_id, now, content),
+            "content-type": "application/json",
+            "accept": "application/json",
+        }
+        if key is not None:
+            headers["idempotency-key"] = key
+        try:
+            response = await self._http().request(
+                method, f"{self._base}{path}", content=content.encode(), headers=headers
+            )
+        except httpx.TimeoutException as err:
+            raise DirectoryUnavailable("the host application did not answer in time") from err
+        except httpx.HTTPError as err:
+            raise DirectoryUnavailable(
+                f"the host application does not answer ({type(err).__name__})"
+            ) from err
+        status = response.status_code
+        if status >= 500:
+            raise DirectoryUnavailable(f"the host application answered {status}")
+        if status in (401, 403):
+            log.error("http_directory_refused_signature", status=status)
+            raise DirectoryUnavailable(
+                f"the host application refused Reclaim's signature ({status}): check "
+                "RECLAIM_HTTP_DIRECTORY_SECRET"
+            )
+        return response
+
+    @staticmethod
+    def _payload(response: httpx.Response) -> dict[str, Any]:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            log.error("http_directory_bad_answer", status=response.status_code)
+            raise DirectoryUnavailable(
+                f"the host application's answer ({response.status_code}) is not the contract's"
+            )
+        return payload
+
+    def _unexpected(self, response: httpx.Response, doing: str) -> DirectoryUnavailable:
+        log.error("http_directory_unexpected_answer", doing=doing, status=response.status_code)
+        return DirectoryUnavailable(
+            f"the host application answered {response.status_code} to {doing}"
+        )
+
+    async def ping(self) -> None:
+        response = await self._call("GET", "/health")
+        if response.status_code != 200:
+            raise self._unexpected(response, "the health check")
+
+    # -- finding and reading -----------------------------------------------------------------
+
+    async def _record(self, payload: dict[str, Any], account_id: int | None) -> AccountRecord:
+        try:
+            key = str(payload["id"])
+            status = _STATUS.get(str(payload.get("status", "active")), AccountStatus.ACTIVE)
+            record = AccountRecord(
+                id=account_id or 0,
+                username=str(payload["username"]),
+                email=payload.get("email") or None,
+                phone=payload.get("phone") or None,
+                status=status,
+                created_at=_time(payload.get("created_at")),
+                password_changed_at=_time(payload.get("password_changed_at")),
+                status_reason=payload.get("status_reason") or None,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            log.error("http_directory_bad_account", error=type(err).__name__)
+            raise DirectoryUnavailable(
+                "the host application's account is not the contract's"
+            ) from err
+        if account_id is None:
+            return dataclasses.replace(record, id=await self._links.id_for(key))
+        return record
+
+    async def find(self, identifier: Identifier) -> AccountRecord | None:
+        body = {"kind": identifier.kind.value, "value": identifier.value}
+        response = await self._call("POST", "/accounts/lookup", body)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response, "a lookup")
+        return await self._record(self._payload(response), None)
+
+    async def _key(self, account_id: int) -> str | None:
+        return await self._links.key_for(account_id)
+
+    async def get(self, account_id: int) -> AccountRecord | None:
+        key = await self._key(account_id)
+        if key is None:
+            return None
+        response = await self._call("GET", f"/accounts/{_segment(key)}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response, "reading an account")
+        return await self._record(self._payload(response), account_id)
+
+    async def find_claimed(self, username: str) -> AccountRecord | None:
+        return await self.find(Identifier(IdentifierKind.USERNAME, username))
+
+    async def overview(self, account_id: int) -> AccountOverview | None:
+        account = await self.get(account_id)
+        return AccountOverview(account, None, []) if account is not None else None
+
+    async def status_counts(self) -> dict[str, int]:
+        return {}  # the host's own figures
+
+    # -- passwords ---------------------------------------------------------------------------
+
+    async def _matches(self, account_id: int, candidates: list[str]) -> list[bool]:
+        key = await self._key(account_id)
+        if key is None or not candidates:
+            return [False] * len(candidates)
+        response = await self._call(
+            "POST", f"/accounts/{_segment(key)}/passwords/check", {"passwords": candidates}
+        )
+        if response.status_code == 404:
+            return [False] * len(candidates)
+        if response.status_code != 200:
+            raise self._unexpected(response, "a password check")
+        matches = self._payload(response).get("matches")
+        if not isinstance(matches, list) or len(matches) != len(candidates):
+            raise self._unexpected(response, "a password check")
+        return [m is True for m in matches]
+
+    async def matching_passwords(self, account_id: int | None, candidates: list[str]) -> int:
+        if account_id is None:
+            return 0
+        return sum(await self._matches(account_id, candidates))
+
+    async def password_reused(self, account_id: int, password: str) -> bool:
+        return any(await self._matches(account_id, [password]))
+
+    async def new_password(self, case_id: str, password: str) -> NewPassword:
+        return NewPassword(sealed=seal_password(self._keys, case_id, password))
+
+    async def set_password(
+        self, account_id: int, password: NewPassword, *, case_id: str, at: datetime
+    ) -> str | None:
+        if not password.sealed:  # prepared for another directory: choose it again
+            raise PasswordRejected(CaseError.WEAK_PASSWORD, ["choose the new password again"])
+        key = await self._key(account_id)
+        if key is None:
+            raise AccountGone(account_id)
+        clear = unseal_password(self._keys, case_id, password.sealed)
+        # The same change on every retry: the case, and which sealed password (another try
+        # after a refusal is another change).
+        change = hashlib.sha256(password.sealed.encode()).hexdigest()[:16]
+        response = await self._call(
+            "POST",
+            f"/accounts/{_segment(key)}/password",
+            {"password": clear, "case_id": case_id},
+            key=f"pw_{case_id}_{change}",
+        )
+        if response.status_code == 200:
+            return None
+        if response.status_code in (404, 409):
+            raise AccountGone(account_id)
+        if response.status_code == 422:
+            refusal = self._payload(response)
+            error = (
+                CaseError.PASSWORD_REUSED
+                if refusal.get("error") == CaseError.PASSWORD_REUSED
+                else CaseError.WEAK_PASSWORD
+            )
+            reasons = refusal.get("reasons")
+            raise PasswordRejected(
+                error, [str(r) for r in reasons] if isinstance(reasons, list) else []
+            )
+        raise self._unexpected(response, "a new password")
+
+    # -- contacts ----------------------------------------------------------------------------
+
+    async def was_contact(self, account_id: int, channel: Channel, address: str) -> bool:
+        return False  # the contract keeps no past addresses
+
+    async def replace_contacts(
+        self,
+        account_id: int,
+        *,
+        email: str,
+        case_id: str,
+        at: datetime,
+        actor: Actor,
+        reason: str,
+    ) -> str | None:
+        key = await self._key(account_id)
+        if key is None:
+            raise AccountGone(account_id)
+        response = await self._call(
+            "POST",
+            f"/accounts/{_segment(key)}/contacts",
+            {"email": email, "phone": None, "case_id": case_id, "reason": reason},
+            key=f"ct_{case_id}",
+        )
+        if response.status_code == 200:
+            return None
+        if response.status_code == 404:
+            raise AccountGone(account_id)
+        if response.status_code == 409:
+            if self._payload(response).get("error") == "email_taken":
+                raise AccountExists("email")
+            raise AccountGone(account_id)
+        raise self._unexpected(response, "new contacts")
+
+    # -- sessions are the host's ------------------------------------------------------------
+
+    async def sign_in(self, identifier: Identifier, password: str) -> SignIn:
+        raise CapabilityMissing(self.name, Capability.SIGN_IN)
+
+    async def session(self, token: str) -> SessionView | None:
+        raise CapabilityMissing(self.name, Capability.SIGN_IN)
+
+    async def end_session(self, token: str) -> bool:
+        raise CapabilityMissing(self.name, Capability.SIGN_IN)
+
+    async def revoke_sessions(self, account_id: int, at: datetime) -> int:
+        key = await self._key(account_id)
+        if key is None:
+            return 0
+        response = await self._call(
+            "POST",
+            f"/accounts/{_segment(key)}/sessions/revoke",
+            {"at": at.isoformat()},
+            key=f"rv_{key}_{int(at.timestamp())}",
+        )
+        if response.status_code == 404:
+            return 0
+        if response.status_code != 200:
+            raise self._unexpected(response, "signing out")
+        revoked = self._payload(response).get("revoked", 0)
+        return int(revoked) if isinstance(revoked, int) else 0
+
+    # -- status is the host's ---------------------------------------------------------------
+
+    async def deactivate(self, change: StatusChange) -> AccountState:
+        raise CapabilityMissing(self.name, Capability.STATUS)
+
+    async def ban(self, change: StatusChange) -> AccountState:
+        raise CapabilityMissing(self.name, Capability.STATUS)
+
+    async def lift_ban(self, change: StatusChange) -> AccountState:
+        raise CapabilityMissing(self.name, Capability.STATUS)
+
+    async def reactivate(
+        self,
+        account_id: int,
+        at: datetime,
+        actor: Actor,
+        *,
+        case_id: str | None = None,
+        reason: str | None = None,
+    ) -> str | None:
+        """Reclaim never deactivates a host's account: nothing to do unless it is gone."""
+        account = await self.get(account_id)
+        if account is None or account.status is AccountStatus.BANNED:
+            raise AccountGone(account_id)
+        return None
+
+    async def purge(self, request: PurgeAccount) -> AccountState:
+        raise CapabilityMissing(self.name, Capability.PURGE)
+
+    async def create(
+        self, *, username: str, email: str, phone: str | None, password: str
+    ) -> AccountRecord:
+        raise CapabilityMissing(self.name, Capability.CREATE)
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _segment(key: str) -> str:
+    """The host's id as one path segment."""
+    return quote(key, safe="")
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
