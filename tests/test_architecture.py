@@ -46,6 +46,17 @@ def test_only_the_sql_directory_and_the_migrations_import_the_account_tables():
     assert importers == ["reclaim/directory/sql.py", "reclaim/store/migrations/__init__.py"]
 
 
+def test_only_the_outside_directories_and_the_migrations_import_the_account_links():
+    importers = _where(PRODUCT, lambda p: "reclaim.directory.links" in _imports(p))
+
+    assert importers == [
+        "reclaim/directory/__init__.py",  # hands each outside directory its links
+        "reclaim/directory/http.py",
+        "reclaim/directory/ldap.py",
+        "reclaim/store/migrations/__init__.py",
+    ]
+
+
 def test_only_services_start_signal_update_or_query_workflows():
     calls = {
         "start_workflow",
@@ -76,7 +87,15 @@ def test_routes_the_cli_and_activities_call_services_not_sql_or_temporal():
         or p.is_relative_to(REPO / "activities")
         or p.is_relative_to(REPO / "reclaim" / "cli")
     ]
-    forbidden = ("sqlmodel", "temporalio.client", "reclaim.store.models", "reclaim.directory.sql")
+    forbidden = (
+        "sqlmodel",
+        "temporalio.client",
+        "reclaim.store.models",
+        "reclaim.directory.sql",
+        "reclaim.directory.ldap",
+        "reclaim.directory.http",
+        "reclaim.directory.links",
+    )
 
     offenders = {
         str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.startswith(forbidden))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
 from reclaim.security import Keys
 from tests.conftest import StackParts
 from tests.history_text import all_encrypted, payload_texts
+from tests.host_app import HOST_SECRET, HostApp
+from tests.ldap_server import PEOPLE, Slapd
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.stack import TEST_SECRET, running_stack
@@ -59,3 +63,82 @@ async def test_no_code_token_password_or_contact_in_any_event(
     for secret in (token, NEW, OLD, "jane@example.com", "+14155550123", "4155550123"):
         assert secret not in everything, f"{secret!r} in history"
     assert not re.search(r"\bjane\b", decoded), "username in history"
+
+
+async def _recover(stack: Any, identifier: str, address: str, new: str) -> tuple[str, str, str]:
+    """A whole recovery by email; returns the case id, its code and its reset token."""
+    case_id = (await stack.open_case(identifier))["case_id"]
+    code = await stack.mail.code_for(address)
+    granted = await stack.http.post(f"/v1/recovery/{case_id}/code", json={"code": code})
+    token = granted.json()["reset_token"]
+    done = await stack.http.post(
+        f"/v1/recovery/{case_id}/password", json={"reset_token": token, "new_password": new}
+    )
+    assert done.status_code == 200, done.text
+    return case_id, code, token
+
+
+async def _check_sealed_history(stack: Any, settings: Any, case_id: str, secrets: list[str]):
+    """The new password crossed history sealed for its case, and nothing private is there."""
+    history = await stack.client.get_workflow_handle(case_id).fetch_history()
+    raw = history.to_json()
+    assert all_encrypted(json.loads(raw))
+    stored = "\n".join(payload_texts(json.loads(raw)))
+    decoded = "\n".join(payload_texts(json.loads(raw), settings.codec()))
+    # The control: the sealed password is there (no hash: the directory needs the password).
+    sealed = [
+        value
+        for text in payload_texts(json.loads(raw), settings.codec())
+        if '"sealed_password"' in text
+        for value in [json.loads(text).get("sealed_password")]
+        if value
+    ]
+    assert sealed, "no sealed password in history"
+    assert "$argon2id$" not in decoded
+    everything = raw + "\n" + stored + "\n" + decoded
+    for secret in secrets:
+        if secret.isdigit():
+            assert not _contains_code(everything, secret), f"code {secret} in history"
+        else:
+            assert secret not in everything, f"{secret!r} in history"
+    assert not re.search(r"\bjane\b", decoded), "username in history"
+
+
+async def test_an_ldap_recovery_keeps_the_password_sealed_in_history(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(**slapd.reclaim_settings())
+    async with running_stack(settings, engine, mail, sms) as stack:
+        case_id, code, token = await _recover(stack, "jane", "jane@example.com", NEW)
+        await _check_sealed_history(
+            stack,
+            settings,
+            case_id,
+            [code, token, NEW, OLD, "jane@example.com", "+14155550123", "415 555 0123"],
+        )
+    assert slapd.binds(f"uid=jane,{PEOPLE}", NEW)
+
+
+async def test_an_http_directory_recovery_keeps_the_password_sealed_in_history(
+    tmp_path: Path, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    host = HostApp(tmp_path / "host")
+    host.add_user("jane", "jane@example.com", "+14155550123", OLD)
+    host.start()
+    try:
+        settings, engine = stack_parts(
+            directory="http",
+            http_directory_url=f"{host.origin}/reclaim",
+            http_directory_secret=HOST_SECRET,
+        )
+        async with running_stack(settings, engine, mail, sms) as stack:
+            case_id, code, token = await _recover(stack, "jane", "jane@example.com", NEW)
+            await _check_sealed_history(
+                stack,
+                settings,
+                case_id,
+                [code, token, NEW, OLD, "jane@example.com", "+14155550123"],
+            )
+        assert (await host.login("jane", NEW)).status_code == 200
+    finally:
+        host.stop()

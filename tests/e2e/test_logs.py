@@ -4,12 +4,15 @@ a username, a code, a token or a password."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import structlog
 
 from reclaim.logs import configure_logging
 from tests.conftest import StackParts
+from tests.host_app import HOST_SECRET, HostApp
+from tests.ldap_server import Slapd
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.stack import running_stack
@@ -75,5 +78,79 @@ async def test_a_whole_case_logs_json_lines_with_case_ids_and_nothing_private(
         OLD,
         NEW,
         "$argon2id$",
+    ):
+        assert private not in everything, private
+
+
+@pytest.mark.parametrize("kind", ["ldap", "http"])
+async def test_a_recovery_through_an_outside_directory_logs_nothing_private(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    stack_parts: StackParts,
+    mail: MailSink,
+    sms: SmsGateway,
+    capfd: pytest.CaptureFixture[str],
+    json_logs: object,
+):
+    if kind == "ldap":
+        slapd: Slapd = request.getfixturevalue("slapd")
+        overrides = slapd.reclaim_settings()
+        stop = None
+    else:
+        host = HostApp(tmp_path / "host")
+        host.add_user("jane", "jane@example.com", "+14155550123", OLD)
+        host.start()
+        overrides = {
+            "directory": "http",
+            "http_directory_url": f"{host.origin}/reclaim",
+            "http_directory_secret": HOST_SECRET,
+        }
+        stop = host.stop
+    try:
+        settings, engine = stack_parts(**overrides)
+        async with running_stack(settings, engine, mail, sms) as stack:
+            case = await stack.open_case("jane@example.com")
+            code = await stack.mail.code_for("jane@example.com")
+            token = (
+                await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+            ).json()["reset_token"]
+            reused = await stack.http.post(
+                f"/v1/recovery/{case['case_id']}/password",
+                json={"reset_token": token, "new_password": OLD},
+            )
+            assert reused.json()["error"] == "password_reused"
+            done = await stack.http.post(
+                f"/v1/recovery/{case['case_id']}/password",
+                json={"reset_token": token, "new_password": NEW},
+            )
+            assert done.status_code == 200, done.text
+            await mail.wait_for(lambda m: "password was changed" in m["Subject"])
+            await stack.open_case("nobody@example.net")
+            await mail.wait_for(lambda m: m["To"] == "nobody@example.net")
+    finally:
+        if stop is not None:
+            stop()
+
+    captured = capfd.readouterr()
+    records = [json.loads(line) for line in captured.err.splitlines() if line.strip()]
+    assert {r["kind"] for r in records if r.get("event") == "notification_sent"} >= {
+        "code",
+        "password_changed",
+        "no_account",
+    }
+    everything = captured.out + captured.err
+    for private in (
+        "jane@example.com",
+        "nobody@example.net",
+        "+14155550123",
+        "415 555 0123",
+        '"jane"',
+        "uid=jane",
+        code,
+        token,
+        OLD,
+        NEW,
+        HOST_SECRET.removeprefix("whsec_"),
     ):
         assert private not in everything, private
