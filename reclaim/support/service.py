@@ -19,7 +19,7 @@ import structlog
 from temporalio.client import Client, WorkflowHandle
 
 from reclaim.contracts import AccountStatus, Actor, ActorKind, Channel
-from reclaim.directory import AccountExists, AccountGone, Directory
+from reclaim.directory import AccountExists, AccountGone, CapabilityMissing, Directory
 from reclaim.errors import NotFound, Refused, Unauthorized
 from reclaim.identifiers import (
     Identifier,
@@ -370,6 +370,9 @@ class SupportService:
             return Resolution()
         except Unresolvable as err:
             return Resolution(problem=str(err))
+        except CapabilityMissing as err:  # e.g. an LDAP lock is lifted in the directory itself
+            said = str(err)
+            return Resolution(problem=said[:1].upper() + said[1:])
 
     async def notify_claimant(self, notice: ClaimNotice) -> None:
         claim = await self._ledger.get(notice.case_id)

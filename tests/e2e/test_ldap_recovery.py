@@ -188,3 +188,78 @@ async def test_a_case_waits_while_the_ldap_server_is_down_and_finishes_after(
         await courier.aclose()
     assert slapd.binds(JANE_DN, PASSWORDS[0])
     assert not slapd.binds(JANE_DN, LDAP_OLD)
+
+
+async def _staff_key(stack: Stack) -> dict[str, str]:
+    _, key = await stack.services.support.add_staff("rita", "supervisor")
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_an_approved_takeover_claim_hands_the_ldap_account_to_the_verified_address(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(**slapd.reclaim_settings())
+    async with running_stack(settings, engine, mail, sms) as stack:
+        rita = await _staff_key(stack)
+        filed = await stack.http.post(
+            "/v1/support-cases",
+            json={
+                "username": "jane",
+                "contact_email": "jane.new@example.net",
+                "reason": "compromised",
+                "registered_email": "jane@example.com",
+                "previous_passwords": ["not this one", LDAP_OLD],
+            },
+        )
+        assert filed.status_code == 202, filed.text
+        case_id = filed.json()["case_id"]
+        detail = (await stack.http.get(f"/v1/staff/cases/{case_id}", headers=rita)).json()
+        # Checked against what the directory holds: the password by its readable history.
+        assert detail["evidence"]["passwords_matched"] == 1
+        assert detail["evidence"]["registered_email"] == "current"
+        assert detail["risk"] == "low"
+        await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rita)
+
+        approved = await stack.http.post(f"/v1/staff/cases/{case_id}/approve", headers=rita)
+
+        assert approved.status_code == 202, approved.text
+        assert slapd.read(JANE_DN, "mail", "mobile") == {"mail": ["jane.new@example.net"]}
+        recovery_case_id = approved.json()["decision"]["recovery_case_id"]
+        code = await mail.code_for("jane.new@example.net")
+        token = await _verify(stack, recovery_case_id, code)
+        done = await _choose(stack, recovery_case_id, token, PASSWORDS[0])
+        assert done.status_code == 200, done.text
+        assert slapd.binds(JANE_DN, PASSWORDS[0])
+        await mail.wait_for(
+            lambda m: m["To"] == LDAP_JANE["mail"] and "contact details" in m["Subject"]
+        )
+
+
+async def test_an_appeal_for_an_account_locked_in_ldap_is_refused_with_what_to_do(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    slapd.replace(JANE_DN, pwdAccountLockedTime=["000001010000Z"])
+    settings, engine = stack_parts(**slapd.reclaim_settings())
+    async with running_stack(settings, engine, mail, sms) as stack:
+        rita = await _staff_key(stack)
+        # Recovering it: the usual answer, no code, and its holder is told it is suspended.
+        await stack.open_case("jane@example.com")
+        notice = await mail.wait_for(lambda m: m["To"] == LDAP_JANE["mail"])
+        assert "suspended" in notice["Subject"]
+        filed = await stack.http.post(
+            "/v1/support-cases",
+            json={"username": "jane", "contact_email": "jane@example.com", "reason": "banned"},
+        )
+        case_id = filed.json()["case_id"]
+        await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rita)
+
+        approved = await stack.http.post(f"/v1/staff/cases/{case_id}/approve", headers=rita)
+
+        assert approved.status_code == 409, approved.text
+        assert approved.json()["error"] == "cannot_resolve"
+        assert approved.json()["message"] == (
+            "The ldap account directory cannot do this (status): lock, disable or unlock the "
+            "account in the directory itself"
+        )
+        view = (await stack.http.get(f"/v1/staff/cases/{case_id}", headers=rita)).json()
+        assert view["state"] != "approved"  # still open, for a rejection or a later try
