@@ -143,11 +143,14 @@ userPassword: {service_password}
 class Slapd:
     """One slapd of a test's own. `add_user` before `start` (slapadd), `admin()` after."""
 
-    def __init__(self, root: Path, *, history_readable: bool = True) -> None:
+    def __init__(self, root: Path, *, history_readable: bool = True, tls: bool = False) -> None:
         """`history_readable=False`: the service account cannot read `pwdHistory` (only the
-        server's own policy knows the previous passwords)."""
+        server's own policy knows the previous passwords). `tls`: a certificate for
+        127.0.0.1 signed by a CA of the test's own (`ca_file`), StartTLS on `url` and
+        `ldaps://` on `tls_url`."""
         self.root = root
         self.port = _free_port()
+        self.tls_port = _free_port() if tls else None
         self.process: subprocess.Popen[bytes] | None = None
         self._users: list[str] = []
         (root / "data").mkdir(parents=True)
@@ -164,12 +167,27 @@ class Slapd:
             "history_acl": "" if history_readable else "access to attrs=pwdHistory by * none\n",
         }
         self.config = root / "slapd.conf"
-        self.config.write_text(CONFIG.format(**values))
+        config = CONFIG.format(**values)
+        if tls:
+            cert, key = _certificates(root)
+            config = (
+                f"TLSCACertificateFile {self.ca_file}\nTLSCertificateFile {cert}\n"
+                f"TLSCertificateKeyFile {key}\n" + config
+            )
+        self.config.write_text(config)
         self._base = BASE_ENTRIES.format(**values)
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.pem"
 
     def reclaim_settings(self) -> dict[str, Any]:
         """The RECLAIM_LDAP_* settings of a Reclaim on this server."""
@@ -228,7 +246,7 @@ class Slapd:
                     "-f",
                     str(self.config),
                     "-h",
-                    f"{self.url}/",
+                    f"{self.url}/" + (f" {self.tls_url}/" if self.tls_port else ""),
                     "-d",
                     "0",
                 ],
@@ -281,3 +299,72 @@ class Slapd:
             return bool(connection.bind())
         finally:
             connection.unbind()
+
+
+def _certificates(root: Path) -> tuple[Path, Path]:
+    """A CA (written to root/ca.pem) and a server certificate for 127.0.0.1 it signed."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("Reclaim tests CA"))
+        .issuer_name(name("Reclaim tests CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    (root / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file, key_file = root / "server.pem", root / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file

@@ -29,7 +29,7 @@ from reclaim.settings import Settings
 from reclaim.store.engine import make_engine
 from reclaim.store.migrations import create_schema
 from tests.conftest import LDAP_OLD
-from tests.ldap_server import PEOPLE, Slapd
+from tests.ldap_server import PEOPLE, Slapd, slapd_missing
 from tests.stack import FAST_ARGON2, TEST_PASSWORDS, TEST_SECRET
 
 NEW = "violet tangerine marmalade kayak"
@@ -261,3 +261,38 @@ async def test_a_refused_service_account_says_which_settings_to_check(
     with pytest.raises(DirectoryUnavailable, match="RECLAIM_LDAP_BIND_DN and RECLAIM_LDAP_BIND"):
         await directory.ping()
     await directory.aclose()
+
+
+@pytest.fixture
+def tls_slapd(tmp_path: Path) -> AsyncIterator[Slapd]:
+    missing = slapd_missing()
+    if missing:
+        pytest.skip(missing)
+    server = Slapd(tmp_path / "tls-slapd", tls=True)
+    server.add_user("jane", LDAP_OLD, mail="jane@example.com")
+    server.start()
+    yield server  # type: ignore[misc]
+    server.stop()
+
+
+@pytest.mark.parametrize("how", ["ldaps", "starttls"])
+async def test_an_encrypted_connection_checks_the_servers_certificate(
+    tls_slapd: Slapd, sqlite_engine: Engine, how: str
+):
+    where = (
+        {"ldap_url": tls_slapd.tls_url}
+        if how == "ldaps"
+        else {"ldap_url": tls_slapd.url, "ldap_starttls": True}
+    )
+    trusting = _directory(tls_slapd, sqlite_engine, ldap_ca_file=tls_slapd.ca_file, **where)
+    unknown_ca = _directory(tls_slapd, sqlite_engine, **where)  # the system's CAs only
+
+    await trusting.ping()
+    jane = await trusting.find(_username("jane"))
+    assert jane is not None
+    await _set(trusting, jane.id, NEW, f"rc_{how}")
+    assert tls_slapd.binds(JANE_DN, NEW)
+    with pytest.raises(DirectoryUnavailable):
+        await unknown_ca.ping()
+    await trusting.aclose()
+    await unknown_ca.aclose()
