@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from reclaim.cli import app
 from reclaim.temporal import search_attributes
+from tests.ldap_server import Slapd
 from tests.stack import TEST_SECRET
 
 runner = CliRunner()
@@ -170,3 +171,47 @@ def test_a_command_prints_its_answer_and_nothing_else_unless_asked(cli_env: Path
     assert added.stdout == "created account jane (id 1)\n"
     assert (listed.returncode, listed.stdout, listed.stderr) == (0, "", "")
     assert upgraded.stderr == "" and upgraded.stdout.endswith("(the newest)\n")
+
+
+def test_on_an_ldap_directory_show_reads_the_entry_and_add_says_why_not_in_one_line(
+    cli_env: Path, slapd: Slapd, monkeypatch: pytest.MonkeyPatch
+):
+    for name, value in slapd.reclaim_settings().items():
+        monkeypatch.setenv(f"RECLAIM_{name.upper()}", str(value))
+
+    shown = runner.invoke(app, ["accounts", "show", "jane"])
+    added = _add("--password", "correct horse battery staple")
+    banned = runner.invoke(app, ["accounts", "ban", "jane", "--reason", "spam"])
+
+    assert shown.exit_code == 0, shown.output
+    assert "username:   jane (id " in shown.output
+    assert "email:      jane@example.com" in shown.output
+    assert "phone:      +14155550123" in shown.output
+    assert "sessions:   kept by the applications (ldap directory)" in shown.output
+    assert "lifecycle:  the ldap directory's own (locks, deletions)" in shown.output
+    assert added.exit_code == 1
+    assert added.output == (
+        "the ldap account directory cannot do this (create): accounts are made in the "
+        "directory itself\n"
+    )
+    assert banned.exit_code == 1
+    assert banned.output.splitlines() == [
+        "the ldap account directory cannot do this (status): lock, disable or unlock the "
+        "account in the directory itself"
+    ]
+
+
+def test_an_ldap_directory_that_does_not_answer_is_said_in_one_line(
+    cli_env: Path, slapd: Slapd, monkeypatch: pytest.MonkeyPatch
+):
+    for name, value in slapd.reclaim_settings().items():
+        monkeypatch.setenv(f"RECLAIM_{name.upper()}", str(value))
+    slapd.stop()
+
+    shown = runner.invoke(app, ["accounts", "show", "jane"])
+
+    assert shown.exit_code == 1
+    assert shown.output == (
+        "the account directory is not answering: the LDAP server does not answer "
+        "(LDAPSocketOpenError)\n"
+    )
