@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-code-latency clean
+.PHONY: run test lint bench bench-code-latency translations clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -21,6 +21,7 @@ run: $(STAMP)
 	$(BIN)/reclaim dev
 
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || echo "The browser tests are skipped: Chromium is not installed (apt-get install chromium)."
 	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -39,3 +40,10 @@ bench-code-latency: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# After changing a text in the code or a template: refresh the catalog template and every
+# language's catalog (new texts appear untranslated; tests/test_languages.py lists them).
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k t -k plural:1,2 --no-location --sort-output \
+		--project=Reclaim --copyright-holder=Reclaim -o reclaim/locales/messages.pot .
+	$(BIN)/pybabel update -i reclaim/locales/messages.pot -d reclaim/locales --no-fuzzy-matching --ignore-obsolete

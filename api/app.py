@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import pages
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, RequestObserver
+from api.pages.security import SecurityHeaders
 from api.routes import codec, dev, health, lifecycle, recovery, support
 from reclaim.services import Services, build_services
 from reclaim.settings import Settings, load_settings
@@ -55,6 +57,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The manual is served by api.pages from the swagger-ui-bundle package (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     metrics = app.state.metrics = ApiMetrics()
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         larger={codec.PREFIX: CODEC_MAX_BODY_BYTES},
     )
     app.add_middleware(codec.CodecCors, settings=settings)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestObserver, metrics=metrics)  # outermost: sees every request
     app.include_router(recovery.router)
     app.include_router(lifecycle.sessions)
@@ -74,4 +80,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health.router)
     if settings.dev_mode:
         app.include_router(dev.router)
+    pages.install(app, settings)
     return app

@@ -76,7 +76,7 @@ def _poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class Dev:
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, first_response_sla: int = ESCALATE_AFTER) -> None:
         self.api_port, self.ui_port = _free_port(), _free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RECLAIM_")}
         self.env.update(
@@ -86,7 +86,7 @@ class Dev:
             RECLAIM_TEMPORAL_UI_PORT=str(self.ui_port),
             RECLAIM_DEV_SMTP_PORT=str(_free_port()),
             RECLAIM_WORKER_METRICS_ADDRESS=f"127.0.0.1:{_free_port()}",
-            RECLAIM_FIRST_RESPONSE_SLA=str(ESCALATE_AFTER),
+            RECLAIM_FIRST_RESPONSE_SLA=str(first_response_sla),
             RECLAIM_SMS_PROVIDER="console",
         )
         self.api = f"http://127.0.0.1:{self.api_port}"

@@ -80,15 +80,28 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's loggers hand their records to the root handler above."""
+    """uvicorn's loggers hand their records to the root handler above; its access lines lose
+    their query strings (a claim link carries its token there once, on its way to a cookie)."""
+    loggers: dict[str, Any] = {
+        name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")
+    }
+    loggers["uvicorn.access"] = {"handlers": [], "propagate": True, "filters": ["no_query"]}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
-        },
+        "filters": {"no_query": {"()": NoQueryString}},
+        "loggers": loggers,
     }
+
+
+class NoQueryString(logging.Filter):
+    """uvicorn's access line is `client - "METHOD path?query HTTP/x" status`: keep the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
 
 
 class _BindActivity(ActivityInboundInterceptor):

@@ -7,15 +7,18 @@ them for a drill (`RECLAIM_CODE_TTL=30`) without learning a duration syntax.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reclaim.i18n import LOCALES, supported
+from reclaim.notify.messages import Links
 from reclaim.recovery.contracts import RecoveryRules
 from reclaim.support.contracts import ClaimRules
 
@@ -33,6 +36,15 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     product_name: str = "Reclaim"
     public_url: str = "http://127.0.0.1:8000"
+    # The language of pages and messages when the person's browser asks for none Reclaim
+    # speaks (en, fr, es).
+    default_locale: str = "en"
+    # Branding of the pages: a logo file (PNG, SVG, JPEG or WebP, served by Reclaim), the
+    # accent colour (buttons and links: dark enough for white text on it, 4.5:1), and how
+    # to reach support (an address or a URL shown at the foot of every page).
+    brand_logo: Path | None = None
+    brand_accent: str = "#1d4ed8"
+    support_contact: str | None = None
 
     # Secret from which every digest, token key and at-rest key is derived. Required outside
     # dev mode (see `secret_bytes`).
@@ -98,7 +110,8 @@ class Settings(BaseSettings):
     # Account lifecycle (reclaim/lifecycle).
     deletion_grace: int = Field(30 * 86_400, ge=1)  # deactivation → purge
     username_quarantine: int = Field(180 * 86_400, ge=0)  # a purged username stays taken
-    # Where people appeal a ban (a support claim); named in the ban notice.
+    # Where people appeal a ban or ask for help, when it is not Reclaim's own support pages
+    # (`<public URL>/support`); named in the ban notice and the mails.
     support_url: str | None = None
 
     # Support claims (reclaim/support).
@@ -190,6 +203,32 @@ class Settings(BaseSettings):
         return self.support_url or f"{self.public_url.rstrip('/')}/support"
 
     @property
+    def links(self) -> Links:
+        """The pages messages link to."""
+        return Links(self.public_url, self.support_url)
+
+    @field_validator("default_locale")
+    @classmethod
+    def _spoken(cls, value: str) -> str:
+        locale = supported(value)
+        if locale is None:
+            raise ValueError(f"Reclaim speaks {', '.join(LOCALES)}, not {value}")
+        return locale
+
+    @field_validator("brand_accent")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError("an accent colour is #rrggbb, e.g. #1d4ed8")
+        if contrast(value, "#ffffff") < 4.5:
+            ratio = contrast(value, "#ffffff")
+            raise ValueError(
+                f"{value} is too light for white text on it (contrast {ratio:.1f}:1, at least "
+                "4.5:1 is needed): choose a darker one"
+            )
+        return value.lower()
+
+    @property
     def outbox_dir(self) -> Path:
         """Local mail and SMS outbox shown at `GET /dev/outbox` (dev mode only)."""
         return self.state_dir / "outbox"
@@ -262,6 +301,18 @@ class CannotStart(RuntimeError):
 
 class SecretMissing(CannotStart):
     pass
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG contrast ratio of two #rrggbb colours (1 to 21)."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
 
 
 def load_settings() -> Settings:

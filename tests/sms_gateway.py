@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,7 +80,10 @@ class SmsGateway:
         """The code of the `nth` recovery SMS to `number`, read from its WebOTP line."""
         deadline = time.monotonic() + timeout
         while True:
-            codes = [b.rsplit("#", 1)[1] for b in self.to(number) if "recovery code" in b]
+            # Whatever the language: a code SMS ends with the WebOTP line, `@domain #123456`.
+            codes = [
+                b.rsplit("#", 1)[1] for b in self.to(number) if re.search(r"\n@\S+ #\d{6}$", b)
+            ]
             if len(codes) >= nth:
                 return codes[nth - 1]
             if time.monotonic() > deadline:

@@ -49,9 +49,10 @@ class _LifecycleCase:
 
     _workflow_name: str
 
-    def __init__(self, case_id: str, account_id: int) -> None:
+    def __init__(self, case_id: str, account_id: int, locale: str | None = None) -> None:
         self._case_id = case_id
         self._account_id = account_id
+        self._locale = locale  # of the holder's notices
         self._state = LifecycleState.REQUESTED
         self._account_status: AccountStatus | None = None
         self._until: datetime | None = None
@@ -101,7 +102,7 @@ class _LifecycleCase:
         try:
             await workflow.execute_activity(
                 LifecycleActivity.NOTIFY_ACCOUNT,
-                AccountNotice(self._case_id, self._account_id, kind, until),
+                AccountNotice(self._case_id, self._account_id, kind, until, self._locale),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 schedule_to_close_timeout=NOTICE_DEADLINE,
                 retry_policy=NOTICE_RETRY,
@@ -142,7 +143,7 @@ class AccountDeletionWorkflow(_LifecycleCase):
 
     @workflow.init
     def __init__(self, case: DeletionInput) -> None:
-        super().__init__(case.case_id, case.account_id)
+        super().__init__(case.case_id, case.account_id, case.locale)
         self._reactivated = False
 
     @workflow.run
@@ -212,7 +213,7 @@ class AccountBanWorkflow(_LifecycleCase):
 
     @workflow.init
     def __init__(self, case: BanInput) -> None:
-        super().__init__(case.case_id, case.account_id)
+        super().__init__(case.case_id, case.account_id, case.locale)
         self._lift: LiftRequest | None = None
 
     @workflow.run

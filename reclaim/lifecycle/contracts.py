@@ -62,6 +62,7 @@ class DeletionInput:
     quarantine: int  # seconds the username stays reserved after the purge
     actor: Actor
     reason: str | None = None
+    locale: str | None = None  # the language of the holder's notices (None: the default)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class BanInput:
     reason: str
     actor: Actor
     duration: int | None = None  # seconds; None: until lifted
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class AccountNotice:
     account_id: int
     kind: NoticeKind
     until: datetime | None = None
+    locale: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from reclaim.directory import (
     require,
 )
 from reclaim.errors import NotFound, Refused, Unauthorized, Unavailable
+from reclaim.i18n import Text, supported
 from reclaim.identifiers import (
     Identifier,
     IdentifierKind,
@@ -118,7 +119,7 @@ class LifecycleService:
                 if until
                 else "This account is suspended until further notice.",
                 ends_at=until.isoformat() if until else None,
-                appeal_url=self._settings.resolved_support_url,
+                appeal_url=self._settings.links.support("banned"),
             )
         problem = result.problem or "account_unavailable"
         raise Refused(problem, f"This account is {problem.removeprefix('account_')}.")
@@ -135,10 +136,12 @@ class LifecycleService:
         if not await self._directory.end_session(token):
             raise INVALID_SESSION
 
-    async def deactivate_own(self, token: str, reason: str | None) -> LifecycleStatus | Pending:
+    async def deactivate_own(
+        self, token: str, reason: str | None, locale: str | None = None
+    ) -> LifecycleStatus | Pending:
         """The holder deactivates their own account (the first step of deleting it)."""
         view = await self.session(token)
-        outcome = await self.deactivate(view.account_id, ACCOUNT_HOLDER, reason)
+        outcome = await self.deactivate(view.account_id, ACCOUNT_HOLDER, reason, locale)
         if isinstance(outcome, LifecycleStatus) and outcome.state is not LifecycleState.DEACTIVATED:
             raise Refused("invalid_state", "This account cannot be deactivated now.")
         return outcome
@@ -192,7 +195,7 @@ class LifecycleService:
         return found
 
     async def deactivate(
-        self, account_id: int, actor: Actor, reason: str | None = None
+        self, account_id: int, actor: Actor, reason: str | None = None, locale: str | None = None
     ) -> LifecycleStatus | Pending:
         require(self._directory, Capability.STATUS)
         require(self._directory, Capability.PURGE)  # a deactivation ends in a purge
@@ -204,6 +207,7 @@ class LifecycleService:
             quarantine=self._settings.username_quarantine,
             actor=actor,
             reason=reason,
+            locale=supported(locale),
         )
         return await self._start(
             LifecycleCalls.DELETION_WORKFLOW,
@@ -339,14 +343,15 @@ class LifecycleService:
         )
         if not still_true:
             return
-        product, url = self._settings.product_name, self._settings.public_url
+        t = Text(notice.locale or self._settings.default_locale)
+        product, links = self._settings.product_name, self._settings.links
         if notice.kind is NoticeKind.ACCOUNT_DEACTIVATED:
             assert notice.until is not None
             message = messages.account_deactivated(
-                product=product, username=account.username, purge_at=notice.until, public_url=url
+                t, product=product, username=account.username, purge_at=notice.until, links=links
             )
         else:
-            message = messages.ban_ended(product=product, username=account.username, public_url=url)
+            message = messages.ban_ended(t, product=product, username=account.username, links=links)
         contacts = [Contact(channel, address) for channel, address in account.contacts]
         await self._notifier.tell_every(notice.case_id, notice.kind.value, contacts, message)
 

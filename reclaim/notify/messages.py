@@ -1,7 +1,10 @@
-"""The words users read: recovery codes, "no account here" notices, password-changed notices.
+"""The words people read in their mail and on their phone, in the language of the request that
+caused them (`reclaim.i18n.Text`).
 
-Each message has a plain-text and an HTML body for email and a short body for SMS. A code SMS
-ends with the WebOTP line (`@<domain> #<code>`) so a browser can offer to fill the code in.
+Each message has a plain-text and an HTML body for email and a short body for SMS. Every page
+a message mentions is a link to a page Reclaim serves (`Links`). A code SMS ends with the
+WebOTP line (`@<domain> #<code>`) so a browser can offer to fill the code in; a code mail's
+link carries the code in its fragment, which never leaves the browser.
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from urllib.parse import quote
+
+from reclaim.i18n import Text
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,41 @@ class Message:
     sms: str
 
 
-def _html(title: str, *paragraphs: str, code: str | None = None) -> str:
+@dataclass(frozen=True)
+class Links:
+    """The pages a message may send someone to, under the public URL."""
+
+    public_url: str
+    support_url: str | None = None  # RECLAIM_SUPPORT_URL, when support is elsewhere
+
+    @property
+    def base(self) -> str:
+        return self.public_url.rstrip("/")
+
+    def recover(self) -> str:
+        return f"{self.base}/recover"
+
+    def case(self, case_id: str, code: str | None = None) -> str:
+        """A recovery case's page; with `code`, the page fills the code in."""
+        return f"{self.base}/recover/{case_id}" + (f"#code={code}" if code else "")
+
+    def sign_in(self) -> str:
+        return f"{self.base}/signin"
+
+    def support(self, reason: str | None = None) -> str:
+        if self.support_url:
+            return self.support_url
+        return f"{self.base}/support" + (f"?reason={reason}" if reason else "")
+
+    def claim(self, case_id: str, token: str | None = None) -> str:
+        """A claim's status page; with the claim token, the page keeps it in a cookie and
+        takes it out of the address."""
+        return f"{self.base}/support/claims/{case_id}" + (
+            f"?token={quote(token, safe='')}" if token else ""
+        )
+
+
+def _html(title: str, paragraphs: list[str], code: str | None = None) -> str:
     body = "".join(f"<p>{p}</p>" for p in paragraphs)
     code_block = (
         f'<p style="font-size:28px;font-weight:bold;letter-spacing:6px;'
@@ -33,245 +73,387 @@ def _html(title: str, *paragraphs: str, code: str | None = None) -> str:
     )
 
 
-def _minutes(seconds: float) -> str:
-    minutes = max(1, round(seconds / 60))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+def _link(url: str, label: str) -> str:
+    return f'<a href="{escape(url)}">{escape(label)}</a>'
 
 
-def recovery_code(
-    *, product: str, code: str, valid_for_seconds: float, webotp_domain: str
+def _message(
+    title: str,
+    paragraphs: list[tuple[str, str | None]],
+    sms: str,
+    *,
+    code: str | None = None,
+    text_code: bool = False,
 ) -> Message:
-    lifetime = _minutes(valid_for_seconds)
-    title = f"Your {product} recovery code"
-    first = f"Use this code to get back into your {product} account. It expires in {lifetime}."
-    ignore = (
-        "If you did not ask to recover your account, ignore this message: nothing changes "
-        "unless someone enters this code. Never share it; we will never ask you for it."
-    )
+    """A message from paragraphs, each with the link it ends with (or None)."""
+    text_parts: list[str] = []
+    html_parts: list[str] = []
+    for paragraph, url in paragraphs:
+        if not paragraph:
+            continue
+        text_parts.append(f"{paragraph}\n{url}" if url else paragraph)
+        html_parts.append(f"{escape(paragraph)}<br>{_link(url, url)}" if url else escape(paragraph))
+    if text_code and code:
+        text_parts.insert(1, f"    {code}")
     return Message(
         subject=title,
-        text=f"{first}\n\n    {code}\n\n{ignore}\n",
-        html=_html(title, escape(first), escape(ignore), code=code),
-        sms=(
-            f"{code} is your {product} recovery code. It expires in {lifetime}. "
-            f"Don't share it.\n\n@{webotp_domain} #{code}"
-        ),
-    )
-
-
-def no_account(*, product: str) -> Message:
-    title = f"{product} account recovery"
-    first = (
-        f"Someone asked to recover a {product} account with this address, but no account uses it."
-    )
-    second = (
-        "If it was you, you may have signed up with another email address, phone number or "
-        "username: try those. If it was not you, ignore this message."
-    )
-    return Message(
-        subject=title,
-        text=f"{first}\n\n{second}\n",
-        html=_html(title, escape(first), escape(second)),
-        sms=f"{product}: someone asked to recover an account with this number, but none uses "
-        "it. If it wasn't you, ignore this.",
-    )
-
-
-def password_changed(*, product: str, username: str, at: datetime, public_url: str) -> Message:
-    when = at.strftime("%Y-%m-%d %H:%M UTC")
-    title = f"Your {product} password was changed"
-    first = (
-        f"The password of the {product} account {username} was changed on {when} through "
-        "account recovery, and every device signed in was signed out."
-    )
-    second = (
-        "If this was you, there is nothing to do. If it was not, someone else has your "
-        f"account: recover it at {public_url} and contact support."
-    )
-    return Message(
-        subject=title,
-        text=f"{first}\n\n{second}\n",
-        html=_html(title, escape(first), escape(second)),
-        sms=f"{product}: the password of {username} was changed on {when}. "
-        "Not you? Recover your account and contact support.",
-    )
-
-
-def _date(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def account_deactivated(
-    *, product: str, username: str, purge_at: datetime, public_url: str
-) -> Message:
-    title = f"Your {product} account is deactivated"
-    first = (
-        f"The {product} account {username} was deactivated and every device was signed out. "
-        f"It will be deleted for good on {_date(purge_at)}."
-    )
-    second = (
-        "Changed your mind? Sign in before then (or recover the account if you cannot) and "
-        f"it stays as it was: {public_url}. If you did not ask for this, recover your account "
-        "now and contact support."
-    )
-    return Message(
-        subject=title,
-        text=f"{first}\n\n{second}\n",
-        html=_html(title, escape(first), escape(second)),
-        sms=f"{product}: {username} was deactivated and will be deleted on {_date(purge_at)}. "
-        "Sign in before then to keep it.",
-    )
-
-
-def banned(
-    *, product: str, username: str, until: datetime | None, reason: str | None, appeal_url: str
-) -> Message:
-    """The answer to a recovery attempt on a banned account: no code, but why and until when."""
-    title = f"Your {product} account is suspended"
-    end = f"until {_date(until)}" if until else "until further notice"
-    first = (
-        f"Someone asked to recover the {product} account {username}. This account is "
-        f"suspended {end}, so no recovery code was sent."
-    )
-    why = f"Reason given: {reason}" if reason else ""
-    appeal = (
-        "If you think this is a mistake, you can appeal: open a support claim "
-        f"(reason: banned) at {appeal_url}. A person will review it."
-    )
-    paragraphs = [p for p in (first, why, appeal) if p]
-    return Message(
-        subject=title,
-        text="\n\n".join(paragraphs) + "\n",
-        html=_html(title, *(escape(p) for p in paragraphs)),
-        sms=f"{product}: {username} is suspended {end}; no code was sent. Appeal: {appeal_url}",
-    )
-
-
-def ban_ended(*, product: str, username: str, public_url: str) -> Message:
-    title = f"Your {product} account is available again"
-    first = f"The suspension of the {product} account {username} is over."
-    second = f"You can sign in again at {public_url}."
-    return Message(
-        subject=title,
-        text=f"{first}\n\n{second}\n",
-        html=_html(title, escape(first), escape(second)),
-        sms=f"{product}: the suspension of {username} is over. You can sign in again.",
-    )
-
-
-def _claim_message(title: str, paragraphs: list[str], sms: str) -> Message:
-    return Message(
-        subject=title,
-        text="\n\n".join(paragraphs) + "\n",
-        html=_html(title, *(escape(p) for p in paragraphs)),
+        text="\n\n".join(text_parts) + "\n",
+        html=_html(title, html_parts, code=code),
         sms=sms,
     )
 
 
-def claim_received(*, product: str, case_id: str, claim_token: str, public_url: str) -> Message:
-    return _claim_message(
-        f"We received your {product} support claim {case_id}",
-        [
-            f"Your claim {case_id} is with our support team. A person will review it; it "
-            "usually takes a few days. We will write to this address at every step.",
-            "To follow it or answer questions, use this claim token (keep it private: it is "
-            f"the only key to your claim):\n\n    {claim_token}",
-            f"Status: GET {public_url}/v1/support-cases/{case_id} with the header "
-            "'Authorization: Bearer <claim token>'.",
-        ],
-        f"{product}: support claim {case_id} received.",
+def recovery_code(
+    t: Text,
+    *,
+    product: str,
+    code: str,
+    valid_for_seconds: float,
+    webotp_domain: str,
+    links: Links,
+    case_id: str,
+) -> Message:
+    lifetime = t.duration(valid_for_seconds)
+    title = t("Your %(product)s recovery code", product=product)
+    first = t(
+        "Use this code to get back into your %(product)s account. It expires in %(lifetime)s.",
+        product=product,
+        lifetime=lifetime,
+    )
+    page = t("Or open this page, which fills the code in for you:")
+    ignore = t(
+        "If you did not ask to recover your account, ignore this message: nothing changes "
+        "unless someone enters this code. Never share it; we will never ask you for it."
+    )
+    sms = t(
+        "%(code)s is your %(product)s recovery code. It expires in %(lifetime)s. Don't share it.",
+        code=code,
+        product=product,
+        lifetime=lifetime,
+    )
+    return _message(
+        title,
+        [(first, None), (page, links.case(case_id, code)), (ignore, None)],
+        f"{sms}\n\n@{webotp_domain} #{code}",
+        code=code,
+        text_code=True,
     )
 
 
-def claim_question(*, product: str, case_id: str, questions: str, public_url: str) -> Message:
-    return _claim_message(
-        f"A question about your {product} support claim {case_id}",
+def no_account(t: Text, *, product: str, links: Links) -> Message:
+    title = t("%(product)s account recovery", product=product)
+    first = t(
+        "Someone asked to recover a %(product)s account with this address, but no account uses it.",
+        product=product,
+    )
+    second = t(
+        "If it was you, you may have signed up with another email address, phone number or "
+        "username: try those."
+    )
+    third = t("If it was not you, ignore this message.")
+    return _message(
+        title,
+        [(first, None), (second, links.recover()), (third, None)],
+        t(
+            "%(product)s: someone asked to recover an account with this number, but none uses "
+            "it. If it wasn't you, ignore this.",
+            product=product,
+        ),
+    )
+
+
+def password_changed(
+    t: Text, *, product: str, username: str, at: datetime, links: Links
+) -> Message:
+    when = t.moment(at)
+    title = t("Your %(product)s password was changed", product=product)
+    first = t(
+        "The password of the %(product)s account %(username)s was changed on %(when)s through "
+        "account recovery, and every device signed in was signed out.",
+        product=product,
+        username=username,
+        when=when,
+    )
+    second = t("If this was you, there is nothing to do.")
+    third = t(
+        "If it was not, someone else has your account: ask our support team to give it back to you."
+    )
+    return _message(
+        title,
+        [(first, None), (second, None), (third, links.support("compromised"))],
+        t(
+            "%(product)s: the password of %(username)s was changed on %(when)s. Not you? %(url)s",
+            product=product,
+            username=username,
+            when=when,
+            url=links.support("compromised"),
+        ),
+    )
+
+
+def account_deactivated(
+    t: Text, *, product: str, username: str, purge_at: datetime, links: Links
+) -> Message:
+    title = t("Your %(product)s account is deactivated", product=product)
+    first = t(
+        "The %(product)s account %(username)s was deactivated and every device was signed "
+        "out. It will be deleted for good on %(when)s.",
+        product=product,
+        username=username,
+        when=t.moment(purge_at),
+    )
+    second = t("Changed your mind? Sign in before then and it stays as it was:")
+    third = t("If you did not ask for this, recover your account now:")
+    return _message(
+        title,
+        [(first, None), (second, links.sign_in()), (third, links.recover())],
+        t(
+            "%(product)s: %(username)s was deactivated and will be deleted on %(when)s. Sign "
+            "in before then to keep it: %(url)s",
+            product=product,
+            username=username,
+            when=t.day(purge_at),
+            url=links.sign_in(),
+        ),
+    )
+
+
+def banned(
+    t: Text,
+    *,
+    product: str,
+    username: str,
+    until: datetime | None,
+    reason: str | None,
+    links: Links,
+) -> Message:
+    """The answer to a recovery attempt on a banned account: no code, but why and until when."""
+    title = t("Your %(product)s account is suspended", product=product)
+    end = t("until %(when)s", when=t.moment(until)) if until else t("until further notice")
+    first = t(
+        "Someone asked to recover the %(product)s account %(username)s. This account is "
+        "suspended %(end)s, so no recovery code was sent.",
+        product=product,
+        username=username,
+        end=end,
+    )
+    why = t("Reason given: %(reason)s", reason=reason) if reason else ""
+    appeal = t("If you think this is a mistake, you can appeal: a person will review your request.")
+    return _message(
+        title,
+        [(first, None), (why, None), (appeal, links.support("banned"))],
+        t(
+            "%(product)s: %(username)s is suspended %(end)s; no code was sent. Appeal: %(url)s",
+            product=product,
+            username=username,
+            end=end,
+            url=links.support("banned"),
+        ),
+    )
+
+
+def ban_ended(t: Text, *, product: str, username: str, links: Links) -> Message:
+    title = t("Your %(product)s account is available again", product=product)
+    first = t(
+        "The suspension of the %(product)s account %(username)s is over.",
+        product=product,
+        username=username,
+    )
+    second = t("You can sign in again:")
+    return _message(
+        title,
+        [(first, None), (second, links.sign_in())],
+        t(
+            "%(product)s: the suspension of %(username)s is over. You can sign in again: %(url)s",
+            product=product,
+            username=username,
+            url=links.sign_in(),
+        ),
+    )
+
+
+def claim_received(
+    t: Text, *, product: str, case_id: str, claim_token: str, links: Links
+) -> Message:
+    first = t(
+        "Your claim %(case_id)s is with our support team. A person will review it; it usually "
+        "takes a few days. We will write to this address at every step.",
+        case_id=case_id,
+    )
+    follow = t(
+        "Follow your claim and answer questions on this page (the link holds your claim "
+        "token: keep this mail private):"
+    )
+    token = t("If the page asks for your claim token, it is: %(token)s", token=claim_token)
+    return _message(
+        t(
+            "We received your %(product)s support claim %(case_id)s",
+            product=product,
+            case_id=case_id,
+        ),
+        [(first, None), (follow, links.claim(case_id, claim_token)), (token, None)],
+        t("%(product)s: support claim %(case_id)s received.", product=product, case_id=case_id),
+    )
+
+
+def claim_question(t: Text, *, product: str, case_id: str, questions: str, links: Links) -> Message:
+    return _message(
+        t(
+            "A question about your %(product)s support claim %(case_id)s",
+            product=product,
+            case_id=case_id,
+        ),
         [
-            "The reviewer of your claim needs to know more:",
-            questions,
-            f"Answer with your claim token: POST {public_url}/v1/support-cases/{case_id}/info "
-            '{"answer": "..."}. Without an answer, the claim closes after a while.',
+            (t("The reviewer of your claim needs to know more:"), None),
+            (questions, None),
+            (
+                t(
+                    "Answer on your claim's page (with your claim token, from our first mail). "
+                    "Without an answer, the claim closes after a while."
+                ),
+                links.claim(case_id),
+            ),
         ],
-        f"{product}: a question about claim {case_id}.",
+        t(
+            "%(product)s: a question about claim %(case_id)s: %(url)s",
+            product=product,
+            case_id=case_id,
+            url=links.claim(case_id),
+        ),
     )
 
 
 def claim_decided(
+    t: Text,
     *,
     product: str,
     case_id: str,
     approved: bool,
     note: str | None,
     recovery_case_id: str | None,
-    public_url: str,
+    links: Links,
 ) -> Message:
     if approved:
-        first = f"Your support claim {case_id} was approved."
-        next_step = (
-            f"A recovery code is on its way to this address (recovery case {recovery_case_id}): "
-            f"use it at {public_url} to choose a new password."
-            if recovery_case_id
-            else f"You can sign in again at {public_url}."
-        )
-    else:
-        first = f"Your support claim {case_id} was not approved."
-        next_step = "You may file a new claim with more evidence."
-    said = f"The reviewer wrote: {note}" if note else ""
-    return _claim_message(
-        f"Your {product} support claim {case_id}: {'approved' if approved else 'declined'}",
-        [p for p in (first, said, next_step) if p],
-        f"{product}: claim {case_id} {'approved' if approved else 'declined'}.",
-    )
-
-
-def claim_abandoned(*, product: str, case_id: str) -> Message:
-    return _claim_message(
-        f"Your {product} support claim {case_id} was closed",
-        [
-            f"Your claim {case_id} waited for an answer for too long and was closed.",
-            "You may file a new claim at any time.",
-        ],
-        f"{product}: claim {case_id} closed without an answer.",
-    )
-
-
-def claim_cancelled(*, product: str, case_id: str, reason: str | None) -> Message:
-    said = f"The reason given: {reason}" if reason else ""
-    return _claim_message(
-        f"Your {product} support claim {case_id} was closed",
-        [
-            p
-            for p in (
-                f"Your claim {case_id} was closed by our support team without a decision.",
-                said,
-                "You may file a new claim at any time.",
+        first = t("Your support claim %(case_id)s was approved.", case_id=case_id)
+        next_step: tuple[str, str | None] = (
+            (
+                t(
+                    "A recovery code is on its way to this address. Open this page and enter "
+                    "it to choose a new password:"
+                ),
+                links.case(recovery_case_id),
             )
-            if p
-        ],
-        f"{product}: claim {case_id} closed by support.",
-    )
+            if recovery_case_id
+            else (t("You can sign in again:"), links.sign_in())
+        )
+        title = t(
+            "Your %(product)s support claim %(case_id)s: approved", product=product, case_id=case_id
+        )
+        sms = t("%(product)s: claim %(case_id)s approved.", product=product, case_id=case_id)
+    else:
+        first = t("Your support claim %(case_id)s was not approved.", case_id=case_id)
+        next_step = (t("You may file a new claim with more evidence:"), links.support())
+        title = t(
+            "Your %(product)s support claim %(case_id)s: declined", product=product, case_id=case_id
+        )
+        sms = t("%(product)s: claim %(case_id)s declined.", product=product, case_id=case_id)
+    said = t("The reviewer wrote: %(note)s", note=note) if note else ""
+    return _message(title, [(first, None), (said, None), next_step], sms)
 
 
-def contact_replaced(*, product: str, username: str, new_contact: str, public_url: str) -> Message:
-    return _claim_message(
-        f"Your {product} account's contact details were changed",
+def claim_abandoned(t: Text, *, product: str, case_id: str, links: Links) -> Message:
+    return _message(
+        t(
+            "Your %(product)s support claim %(case_id)s was closed",
+            product=product,
+            case_id=case_id,
+        ),
         [
-            f"After a support claim, the {product} account {username} now receives its mail at "
-            f"{new_contact}, and this address (and any phone number) no longer belongs to it.",
-            f"If you did not ask for this, contact support at once: {public_url}/support.",
+            (
+                t(
+                    "Your claim %(case_id)s waited for an answer for too long and was closed.",
+                    case_id=case_id,
+                ),
+                None,
+            ),
+            (t("You may file a new claim at any time:"), links.support()),
         ],
-        f"{product}: the contact details of {username} were changed after a support claim. "
-        "Not you? Contact support.",
+        t(
+            "%(product)s: claim %(case_id)s closed without an answer.",
+            product=product,
+            case_id=case_id,
+        ),
     )
 
 
-def claim_escalated(*, product: str, case_id: str, level: str) -> Message:
+def claim_cancelled(
+    t: Text, *, product: str, case_id: str, reason: str | None, links: Links
+) -> Message:
+    return _message(
+        t(
+            "Your %(product)s support claim %(case_id)s was closed",
+            product=product,
+            case_id=case_id,
+        ),
+        [
+            (
+                t(
+                    "Your claim %(case_id)s was closed by our support team without a decision.",
+                    case_id=case_id,
+                ),
+                None,
+            ),
+            (t("The reason given: %(reason)s", reason=reason) if reason else "", None),
+            (t("You may file a new claim at any time:"), links.support()),
+        ],
+        t("%(product)s: claim %(case_id)s closed by support.", product=product, case_id=case_id),
+    )
+
+
+def contact_replaced(
+    t: Text, *, product: str, username: str, new_contact: str, links: Links
+) -> Message:
+    return _message(
+        t("Your %(product)s account's contact details were changed", product=product),
+        [
+            (
+                t(
+                    "After a support claim, the %(product)s account %(username)s now receives "
+                    "its mail at %(contact)s, and this address (and any phone number) no longer "
+                    "belongs to it.",
+                    product=product,
+                    username=username,
+                    contact=new_contact,
+                ),
+                None,
+            ),
+            (
+                t("If you did not ask for this, tell our support team at once:"),
+                links.support("compromised"),
+            ),
+        ],
+        t(
+            "%(product)s: the contact details of %(username)s were changed after a support "
+            "claim. Not you? %(url)s",
+            product=product,
+            username=username,
+            url=links.support("compromised"),
+        ),
+    )
+
+
+def claim_escalated(t: Text, *, product: str, case_id: str, level: str) -> Message:
     what = {
-        "first_response": "nobody picked it up within the first-response SLA",
-        "decision": "no decision was made within the decision SLA",
+        "first_response": t("nobody picked it up within the first-response SLA"),
+        "decision": t("no decision was made within the decision SLA"),
     }.get(level, level)
-    return _claim_message(
-        f"[{product}] support claim {case_id} escalated",
-        [f"Claim {case_id} is escalated: {what}."],
-        f"{product}: claim {case_id} escalated ({level}).",
+    return _message(
+        t("[%(product)s] support claim %(case_id)s escalated", product=product, case_id=case_id),
+        [(t("Claim %(case_id)s is escalated: %(what)s.", case_id=case_id, what=what), None)],
+        t(
+            "%(product)s: claim %(case_id)s escalated (%(level)s).",
+            product=product,
+            case_id=case_id,
+            level=level,
+        ),
     )

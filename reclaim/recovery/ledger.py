@@ -34,6 +34,12 @@ class RateLimited:
 
 
 @dataclass(frozen=True)
+class CaseFacts:
+    unknown_address: str | None
+    locale: str | None
+
+
+@dataclass(frozen=True)
 class CaseRow:
     case_id: str
     opened_at: datetime
@@ -103,13 +109,15 @@ class RecoveryLedger:
 
         await in_session(self._engine, work)
 
-    async def unknown_address(self, case_id: str) -> str | None:
-        """Where to say that no account uses the address typed, for a case opened with an
-        unknown email address or phone number."""
+    async def facts(self, case_id: str) -> CaseFacts:
+        """What the case's messages need from its row: where to say that no account uses
+        the address typed (unknown email addresses and phone numbers only), and the language."""
 
-        def work(session: Session) -> str | None:
+        def work(session: Session) -> CaseFacts:
             row = session.get(RecoveryCase, case_id)
-            return row.unknown_address if row is not None else None
+            if row is None:
+                return CaseFacts(None, None)
+            return CaseFacts(row.unknown_address, row.locale)
 
         return await in_session(self._engine, work)
 
@@ -159,6 +167,7 @@ def open_case(
         "identifier_digest": case.identifier_digest,
         "channel": case.channel,
         "unknown_address": case.unknown_address,
+        "locale": case.locale,
         "opened_at": case.opened_at,
         "wrong_codes": 0,
         "resends": 0,

@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from reclaim.contracts import AccountStatus, CaseError, Channel
 from reclaim.directory import AccountGone, AccountRecord, Directory, NewPassword
 from reclaim.errors import NotFound, Refused, Unavailable
+from reclaim.i18n import Text, supported
 from reclaim.identifiers import IdentifierKind, InvalidIdentifier, identifier_digest
 from reclaim.identifiers import parse_identifier as parse
 from reclaim.lifecycle.service import LifecycleService
@@ -109,9 +110,11 @@ class RecoveryService:
 
     # -- the person recovering ---------------------------------------------------------------
 
-    async def open(self, identifier_text: str, channel: Channel | None) -> RecoveryStatus:
-        """A code goes to the account's email or phone. The answer is the same whether or not
-        an account exists under the identifier."""
+    async def open(
+        self, identifier_text: str, channel: Channel | None, locale: str | None = None
+    ) -> RecoveryStatus:
+        """A code goes to the account's email or phone, in `locale`'s words. The answer is
+        the same whether or not an account exists under the identifier."""
         settings = self._settings
         try:
             identifier = parse(identifier_text, settings.default_region)
@@ -131,6 +134,7 @@ class RecoveryService:
                 identifier_digest=self._keys.identifier_digest(identifier.key),
                 channel=plan.channel.value,
                 unknown_address=plan.unknown_address,
+                locale=supported(locale),
                 opened_at=opened_at,
             ),
             per_hour=settings.cases_per_hour,
@@ -320,17 +324,17 @@ class RecoveryService:
         account, tell the address typed that no account uses it (first attempt only), and
         return the digest of a code nobody will ever receive."""
         settings = self._settings
+        facts = await self._ledger.facts(request.case_id)
+        t = Text(facts.locale or settings.default_locale)
         if request.account_id is None:
-            address = None
-            if settings.notify_unknown and request.attempt == 0:
-                address = await self._ledger.unknown_address(request.case_id)
-            if address is not None:
+            address = facts.unknown_address if request.attempt == 0 else None
+            if address is not None and settings.notify_unknown:
                 await self._notifier.tell(
                     request.case_id,
                     NotificationKind.NO_ACCOUNT,
                     0,
                     Contact(request.channel, address),
-                    messages.no_account(product=settings.product_name),
+                    messages.no_account(t, product=settings.product_name, links=settings.links),
                 )
             return self._keys.code_digest(request.case_id, new_code())
 
@@ -351,11 +355,12 @@ class RecoveryService:
                     0,
                     contact,
                     messages.banned(
+                        t,
                         product=settings.product_name,
                         username=account.username,
                         until=account.status_until,
                         reason=account.status_reason,
-                        appeal_url=settings.resolved_support_url,
+                        links=settings.links,
                     ),
                 )
             # The digest of something no 6-digit code can ever match.
@@ -367,10 +372,13 @@ class RecoveryService:
             request.attempt,
             contact,
             lambda code: messages.recovery_code(
+                t,
                 product=settings.product_name,
                 code=code or "",
                 valid_for_seconds=valid_for,
                 webotp_domain=settings.resolved_webotp_domain,
+                links=settings.links,
+                case_id=request.case_id,
             ),
             with_code=True,
         )
@@ -412,11 +420,13 @@ class RecoveryService:
             if found is None or found.status is AccountStatus.PURGED:
                 return
             account = found
+        facts = await self._ledger.facts(case_id)
         message = messages.password_changed(
+            Text(facts.locale or self._settings.default_locale),
             product=self._settings.product_name,
             username=account.username,
             at=at,
-            public_url=self._settings.public_url,
+            links=self._settings.links,
         )
         contacts = [Contact(channel, address) for channel, address in account.contacts]
         await self._notifier.tell_every(

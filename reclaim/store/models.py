@@ -65,6 +65,8 @@ class SupportClaim(SQLModel, table=True):
     # The claim token, sealed until the "claim received" mail carrying it has gone.
     sealed_token: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     opened_at: datetime = Field(sa_column=when(index=True))
+    # The language the claimant filed in: every mail about the claim is written in it.
+    locale: str | None = Field(default=None, max_length=8)
     recovery_case_id: str | None = Field(default=None, max_length=40)
     # When a deadline first passed with nobody acting (for the escalation metrics).
     escalated_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
@@ -112,6 +114,8 @@ class RecoveryCase(SQLModel, table=True):
     # Where to tell someone that no account exists under the address they typed; only for
     # unknown email addresses and phone numbers, wiped when the case closes.
     unknown_address: str | None = Field(default=None, max_length=254)
+    # The language of the request that opened the case: its code and notices are written in it.
+    locale: str | None = Field(default=None, max_length=8)
     opened_at: datetime = Field(sa_column=when(index=True))
     state: str | None = Field(default=None, max_length=16)  # final state, None while open
     closed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from reclaim.contracts import AccountStatus, Actor, ActorKind, Channel
 from reclaim.directory import AccountExists, AccountGone, CapabilityMissing, Directory
 from reclaim.errors import NotFound, Refused, Unauthorized
+from reclaim.i18n import Text, supported
 from reclaim.identifiers import (
     Identifier,
     IdentifierKind,
@@ -160,6 +161,7 @@ class SupportService:
         registered_phone: str | None = None,
         previous_passwords: list[str] | tuple[str, ...] = (),
         description: str | None = None,
+        locale: str | None = None,
     ) -> FiledClaim:
         """The evidence is checked now; only its results reach the case. An unknown username
         gets the same answer (a reviewer will reject the claim)."""
@@ -189,6 +191,7 @@ class SupportService:
                 claim_token_digest=self._ledger.token_digest(token),
                 sealed_token=self._ledger.seal_token(case_id, token),
                 opened_at=opened_at,
+                locale=supported(locale),
             ),
             per_hour=self._settings.claims_per_hour,
         )
@@ -403,6 +406,7 @@ class SupportService:
             ESCALATION_ATTEMPT.get(escalation.level, 2),
             Contact(Channel.EMAIL, address),
             messages.claim_escalated(
+                Text(self._settings.default_locale),
                 product=self._settings.product_name,
                 case_id=escalation.case_id,
                 level=escalation.level,
@@ -571,10 +575,11 @@ class SupportService:
             request.case_id,
             NotificationKind.CONTACT_REPLACED,
             messages.contact_replaced(
+                Text(claim.locale or self._settings.default_locale),
                 product=self._settings.product_name,
                 username=account.username if account is not None else "",
                 new_contact=destination,
-                public_url=self._settings.public_url,
+                links=self._settings.links,
             ),
         )
         return Resolution(recovery_case_id=recovery_case_id, destination=destination)
@@ -602,32 +607,32 @@ class SupportService:
             await self._lifecycle.signal_reactivated(deletion)
 
     def _compose(self, notice: ClaimNotice, claim: SupportClaim) -> Message:
-        product, url = self._settings.product_name, self._settings.public_url
+        t = Text(claim.locale or self._settings.default_locale)
+        product, links = self._settings.product_name, self._settings.links
+        case_id = claim.case_id
         if notice.kind is ClaimNoticeKind.RECEIVED:
             if claim.sealed_token is None:
                 raise Undeliverable("the claim token is gone")
             token = self._ledger.unseal_token(claim)
             return messages.claim_received(
-                product=product, case_id=claim.case_id, claim_token=token, public_url=url
+                t, product=product, case_id=case_id, claim_token=token, links=links
             )
         if notice.kind is ClaimNoticeKind.QUESTION:
             return messages.claim_question(
-                product=product,
-                case_id=claim.case_id,
-                questions=notice.detail or "",
-                public_url=url,
+                t, product=product, case_id=case_id, questions=notice.detail or "", links=links
             )
         if notice.kind is ClaimNoticeKind.ABANDONED:
-            return messages.claim_abandoned(product=product, case_id=claim.case_id)
+            return messages.claim_abandoned(t, product=product, case_id=case_id, links=links)
         if notice.kind is ClaimNoticeKind.CANCELLED:
             return messages.claim_cancelled(
-                product=product, case_id=claim.case_id, reason=notice.detail
+                t, product=product, case_id=case_id, reason=notice.detail, links=links
             )
         return messages.claim_decided(
+            t,
             product=product,
-            case_id=claim.case_id,
+            case_id=case_id,
             approved=notice.kind is ClaimNoticeKind.APPROVED,
             note=notice.detail,
             recovery_case_id=notice.recovery_case_id,
-            public_url=url,
+            links=links,
         )

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from reclaim.i18n import Text
 from reclaim.notify import messages
 from reclaim.notify.errors import Undeliverable
 from reclaim.notify.mail import Mailer
+from reclaim.notify.messages import Links
 from reclaim.notify.outbox import parse_mail
 from reclaim.settings import Settings
 from tests.mailbox import CODE_IN_TEXT, MailSink
@@ -29,7 +31,13 @@ CODE = "482913"
 
 def _code_message() -> messages.Message:
     return messages.recovery_code(
-        product="Reclaim", code=CODE, valid_for_seconds=600, webotp_domain="reclaim.test"
+        Text("en"),
+        product="Reclaim",
+        code=CODE,
+        valid_for_seconds=600,
+        webotp_domain="reclaim.test",
+        links=Links("https://reclaim.test"),
+        case_id="rc_abc",
     )
 
 

@@ -21,6 +21,7 @@ from reclaim.lifecycle.contracts import LifecycleCalls, LifecycleState, Lifecycl
 from reclaim.notify.outbox import text_of
 from reclaim.recovery.rules import plan_case
 from reclaim.security import Keys
+from tests import words
 from tests.conftest import StackParts
 from tests.history_text import payload_texts
 from tests.mailbox import MailSink
@@ -106,7 +107,7 @@ async def test_a_deactivated_account_is_kept_by_completing_a_recovery(stack: Sta
     purge_at = datetime.fromisoformat(deactivated.json()["purge_at"])
     assert timedelta(days=29, hours=23) < purge_at - datetime.now(UTC) <= timedelta(days=30)
     notice = await stack.mail.wait_for(lambda m: "deactivated" in m["Subject"])
-    assert f"deleted for good on {purge_at:%Y-%m-%d}" in text_of(notice)
+    assert f"deleted for good on {words.moment(purge_at)}" in text_of(notice)
     # Signed out everywhere: the session that asked is gone too.
     gone = await stack.http.get("/v1/sessions/current", headers=_bearer(token))
     assert gone.status_code == 401
@@ -149,7 +150,7 @@ async def test_a_banned_account_gets_the_neutral_answer_and_a_notice_instead_of_
     notice = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com")
     body = text_of(notice)
     assert "suspended" in notice["Subject"]
-    assert f"suspended until {ban.until:%Y-%m-%d %H:%M} UTC" in body
+    assert f"suspended until {words.moment(ban.until)}" in body
     assert "Reason given: spam" in body and "https://reclaim.example/support" in body
     await stack.mail.code_for("bob@example.com")
     assert not any("recovery code" in m["Subject"] for m in stack.mail.to("jane@example.com"))

@@ -154,3 +154,18 @@ async def test_a_recovery_through_an_outside_directory_logs_nothing_private(
         HOST_SECRET.removeprefix("whsec_"),
     ):
         assert private not in everything, private
+
+
+def test_access_lines_keep_the_path_and_drop_the_query_string():
+    """A claim link's token passes through the query string once: it never reaches a log."""
+    import logging
+
+    from reclaim.logs import NoQueryString
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "h11_impl.py", 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/support/claims/sc_x?token=secret", "1.1", 303), None,
+    )  # fmt: skip
+
+    assert NoQueryString().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /support/claims/sc_x HTTP/1.1" 303'

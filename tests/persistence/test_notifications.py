@@ -423,11 +423,11 @@ async def test_password_changed_tells_the_email_and_the_phone_once_each_even_if_
     [mail] = smtp.handed
     assert mail["To"] == EMAIL
     assert mail["Subject"] == "Your Reclaim password was changed"
-    assert "account jane was changed on 2026-11-24 12:00 UTC" in text_of(mail)
+    assert "account jane was changed on Nov 24, 2026, 12:00\u202fPM UTC" in text_of(mail)
     assert "https://reclaim.test" in text_of(mail)
     [sms] = gateway.posted
     assert sms["to"] == PHONE
-    assert "password of jane was changed on 2026-11-24 12:00 UTC" in sms["body"]
+    assert "password of jane was changed on Nov 24, 2026, 12:00\u202fPM UTC" in sms["body"]
     rows = _rows(engine, case_id)
     assert sorted((r.kind, r.channel) for r in rows) == [
         ("password_changed", "email"),

@@ -16,6 +16,7 @@ from reclaim.directory import UsernameReserved
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.lifecycle.contracts import LifecycleState
 from reclaim.notify.outbox import text_of
+from tests import words
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.workflows.lifecycle_harness import OPERATOR, PASSWORD, Lifecycle, lifecycle_stack
@@ -44,8 +45,8 @@ async def test_the_grace_period_ends_in_a_purge_that_leaves_only_an_audit_record
     assert case.until - started < timedelta(days=30, minutes=1)
     notice = await life.mail.wait_for(lambda m: "deactivated" in m["Subject"])
     assert notice["To"] == "jane@example.com"
-    assert f"{case.until:%Y-%m-%d}" in text_of(notice)
-    await sms.wait_for("+14155550123", f"deleted on {case.until:%Y-%m-%d}")
+    assert words.moment(case.until) in text_of(notice)
+    await sms.wait_for("+14155550123", f"deleted on {words.day(case.until)}")
     # Signed out everywhere, and a deactivated account's session is no session.
     assert signed_in.token is not None
     assert await life.directory.session(signed_in.token) is None

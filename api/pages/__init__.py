@@ -1,0 +1,90 @@
+"""Pages for people, served by the API process: recovery (`/`, `/recover`), support claims
+(`/support`), signing in (`/signin`), and the API manual (`/docs`), every asset served by
+Reclaim itself (`/assets`). `install` adds them to the app."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from urllib.parse import urlencode
+
+import swagger_ui_bundle
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import RequestResponseEndpoint
+
+from api.pages import lifecycle, recovery, support
+from api.pages.forms import FormExpired
+from api.pages.render import LANG_COOKIE, render
+from api.pages.security import set_cookie
+from reclaim.i18n import supported
+from reclaim.settings import Settings
+
+STATIC = Path(__file__).resolve().parent / "static"
+LOGO_TYPES = {".png", ".svg", ".jpg", ".jpeg", ".webp"}
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    app.include_router(recovery.router)
+    app.include_router(support.router)
+    app.include_router(lifecycle.router)
+
+    @app.get("/assets/brand.css", include_in_schema=False)
+    async def brand_css() -> Response:
+        css = f":root {{ --accent: {settings.brand_accent}; }}\n"
+        return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+    @app.get("/assets/logo", include_in_schema=False)
+    async def logo() -> Response:
+        path = settings.brand_logo
+        if path is None or path.suffix.lower() not in LOGO_TYPES or not path.is_file():
+            return Response(status_code=404)
+        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return Response(path.read_bytes(), media_type=media)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI from the swagger-ui-bundle package: it works offline."""
+        return HTMLResponse(DOCS_PAGE.replace("{title}", f"{settings.product_name} API"))
+
+    app.mount(
+        "/assets/swagger",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger",
+    )
+    app.mount("/assets", StaticFiles(directory=STATIC), name="assets")
+
+    @app.exception_handler(FormExpired)
+    async def _expired(request: Request, exc: FormExpired) -> Response:
+        return render(request, settings, "expired.html", 403)
+
+    @app.middleware("http")
+    async def _language_switch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """`?lang=fr` on any page: remembered in a cookie, then the same page without it."""
+        chosen = request.query_params.get("lang")
+        if request.method != "GET" or chosen is None:
+            return await call_next(request)
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        target = request.url.path + (f"?{urlencode(kept)}" if kept else "")
+        response = RedirectResponse(target, status_code=303)
+        if supported(chosen):
+            set_cookie(response, request, LANG_COOKIE, supported(chosen) or "", path="/")
+        return response
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="stylesheet" href="/assets/swagger/swagger-ui.css">
+</head>
+<body>
+<main id="swagger-ui"></main>
+<script src="/assets/swagger/swagger-ui-bundle.js"></script>
+<script src="/assets/docs.js"></script>
+</body>
+</html>
+"""

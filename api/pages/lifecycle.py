@@ -1,0 +1,95 @@
+"""Signing in with the built-in directory's accounts: the page the mails point to when they
+say "sign in" (a deactivated account signing in inside its grace period stays; a ban that
+ended lets its holder back), and the signed-in page with its sign-out button."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.deps import AppServices
+from api.errors import from_domain
+from api.pages.forms import posted, see_other
+from api.pages.render import render, text_for
+from api.pages.security import set_cookie
+from api.pages.words import Problem, problem
+from reclaim.errors import DomainError, Refused, Unauthorized
+
+router = APIRouter(include_in_schema=False)
+
+SESSION_COOKIE = "reclaim_session"
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def sign_in_form(request: Request, services: AppServices) -> Response:
+    return render(request, services.settings, "signin.html", problem=None, identifier="")
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def sign_in(request: Request, services: AppServices) -> Response:
+    settings = services.settings
+    form = await posted(request, settings)
+    t = text_for(request, settings)
+    identifier = form.get("identifier", "").strip()
+    try:
+        token = await services.lifecycle.sign_in(identifier, form.get("password", ""))
+    except Unauthorized:
+        found = Problem(t("The identifier or the password is not right."), "identifier")
+        return render(request, settings, "signin.html", 401, problem=found, identifier=identifier)
+    except Refused as refused:
+        suspended = refused.code == "account_banned"
+        found = problem(t, refused)
+        return render(
+            request,
+            settings,
+            "signin.html",
+            from_domain(refused).status,
+            problem=found,
+            identifier=identifier,
+            suspended=suspended,
+            ends_at=_moment(refused.details.get("ends_at")),
+            appeal=settings.links.support("banned"),
+        )
+    except DomainError as err:
+        found = problem(t, err)
+        return render(
+            request, settings, "signin.html", from_domain(err).status, problem=found,
+            identifier=identifier,
+        )  # fmt: skip
+    response = see_other("/account")
+    set_cookie(response, request, SESSION_COOKIE, token, path="/")
+    return response
+
+
+def _moment(iso: object) -> datetime | None:
+    return datetime.fromisoformat(iso) if isinstance(iso, str) else None
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account(request: Request, services: AppServices) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    view = None
+    if token:
+        try:
+            view = await services.lifecycle.session(token)
+        except Unauthorized:
+            view = None
+    if view is None:
+        return see_other("/signin")
+    return render(request, services.settings, "account.html", username=view.username)
+
+
+@router.post("/signout", response_class=HTMLResponse)
+async def sign_out(request: Request, services: AppServices) -> Response:
+    await posted(request, services.settings)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        try:
+            await services.lifecycle.sign_out(token)
+        except Unauthorized:
+            pass  # signed out already
+    response = see_other("/signin?out=1")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

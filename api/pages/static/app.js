@@ -1,0 +1,64 @@
+// Pages work without this file; with it, times count down and a code's delivery updates in
+// place, and a code mail's link fills the code in.
+(function () {
+  "use strict";
+
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+
+  // <span data-countdown="ISO time" data-template="… %s …" data-done="text">: the template
+  // with the m:ss left, then the done text.
+  function countdowns() {
+    var now = Date.now();
+    document.querySelectorAll("[data-countdown]").forEach(function (el) {
+      var left = Math.round((Date.parse(el.getAttribute("data-countdown")) - now) / 1000);
+      if (left <= 0) {
+        el.textContent = el.getAttribute("data-done") || "";
+        el.removeAttribute("data-countdown");
+        return;
+      }
+      var minutes = Math.floor(left / 60);
+      var template = el.getAttribute("data-template") || "%s";
+      el.textContent = template.replace("%s", minutes + ":" + pad(left % 60));
+    });
+  }
+
+  // <p data-delivery-case="rc_..." data-delivery="sending" data-text-sent="..." ...>
+  function watchDelivery() {
+    var el = document.querySelector("[data-delivery-case]");
+    if (!el) { return; }
+    var state = el.getAttribute("data-delivery");
+    if (state !== "sending" && state !== "retrying") { return; }
+    var url = "/v1/recovery/" + encodeURIComponent(el.getAttribute("data-delivery-case"));
+    fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (body && body.delivery && body.delivery !== state) {
+          var text = el.getAttribute("data-text-" + body.delivery);
+          if (text) { el.textContent = text; }
+          el.setAttribute("data-delivery", body.delivery);
+          state = body.delivery;
+        }
+      })
+      .catch(function () { /* the next poll tries again */ })
+      .finally(function () {
+        if (state === "sending" || state === "retrying") { setTimeout(watchDelivery, 2000); }
+      });
+  }
+
+  // A code mail's link: /recover/<case>#code=123456 fills the code in, then forgets it.
+  function codeFromLink() {
+    var match = /^#code=(\d{6})$/.exec(window.location.hash);
+    var input = document.getElementById("code");
+    if (match && input) {
+      input.value = match[1];
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    codeFromLink();
+    countdowns();
+    setInterval(countdowns, 1000);
+    setTimeout(watchDelivery, 1500);
+  });
+})();

@@ -1,0 +1,229 @@
+"""The pages of a support claim, for the person who cannot use self-service: the form (the
+reason in plain words, what to prepare, the evidence), what happens next, and the claim's
+page (its state in plain words, the questions and an answer form, the decision and, for an
+approval, the way on into the recovery).
+
+The claim token is the claimant's only key. The link in the first mail carries it once: the
+page keeps it in a cookie scoped to the claim's pages and sends the browser to the address
+without it, so it stays out of the history, the logs and any `Referer`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.deps import AppServices
+from api.errors import from_domain
+from api.pages.forms import posted, see_other
+from api.pages.render import page_locale, render, text_for
+from api.pages.security import set_cookie
+from api.pages.words import Problem, problem
+from reclaim.errors import DomainError, NotFound, Unauthorized
+from reclaim.services import Services
+from reclaim.support.contracts import ClaimantView, ClaimReason, ClaimState
+
+router = APIRouter(include_in_schema=False)
+
+CLAIM_COOKIE = "reclaim_claim"
+REASONS = [reason.value for reason in ClaimReason]
+PASSWORD_FIELDS = 3
+CLAIM_COOKIE_AGE = 60 * 86_400  # a claim lives for days or weeks
+
+
+@router.get("/support", response_class=HTMLResponse)
+async def claim_form(request: Request, services: AppServices) -> Response:
+    reason = request.query_params.get("reason")
+    return _form(request, services, {"reason": reason if reason in REASONS else ""})
+
+
+def _form(
+    request: Request,
+    services: Services,
+    values: dict[str, str],
+    found: Problem | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        services.settings,
+        "support_form.html",
+        status,
+        values=values,
+        reasons=REASONS,
+        password_fields=PASSWORD_FIELDS,
+        problem=found,
+        sla=services.settings.first_response_sla,
+    )
+
+
+@router.post("/support", response_class=HTMLResponse)
+async def file_claim(request: Request, services: AppServices) -> Response:
+    settings = services.settings
+    form = await posted(request, settings)
+    t = text_for(request, settings)
+    values = {k: form.get(k, "").strip() for k in _KEPT}
+    reason = form.get("reason", "")
+    if reason not in REASONS:
+        return _form(request, services, values, Problem(t("Choose what happened."), "reason"), 422)
+    for field in ("username", "contact_email"):
+        if not values[field]:
+            return _form(request, services, values, Problem(_REQUIRED[field](t), field), 422)
+    passwords = [form.get(f"password_{n}", "") for n in range(PASSWORD_FIELDS)]
+    try:
+        filed = await services.support.file(
+            username=values["username"],
+            contact_email=values["contact_email"],
+            reason=ClaimReason(reason),
+            registered_email=values["registered_email"] or None,
+            registered_phone=values["registered_phone"] or None,
+            previous_passwords=[p for p in passwords if p],
+            description=values["description"] or None,
+            locale=page_locale(request, settings),
+        )
+    except DomainError as err:
+        found = problem(t, err)
+        return _form(request, services, values, found, from_domain(err).status)
+    response = see_other(f"/support/claims/{filed.case_id}?filed=1")
+    _keep_token(response, request, filed.case_id, filed.claim_token)
+    return response
+
+
+_KEPT = (
+    "reason",
+    "username",
+    "contact_email",
+    "registered_email",
+    "registered_phone",
+    "description",
+)
+_REQUIRED = {
+    "username": lambda t: t("Enter the username of the account."),
+    "contact_email": lambda t: t("Enter an email address where we can reach you now."),
+}
+
+
+@router.get("/support/claims/{case_id}", response_class=HTMLResponse)
+async def claim_page(request: Request, case_id: str, services: AppServices) -> Response:
+    token = request.query_params.get("token")
+    if token:  # the link from the first mail: keep the token, take it out of the address
+        try:
+            await services.support.claimant_view(case_id, token)
+        except DomainError as err:
+            return await _claim(request, services, case_id, None, err)
+        response = see_other(f"/support/claims/{case_id}")
+        _keep_token(response, request, case_id, token)
+        return response
+    return await _claim(request, services, case_id, request.cookies.get(CLAIM_COOKIE))
+
+
+@router.post("/support/claims/{case_id}/token", response_class=HTMLResponse)
+async def enter_token(request: Request, case_id: str, services: AppServices) -> Response:
+    form = await posted(request, services.settings)
+    token = form.get("token", "").strip()
+    try:
+        await services.support.claimant_view(case_id, token)
+    except DomainError as err:
+        return await _claim(request, services, case_id, None, err)
+    response = see_other(f"/support/claims/{case_id}")
+    _keep_token(response, request, case_id, token)
+    return response
+
+
+@router.post("/support/claims/{case_id}/answer", response_class=HTMLResponse)
+async def answer(request: Request, case_id: str, services: AppServices) -> Response:
+    settings = services.settings
+    form = await posted(request, settings)
+    token = request.cookies.get(CLAIM_COOKIE, "")
+    text = form.get("answer", "").strip()
+    if not text:
+        t = text_for(request, settings)
+        found = Problem(t("Write your answer before sending it."), "answer")
+        return await _claim(request, services, case_id, token, None, found, 422)
+    try:
+        await services.support.answer(case_id, token, text[:4000])
+    except DomainError as err:
+        return await _claim(request, services, case_id, token, err)
+    return see_other(f"/support/claims/{case_id}?answered=1")
+
+
+def _keep_token(response: Response, request: Request, case_id: str, token: str) -> None:
+    set_cookie(
+        response,
+        request,
+        CLAIM_COOKIE,
+        token,
+        path=f"/support/claims/{case_id}",
+        max_age=CLAIM_COOKIE_AGE,
+    )
+
+
+async def _claim(
+    request: Request,
+    services: Services,
+    case_id: str,
+    token: str | None,
+    error: DomainError | None = None,
+    found: Problem | None = None,
+    status: int = 200,
+) -> Response:
+    """The claim's page; without a valid token, the form that asks for it."""
+    settings = services.settings
+    t = text_for(request, settings)
+    if error is not None and not isinstance(error, Unauthorized):
+        if isinstance(error, NotFound):
+            return render(request, settings, "gone.html", 404)
+        found, status = problem(t, error), from_domain(error).status
+    view: ClaimantView | None = None
+    if token and error is None:
+        try:
+            view = await services.support.claimant_view(case_id, token)
+        except NotFound:
+            return render(request, settings, "gone.html", 404)
+        except Unauthorized:
+            view = None
+        except DomainError as err:
+            return render(request, settings, "unavailable.html", 503, problem=problem(t, err))
+    if view is None:
+        if isinstance(error, Unauthorized):
+            found = Problem(
+                t("This claim token is not right: copy it again from our mail."), "token"
+            )
+            status = 401
+        return render(request, settings, "claim_token.html", status, case_id=case_id, problem=found)
+    return render(
+        request,
+        settings,
+        "claim.html",
+        status,
+        claim=_facts(view),
+        problem=found,
+        filed=request.query_params.get("filed") == "1",
+        answered=request.query_params.get("answered") == "1",
+        sla=settings.first_response_sla,
+    )
+
+
+def _facts(view: ClaimantView) -> dict[str, Any]:
+    decision = view.decision
+    return {
+        "case_id": view.case_id,
+        "state": view.state.value,
+        "open": view.state.is_open,
+        "awaiting": view.state is ClaimState.AWAITING_CLAIMANT,
+        "questions": [
+            {"text": q.text, "asked_at": q.asked_at, "answered": q.answered_at is not None}
+            for q in view.questions
+        ],
+        "answer_by": view.answer_by,
+        "decision": {
+            "outcome": decision.outcome.value,
+            "at": decision.at,
+            "note": decision.note,
+            "recovery_case_id": decision.recovery_case_id,
+        }
+        if decision
+        else None,
+    }

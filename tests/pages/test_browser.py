@@ -1,0 +1,290 @@
+"""The pages in a real browser (Debian's Chromium through Playwright), as people use them: a
+recovery by email and by SMS, a wrong code until the lock, a new code after its countdown, a
+weak and a reused password, a support claim from the form to the new password; in two
+languages; and axe-core finds no WCAG 2.1 AA violation on any page, in any state."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from reclaim.notify.outbox import text_of
+from tests.conftest import StackParts
+from tests.mailbox import MailSink
+from tests.pages.browser import accessible, chromium, needs_chromium, person
+from tests.sms_gateway import SmsGateway
+from tests.stack import Stack, running_stack
+
+pytestmark = needs_chromium
+
+OLD = "correct horse battery staple"
+NEW = "violet tangerine marmalade kayak"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as running:
+        yield running
+
+
+async def _start(page: Page, identifier: str, *, javascript: bool = True) -> None:
+    await page.goto("/recover")
+    if javascript:  # axe-core runs as a script in the page
+        await accessible(page)
+    await page.locator("#identifier").fill(identifier)
+    await page.locator("button[type=submit]").first.click()
+    await page.wait_for_url(re.compile(r"/recover/rc_[\w-]{22}$"))
+
+
+async def test_a_recovery_by_email_with_a_weak_and_a_reused_password(
+    stack: Stack, browser: Browser
+):
+    await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
+    async with person(browser, str(stack.http.base_url)) as page:
+        await page.goto("/recover")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Forgot your password?")
+        await accessible(page)
+        await page.get_by_label("Email, phone number or username").fill("jane@example.com")
+        await page.get_by_role("button", name="Send me a code").click()
+
+        await expect(page.get_by_text("We sent a code by email to")).to_be_visible()
+        await expect(page.locator(".destination")).to_have_text("j•••@e•••.com")
+        await accessible(page)
+        code = await stack.mail.code_for("jane@example.com")
+        await page.get_by_label("Code", exact=True).fill(code)
+        await page.get_by_role("button", name="Continue").click()
+
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Choose a new password")
+        await accessible(page)
+        for password, problem in (
+            ("jane1234", "Do not put your username in it."),
+            (OLD, "You used this password before on this account"),
+        ):
+            await page.get_by_label("New password").fill(password)
+            await page.get_by_label("Type it again").fill(password)
+            await page.get_by_role("button", name="Change my password").click()
+            await expect(page.get_by_role("alert")).to_contain_text(problem)
+            await expect(page.get_by_label("New password")).to_be_focused()
+            await accessible(page)
+        await page.get_by_label("New password").fill(NEW)
+        await page.get_by_label("Type it again").fill(NEW)
+        await page.get_by_role("button", name="Change my password").click()
+
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Your password is changed")
+        await accessible(page)
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
+
+
+async def test_a_recovery_by_sms_in_french_with_the_link_of_the_mail(
+    stack: Stack, browser: Browser
+):
+    await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
+    async with person(browser, str(stack.http.base_url), locale="fr-FR") as page:
+        await page.goto("/recover")
+        heading = page.get_by_role("heading", level=1)
+        await expect(heading).to_have_text("Mot de passe oublié\u00a0?")
+        await accessible(page)
+        await page.locator("#identifier").fill("+1 415 555 0123")
+        await page.locator("button[type=submit]").click()
+        await page.wait_for_url(re.compile(r"/recover/rc_[\w-]{22}$"))
+        await expect(page.locator(".destination")).to_have_text("+1••••••••23")
+        await accessible(page)
+        code = await stack.sms.code_for("+14155550123")
+        await page.locator("#code").fill(code)
+        await page.locator("form[action$='/code'] button").click()
+        await expect(page.locator("#password")).to_be_visible()
+        await accessible(page)
+        await page.locator("#password").fill(NEW)
+        await page.locator("#confirm").fill(NEW)
+        await page.locator("form[action$='/password'] button").click()
+        await expect(page.locator("html")).to_have_attribute("lang", "fr")
+        await expect(page.get_by_role("status")).to_be_visible()
+        await accessible(page)
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
+    notice = await stack.sms.wait_for("+14155550123", "mot de passe")
+    assert "jane" in notice
+
+
+async def test_the_link_in_the_code_mail_fills_the_code_in(stack: Stack, browser: Browser):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    await stack.open_case("jane@example.com")
+    mail = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com")
+    link = re.search(r"(https://\S+/recover/rc_[\w-]{22}#code=(\d{6}))", _text(mail))
+    assert link is not None
+    path = link.group(1).removeprefix(stack.settings.public_url)
+
+    async with person(browser, str(stack.http.base_url)) as page:
+        await page.goto(path)
+
+        await expect(page.locator("#code")).to_have_value(link.group(2))
+        assert "#code" not in page.url  # the code leaves the address bar at once
+
+
+async def test_wrong_codes_lock_the_request_and_say_what_to_do(stack: Stack, browser: Browser):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    async with person(browser, str(stack.http.base_url)) as page:
+        await _start(page, "jane")
+        code = await stack.mail.code_for("jane@example.com")
+        wrong = "000000" if code != "000000" else "111111"
+        for left in (4, 3, 2, 1):
+            await page.locator("#code").fill(wrong)
+            await page.locator("form[action$='/code'] button").click()
+            await expect(page.get_by_role("alert")).to_contain_text(f"You have {left} tr")
+            await expect(page.locator("#code")).to_have_attribute("aria-invalid", "true")
+        await accessible(page)
+        await page.locator("#code").fill(wrong)
+        await page.locator("form[action$='/code'] button").click()
+
+        await expect(page.get_by_role("heading", level=1)).to_have_text("This request is over")
+        await expect(page.get_by_role("alert")).to_contain_text("Too many wrong codes")
+        await accessible(page)
+        await page.get_by_role("link", name="Start again").first.click()
+        await expect(page).to_have_url(re.compile(r"/recover$"))
+
+
+async def test_a_new_code_after_its_countdown_and_the_old_one_dies(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway, browser: Browser
+):
+    settings, engine = stack_parts(resend_cooldown=3)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await stack.add_account("jane", "jane@example.com", None, OLD)
+        async with person(browser, str(stack.http.base_url)) as page:
+            await _start(page, "jane@example.com")
+            first = await stack.mail.code_for("jane@example.com")
+            countdown = page.locator("[data-done]")
+            await expect(countdown).to_have_text(re.compile(r"new code in 0:0[0-3]\.$"))
+            await expect(countdown).to_have_text("You can ask for a new code now.", timeout=10_000)
+            await page.get_by_role("button", name="Send a new code").click()
+            await expect(page.get_by_role("status")).to_contain_text("A new code is on its way")
+            await accessible(page)
+            second = await stack.mail.code_for("jane@example.com", nth=2)
+            if second != first:
+                await page.locator("#code").fill(first)
+                await page.locator("form[action$='/code'] button").click()
+                await expect(page.get_by_role("alert")).to_contain_text("That code is not right")
+            await page.locator("#code").fill(second)
+            await page.locator("form[action$='/code'] button").click()
+            await expect(page.locator("#password")).to_be_visible()
+
+
+async def test_the_pages_work_with_javascript_off(stack: Stack, browser: Browser):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    async with person(browser, str(stack.http.base_url), javascript=False) as page:
+        await _start(page, "jane", javascript=False)
+        code = await stack.mail.code_for("jane@example.com")
+        await page.locator("#code").fill(code)
+        await page.locator("form[action$='/code'] button").click()
+        await page.locator("#password").fill(NEW)
+        await page.locator("#confirm").fill(NEW)
+        await page.locator("form[action$='/password'] button").click()
+
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Your password is changed")
+
+
+@pytest.mark.parametrize("locale", ["en-US", "es-ES"])
+async def test_a_claim_filed_questioned_answered_and_approved_in_the_browser(
+    stack: Stack, browser: Browser, locale: str
+):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    _, key = await stack.services.support.add_staff("sam", "supervisor")
+    staff = {"Authorization": f"Bearer {key}"}
+    async with person(browser, str(stack.http.base_url), locale=locale) as page:
+        await page.goto("/support")
+        await accessible(page)
+        await page.locator("button[type=submit]").click()  # nothing chosen: the form says so
+        await expect(page.get_by_role("alert")).to_be_visible()
+        await accessible(page)
+        await page.locator("input[name=reason][value=lost_contact]").check()
+        await page.locator("#username").fill("jane")
+        await page.locator("#contact_email").fill("jane.new@example.net")
+        await page.locator("#registered_email").fill("jane@example.com")
+        await page.locator("#password_0").fill(OLD)
+        await page.locator("#description").fill("I lost my phone and my old mailbox.")
+        await page.locator("button[type=submit]").click()
+
+        await page.wait_for_url(re.compile(r"/support/claims/sc_[\w-]{22}\?filed=1$"))
+        case_id = page.url.rsplit("/", 1)[1].split("?")[0]
+        await expect(page.get_by_role("status")).to_be_visible()
+        await accessible(page)
+        assert "token" not in page.url
+        # The reviewer asks a question; the claimant answers on the claim's page.
+        await _staff(stack, staff, f"/v1/staff/cases/{case_id}/assign", {})
+        await _staff(
+            stack, staff, f"/v1/staff/cases/{case_id}/request-info", {"questions": ["Which city?"]}
+        )
+        await stack.mail.wait_for(lambda m: "Which city?" in _text(m))  # the question, mailed
+        await page.reload()
+        await expect(page.locator("ul.questions")).to_contain_text("Which city?")
+        await accessible(page)
+        await page.locator("#answer").fill("Lyon.")
+        await page.locator("form[action$='/answer'] button").click()
+        await expect(page.get_by_role("status")).to_be_visible()
+        await _staff(stack, staff, f"/v1/staff/cases/{case_id}/approve", {"note": "Welcome back."})
+        await page.reload()
+        await expect(page.get_by_text("Welcome back.")).to_be_visible()
+        await accessible(page)
+
+        await page.locator("a[href^='/recover/rc_']").click()
+        await page.wait_for_url(re.compile(r"/recover/rc_[\w-]{22}$"))
+        code = await stack.mail.code_for("jane.new@example.net")
+        await page.locator("#code").fill(code)
+        await page.locator("form[action$='/code'] button").click()
+        await page.locator("#password").fill(NEW)
+        await page.locator("#confirm").fill(NEW)
+        await page.locator("form[action$='/password'] button").click()
+        await expect(page.get_by_role("status")).to_be_visible()
+    assert (await stack.sign_in("jane.new@example.net", NEW)).status_code == 200
+
+
+async def test_the_claim_link_in_the_mail_opens_the_claim_and_leaves_the_address(
+    stack: Stack, browser: Browser
+):
+    filed = await stack.http.post(
+        "/v1/support-cases",
+        json={"username": "ghost", "contact_email": "ghost@example.net", "reason": "deleted"},
+    )
+    case_id = filed.json()["case_id"]
+    mail = await stack.mail.wait_for(lambda m: m["To"] == "ghost@example.net")
+    link = re.search(r"https://\S+/support/claims/sc_[\w-]{22}\?token=\S+", _text(mail))
+    assert link is not None
+    path = link.group(0).removeprefix(stack.settings.public_url)
+
+    async with person(browser, str(stack.http.base_url)) as page:
+        await page.goto("/support")
+        plain = await page.evaluate("() => window.history.length")
+        await page.goto(path)
+
+        assert page.url.endswith(f"/support/claims/{case_id}")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Your support claim")
+        await accessible(page)
+        # The address with the token was never a page of its own: one more entry, not two.
+        assert await page.evaluate("() => window.history.length") == plain + 1
+
+
+async def test_every_other_page_is_accessible(stack: Stack, browser: Browser):
+    async with person(browser, str(stack.http.base_url), width=1280) as page:
+        unknown = "/recover/rc_AAAAAAAAAAAAAAAAAAAAAA"
+        for path in ("/", "/signin", "/support?reason=banned", unknown):
+            await page.goto(path)
+            await accessible(page)
+        await page.goto("/support/claims/sc_AAAAAAAAAAAAAAAAAAAAAA")
+        await accessible(page)
+        await page.goto("/signin")
+        await page.locator("#identifier").fill("nobody")
+        await page.locator("#password").fill("wrong password")
+        await page.locator("button[type=submit]").click()
+        await expect(page.get_by_role("alert")).to_be_visible()
+        await accessible(page)
+
+
+async def _staff(stack: Stack, headers: dict[str, str], path: str, body: dict[str, object]) -> None:
+    response = await stack.http.post(path, json=body, headers=headers)
+    assert response.status_code == 202, response.text
+
+
+def _text(mail: EmailMessage) -> str:
+    return text_of(mail)

@@ -1,0 +1,160 @@
+"""The pages over HTTP, as a browser with JavaScript off uses them: forms that post and
+redirect, CSRF, the headers, the language, and every link in every message."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.pages.people import Person, headers_of
+from tests.stack import Stack
+
+OLD = "correct horse battery staple"
+NEW = "violet tangerine marmalade kayak"
+
+
+@pytest.fixture
+async def person(stack: Stack) -> AsyncIterator[Person]:
+    someone = Person(str(stack.http.base_url))
+    yield someone
+    await someone.aclose()
+
+
+async def test_every_page_carries_the_headers_that_keep_it_safe(stack: Stack, person: Person):
+    for path in ("/", "/recover", "/support", "/signin", "/docs"):
+        response = await person.open(path)
+        headers = headers_of(response)
+
+        assert response.status_code == 200, path
+        policy = headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy, path
+        assert "frame-ancestors 'none'" in policy
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        # Every script, style and image comes from Reclaim itself.
+        for url in re.findall(r'(?:src|href)="([^"#]+)"', person.page):
+            assert url.startswith(("/", "?")), (path, url)
+
+
+async def test_the_api_manual_works_offline(person: Person):
+    page = await person.open("/docs")
+    scripts = re.findall(r'<script src="([^"]+)"', page.text)
+
+    assert scripts == ["/assets/swagger/swagger-ui-bundle.js", "/assets/docs.js"]
+    for asset in [*scripts, "/assets/swagger/swagger-ui.css", "/openapi.json"]:
+        assert (await person.http.get(asset)).status_code == 200, asset
+
+
+async def test_a_recovery_by_email_from_start_to_finish(stack: Stack, person: Person):
+    await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
+    await stack.sign_in("jane", OLD)  # a session elsewhere, to be signed out
+
+    await person.open("/recover")
+    await person.submit("/recover", identifier="jane@example.com", channel="")
+    assert re.fullmatch(r".*/recover/rc_[\w-]{22}", person.url), person.text
+    case_url = person.url.removeprefix(str(stack.http.base_url))
+    assert "We sent a code by email to j•••@e•••.com" in person.text
+    code = await stack.mail.code_for("jane@example.com")
+
+    wrong = "000000" if code != "000000" else "111111"
+    refused = await person.submit(f"{case_url}/code", code=wrong)
+    assert refused.status_code == 400
+    assert "That code is not right. You have 4 tries left." in person.text
+    await person.submit(f"{case_url}/code", code=f"{code[:3]} {code[3:]}")
+    assert "Choose a new password" in person.text
+    weak = await person.submit(f"{case_url}/password", password="jane1234", confirm="jane1234")
+    assert weak.status_code == 422
+    assert "Do not put your username in it." in person.text
+    reused = await person.submit(f"{case_url}/password", password=OLD, confirm=OLD)
+    assert reused.status_code == 422
+    assert "You used this password before on this account" in person.text
+    await person.submit(f"{case_url}/password", password=NEW, confirm=NEW)
+
+    assert "Your password is changed" in person.text
+    assert "Every other device signed in to your account has been signed out" in person.text
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
+    # Reloading the finished page shows it again: nothing is posted twice.
+    assert (await person.open(case_url)).status_code == 200
+
+
+async def test_a_form_posted_from_elsewhere_does_nothing(stack: Stack, person: Person):
+    await person.open("/recover")
+
+    forged = await person.http.post("/recover", data={"identifier": "jane@example.com"})
+    foreign = await person.http.post(
+        "/recover",
+        data={"identifier": "jane@example.com", "csrf": person.form_token("/recover")},
+        headers={"Origin": "https://evil.example"},
+    )
+
+    for response in (forged, foreign):
+        assert response.status_code == 403
+        assert "This form has expired" in response.text
+    assert stack.mail.messages == []
+
+
+async def test_an_unknown_account_gets_the_same_pages(stack: Stack):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    pages = []
+    for identifier in ("jane@example.com", "nobody@example.com"):
+        someone = Person(str(stack.http.base_url))
+        await someone.open("/recover")
+        await someone.submit("/recover", identifier=identifier, channel="")
+        await _until_sent(someone)
+        pages.append(VARIES.sub("…", someone.page))
+        await someone.aclose()
+
+    assert pages[0] == pages[1]
+
+
+# What differs between any two cases: the case id, the form token, the times, the address.
+VARIES = re.compile(
+    r'rc_[\w-]{22}|value="[\w-]{43}"|\d{4}-\d\d-\d\dT[\d:.+]+|\d{1,2}:\d\d(?::\d\d)?'
+    r"|[a-z]•••@[a-z]•••"
+)
+
+
+async def _until_sent(person: Person, within: float = 20) -> None:
+    """Reload the case page until its code is on its way (as a person would)."""
+    deadline = time.monotonic() + within
+    while "It has been sent." not in person.text:
+        assert time.monotonic() < deadline, person.text
+        await asyncio.sleep(0.1)
+        await person.open(person.url)
+
+
+async def test_the_page_speaks_the_browser_s_language_and_the_switcher_remembers(stack: Stack):
+    french = Person(str(stack.http.base_url), "fr-CA,fr;q=0.9,en;q=0.5")
+    try:
+        await french.open("/recover")
+        assert '<html lang="fr"' in french.page
+        assert "Mot de passe oublié ?" in french.text
+
+        await french.open("/recover?lang=es")
+
+        assert french.url.endswith("/recover")  # the choice leaves the address
+        assert '<html lang="es"' in french.page
+        assert "¿Olvidó su contraseña?" in french.text
+        await french.open("/support")
+        assert '<html lang="es"' in french.page
+    finally:
+        await french.aclose()
+
+
+async def test_the_mail_speaks_the_language_of_the_request(stack: Stack):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    french = Person(str(stack.http.base_url), "fr")
+    try:
+        await french.open("/recover")
+        await french.submit("/recover", identifier="jane", channel="")
+    finally:
+        await french.aclose()
+
+    mail = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com")
+
+    assert mail["Subject"] == "Votre code de récupération Reclaim"

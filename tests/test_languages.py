@@ -1,0 +1,106 @@
+"""Every language Reclaim offers is complete: each text the pages, the refusals and the
+messages use has its translation, with the same placeholders; and every message renders in
+every language."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+
+from reclaim.i18n import LOCALES, SOURCE, Text
+from reclaim.notify import messages
+from reclaim.notify.messages import Links
+
+REPO = Path(__file__).resolve().parents[1]
+PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
+KEYWORDS = {**DEFAULT_KEYWORDS, "t": None, "plural": (1, 2)}
+
+
+def _texts_in_the_code() -> set[str]:
+    with (REPO / "babel.cfg").open() as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    found = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        REPO, method_map, options_map, keywords=KEYWORDS
+    ):
+        found.add(message[0] if isinstance(message, tuple) else message)
+    return found
+
+
+@pytest.mark.parametrize("locale", [code for code in LOCALES if code != SOURCE])
+def test_every_text_is_translated_with_the_same_placeholders(locale: str):
+    with (REPO / "reclaim/locales" / locale / "LC_MESSAGES/messages.po").open("rb") as source:
+        catalog = read_po(source, locale=locale)
+    translated = {(m.id[0] if isinstance(m.id, tuple) else m.id): m for m in catalog if m.id}
+
+    missing = sorted(_texts_in_the_code() - set(translated))
+    assert missing == [], f"{locale}: `make translations`, then translate: {missing[:5]}"
+    for message in translated.values():
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        wanted = set(PLACEHOLDER.findall(" ".join(ids)))
+        for text in strings:
+            assert text, f"{locale}: {ids[0]!r} is not translated"
+            assert set(PLACEHOLDER.findall(text)) == wanted, (locale, ids[0], text)
+
+
+AT = datetime(2026, 12, 24, 9, 30, tzinfo=UTC)
+LINKS = Links("https://reclaim.example")
+
+
+def _every_message(t: Text) -> dict[str, messages.Message]:
+    common = {"product": "Reclaim", "links": LINKS}
+    claim = {"case_id": "sc_x", **common}
+    return {
+        "recovery_code": messages.recovery_code(
+            t,
+            code="042917",
+            valid_for_seconds=600,
+            webotp_domain="reclaim.example",
+            case_id="rc_x",
+            **common,
+        ),
+        "no_account": messages.no_account(t, **common),
+        "password_changed": messages.password_changed(t, username="jane", at=AT, **common),
+        "account_deactivated": messages.account_deactivated(
+            t, username="jane", purge_at=AT, **common
+        ),
+        "banned": messages.banned(t, username="jane", until=AT, reason="spam", **common),
+        "ban_ended": messages.ban_ended(t, username="jane", **common),
+        "claim_received": messages.claim_received(t, claim_token="tok", **claim),
+        "claim_question": messages.claim_question(t, questions="- Which city?", **claim),
+        "claim_approved": messages.claim_decided(
+            t, approved=True, note="ok", recovery_case_id="rc_y", **claim
+        ),
+        "claim_rejected": messages.claim_decided(
+            t, approved=False, note="no", recovery_case_id=None, **claim
+        ),
+        "claim_abandoned": messages.claim_abandoned(t, **claim),
+        "claim_cancelled": messages.claim_cancelled(t, reason="duplicate", **claim),
+        "contact_replaced": messages.contact_replaced(
+            t, username="jane", new_contact="j•••@e•••.net", **common
+        ),
+        "claim_escalated": messages.claim_escalated(
+            t, product="Reclaim", case_id="sc_x", level="decision"
+        ),
+    }
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_message_renders_in_every_language(locale: str):
+    english = _every_message(Text(SOURCE))
+
+    for kind, message in _every_message(Text(locale)).items():
+        for part in (message.subject, message.text, message.html, message.sms):
+            assert part and "%(" not in part, (locale, kind)
+        if locale != SOURCE and kind != "claim_escalated":
+            assert message.subject != english[kind].subject, (locale, kind)
+    code = _every_message(Text(locale))["recovery_code"]
+    assert code.sms.endswith("\n\n@reclaim.example #042917")  # the WebOTP line, in any language
+    assert "https://reclaim.example/recover/rc_x#code=042917" in code.text
