@@ -133,7 +133,8 @@ class DevStack:
         s = self.settings
         api = f"http://{s.api_host}:{s.api_port}"
         parts = [
-            f"API {api}",
+            f"Pages {api}",
+            f"API {api}/v1",
             f"API docs {api}/docs",
             f"Temporal Web UI http://{self.temporal_host}:{s.temporal_ui_port}",
             f"Temporal {s.temporal_address}",

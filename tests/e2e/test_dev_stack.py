@@ -123,6 +123,7 @@ def test_a_killed_stack_restarts_with_every_case_and_timer_then_stops_on_ctrl_c(
     for url in (api, f"{api}/docs", ui, f"{api}/dev/outbox"):
         assert url in ready
     assert http.get(ui).status_code == 200
+    assert "Forgot your password?" in http.get(f"{api}/recover").text  # the pages answer
     created = subprocess.run(
         [
             sys.executable,
