@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, literal, select, text
+from sqlalchemy import func, insert, literal, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -23,8 +23,8 @@ RATE_WINDOW = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class CaseOpened:
-    # Open cases of the same account, older than this one: they must stop (one live code
-    # per account).
+    # For a case that takes the account over (an approved claim's): the account's other open
+    # cases, which must stop. A self-service case stops nobody's: each case is its opener's.
     superseded: list[str]
 
 
@@ -53,7 +53,8 @@ class RecoveryLedger:
 
     async def open(self, case: RecoveryCase, *, per_hour: int | None) -> CaseOpened | RateLimited:
         """Record a new case, unless its identifier already opened `per_hour` cases in the
-        last hour (None: no limit, for a case a support claim opens)."""
+        last hour. `per_hour=None` is a case a support claim opens: no limit, and it takes
+        over the account: its other open cases are closed as superseded (`superseded`)."""
         return await in_session(self._engine, lambda s: open_case(s, case, per_hour=per_hour))
 
     async def forget(self, case_id: str) -> None:
@@ -77,21 +78,13 @@ class RecoveryLedger:
 
         return await in_session(self._engine, work)
 
-    async def newer_case_exists(self, case_id: str) -> bool:
-        """Whether a case was opened for the same account after this one: this one may then
-        no longer change the password (one live code per account)."""
+    async def superseded(self, case_id: str) -> bool:
+        """Whether an approved claim took the account over after this case opened: it may
+        then no longer change the password."""
 
         def work(session: Session) -> bool:
             row = session.get(RecoveryCase, case_id)
-            if row is None or row.account_id is None:
-                return False
-            newer = session.execute(
-                select(col(RecoveryCase.case_id)).where(
-                    col(RecoveryCase.account_id) == row.account_id,
-                    col(RecoveryCase.opened_at) > row.opened_at,
-                )
-            ).first()
-            return newer is not None
+            return row is not None and row.state == CaseState.SUPERSEDED
 
         return await in_session(self._engine, work)
 
@@ -201,16 +194,21 @@ def open_case(
         oldest_counted = list(opened)[-1]
         return RateLimited(seconds_until(oldest_counted + RATE_WINDOW, case.opened_at))
     superseded: list[str] = []
-    if case.account_id is not None:
+    if per_hour is None and case.account_id is not None:
         superseded = list(
             session.execute(
                 select(col(RecoveryCase.case_id)).where(
                     col(RecoveryCase.account_id) == case.account_id,
                     col(RecoveryCase.closed_at).is_(None),
                     col(RecoveryCase.case_id) != case.case_id,
-                    col(RecoveryCase.opened_at) <= case.opened_at,
                 )
             ).scalars()
         )
+        if superseded:
+            session.execute(
+                update(RecoveryCase)
+                .where(col(RecoveryCase.case_id).in_(superseded))
+                .values(state=CaseState.SUPERSEDED.value, closed_at=case.opened_at)
+            )
     session.commit()
     return CaseOpened(superseded=superseded)

@@ -85,7 +85,7 @@ class ResetGranted:
 
 
 class Superseded(Exception):
-    """A newer case was opened for the account: this one may not change its password."""
+    """An approved claim took the account over: this older case may not change its password."""
 
 
 class RecoveryService:
@@ -173,7 +173,6 @@ class RecoveryService:
             raise Unavailable(
                 message="Recovery is not available right now. Try again in a few seconds."
             ) from err
-        await self.supersede(outcome.superseded)
         return status
 
     async def status(self, case_id: str) -> RecoveryStatus:
@@ -394,7 +393,7 @@ class RecoveryService:
         if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
             raise AccountGone(reset.account_id)
         if not await self._ledger.completed(reset.case_id):
-            if await self._ledger.newer_case_exists(reset.case_id):
+            if await self._ledger.superseded(reset.case_id):
                 raise Superseded(reset.case_id)
             reactivated = await self._directory.set_password(
                 reset.account_id,

@@ -98,7 +98,9 @@ def test_concurrent_openings_cannot_slip_past_the_limit(engine: Engine):
     assert sum(isinstance(o, ledger.CaseOpened) for o in outcomes) == 5
 
 
-async def test_a_new_case_names_the_open_ones_it_supersedes(engine: Engine):
+async def test_a_self_service_case_stops_nobody_a_claim_s_case_takes_the_account_over(
+    engine: Engine,
+):
     account_id = await _account(engine)
     _open(engine, "a", T0, account_id)
     _open(engine, "b", T0 + timedelta(seconds=1), account_id)
@@ -107,11 +109,32 @@ async def test_a_new_case_names_the_open_ones_it_supersedes(engine: Engine):
             select(RecoveryCase.case_id).order_by(RecoveryCase.opened_at)
         ).all()
     await ledger.RecoveryLedger(engine).close(CaseClosing(first, CaseState.EXPIRED, T0, 0, 0))
-
     third = _open(engine, "c", T0 + timedelta(seconds=2), account_id)
+    assert isinstance(third, ledger.CaseOpened) and third.superseded == []
 
-    assert isinstance(third, ledger.CaseOpened)
-    assert third.superseded == [second]
+    with Session(engine) as session:
+        handover = ledger.open_case(
+            session,
+            RecoveryCase(
+                case_id=new_case_id(),
+                account_id=account_id,
+                identifier_digest="d",
+                channel="email",
+                opened_at=T0 + timedelta(seconds=3),
+            ),
+            per_hour=None,
+        )
+
+    assert isinstance(handover, ledger.CaseOpened)
+    assert sorted(handover.superseded) == sorted([second, third_id(engine, "c")])
+    assert await ledger.RecoveryLedger(engine).superseded(second)
+
+
+def third_id(engine: Engine, digest: str) -> str:
+    with Session(engine) as session:
+        return session.exec(
+            select(RecoveryCase.case_id).where(RecoveryCase.identifier_digest == digest)
+        ).one()
 
 
 def _reset(case_id: str, account_id: int, password_hash: str) -> ApplyReset:
@@ -148,18 +171,27 @@ async def test_a_reset_changes_the_password_once_even_when_applied_twice(
     )
 
 
-async def test_an_older_case_may_not_reset_once_a_newer_one_exists(
-    engine: Engine, offline_services: Services
-):
+async def test_a_case_a_claim_took_over_may_not_reset(engine: Engine, offline_services: Services):
     account_id = await _account(engine)
     _open(engine, "a", T0, account_id)
-    _open(engine, "b", T0 + timedelta(seconds=1), account_id)
+    _open(engine, "b", T0 + timedelta(seconds=1), account_id)  # another self-service case
     with Session(engine) as session:
-        older = session.exec(select(RecoveryCase).order_by(RecoveryCase.opened_at)).first()
+        older = session.exec(select(RecoveryCase.case_id).order_by(RecoveryCase.opened_at)).first()
         assert older is not None
+        ledger.open_case(
+            session,
+            RecoveryCase(
+                case_id=new_case_id(),
+                account_id=account_id,
+                identifier_digest="claim",
+                channel="email",
+                opened_at=T0 + timedelta(seconds=2),
+            ),
+            per_hour=None,
+        )
 
     with pytest.raises(Superseded):
-        await offline_services.recovery.apply_reset(_reset(older.case_id, account_id, "new"))
+        await offline_services.recovery.apply_reset(_reset(older, account_id, "new"))
 
     with Session(engine) as session:
         account = session.get(Account, account_id)
