@@ -44,6 +44,6 @@ clean:
 # After changing a text in the code or a template: refresh the catalog template and every
 # language's catalog (new texts appear untranslated; tests/test_languages.py lists them).
 translations: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k t -k plural:1,2 --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k t -k plural:1,2 --no-location --sort-output --width=100 \
 		--project=Reclaim --copyright-holder=Reclaim -o reclaim/locales/messages.pot .
-	$(BIN)/pybabel update -i reclaim/locales/messages.pot -d reclaim/locales --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel update -i reclaim/locales/messages.pot -d reclaim/locales --no-fuzzy-matching --ignore-obsolete --width=100

@@ -20,11 +20,14 @@ from reclaim.notify.errors import Undeliverable
 from reclaim.recovery.contracts import (
     ApplyReset,
     CaseClosing,
+    GuessingNotice,
+    HoldNotice,
     IssueCode,
     IssuedCode,
     PasswordChangedNotice,
     RecoveryActivity,
     ResetApplied,
+    Stopped,
 )
 from reclaim.recovery.service import RecoveryService, Superseded
 
@@ -45,12 +48,11 @@ class RecoveryActivities:
         Retried after a crash it re-sends the same code, never a new one."""
         try:
             async with heartbeating():
-                digest = await self._recovery.issue_code(request, datetime.now(UTC))
+                return await self._recovery.issue_code(request, datetime.now(UTC))
         except Undeliverable as err:
             raise ApplicationError(
                 str(err), type=CaseError.UNDELIVERABLE, non_retryable=True
             ) from err
-        return IssuedCode(code_digest=digest)
 
     @activity.defn(name=RecoveryActivity.APPLY_RESET)
     async def apply_reset(self, reset: ApplyReset) -> ResetApplied:
@@ -94,6 +96,19 @@ class RecoveryActivities:
     async def notify_password_changed(self, notice: PasswordChangedNotice) -> None:
         await self._recovery.tell_password_changed(notice.case_id, notice.account_id, notice.at)
 
+    @activity.defn(name=RecoveryActivity.NOTIFY_GUESSING)
+    async def notify_guessing(self, notice: GuessingNotice) -> None:
+        await self._recovery.tell_guessing(notice)
+
+    @activity.defn(name=RecoveryActivity.NOTIFY_HOLD)
+    async def notify_hold(self, notice: HoldNotice) -> None:
+        async with heartbeating():
+            await self._recovery.tell_held(notice)
+
+    @activity.defn(name=RecoveryActivity.STOP_HOLD)
+    async def stop_hold(self, stopped: Stopped) -> None:
+        await self._recovery.stop_held(stopped)
+
     @activity.defn(name=RecoveryActivity.RECORD_CLOSED_CASE)
     async def record_closed_case(self, closing: CaseClosing) -> None:
         await self._recovery.close(closing)
@@ -103,5 +118,8 @@ class RecoveryActivities:
             self.issue_code,
             self.apply_reset,
             self.notify_password_changed,
+            self.notify_guessing,
+            self.notify_hold,
+            self.stop_hold,
             self.record_closed_case,
         ]

@@ -6,6 +6,7 @@ purpose, so a digest made for one use can never be replayed as another.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -39,6 +40,10 @@ def new_case_id(prefix: str = CASE_ID_PREFIX) -> str:
     return prefix + secrets.token_urlsafe(16)
 
 
+def _urlsafe(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 def _derive(secret: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
 
@@ -53,6 +58,9 @@ class Keys:
         self._token = _derive(secret, b"reclaim/v1/token-digest")
         self._identifier = _derive(secret, b"reclaim/v1/identifier-digest")
         self._decoy = _derive(secret, b"reclaim/v1/decoy")
+        self._proof = _derive(secret, b"reclaim/v1/proof")
+        self._reset = _derive(secret, b"reclaim/v1/reset-token")
+        self._stop = _derive(secret, b"reclaim/v1/stop")
         self._at_rest = AESGCM(_derive(secret, b"reclaim/v1/at-rest"))
 
     @staticmethod
@@ -63,6 +71,27 @@ class Keys:
         """What travels through workflow history instead of the code: bound to the case, so a
         code of one case is worthless in another."""
         return self._mac(self._code, case_id, code)
+
+    def proof_token(self, case_id: str, code: str) -> str:
+        """The unguessable twin of a code (256 bits): a message's link carries it, so the
+        person who received the code can prove it without typing, and without a guess budget
+        (nobody can guess it). Derived from the code, so a retried send sends the same."""
+        return _urlsafe(hmac.new(self._proof, f"{case_id}\x1f{code}".encode(), "sha256").digest())
+
+    def proof_digest(self, case_id: str, proof: str) -> str:
+        """What travels through workflow history instead of a proof token."""
+        return self._mac(self._code, case_id, "proof", proof)
+
+    def reset_token(self, case_id: str, submitted_digest: str) -> str:
+        """The reset token a right code (or proof) earns: derived from it, so submitting the
+        same code again after a lost answer earns the same token (and nobody else can)."""
+        return _urlsafe(
+            hmac.new(self._reset, f"{case_id}\x1f{submitted_digest}".encode(), "sha256").digest()
+        )
+
+    def stop_token(self, case_id: str, address: str) -> str:
+        """The signature in a "Wasn't you? Stop it" link sent to `address` about a held case."""
+        return _urlsafe(hmac.new(self._stop, f"{case_id}\x1f{address}".encode(), "sha256").digest())
 
     def token_digest(self, token: str) -> str:
         return self._mac(self._token, token)

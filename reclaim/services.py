@@ -12,19 +12,20 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
-from reclaim.contracts import Actor
+from reclaim.contracts import Actor, Channel
 from reclaim.directory import Directory, directory_for
-from reclaim.errors import NotFound
+from reclaim.errors import DomainError, NotFound
 from reclaim.lifecycle.service import LifecycleService
 from reclaim.notify.courier import Courier
 from reclaim.notify.mail import Mailer
 from reclaim.notify.notifier import Notifier
 from reclaim.notify.sms import sms_provider
 from reclaim.recovery.ledger import RecoveryLedger
-from reclaim.recovery.service import RecoveryService
+from reclaim.recovery.service import RecoveryService, StoppedBy
 from reclaim.security import (
     BAN_CASE_PREFIX,
     CASE_ID_PREFIX,
@@ -34,12 +35,15 @@ from reclaim.security import (
     Passwords,
 )
 from reclaim.settings import Settings
+from reclaim.support.contracts import ClaimReason
 from reclaim.support.ledger import SupportLedger
-from reclaim.support.service import SupportService
+from reclaim.support.service import FiledClaim, SupportService
 from reclaim.support.staff import StaffRoster
 from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 from reclaim.temporal.codec import EncryptionCodec
+
+log = structlog.get_logger(__name__)
 
 KINDS = (sa.SELF_SERVICE, sa.SUPPORT_CLAIM, sa.ACCOUNT_DELETION, sa.ACCOUNT_BAN)
 
@@ -103,6 +107,30 @@ class Services:
         else:
             raise NotFound("case")
         return await self.show_case(case_id)
+
+    async def stop_recovery(
+        self, case_id: str, token: str, locale: str | None = None
+    ) -> tuple[StoppedBy, FiledClaim | None]:
+        """ "Wasn't you? Stop it": the held recovery is cancelled (the account signed out
+        everywhere), and when the link went to an email address a support claim is filed for
+        its holder (reason: someone else took the account), its link mailed there."""
+        stopped = await self.recovery.stop(case_id, token)
+        claim = None
+        if stopped.contact.channel is Channel.EMAIL and stopped.username:
+            address = stopped.contact.address
+            try:
+                claim = await self.support.file(
+                    username=stopped.username,
+                    contact_email=address,
+                    reason=ClaimReason.COMPROMISED,
+                    registered_email=address,
+                    description=f"Stopped the held recovery {case_id} from a link sent to "
+                    "this address.",
+                    locale=locale,
+                )
+            except DomainError as err:  # the recovery is stopped all the same
+                log.warning("stop_claim_not_filed", case_id=case_id, error=type(err).__name__)
+        return stopped, claim
 
     async def list_cases(
         self, *, kind: str | None = None, state: str | None = None, limit: int = 50

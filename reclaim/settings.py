@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -103,6 +104,15 @@ class Settings(BaseSettings):
     reset_window: int = Field(900, ge=1)
     case_ttl: int = Field(3600, ge=1)
     cases_per_hour: int = Field(5, ge=1)
+    # Wrong codes compared per account per hour, across its identifiers, channels and cases;
+    # beyond it a code is not compared (the link in the message still works).
+    guesses_per_hour: int = Field(10, ge=1)
+    # A recovery through a contact changed in the last `recent_contact_days` days waits
+    # `recovery_hold` seconds before its new password takes effect, the case an approved claim
+    # opens `claim_recovery_hold` (0: no hold); meanwhile every other contact may stop it.
+    recovery_hold: int = Field(86_400, ge=0)
+    claim_recovery_hold: int = Field(259_200, ge=0)
+    recent_contact_days: int = Field(7, ge=0)
     # Tell an email address or phone number that nobody has an account under it when someone
     # asks to recover one there (the person asking sees the same answer either way).
     notify_unknown: bool = True
@@ -245,12 +255,17 @@ class Settings(BaseSettings):
         )
 
     @cached_property
+    def held_recovery_rules(self) -> RecoveryRules:
+        """For a recovery through a contact changed lately."""
+        return replace(self.recovery_rules, hold=self.recovery_hold)
+
+    @cached_property
     def claim_rules(self) -> ClaimRules:
         return ClaimRules(
             first_response_sla=self.first_response_sla,
             decision_sla=self.decision_sla,
             claimant_window=self.claimant_window,
-            recovery=self.recovery_rules,
+            recovery=replace(self.recovery_rules, hold=self.claim_recovery_hold),
         )
 
     def codec(self) -> EncryptionCodec:

@@ -64,7 +64,16 @@ def _every_message(t: Text) -> dict[str, messages.Message]:
             valid_for_seconds=600,
             webotp_domain="reclaim.example",
             case_id="rc_x",
+            proof="p" * 43,
             **common,
+        ),
+        "guessing": messages.guessing(t, username="jane", **common),
+        "recovery_held": messages.recovery_held(
+            t,
+            product="Reclaim",
+            username="jane",
+            until=AT,
+            stop_url=LINKS.stop("rc_x", "s" * 43),
         ),
         "no_account": messages.no_account(t, **common),
         "password_changed": messages.password_changed(t, username="jane", at=AT, **common),
@@ -103,4 +112,7 @@ def test_every_message_renders_in_every_language(locale: str):
             assert message.subject != english[kind].subject, (locale, kind)
     code = _every_message(Text(locale))["recovery_code"]
     assert code.sms.endswith("\n\n@reclaim.example #042917")  # the WebOTP line, in any language
-    assert "https://reclaim.example/recover/rc_x#code=042917" in code.text
+    assert f"https://reclaim.example/recover/rc_x?proof={'p' * 43}" in code.text
+    assert f"https://reclaim.example/recover/rc_x?proof={'p' * 43}" in code.sms
+    held = _every_message(Text(locale))["recovery_held"]
+    assert f"https://reclaim.example/stop/rc_x?token={'s' * 43}" in held.text + held.sms

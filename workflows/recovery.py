@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -23,6 +24,9 @@ with workflow.unsafe.imports_passed_through():
         CaseState,
         CodeAccepted,
         Delivery,
+        GuessingNotice,
+        HoldChange,
+        HoldNotice,
         IssueCode,
         IssuedCode,
         PasswordChangedNotice,
@@ -34,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
         ResetApplied,
         ResetContext,
         SetPassword,
+        StopHold,
+        Stopped,
         SubmitCode,
     )
     from reclaim.temporal import search_attributes
@@ -50,6 +56,9 @@ DELIVERY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=[CaseError.UNDELIVERABLE],
 )
+# Patch: a code sent again while its twin waited is answered as the twin was (cases started
+# before it counted a repeated wrong code twice).
+TWIN_CODES = "twin-codes"
 
 
 def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
@@ -67,9 +76,14 @@ class RecoveryWorkflow:
     """Self-service recovery by a one-time code sent to the account's email or phone.
 
     awaiting_code → verified → completed; or expired (case TTL after the last code, or the
-    set-password window), locked (too many wrong codes), superseded (a newer case for the same
-    account), cancelled (by an operator). A code whose time ran out leaves the case
-    awaiting_code: the user may ask for a fresh one until the case TTL.
+    set-password window), locked (too many wrong codes), superseded (an approved claim took
+    the account over), cancelled (by an operator). A code whose time ran out leaves the case
+    awaiting_code: the user may ask for a fresh one until the case TTL. A risky recovery (its
+    rules carry a hold) goes verified → held → completed, or cancelled when one of the
+    account's other contacts stops it during the hold.
+
+    Each code has an unguessable twin, the proof a message's link carries: it works whatever
+    the account's guess budget, so its holder always gets through.
     """
 
     @workflow.init
@@ -81,15 +95,28 @@ class RecoveryWorkflow:
         self._resends = 0
         self._issued_at = case.opened_at
         self._code_digest: str | None = None
+        self._proof_digest: str | None = None
         self._delivery = Delivery.SENDING
         self._sending: asyncio.Task[None] | None = None
         self._wrong_codes = 0
+        # The wrong codes typed for the current code: typed again (a retry after a lost
+        # answer), one gets the same answer and is not counted twice.
+        self._wrong: set[str] = set()
         self._reset_token_digest: str | None = None
         self._reset_expires_at: datetime | None = None
         self._resetting = False
         self._notices_pending = False
         self._changed_at: datetime | None = None
         self._deadline = case.rules.case_expires_at(case.opened_at)
+        # Notices sent in the background (someone is guessing, the hold): awaited at the end.
+        self._notices: list[asyncio.Task[None]] = []
+        self._guessing_told = False
+        # The hold: the new password waiting, until when, and what may end it early.
+        self._held: SetPassword | None = None
+        self._hold_until: datetime | None = None
+        self._hold_moves = 0
+        self._hold_ended = False
+        self._stopped_by: str | None = None
 
     @workflow.run
     async def run(self, case: RecoveryInput) -> RecoveryOutcome:
@@ -97,7 +124,11 @@ class RecoveryWorkflow:
         self._show()
         self._watch_deadline()
         # From here on, the updates and the deadline timers move the state.
-        await workflow.wait_condition(lambda: not self._state.is_open)
+        await workflow.wait_condition(
+            lambda: not self._state.is_open or self._state is CaseState.HELD
+        )
+        if self._state is CaseState.HELD:
+            await self._wait_out_the_hold()
         # An update still answering its caller must finish before the workflow does.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._state is CaseState.COMPLETED:
@@ -126,6 +157,8 @@ class RecoveryWorkflow:
                 retry_policy=LEDGER_RETRY,
                 summary=f"record the case as {self._state.value}",
             )
+        # A notice that could not go out within its day of retries does not hold the case.
+        await asyncio.gather(*self._notices, return_exceptions=True)
         return RecoveryOutcome(case.case_id, self._state)
 
     # -- the code --------------------------------------------------------------------------
@@ -136,16 +169,30 @@ class RecoveryWorkflow:
         "case and opens the set-password window, a wrong one counts toward the lock.",
     )
     async def submit_code(self, attempt: SubmitCode) -> CodeAccepted:
+        if self._same_right_code(attempt):
+            # The answer to the right code was lost (a crash, a timeout): the same again.
+            assert self._reset_expires_at is not None
+            return CodeAccepted(self._reset_expires_at)
         # The message can reach the user a moment before its send activity reports back to
         # this workflow: judge the code once the delivery in flight has answered.
         await workflow.wait_condition(
             lambda: self._delivery is not Delivery.SENDING or not self._state.is_open
         )
+        # A twin of this request (a retry sent while it waited) may have been judged first.
+        twins = workflow.patched(TWIN_CODES)
+        if twins and self._same_right_code(attempt):
+            assert self._reset_expires_at is not None
+            return CodeAccepted(self._reset_expires_at)
         self._refuse_unless_awaiting_code()  # the case may have moved while we waited
-        if self._code_is(attempt.code_digest):
+        if twins:
+            self._refuse_a_known_wrong_code(attempt)
+        if not attempt.evaluate:
+            self._tell_someone_is_guessing()
+        if attempt.evaluate and self._code_is(attempt.code_digest):
             now = workflow.now()
             # One code opens one reset: it cannot be used twice.
             self._code_digest = None
+            self._proof_digest = None
             self._reset_token_digest = attempt.reset_token_digest
             self._reset_expires_at = self._rules.reset_expires_at(now)
             self._deadline = self._reset_expires_at
@@ -153,6 +200,8 @@ class RecoveryWorkflow:
             self._watch_deadline()
             return CodeAccepted(self._reset_expires_at)
         # A wrong code is not refused by the validator: it must be counted, in history.
+        if attempt.evaluate:
+            self._wrong.add(attempt.code_digest)
         self._wrong_codes += 1
         attempts_left = self._rules.max_attempts - self._wrong_codes
         if attempts_left <= 0:
@@ -170,7 +219,10 @@ class RecoveryWorkflow:
     @submit_code.validator
     def _accepts_codes(self, attempt: SubmitCode) -> None:
         # Refusals here never reach history: a locked or finished case costs nothing more.
+        if self._same_right_code(attempt):
+            return
         self._refuse_unless_awaiting_code()
+        self._refuse_a_known_wrong_code(attempt)
         if workflow.now() >= self._rules.code_expires_at(self._issued_at):
             raise _refusal(
                 CaseError.CODE_EXPIRED,
@@ -217,6 +269,16 @@ class RecoveryWorkflow:
         "every session out.",
     )
     async def set_password(self, change: SetPassword) -> RecoveryStatus:
+        if self._rules.hold > 0:
+            self._hold(change)
+            return self.status()
+        await self._apply(change)
+        return self.status()
+
+    async def _apply(self, change: SetPassword) -> None:
+        """The new password into the directory (the apply_reset activity), then completed.
+        Refused by the directory's policy: still verified (the person tries another); the case
+        taken over meanwhile: superseded, or cancelled."""
         self._resetting = True
         self._changed_at = workflow.now()
         try:
@@ -256,7 +318,6 @@ class RecoveryWorkflow:
             self._resetting = False
         self._notices_pending = applied.notices_pending
         self._move_to(CaseState.COMPLETED)
-        return self.status()
 
     @set_password.validator
     def _allows_reset(self, change: SetPassword) -> None:
@@ -276,7 +337,109 @@ class RecoveryWorkflow:
         """Whether a reset token is good now, and for which account: the API asks before it
         spends time on the password policy and hashing."""
         problem = self._reset_problem(reset_token_digest)
-        return ResetContext(problem, self._case.account_id if problem is None else None)
+        accepted = (
+            self._state in (CaseState.HELD, CaseState.COMPLETED)
+            and self._reset_token_digest is not None
+            and hmac.compare_digest(reset_token_digest, self._reset_token_digest)
+        )
+        return ResetContext(
+            problem, self._case.account_id if problem is None else None, accepted=accepted
+        )
+
+    # -- the hold --------------------------------------------------------------------------
+
+    @workflow.update(
+        name=RecoveryCalls.STOP,
+        description="During the hold, one of the account's contacts says it was not them: "
+        "the new password never takes effect, the account is signed out everywhere.",
+    )
+    def stop(self, request: StopHold) -> RecoveryStatus:
+        self._stopped_by = request.contact_digest
+        self._hold_moves += 1
+        return self.status()
+
+    @stop.validator
+    def _can_stop(self, request: StopHold) -> None:
+        self._refuse_unless_held()
+
+    @workflow.update(
+        name=RecoveryCalls.CHANGE_HOLD,
+        description="An operator ends the hold now, or pushes its end later "
+        "(`reclaim cases hold`).",
+    )
+    def change_hold(self, change: HoldChange) -> RecoveryStatus:
+        if change.end_now:
+            self._hold_ended = True
+        elif self._hold_until is not None:
+            self._hold_until += timedelta(seconds=change.extend_seconds)
+            self._deadline = self._hold_until
+            self._move_to(self._state)
+        self._hold_moves += 1
+        return self.status()
+
+    @change_hold.validator
+    def _can_change_hold(self, change: HoldChange) -> None:
+        self._refuse_unless_held()
+        if not change.end_now and change.extend_seconds <= 0:
+            raise _refusal(CaseError.INVALID_STATE, "Say how long to extend the hold by.")
+
+    def _hold(self, change: SetPassword) -> None:
+        """Keep the new password until the hold ends, and tell the other contacts."""
+        self._held = change
+        self._hold_until = workflow.now() + timedelta(seconds=self._rules.hold)
+        self._deadline = self._hold_until
+        self._move_to(CaseState.HELD)
+        self._in_background(
+            RecoveryActivity.NOTIFY_HOLD,
+            HoldNotice(self._case.case_id, self._account_id, self._case.channel, self._hold_until),
+            "tell the other contacts, with a link to stop it",
+        )
+
+    async def _wait_out_the_hold(self) -> None:
+        """Until the hold ends (or an operator ends it), unless a contact stops it or the
+        case is taken over; then the new password takes effect."""
+        while self._state is CaseState.HELD and not self._hold_ended and not self._stopped_by:
+            assert self._hold_until is not None
+            remaining = self._hold_until - workflow.now()
+            if remaining <= timedelta(0):
+                break
+            try:
+                await workflow.wait_condition(
+                    self._hold_moved_since(self._hold_moves),
+                    timeout=remaining,
+                    timeout_summary="hold before the new password takes effect",
+                )
+            except TimeoutError:
+                break
+        if self._state is not CaseState.HELD:
+            return  # superseded or cancelled meanwhile
+        if self._stopped_by is not None:
+            self._move_to(CaseState.CANCELLED)
+            await workflow.execute_activity(
+                RecoveryActivity.STOP_HOLD,
+                Stopped(self._case.case_id, self._account_id, self._stopped_by, workflow.now()),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=LEDGER_RETRY,
+                summary="sign the account out everywhere, open a support claim",
+            )
+            return
+        assert self._held is not None
+        try:
+            await self._apply(self._held)
+        except ApplicationError:
+            if self._state is CaseState.HELD:  # the directory refused it, a day too late
+                self._move_to(CaseState.CANCELLED)
+
+    def _hold_moved_since(self, seen: int) -> Callable[[], bool]:
+        return lambda: self._hold_moves != seen or self._state is not CaseState.HELD
+
+    def _refuse_unless_held(self) -> None:
+        if self._state is not CaseState.HELD or self._resetting:
+            raise _refusal(
+                CaseError.INVALID_STATE,
+                f"This case is {self._state.value}: there is no hold to act on.",
+                state=self._state.value,
+            )
 
     # -- the outside world -----------------------------------------------------------------
 
@@ -322,6 +485,7 @@ class RecoveryWorkflow:
             ),
             delivery=self._delivery,
             next_deadline=self._deadline if self._state.is_open else None,
+            hold_until=self._hold_until if self._state is CaseState.HELD else None,
         )
 
     # -- helpers ---------------------------------------------------------------------------
@@ -333,10 +497,53 @@ class RecoveryWorkflow:
         return self._case.account_id
 
     def _code_is(self, digest: str) -> bool:
+        """The current code, typed, or its proof, from a message's link."""
+        if self._case.account_id is None:
+            return False
+        code = self._code_digest is not None and hmac.compare_digest(digest, self._code_digest)
+        proof = self._proof_digest is not None and hmac.compare_digest(digest, self._proof_digest)
+        return code or proof
+
+    def _same_right_code(self, attempt: SubmitCode) -> bool:
+        """The code that verified this case, sent again (it earns the same reset token)."""
         return (
-            self._case.account_id is not None
-            and self._code_digest is not None
-            and hmac.compare_digest(digest, self._code_digest)
+            self._state is CaseState.VERIFIED
+            and self._reset_token_digest is not None
+            and hmac.compare_digest(attempt.reset_token_digest, self._reset_token_digest)
+        )
+
+    def _refuse_a_known_wrong_code(self, attempt: SubmitCode) -> None:
+        if attempt.evaluate and attempt.code_digest in self._wrong:
+            raise _refusal(
+                CaseError.INVALID_CODE,
+                "That code is not right.",
+                attempts_left=self._rules.max_attempts - self._wrong_codes,
+            )
+
+    def _tell_someone_is_guessing(self) -> None:
+        """The account's guess budget is spent: its holder hears of it (once per case here;
+        the activity tells them once an hour whatever the case)."""
+        if self._guessing_told:
+            return
+        self._guessing_told = True
+        self._in_background(
+            RecoveryActivity.NOTIFY_GUESSING,
+            GuessingNotice(self._case.case_id, self._case.account_id, workflow.now()),
+            "tell the holder someone is guessing codes",
+        )
+
+    def _in_background(self, activity: str, argument: object, summary: str) -> None:
+        self._notices.append(
+            asyncio.create_task(
+                workflow.execute_activity(
+                    activity,
+                    argument,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=NOTICE_DEADLINE,
+                    retry_policy=NOTICE_RETRY,
+                    summary=summary,
+                )
+            )
         )
 
     def _refuse_unless_awaiting_code(self) -> None:
@@ -375,6 +582,8 @@ class RecoveryWorkflow:
         if self._sending is not None:
             self._sending.cancel()
         self._code_digest = None
+        self._proof_digest = None
+        self._wrong.clear()
         self._delivery = Delivery.SENDING
         self._sending = asyncio.create_task(self._deliver(self._resends))
 
@@ -404,6 +613,7 @@ class RecoveryWorkflow:
             return
         if attempt == self._resends:
             self._code_digest = issued.code_digest
+            self._proof_digest = issued.proof_digest
             self._delivery = Delivery.SENT
             self._show()
 
@@ -450,6 +660,10 @@ class RecoveryWorkflow:
                 self._state.value,
                 "password changed, sessions signed out",
                 "telling every contact" if self._notices_pending else None,
+            )
+        elif self._state is CaseState.HELD:
+            details = current_details(
+                self._state.value, f"new password takes effect {at(self._deadline)}"
             )
         else:
             details = current_details(self._state.value, tries, f"{self._resends} resends")

@@ -2,9 +2,13 @@
 the delivery state), the new password, and the end. They call the recovery service, and show
 an unknown account exactly as a known one: the service's answers are the same.
 
-The case id is in the address (it names the case, like in the logs); the code never is (a
-code mail's link carries it in the fragment, which stays in the browser); the reset token
-lives in a cookie scoped to the case's pages.
+The case id is in the address (it names the case, like in the logs); the code never is. A
+code's message links to the case with the code's proof: the page keeps it in a cookie scoped
+to the case's pages, takes it out of the address at once, and offers to continue without
+typing the code. The reset token lives in a cookie scoped to the case's pages too.
+
+A held recovery's other contacts get a "Wasn't you? Stop it" link (`/stop/<case>`), signed for
+each of them: the page says what stopping does and asks to confirm.
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ from api.pages.forms import posted, see_other
 from api.pages.render import page_locale, render, text_for
 from api.pages.security import set_cookie
 from api.pages.words import Problem, problem
-from reclaim.contracts import Channel
-from reclaim.errors import DomainError, NotFound
+from reclaim.contracts import CaseError, Channel
+from reclaim.errors import DomainError, NotFound, Refused
 from reclaim.recovery.contracts import CaseState, Delivery, RecoveryStatus
 from reclaim.services import Services
+from reclaim.settings import Settings
 
 router = APIRouter(include_in_schema=False)
 
 RESET_COOKIE = "reclaim_reset"
+PROOF_COOKIE = "reclaim_proof"
+STOP_COOKIE = "reclaim_stop"
 CODE = re.compile(r"^\d{6}$")
 
 
@@ -86,7 +93,43 @@ def _start_again(
 
 @router.get("/recover/{case_id}", response_class=HTMLResponse)
 async def case_page(request: Request, case_id: str, services: AppServices) -> Response:
+    proof = request.query_params.get("proof")
+    if proof:  # a code message's link: keep the proof, take it out of the address
+        response = see_other(f"/recover/{case_id}")
+        set_cookie(
+            response,
+            request,
+            PROOF_COOKIE,
+            proof[:64],
+            path=f"/recover/{case_id}",
+            max_age=services.settings.case_ttl,
+            from_a_link=True,
+        )
+        return response
     return await _case(request, services, case_id)
+
+
+@router.post("/recover/{case_id}/proof", response_class=HTMLResponse)
+async def submit_proof(request: Request, case_id: str, services: AppServices) -> Response:
+    """ "Continue" on a page opened from the code's message: the proof it kept does what
+    typing the code would."""
+    settings = services.settings
+    await posted(request, settings)
+    proof = request.cookies.get(PROOF_COOKIE, "")
+    if not proof:
+        t = text_for(request, settings)
+        found = Problem(t("This browser did not open the link from the message: type the code."))
+        return await _case(request, services, case_id, found, 409)
+    try:
+        granted = await services.recovery.submit_proof(case_id, proof)
+    except DomainError as err:
+        if isinstance(err, Refused) and err.code == CaseError.INVALID_CODE:
+            # A link of an earlier code: this proof is not the current code's.
+            err = Refused("invalid_link", err.message)
+        response = await _case(request, services, case_id, error=err)
+        response.delete_cookie(PROOF_COOKIE, path=f"/recover/{case_id}")
+        return response
+    return _verified(request, settings, case_id, granted.reset_token)
 
 
 @router.post("/recover/{case_id}/code", response_class=HTMLResponse)
@@ -102,15 +145,21 @@ async def submit_code(request: Request, case_id: str, services: AppServices) -> 
         granted = await services.recovery.submit_code(case_id, code)
     except DomainError as err:
         return await _case(request, services, case_id, error=err)
+    return _verified(request, settings, case_id, granted.reset_token)
+
+
+def _verified(request: Request, settings: Settings, case_id: str, reset_token: str) -> Response:
+    """The code (or its link) was right: on to the new password, with the reset token."""
     response = see_other(f"/recover/{case_id}")
     set_cookie(
         response,
         request,
         RESET_COOKIE,
-        granted.reset_token,
+        reset_token,
         path=f"/recover/{case_id}",
         max_age=settings.reset_window,
     )
+    response.delete_cookie(PROOF_COOKIE, path=f"/recover/{case_id}")
     return response
 
 
@@ -181,6 +230,7 @@ async def _case(
         case=_facts(case, attempts),
         problem=found,
         has_reset=bool(request.cookies.get(RESET_COOKIE)),
+        has_proof=bool(request.cookies.get(PROOF_COOKIE)),
         resent=request.query_params.get("resent") == "1",
     )
 
@@ -195,6 +245,8 @@ def _facts(case: RecoveryStatus, attempts: int) -> dict[str, Any]:
         "open": case.state.is_open,
         "awaiting_code": case.state is CaseState.AWAITING_CODE,
         "verified": case.state is CaseState.VERIFIED,
+        "held": case.state is CaseState.HELD,
+        "hold_until": case.hold_until,
         "channel": case.channel.value,
         "destination": case.destination,
         "attempts_left": case.attempts_left,
@@ -203,6 +255,80 @@ def _facts(case: RecoveryStatus, attempts: int) -> dict[str, Any]:
         "reset_expires_at": case.reset_expires_at,
         "delivery": delivery,
     }
+
+
+# -- "Wasn't you? Stop it" -------------------------------------------------------------------
+
+
+@router.get("/stop/{case_id}", response_class=HTMLResponse)
+async def stop_page(request: Request, case_id: str, services: AppServices) -> Response:
+    token = request.query_params.get("token")
+    if token:  # the link from the message: keep its signature, take it out of the address
+        response = see_other(f"/stop/{case_id}")
+        set_cookie(
+            response,
+            request,
+            STOP_COOKIE,
+            token[:64],
+            path=f"/stop/{case_id}",
+            max_age=services.settings.claim_recovery_hold + 86_400,
+            from_a_link=True,
+        )
+        return response
+    return await _stop(request, services, case_id)
+
+
+@router.post("/stop/{case_id}", response_class=HTMLResponse)
+async def stop(request: Request, case_id: str, services: AppServices) -> Response:
+    settings = services.settings
+    await posted(request, settings)
+    token = request.cookies.get(STOP_COOKIE, "")
+    try:
+        stopped, claim = await services.stop_recovery(
+            case_id, token, page_locale(request, settings)
+        )
+    except DomainError as err:
+        return await _stop(request, services, case_id, err)
+    return render(
+        request,
+        settings,
+        "stop.html",
+        case={"state": stopped.status.state.value, "hold_until": None},
+        stopped=True,
+        claim=claim.case_id if claim else None,
+        problem=None,
+    )
+
+
+async def _stop(
+    request: Request, services: Services, case_id: str, error: DomainError | None = None
+) -> Response:
+    settings = services.settings
+    t = text_for(request, settings)
+    found, status = (problem(t, error), _status(error)) if error is not None else (None, 200)
+    try:
+        case = await services.recovery.hold_stop_preview(
+            case_id, request.cookies.get(STOP_COOKIE, "")
+        )
+    except NotFound:
+        return render(request, settings, "gone.html", 404)
+    except Refused as err:
+        return render(
+            request, settings, "stop.html", _status(err), case=None, stopped=False, claim=None,
+            problem=problem(t, err),
+        )  # fmt: skip
+    except DomainError as err:
+        return render(request, settings, "unavailable.html", _status(err), problem=problem(t, err))
+    return render(
+        request,
+        settings,
+        "stop.html",
+        status,
+        case={"state": case.state.value, "hold_until": case.hold_until},
+        stopped=False,
+        claim=None,
+        problem=found,
+    )
 
 
 def _status(error: DomainError) -> int:

@@ -77,17 +77,20 @@ def set_cookie(
     *,
     path: str,
     max_age: int | None = None,
+    from_a_link: bool = False,
 ) -> None:
     """A cookie only Reclaim's pages send back, never a script, never another site; `Secure`
     whenever the page came over HTTPS (behind a proxy: `X-Forwarded-Proto`, which `reclaim
-    api` trusts from its proxy)."""
+    api` trusts from its proxy). `from_a_link`: kept from a message's link, so `SameSite=Lax`
+    (a browser sends a Strict cookie on no page reached from a mail's link, not even the one
+    its redirect leads to); the forms that use it still need the Strict form token."""
     response.set_cookie(
         name,
         value,
         path=path,
         max_age=max_age,
         httponly=True,
-        samesite="strict",
+        samesite="lax" if from_a_link else "strict",
         secure=request.url.scheme == "https",
     )
 

@@ -57,6 +57,14 @@ def problem(t: Text, error: DomainError) -> Problem:
             ),
             "code",
         )
+    if code == "invalid_link":
+        return Problem(
+            t(
+                "This link does not work (it is incomplete, or a newer message replaced it): "
+                "open the link in the latest message, or type its code."
+            ),
+            None,
+        )
     if code == "code_expired":
         return Problem(t("This code has expired. Ask for a new one below."), "code")
     if code == "case_locked":

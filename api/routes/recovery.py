@@ -47,6 +47,11 @@ class CaseView(BaseModel):
         description="When another code may be asked for; null when no more can be."
     )
     reset_expires_at: datetime | None = None
+    hold_until: datetime | None = Field(
+        None,
+        description="While `held`: when the new password takes effect, unless one of the "
+        "account's other contacts stops it.",
+    )
     delivery: Literal["sending", "retrying", "sent", "failed"] = Field(
         description="Where the current code is: `retrying` while the provider is failing."
     )
@@ -66,6 +71,7 @@ class CaseView(BaseModel):
             code_expires_at=status.code_expires_at,
             resend_available_at=status.resend_available_at,
             reset_expires_at=status.reset_expires_at,
+            hold_until=status.hold_until,
             delivery=delivery,
             delivery_attempts=delivery_attempts or None,
         )
@@ -86,6 +92,16 @@ class CodeRequest(BaseModel):
         if not _CODE.match(code):
             raise ValueError("a code is 6 digits")
         return code
+
+
+class ProofRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    proof: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The `proof` parameter of the link in the code's message.",
+    )
 
 
 class ResetGranted(BaseModel):
@@ -141,9 +157,25 @@ async def get_case(case_id: str, services: AppServices) -> CaseView:
     summary="Prove the code",
 )
 async def submit_code(case_id: str, body: CodeRequest, services: AppServices) -> ResetGranted:
-    """A right code returns a single-use reset token; a wrong one says how many tries are
-    left; the last wrong one locks the case."""
+    """A right code returns a reset token; a wrong one says how many tries are left; the last
+    wrong one locks the case. At most `RECLAIM_GUESSES_PER_HOUR` wrong codes per account and
+    hour are compared (beyond, a code answers as a wrong one: the link in the message still
+    works). The same code again after a lost answer returns the same reset token."""
     granted = await services.recovery.submit_code(case_id, body.code)
+    return ResetGranted(reset_token=granted.reset_token, reset_expires_at=granted.reset_expires_at)
+
+
+@router.post(
+    "/{case_id}/proof",
+    response_model=ResetGranted,
+    responses={400: _ERROR, 404: _ERROR, 409: _ERROR, 410: _ERROR, 423: _ERROR},
+    summary="Prove the code with the link from its message",
+)
+async def submit_proof(case_id: str, body: ProofRequest, services: AppServices) -> ResetGranted:
+    """The link in a code's message carries the code's proof (`?proof=`): as good as the
+    code, and still checked when the account's guess budget is spent. Sending the same proof
+    (or code) again after a lost answer returns the same reset token."""
+    granted = await services.recovery.submit_proof(case_id, body.proof)
     return ResetGranted(reset_token=granted.reset_token, reset_expires_at=granted.reset_expires_at)
 
 
@@ -168,6 +200,8 @@ async def resend_code(case_id: str, services: AppServices) -> CaseView:
 async def set_password(
     case_id: str, body: PasswordRequest, services: AppServices
 ) -> PasswordChanged:
-    """Every session of the account is signed out and every contact told."""
+    """Every session of the account is signed out and every contact told. A recovery through
+    a contact changed lately answers `held`: the password takes effect at `hold_until`.
+    Sending the same request again after a lost answer says where it went."""
     status = await services.recovery.set_password(case_id, body.reset_token, body.new_password)
     return PasswordChanged(case_id=case_id, state=status.state)

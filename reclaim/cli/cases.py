@@ -63,3 +63,30 @@ def cancel(
 
     shown = with_services(settings_for_command(), work)
     typer.echo(f"stopped {case_id}: {shown['state']}")
+
+
+@app.command("hold")
+def hold(
+    case_id: str,
+    end_now: Annotated[
+        bool, typer.Option("--end-now", help="The held new password takes effect now")
+    ] = False,
+    extend: Annotated[
+        int | None,
+        typer.Option("--extend", help="Seconds to add to the hold", min=1, metavar="SECONDS"),
+    ] = None,
+) -> None:
+    """A held recovery (its new password waits out a hold): end the hold now, or extend it."""
+    if end_now == (extend is not None):
+        raise fail("say --end-now or --extend SECONDS")
+
+    async def work(services: Services) -> Any:
+        return await services.recovery.change_hold(
+            case_id, end_now=end_now, extend_seconds=extend or 0
+        )
+
+    status = with_services(settings_for_command(), work)
+    if status.hold_until is not None:
+        typer.echo(f"{case_id}: held until {status.hold_until:%Y-%m-%d %H:%M:%S} UTC")
+    else:
+        typer.echo(f"{case_id}: hold ended, {status.state.value}")

@@ -61,6 +61,8 @@ class AccountRecord:
     status: AccountStatus
     created_at: datetime | None = None
     password_changed_at: datetime | None = None
+    # When the email or phone last changed (None: as created, or the directory cannot say).
+    contacts_changed_at: datetime | None = None
     # The current status since when, until when (purge time, end of a ban), why, and the
     # lifecycle case in charge of it.
     status_since: datetime | None = None

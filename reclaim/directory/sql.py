@@ -285,6 +285,7 @@ class SqlDirectory:
                         )
                     )
             account.email, account.phone = email, None
+            account.contacts_changed_at = at
             deletion = _reactivate(session, account, at, actor, case_id=case_id, reason=reason)
             session.add(account)
             _revoke_all_sessions(session, account_id, at)
@@ -559,6 +560,7 @@ def _view(account: Account) -> AccountRecord:
         status=AccountStatus(account.status),
         created_at=account.created_at,
         password_changed_at=account.password_changed_at,
+        contacts_changed_at=account.contacts_changed_at,
         status_since=account.status_since,
         status_until=account.status_until,
         status_reason=account.status_reason,

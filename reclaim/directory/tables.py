@@ -28,6 +28,9 @@ class Account(AccountBase, table=True):
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_column=when())
     password_changed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    # When the email or phone was last changed (an approved claim; None: as created): a
+    # recovery through a contact changed this lately is held.
+    contacts_changed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
     # The current status, since when, until when (purge time of a deactivation, end of a
     # ban), why (a ban's reason), and the lifecycle case (workflow) in charge of it: only
     # that case may move the account on (purge it, lift the ban) when its timer fires.

@@ -17,7 +17,7 @@ class Courier:
         self, channel: Channel, recipient: str, message: Message, message_id: str
     ) -> str | None:
         if channel is Channel.SMS:
-            return await self.sms.send(recipient, message.sms)
+            return await self.sms.send(recipient, message.sms, message_id.strip("<>"))
         return await self.mailer.send(recipient, message, message_id)
 
     async def aclose(self) -> None:

@@ -3,8 +3,9 @@ caused them (`reclaim.i18n.Text`).
 
 Each message has a plain-text and an HTML body for email and a short body for SMS. Every page
 a message mentions is a link to a page Reclaim serves (`Links`). A code SMS ends with the
-WebOTP line (`@<domain> #<code>`) so a browser can offer to fill the code in; a code mail's
-link carries the code in its fragment, which never leaves the browser.
+WebOTP line (`@<domain> #<code>`) so a browser can offer to fill the code in. A code's message
+also links to the case with the code's proof, an unguessable twin of the code that works
+however many codes strangers typed for the account.
 """
 
 from __future__ import annotations
@@ -39,9 +40,16 @@ class Links:
     def recover(self) -> str:
         return f"{self.base}/recover"
 
-    def case(self, case_id: str, code: str | None = None) -> str:
-        """A recovery case's page; with `code`, the page fills the code in."""
-        return f"{self.base}/recover/{case_id}" + (f"#code={code}" if code else "")
+    def case(self, case_id: str, proof: str | None = None) -> str:
+        """A recovery case's page; with the code's `proof`, the page keeps it in a cookie,
+        takes it out of the address and offers to continue without typing the code."""
+        return f"{self.base}/recover/{case_id}" + (
+            f"?proof={quote(proof, safe='')}" if proof else ""
+        )
+
+    def stop(self, case_id: str, token: str) -> str:
+        """The "Wasn't you? Stop it" page of a held recovery, signed for one recipient."""
+        return f"{self.base}/stop/{case_id}?token={quote(token, safe='')}"
 
     def sign_in(self) -> str:
         return f"{self.base}/signin"
@@ -112,15 +120,17 @@ def recovery_code(
     webotp_domain: str,
     links: Links,
     case_id: str,
+    proof: str,
 ) -> Message:
     lifetime = t.duration(valid_for_seconds)
+    link = links.case(case_id, proof)
     title = t("Your %(product)s recovery code", product=product)
     first = t(
         "Use this code to get back into your %(product)s account. It expires in %(lifetime)s.",
         product=product,
         lifetime=lifetime,
     )
-    page = t("Or open this page, which fills the code in for you:")
+    page = t("Or open this page to continue without typing the code:")
     ignore = t(
         "If you did not ask to recover your account, ignore this message: nothing changes "
         "unless someone enters this code. Never share it; we will never ask you for it."
@@ -133,8 +143,8 @@ def recovery_code(
     )
     return _message(
         title,
-        [(first, None), (page, links.case(case_id, code)), (ignore, None)],
-        f"{sms}\n\n@{webotp_domain} #{code}",
+        [(first, None), (page, link), (ignore, None)],
+        f"{sms}\n{link}\n\n@{webotp_domain} #{code}",
         code=code,
         text_code=True,
     )
@@ -187,6 +197,65 @@ def password_changed(
             username=username,
             when=when,
             url=links.support("compromised"),
+        ),
+    )
+
+
+def guessing(t: Text, *, product: str, username: str, links: Links) -> Message:
+    title = t("Someone is guessing codes for your %(product)s account", product=product)
+    first = t(
+        "Many wrong recovery codes were typed for the %(product)s account %(username)s in the "
+        "last hour. For the rest of the hour, typed codes are not checked.",
+        product=product,
+        username=username,
+    )
+    second = t(
+        "If you are recovering your account, open the link in the message that brought your "
+        "code: it works without typing the code."
+    )
+    third = t(
+        "If it is not you, nothing changes: without the code nobody gets in. If you think "
+        "someone else has your account, ask our support team:"
+    )
+    return _message(
+        title,
+        [(first, None), (second, None), (third, links.support("compromised"))],
+        t(
+            "%(product)s: many wrong codes were typed for %(username)s. Recovering it yourself? "
+            "Use the link in your code's message.",
+            product=product,
+            username=username,
+        ),
+    )
+
+
+def recovery_held(
+    t: Text, *, product: str, username: str, until: datetime, stop_url: str
+) -> Message:
+    when = t.moment(until)
+    title = t("Someone is recovering your %(product)s account", product=product)
+    first = t(
+        "Someone is recovering the %(product)s account %(username)s and chose a new password. "
+        "As the account's contact details changed recently, it takes effect only on %(when)s.",
+        product=product,
+        username=username,
+        when=when,
+    )
+    second = t("If this was you, there is nothing to do.")
+    third = t(
+        "If it was not, stop it now: the new password never takes effect, every device is "
+        "signed out, and our support team looks into it."
+    )
+    return _message(
+        title,
+        [(first, None), (second, None), (third, stop_url)],
+        t(
+            "%(product)s: a new password for %(username)s takes effect on %(when)s. "
+            "Not you? Stop it: %(url)s",
+            product=product,
+            username=username,
+            when=when,
+            url=stop_url,
         ),
     )
 

@@ -136,6 +136,22 @@ class Notifier:
             case_id, kind, [Contact(Channel(row.channel), row.recipient) for row in rows], message
         )
 
+    async def recipients(self, case_id: str, kind: str) -> list[Contact]:
+        """Whom this case's messages of this kind went (or go) to."""
+
+        def work() -> list[Contact]:
+            with Session(self._engine) as session:
+                rows = session.exec(
+                    select(Notification).where(
+                        Notification.case_id == case_id,
+                        Notification.kind == kind,
+                        Notification.recipient != FORGOTTEN,
+                    )
+                )
+                return [Contact(Channel(row.channel), row.recipient) for row in rows]
+
+        return await asyncio.to_thread(work)
+
     async def forget_codes(self, case_id: str) -> None:
         """The codes kept for re-sending are of no use once the case is over."""
 
@@ -164,6 +180,21 @@ class Notifier:
                 session.execute(
                     update(Notification)
                     .where(col(Notification.case_id).in_(list(case_ids)))
+                    .values(recipient=FORGOTTEN, sealed_code=None)
+                )
+                session.commit()
+
+        await asyncio.to_thread(work)
+
+    async def forget_recipients_like(self, prefix: str) -> None:
+        """`forget_recipients` for the messages kept under keys that start with `prefix` (a
+        notice sent once per account and hour, not per case)."""
+
+        def work() -> None:
+            with Session(self._engine) as session:
+                session.execute(
+                    update(Notification)
+                    .where(col(Notification.case_id).startswith(prefix, autoescape=True))
                     .values(recipient=FORGOTTEN, sealed_code=None)
                 )
                 session.commit()

@@ -19,9 +19,11 @@ from reclaim.settings import Settings
 class SmsProvider(Protocol):
     name: str
 
-    async def send(self, to: str, body: str) -> str | None:
+    async def send(self, to: str, body: str, key: str | None = None) -> str | None:
         """Send `body` to the E.164 number `to`; return the provider's message id if any.
-        Raise `Undeliverable` when retrying cannot help, anything else for an outage."""
+        `key` is the same for every try of one message (its Message-ID): a provider that
+        deduplicates by key sends it once however often Reclaim retries. Raise
+        `Undeliverable` when retrying cannot help, anything else for an outage."""
         ...
 
     async def aclose(self) -> None: ...
@@ -44,7 +46,7 @@ class ConsoleSms:
     def __init__(self, outbox: Path | None = None) -> None:
         self._outbox = outbox
 
-    async def send(self, to: str, body: str) -> str | None:
+    async def send(self, to: str, body: str, key: str | None = None) -> str | None:
         if self._outbox is None:
             print(f"[sms to {to}] {body}", file=sys.stdout, flush=True)
             return None
@@ -78,7 +80,8 @@ class _HttpProvider:
 
 
 class WebhookSms(_HttpProvider):
-    """POSTs `{"to": ..., "body": ...}` as JSON to `RECLAIM_SMS_WEBHOOK_URL`."""
+    """POSTs `{"to": ..., "body": ...}` as JSON to `RECLAIM_SMS_WEBHOOK_URL`, with an
+    `Idempotency-Key` header that is the same on every retry of one message."""
 
     name = "webhook"
 
@@ -86,8 +89,11 @@ class WebhookSms(_HttpProvider):
         super().__init__(timeout)
         self._url = url
 
-    async def send(self, to: str, body: str) -> str | None:
-        response = await self._http().post(self._url, json={"to": to, "body": body})
+    async def send(self, to: str, body: str, key: str | None = None) -> str | None:
+        headers = {"Idempotency-Key": key} if key else {}
+        response = await self._http().post(
+            self._url, json={"to": to, "body": body}, headers=headers
+        )
         _raise_for_status(response, "the SMS webhook")
         try:
             answer = response.json()
@@ -97,7 +103,8 @@ class WebhookSms(_HttpProvider):
 
 
 class TwilioSms(_HttpProvider):
-    """Twilio's Messages API (form POST with the account SID and auth token)."""
+    """Twilio's Messages API (form POST with the account SID and auth token). Its API takes no
+    idempotency key: a send whose outcome is unknown (a timeout) may reach the phone twice."""
 
     name = "twilio"
 
@@ -113,7 +120,7 @@ class TwilioSms(_HttpProvider):
         self._sid, self._token, self._from = account_sid, auth_token, from_number
         self._url = f"{api_base.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
 
-    async def send(self, to: str, body: str) -> str | None:
+    async def send(self, to: str, body: str, key: str | None = None) -> str | None:
         response = await self._http().post(
             self._url,
             data={"To": to, "From": self._from, "Body": body},

@@ -24,10 +24,13 @@ class CaseState(StrEnum):
     LOCKED = "locked"
     SUPERSEDED = "superseded"
     CANCELLED = "cancelled"
+    # The new password waits out a hold (a risky recovery) before it takes effect; every
+    # other contact may stop it meanwhile.
+    HELD = "held"
 
     @property
     def is_open(self) -> bool:
-        return self in (CaseState.AWAITING_CODE, CaseState.VERIFIED)
+        return self in (CaseState.AWAITING_CODE, CaseState.VERIFIED, CaseState.HELD)
 
 
 class Delivery(StrEnum):
@@ -49,6 +52,8 @@ class RecoveryCalls(StrEnum):
     RESET_CONTEXT = "reset_context"
     SUPERSEDE = "supersede"
     CANCEL = "cancel"
+    STOP = "stop"  # update: a contact said "Wasn't you? Stop it" during the hold
+    CHANGE_HOLD = "change_hold"  # update: an operator ends the hold now or extends it
 
 
 class RecoveryActivity(StrEnum):
@@ -58,6 +63,9 @@ class RecoveryActivity(StrEnum):
     APPLY_RESET = "apply_reset"
     NOTIFY_PASSWORD_CHANGED = "notify_password_changed"
     RECORD_CLOSED_CASE = "record_closed_case"
+    NOTIFY_GUESSING = "notify_guessing"
+    NOTIFY_HOLD = "notify_hold"
+    STOP_HOLD = "stop_hold"
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,9 @@ class RecoveryRules:
     max_resends: int = 3
     reset_window: int = 900
     case_ttl: int = 3600
+    # Seconds a new password waits before it takes effect (0: none). Set for a recovery through
+    # a contact changed lately, and for the case an approved claim opens.
+    hold: int = 0
 
     def code_expires_at(self, issued_at: datetime) -> datetime:
         return issued_at + timedelta(seconds=self.code_ttl)
@@ -112,6 +123,7 @@ class RecoveryStatus:
     reset_expires_at: datetime | None
     delivery: Delivery
     next_deadline: datetime | None
+    hold_until: datetime | None = None  # while held: when the new password takes effect
 
     @staticmethod
     def at_opening(case: RecoveryInput) -> RecoveryStatus:
@@ -134,9 +146,14 @@ class RecoveryStatus:
 
 @dataclass(frozen=True)
 class SubmitCode:
+    # The digest of a typed code, or of a message link's proof token.
     code_digest: str
-    # Digest of the reset token the API will hand out if this code is right.
+    # Digest of the reset token the API will hand out if this code is right: derived from the
+    # code, so the same code sent again (after a lost answer) earns the same token.
     reset_token_digest: str
+    # False when the account's guess budget is spent: the code is not compared (a wrong
+    # guess, whatever it was), so that nobody learns from the answer that the budget matters.
+    evaluate: bool = True
 
 
 @dataclass(frozen=True)
@@ -161,6 +178,9 @@ class ResetContext:
 
     problem: CaseError | None
     account_id: int | None
+    # True when this token's new password was already taken (held or applied): a retried
+    # request after a lost answer is told so.
+    accepted: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,6 +195,7 @@ class IssueCode:
 @dataclass(frozen=True)
 class IssuedCode:
     code_digest: str
+    proof_digest: str | None = None  # of the unguessable link that proves the same code
 
 
 @dataclass(frozen=True)
@@ -209,6 +230,52 @@ class CaseClosing:
     at: datetime
     wrong_codes: int
     resends: int
+
+
+@dataclass(frozen=True)
+class GuessingNotice:
+    """The account's guess budget is spent: its holder hears that someone is guessing."""
+
+    case_id: str
+    account_id: int | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class HoldNotice:
+    """Tell the account's other contacts (and the ones an approved claim replaced) that a new
+    password takes effect at `until` unless one of them stops it."""
+
+    case_id: str
+    account_id: int
+    channel: Channel  # the one the recovery went through: its address is not told
+    until: datetime
+
+
+@dataclass(frozen=True)
+class StopHold:
+    """A contact stopped the held recovery: named by the keyed digest of its address."""
+
+    contact_digest: str
+
+
+@dataclass(frozen=True)
+class HoldChange:
+    """An operator's `reclaim cases hold`: end the hold now, or push its end later."""
+
+    end_now: bool = False
+    extend_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Argument of the `stop_hold` activity: sign the account out, open a claim for the
+    contact who stopped the recovery."""
+
+    case_id: str
+    account_id: int
+    contact_digest: str
+    at: datetime
 
 
 @dataclass(frozen=True)

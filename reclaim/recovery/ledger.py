@@ -6,17 +6,18 @@ Unknown identifiers get rows like known ones, so the rate limit tells nothing ab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, literal, select, text, update
+from sqlalchemy import delete, func, insert, literal, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from reclaim.contracts import seconds_until
 from reclaim.recovery.contracts import CaseClosing, CaseState
 from reclaim.store.engine import in_session
-from reclaim.store.models import RecoveryCase, UTCDateTime
+from reclaim.store.models import CodeGuess, RecoveryCase, UTCDateTime
 
 RATE_WINDOW = timedelta(hours=1)
 
@@ -75,6 +76,86 @@ class RecoveryLedger:
         def work(session: Session) -> bool:
             row = session.get(RecoveryCase, case_id)
             return row is not None and row.state == CaseState.COMPLETED
+
+        return await in_session(self._engine, work)
+
+    async def reserve_guess(
+        self,
+        case_id: str,
+        guess: str,
+        at: datetime,
+        per_hour: int,
+        budget_of: Callable[[str], str],
+    ) -> int | None:
+        """Count a code typed for this case against its account's guess budget (a case
+        without an account: its identifier's, so both do the same work) and return the
+        reservation, or None when the last hour's budget is spent (the code is then not
+        compared). The same code for the same case again is the same reservation: a retry
+        after a lost answer costs nothing more. On PostgreSQL, guesses for one account queue
+        on an advisory lock, so parallel guesses cannot slip past the budget together.
+        `budget_of` turns `account:<id>` or `identifier:<digest>` into the budget's key."""
+
+        def work(session: Session) -> int | None:
+            row = session.get(RecoveryCase, case_id)
+            if row is None:
+                return None  # no such case: nothing to count
+            if row.account_id is not None:
+                subject = f"account:{row.account_id}"
+            else:
+                subject = f"identifier:{row.identifier_digest}"
+            budget = budget_of(subject)
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": budget}
+                )
+            since = at - RATE_WINDOW
+            # What left the window is of no use any more (whichever account it counted for).
+            session.execute(delete(CodeGuess).where(col(CodeGuess.at) <= since))
+            again = session.execute(
+                select(col(CodeGuess.id)).where(
+                    col(CodeGuess.budget) == budget,
+                    col(CodeGuess.case_id) == case_id,
+                    col(CodeGuess.guess) == guess,
+                )
+            ).scalar()
+            if again is not None:
+                session.commit()
+                return int(again)
+            spent = (
+                select(func.count())
+                .select_from(CodeGuess)
+                .where(col(CodeGuess.budget) == budget)
+                .scalar_subquery()
+            )
+            values = select(
+                literal(budget).label("budget"),
+                literal(case_id).label("case_id"),
+                literal(guess).label("guess"),
+                literal(at, type_=UTCDateTime()).label("at"),
+            ).where(spent < per_hour)
+            inserted = session.execute(
+                insert(CodeGuess)
+                .from_select(["budget", "case_id", "guess", "at"], values)
+                .returning(col(CodeGuess.id))
+            ).first()
+            session.commit()
+            return int(inserted[0]) if inserted is not None else None
+
+        return await in_session(self._engine, work)
+
+    async def forgive_guess(self, guess_id: int) -> None:
+        """A right code costs no budget."""
+
+        def work(session: Session) -> None:
+            session.execute(delete(CodeGuess).where(col(CodeGuess.id) == guess_id))
+            session.commit()
+
+        await in_session(self._engine, work)
+
+    async def account_of(self, case_id: str) -> int | None:
+        def work(session: Session) -> int | None:
+            row = session.get(RecoveryCase, case_id)
+            return row.account_id if row is not None else None
 
         return await in_session(self._engine, work)
 

@@ -9,6 +9,7 @@ errors (`reclaim.errors`), which the API and the CLI put in their own words.
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,13 +35,20 @@ from reclaim.recovery.contracts import (
     CaseClosing,
     CaseState,
     CodeAccepted,
+    GuessingNotice,
+    HoldChange,
+    HoldNotice,
     IssueCode,
+    IssuedCode,
     RecoveryActivity,
     RecoveryCalls,
     RecoveryInput,
+    RecoveryRules,
     RecoveryStatus,
     ResetContext,
     SetPassword,
+    StopHold,
+    Stopped,
     SubmitCode,
 )
 from reclaim.recovery.ledger import CaseRow, RateLimited, RecoveryLedger
@@ -54,6 +62,11 @@ from reclaim.temporal.case_text import STATIC_DETAILS
 log = structlog.get_logger(__name__)
 
 CASE_ID = re.compile(rf"^{CASE_ID_PREFIX}[A-Za-z0-9_-]{{22}}$")
+# A proof (a message link's twin of the code) and a stop link's signature: 256 bits, URL-safe.
+LINK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+GUESS_WINDOW = timedelta(hours=1)
+# The answers of a code that was compared (and was wrong).
+_GUESSED = (CaseError.INVALID_CODE.value, CaseError.CASE_LOCKED.value)
 NOT_FOUND = NotFound("recovery case")
 
 # What a request for a case that has already ended gets, by the state it ended in.
@@ -64,6 +77,12 @@ _ENDED_MESSAGE = {
     CaseError.RESET_EXPIRED: "The time to choose a new password ran out. Start again.",
     CaseError.INVALID_TOKEN: "This reset token is not valid.",
 }
+
+
+def guessing_key(account_id: int, window: int | None) -> str:
+    """The notice "someone is guessing codes" is sent once per account and hour: this key
+    stands for the case in the notification ledger (None: every window's, as a prefix)."""
+    return f"guess_{account_id}_" + ("" if window is None else str(window))
 
 
 def ended_refusal(error: CaseError, state: str | None = None) -> Refused:
@@ -82,6 +101,15 @@ def ended_refusal(error: CaseError, state: str | None = None) -> Refused:
 class ResetGranted:
     reset_token: str  # single use, shown once
     reset_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class StoppedBy:
+    """Who stopped a held recovery: the contact the stop link was sent to, and the account."""
+
+    contact: Contact
+    username: str
+    status: RecoveryStatus
 
 
 class Superseded(Exception):
@@ -151,7 +179,7 @@ class RecoveryService:
             channel=plan.channel,
             destination=plan.destination,
             opened_at=opened_at,
-            rules=settings.recovery_rules,
+            rules=self._rules_for(account, opened_at),
         )
         status = RecoveryStatus.at_opening(case)
         try:
@@ -199,21 +227,48 @@ class RecoveryService:
 
     async def submit_code(self, case_id: str, code: str) -> ResetGranted:
         """A right code returns a single-use reset token; a wrong one says how many tries are
-        left; the last wrong one locks the case."""
+        left; the last wrong one locks the case. Beyond the account's guess budget a code is
+        not compared (it answers as a wrong one). The same code sent again after a lost answer
+        gets the same answer, and costs nothing more."""
         handle = self._handle(case_id)
-        token = new_token()
-        attempt = SubmitCode(self._keys.code_digest(case_id, code), self._keys.token_digest(token))
-        accepted = await calls.update(
-            lambda: handle.execute_update(
-                RecoveryCalls.SUBMIT_CODE,
-                attempt,
-                result_type=CodeAccepted,
-                rpc_timeout=self._timeout,
-            ),
-            NOT_FOUND,
-            self._by_final_state(case_id, _ENDED_CODE),
+        digest = self._keys.code_digest(case_id, code)
+        guess = await self._ledger.reserve_guess(
+            case_id,
+            digest,
+            datetime.now(UTC),
+            self._settings.guesses_per_hour,
+            budget_of=lambda subject: self._keys.identifier_digest(f"guess-budget:{subject}"),
         )
-        return ResetGranted(token, accepted.reset_expires_at)
+        if guess is None and not await self._ledger.exists(case_id):
+            raise NOT_FOUND
+        try:
+            granted = await self._prove(handle, case_id, digest, evaluate=guess is not None)
+        except Refused as err:
+            # Refused before any comparison (the code ran out, the case ended): not a guess.
+            if guess is not None and err.code not in _GUESSED:
+                await self._ledger.forgive_guess(guess)
+            raise
+        except Unavailable:
+            if guess is not None:  # not answered: not counted (a retry gets the truth)
+                await self._ledger.forgive_guess(guess)
+            raise
+        if guess is not None:  # a right code costs no budget
+            await self._ledger.forgive_guess(guess)
+        return granted
+
+    async def submit_proof(self, case_id: str, proof: str) -> ResetGranted:
+        """The proof a code's message links to: as good as the code, and never refused for
+        the guess budget (nobody can guess it)."""
+        handle = self._handle(case_id)
+        if not LINK_TOKEN.match(proof):
+            raise Refused(
+                "invalid_link",
+                "This link is not complete: open the whole link from the message, or type the "
+                "code.",
+            )
+        return await self._prove(
+            handle, case_id, self._keys.proof_digest(case_id, proof), evaluate=True
+        )
 
     async def resend(self, case_id: str) -> RecoveryStatus:
         """The previous code stops working. The wait between codes doubles each time."""
@@ -232,6 +287,8 @@ class RecoveryService:
         token_digest = self._keys.token_digest(reset_token)
         # The token is checked first: nobody without one makes the server hash anything.
         context = await self._reset_context(handle, token_digest)
+        if context.accepted:  # sent again after a lost answer: it was taken
+            return await self.status(case_id)
         if context.problem is not None or context.account_id is None:
             raise ended_refusal(context.problem or CaseError.INVALID_TOKEN)
         new = await self._prepare_password(case_id, context.account_id, password)
@@ -242,16 +299,22 @@ class RecoveryService:
             ended = await self._reset_context(handle, token_digest)
             return ended_refusal(ended.problem or CaseError.INVALID_STATE)
 
-        return await calls.update(
-            lambda: handle.execute_update(
-                RecoveryCalls.SET_PASSWORD,
-                change,
-                result_type=RecoveryStatus,
-                rpc_timeout=self._timeout,
-            ),
-            NOT_FOUND,
-            refusal,
-        )
+        try:
+            return await calls.update(
+                lambda: handle.execute_update(
+                    RecoveryCalls.SET_PASSWORD,
+                    change,
+                    result_type=RecoveryStatus,
+                    rpc_timeout=self._timeout,
+                ),
+                NOT_FOUND,
+                refusal,
+            )
+        except Refused:
+            # A twin request (the same token, sent twice) may have been taken first.
+            if (await self._reset_context(handle, token_digest)).accepted:
+                return await self.status(case_id)
+            raise
 
     # -- operators ---------------------------------------------------------------------------
 
@@ -273,6 +336,78 @@ class RecoveryService:
             lambda: self.status(case_id),
             lambda status: not status.state.is_open,
             self._timeout.total_seconds(),
+        )
+
+    async def change_hold(
+        self, case_id: str, *, end_now: bool = False, extend_seconds: int = 0
+    ) -> RecoveryStatus:
+        """`reclaim cases hold`: the held new password takes effect now (answered once it
+        has, or after the RPC timeout), or later."""
+        handle = self._handle(case_id)
+        status = await calls.update(
+            lambda: handle.execute_update(
+                RecoveryCalls.CHANGE_HOLD,
+                HoldChange(end_now=end_now, extend_seconds=extend_seconds),
+                result_type=RecoveryStatus,
+                rpc_timeout=self._timeout,
+            ),
+            NOT_FOUND,
+            self._by_final_state(case_id, {}),
+        )
+        if not end_now:
+            return status
+        return await calls.settled(
+            lambda: self.status(case_id),
+            lambda status: status.state is not CaseState.HELD,
+            self._timeout.total_seconds(),
+        )
+
+    # -- the account's other contacts, during a hold -----------------------------------------
+
+    async def stop(self, case_id: str, token: str) -> StoppedBy:
+        """ "Wasn't you? Stop it": the link's signature names the contact it was sent to. The
+        held password never takes effect; the case signs the account out everywhere."""
+        handle = self._handle(case_id)
+        contact = None
+        if LINK_TOKEN.match(token):
+            for candidate in await self._notifier.recipients(case_id, NotificationKind.HOLD):
+                expected = self._keys.stop_token(case_id, candidate.address)
+                if hmac.compare_digest(token, expected):
+                    contact = candidate
+        if contact is None:
+            raise Refused(
+                "invalid_link", "This link is not valid: open the whole link from the message."
+            )
+        status = await calls.update(
+            lambda: handle.execute_update(
+                RecoveryCalls.STOP,
+                StopHold(self._keys.identifier_digest(contact.address)),
+                result_type=RecoveryStatus,
+                rpc_timeout=self._timeout,
+            ),
+            NOT_FOUND,
+            self._by_final_state(case_id, {}),
+        )
+        account = await self._held_account(case_id)
+        return StoppedBy(contact, account.username if account else "", status)
+
+    async def hold_stop_preview(self, case_id: str, token: str) -> RecoveryStatus:
+        """What the stop page shows before the person confirms: the case, if the link is
+        one of its own."""
+        handle = self._handle(case_id)
+        recipients = await self._notifier.recipients(case_id, NotificationKind.HOLD)
+        if not LINK_TOKEN.match(token) or not any(
+            hmac.compare_digest(token, self._keys.stop_token(case_id, r.address))
+            for r in recipients
+        ):
+            raise Refused(
+                "invalid_link", "This link is not valid: open the whole link from the message."
+            )
+        return await calls.call(
+            lambda: handle.query(
+                RecoveryCalls.STATUS, result_type=RecoveryStatus, rpc_timeout=self._timeout
+            ),
+            NOT_FOUND,
         )
 
     async def cases_of(self, account_id: int, limit: int = 10) -> list[CaseRow]:
@@ -318,10 +453,11 @@ class RecoveryService:
 
     # -- what the recovery activities do -----------------------------------------------------
 
-    async def issue_code(self, request: IssueCode, now: datetime) -> str:
-        """Deliver the code of `request.attempt` and return its digest. For a case without an
-        account, tell the address typed that no account uses it (first attempt only), and
-        return the digest of a code nobody will ever receive."""
+    async def issue_code(self, request: IssueCode, now: datetime) -> IssuedCode:
+        """Deliver the code of `request.attempt` (and its proof, in the message's link) and
+        return their digests. For a case without an account, tell the address typed that no
+        account uses it (first attempt only), and return the digests of a code nobody will
+        ever receive."""
         settings = self._settings
         facts = await self._ledger.facts(request.case_id)
         t = Text(facts.locale or settings.default_locale)
@@ -335,7 +471,7 @@ class RecoveryService:
                     Contact(request.channel, address),
                     messages.no_account(t, product=settings.product_name, links=settings.links),
                 )
-            return self._keys.code_digest(request.case_id, new_code())
+            return self._issued(request.case_id, new_code())
 
         account = await self._directory.get(request.account_id)
         if account is None or account.status is AccountStatus.PURGED:
@@ -363,7 +499,7 @@ class RecoveryService:
                     ),
                 )
             # The digest of something no 6-digit code can ever match.
-            return self._keys.code_digest(request.case_id, new_token())
+            return self._issued(request.case_id, new_token())
         valid_for = (request.expires_at - now).total_seconds()
         code = await self._notifier.send_once(
             request.case_id,
@@ -378,11 +514,73 @@ class RecoveryService:
                 webotp_domain=settings.resolved_webotp_domain,
                 links=settings.links,
                 case_id=request.case_id,
+                proof=self._keys.proof_token(request.case_id, code or ""),
             ),
             with_code=True,
         )
         assert code is not None
-        return self._keys.code_digest(request.case_id, code)
+        return self._issued(request.case_id, code)
+
+    async def tell_guessing(self, notice: GuessingNotice) -> None:
+        """The account's guess budget is spent: its contacts hear that someone is guessing,
+        once an hour whatever the case."""
+        if notice.account_id is None:
+            return
+        account = await self._directory.get(notice.account_id)
+        if account is None or account.status is AccountStatus.PURGED:
+            return
+        facts = await self._ledger.facts(notice.case_id)
+        window = int(notice.at.timestamp() // GUESS_WINDOW.total_seconds())
+        message = messages.guessing(
+            Text(facts.locale or self._settings.default_locale),
+            product=self._settings.product_name,
+            username=account.username,
+            links=self._settings.links,
+        )
+        contacts = [Contact(channel, address) for channel, address in account.contacts]
+        await self._notifier.tell_every(
+            guessing_key(notice.account_id, window), NotificationKind.GUESSING, contacts, message
+        )
+
+    async def tell_held(self, notice: HoldNotice) -> None:
+        """Every contact but the one recovering (and the ones an approved claim replaced)
+        hears when the new password takes effect, with a link of its own to stop it."""
+        account = await self._directory.get(notice.account_id)
+        if account is None or account.status is AccountStatus.PURGED:
+            return
+        recovering = account.address(notice.channel)
+        others = [
+            Contact(channel, address)
+            for channel, address in account.contacts
+            if not (channel is notice.channel and address == recovering)
+        ]
+        await self._notifier.queue_once(notice.case_id, NotificationKind.HOLD, others)
+        facts = await self._ledger.facts(notice.case_id)
+        t = Text(facts.locale or self._settings.default_locale)
+        for contact in await self._notifier.recipients(notice.case_id, NotificationKind.HOLD):
+            stop_url = self._settings.links.stop(
+                notice.case_id, self._keys.stop_token(notice.case_id, contact.address)
+            )
+            try:
+                await self._notifier.tell(
+                    notice.case_id,
+                    NotificationKind.HOLD,
+                    0,
+                    contact,
+                    messages.recovery_held(
+                        t,
+                        product=self._settings.product_name,
+                        username=account.username,
+                        until=notice.until,
+                        stop_url=stop_url,
+                    ),
+                )
+            except Undeliverable:
+                log.warning("hold_notice_undeliverable", case_id=notice.case_id)
+
+    async def stop_held(self, stopped: Stopped) -> None:
+        """A held recovery was stopped: every session of the account ends now."""
+        await self._directory.revoke_sessions(stopped.account_id, stopped.at)
 
     async def apply_reset(self, reset: ApplyReset) -> AccountRecord:
         """The new password in the directory (with its history, every session signed out, a
@@ -441,8 +639,47 @@ class RecoveryService:
         """The account was purged: the messages its cases sent forget their recipients."""
         cases = await self._ledger.cases_of(account_id)
         await self._notifier.forget_recipients([case.case_id for case in cases])
+        await self._notifier.forget_recipients_like(guessing_key(account_id, None))
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _rules_for(self, account: AccountRecord | None, at: datetime) -> RecoveryRules:
+        """A recovery of an account whose contacts changed lately is held."""
+        settings = self._settings
+        changed = account.contacts_changed_at if account is not None else None
+        if changed is not None and at - changed < timedelta(days=settings.recent_contact_days):
+            return settings.held_recovery_rules
+        return settings.recovery_rules
+
+    def _issued(self, case_id: str, code: str) -> IssuedCode:
+        return IssuedCode(
+            self._keys.code_digest(case_id, code),
+            self._keys.proof_digest(case_id, self._keys.proof_token(case_id, code)),
+        )
+
+    async def _prove(
+        self, handle: WorkflowHandle[Any, Any], case_id: str, digest: str, *, evaluate: bool
+    ) -> ResetGranted:
+        """Submit a code's (or a proof's) digest. The reset token is derived from it: the same
+        code again after a lost answer earns the same token (and a wrong one the same
+        refusal, counted once)."""
+        token = self._keys.reset_token(case_id, digest)
+        attempt = SubmitCode(digest, self._keys.token_digest(token), evaluate)
+        accepted = await calls.update(
+            lambda: handle.execute_update(
+                RecoveryCalls.SUBMIT_CODE,
+                attempt,
+                result_type=CodeAccepted,
+                rpc_timeout=self._timeout,
+            ),
+            NOT_FOUND,
+            self._by_final_state(case_id, _ENDED_CODE),
+        )
+        return ResetGranted(token, accepted.reset_expires_at)
+
+    async def _held_account(self, case_id: str) -> AccountRecord | None:
+        row = await self._ledger.account_of(case_id)
+        return await self._directory.get(row) if row is not None else None
 
     def _handle(self, case_id: str) -> WorkflowHandle[Any, Any]:
         if not CASE_ID.match(case_id):

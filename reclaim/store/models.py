@@ -123,6 +123,21 @@ class RecoveryCase(SQLModel, table=True):
     resends: int = 0
 
 
+class CodeGuess(SQLModel, table=True):
+    """A code typed for a case, counted against its account's guess budget (a case without an
+    account counts against its identifier, so both do the same work). A right code is
+    forgiven: only wrong guesses spend the budget."""
+
+    __tablename__ = "code_guess"
+
+    id: int | None = Field(default=None, primary_key=True)
+    budget: str = Field(max_length=64, index=True)  # keyed digest of the account
+    case_id: str = Field(max_length=40)
+    # The code's digest: the same code sent again (a lost answer) is not counted twice.
+    guess: str = Field(max_length=64)
+    at: datetime = Field(sa_column=when(index=True))
+
+
 class NotificationKind:
     CODE = "code"
     NO_ACCOUNT = "no_account"
@@ -132,6 +147,8 @@ class NotificationKind:
     BAN_ENDED = "ban_ended"
     CONTACT_REPLACED = "contact_replaced"
     ESCALATION = "escalation"
+    GUESSING = "guessing"  # someone is guessing codes for the account
+    HOLD = "hold"  # a held recovery: "Wasn't you? Stop it"
 
 
 class Notification(SQLModel, table=True):

@@ -550,6 +550,9 @@ class SupportService:
             await self._notifier.queue_once(
                 request.case_id, NotificationKind.CONTACT_REPLACED, owed
             )
+            if self._settings.claim_recovery_hold:
+                # The recovery case waits out a hold: these addresses may stop it meanwhile.
+                await self._notifier.queue_once(recovery_case_id, NotificationKind.HOLD, owed)
             try:
                 reactivated = await self._directory.replace_contacts(
                     request.account_id,

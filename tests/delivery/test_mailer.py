@@ -38,6 +38,7 @@ def _code_message() -> messages.Message:
         webotp_domain="reclaim.test",
         links=Links("https://reclaim.test"),
         case_id="rc_abc",
+        proof="p" * 43,
     )
 
 

@@ -108,12 +108,16 @@ async def test_webhook_posts_the_number_and_body_as_json_and_returns_the_gateway
 ):
     provider.body = b'{"id": "msg-42", "status": "queued"}'
 
-    provider_id = await webhook.send(NUMBER, "123456 is your Reclaim code. \u00e9")
+    provider_id = await webhook.send(NUMBER, "123456 is your Reclaim code. \u00e9", "rc_x.code.0")
+    await webhook.send(NUMBER, "123456 is your Reclaim code. \u00e9", "rc_x.code.0")  # a retry
 
     assert provider_id == "msg-42"
-    [request] = provider.requests
-    assert request.path == "/sms"
-    assert request.headers["Content-Type"] == "application/json"
+    first, retry = provider.requests
+    assert first.path == "/sms"
+    assert first.headers["Content-Type"] == "application/json"
+    # The gateway can tell a retry from a new message: the same key.
+    assert first.headers["Idempotency-Key"] == retry.headers["Idempotency-Key"] == "rc_x.code.0"
+    request = first
     assert json.loads(request.body) == {"to": NUMBER, "body": "123456 is your Reclaim code. \u00e9"}
 
 

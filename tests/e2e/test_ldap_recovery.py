@@ -228,11 +228,14 @@ async def test_an_approved_takeover_claim_hands_the_ldap_account_to_the_verified
         code = await mail.code_for("jane.new@example.net")
         token = await _verify(stack, recovery_case_id, code)
         done = await _choose(stack, recovery_case_id, token, PASSWORDS[0])
-        assert done.status_code == 200, done.text
-        assert slapd.binds(JANE_DN, PASSWORDS[0])
+        assert (done.status_code, done.json()["state"]) == (200, "held")
+        assert not slapd.binds(JANE_DN, PASSWORDS[0])  # not before the hold ends
         await mail.wait_for(
             lambda m: m["To"] == LDAP_JANE["mail"] and "contact details" in m["Subject"]
         )
+        await mail.wait_for(lambda m: m["To"] == LDAP_JANE["mail"] and "recovering" in m["Subject"])
+        await stack.services.recovery.change_hold(recovery_case_id, end_now=True)
+        assert slapd.binds(JANE_DN, PASSWORDS[0])
 
 
 async def test_an_appeal_for_an_account_locked_in_ldap_is_refused_with_what_to_do(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reclaim.notify.outbox import text_of
@@ -133,6 +134,19 @@ async def test_a_takeover_claim_from_submission_to_a_new_password(stack: Stack):
         json={"reset_token": granted.json()["reset_token"], "new_password": NEW},
     )
     assert done.status_code == 200, done.text
+    # The new password waits out the claim's hold; the replaced address may stop it.
+    assert done.json()["state"] == "held"
+    held = (await stack.http.get(f"/v1/recovery/{recovery_case_id}")).json()
+    hold = datetime.fromisoformat(held["hold_until"]) - datetime.now(UTC)
+    assert timedelta(hours=71) < hold <= timedelta(hours=72)
+    assert (await stack.sign_in(CONTACT, NEW)).status_code == 401
+    notice = await stack.mail.wait_for(
+        lambda m: m["To"] == "jane@example.com" and "recovering" in m["Subject"]
+    )
+    assert f"/stop/{recovery_case_id}?token=" in text_of(notice)
+    # An operator ends the hold (`reclaim cases hold --end-now`): the password takes effect.
+    ended = await stack.services.recovery.change_hold(recovery_case_id, end_now=True)
+    assert ended.state.value == "completed"
     assert (await stack.sign_in(CONTACT, NEW)).status_code == 200
     assert (await stack.sign_in("jane@example.com", NEW)).status_code == 401
     await stack.mail.wait_for(

@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from reclaim.notify.outbox import text_of
+from tests.codes import wrong_codes
 from tests.conftest import StackParts
 from tests.mailbox import MailSink
 from tests.pages.browser import accessible, chromium, needs_chromium, person
@@ -109,19 +110,95 @@ async def test_a_recovery_by_sms_in_french_with_the_link_of_the_mail(
     assert "jane" in notice
 
 
-async def test_the_link_in_the_code_mail_fills_the_code_in(stack: Stack, browser: Browser):
+async def _from_a_mail(page: Page, url: str) -> None:
+    """Click `url` on a page of another site (a webmail): the browser then sends no
+    SameSite=Strict cookie, as when someone clicks a link in their mail."""
+    await page.set_content(f'<a href="{url}">the link</a>')
+    await page.get_by_role("link", name="the link").click()
+
+
+def _on_the_stack(stack: Stack, url: str) -> str:
+    return str(stack.http.base_url).rstrip("/") + url.removeprefix(stack.settings.public_url)
+
+
+async def test_the_link_in_the_code_mail_continues_without_typing_the_code(
+    stack: Stack, browser: Browser
+):
     await stack.add_account("jane", "jane@example.com", None, OLD)
-    await stack.open_case("jane@example.com")
+    case_id = (await stack.open_case("jane@example.com"))["case_id"]
     mail = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com")
-    link = re.search(r"(https://\S+/recover/rc_[\w-]{22}#code=(\d{6}))", _text(mail))
+    link = re.search(rf"https://\S+/recover/{case_id}\?proof=[\w-]{{43}}", _text(mail))
     assert link is not None
-    path = link.group(1).removeprefix(stack.settings.public_url)
 
     async with person(browser, str(stack.http.base_url)) as page:
-        await page.goto(path)
+        await _from_a_mail(page, _on_the_stack(stack, link.group(0)))
 
-        await expect(page.locator("#code")).to_have_value(link.group(2))
-        assert "#code" not in page.url  # the code leaves the address bar at once
+        await expect(page).to_have_url(re.compile(rf"/recover/{case_id}$"))  # proof out of sight
+        await expect(page.get_by_text("You opened the link from our message")).to_be_visible()
+        await accessible(page)
+        await page.get_by_role("button", name="Continue").first.click()
+        await expect(page.locator("#password")).to_be_visible()
+        await page.locator("#password").fill(NEW)
+        await page.locator("#confirm").fill(NEW)
+        await page.locator("form[action$='/password'] button").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Your password is changed")
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
+
+
+async def test_a_replaced_address_stops_the_held_recovery_from_its_link(
+    stack: Stack, browser: Browser
+):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    _, key = await stack.services.support.add_staff("sam", "supervisor")
+    staff = {"Authorization": f"Bearer {key}"}
+    filed = await stack.http.post(
+        "/v1/support-cases",
+        json={"username": "jane", "contact_email": "mallory@example.net", "reason": "compromised"},
+    )
+    claim_id = filed.json()["case_id"]
+    await _staff(stack, staff, f"/v1/staff/cases/{claim_id}/assign", {})
+    approved = await stack.http.post(f"/v1/staff/cases/{claim_id}/approve", headers=staff)
+    recovery_id = approved.json()["decision"]["recovery_case_id"]  # a mistake: not jane's
+    code = await stack.mail.code_for("mallory@example.net")
+    token = (await stack.http.post(f"/v1/recovery/{recovery_id}/code", json={"code": code})).json()[
+        "reset_token"
+    ]
+    held = await stack.http.post(
+        f"/v1/recovery/{recovery_id}/password", json={"reset_token": token, "new_password": NEW}
+    )
+    assert held.json()["state"] == "held"
+    session = (await stack.sign_in("mallory@example.net", OLD)).json()["session_token"]
+    notice = await stack.mail.wait_for(
+        lambda m: m["To"] == "jane@example.com" and "recovering" in m["Subject"]
+    )
+    stop = re.search(rf"https://\S+/stop/{recovery_id}\?token=[\w-]{{43}}", _text(notice))
+    assert stop is not None
+
+    async with person(browser, str(stack.http.base_url)) as page:
+        await _from_a_mail(page, _on_the_stack(stack, stop.group(0)))
+        await expect(page).to_have_url(re.compile(rf"/stop/{recovery_id}$"))
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Wasn't you?")
+        await accessible(page)
+        await page.get_by_role("button", name="Stop it").click()
+
+        await expect(page.get_by_role("heading", level=1)).to_have_text("The recovery is stopped")
+        await expect(page.get_by_role("status")).to_contain_text("signed out")
+        await expect(page.get_by_text("We opened support claim sc_")).to_be_visible()
+        await accessible(page)
+        await page.reload()  # the link works once: it now says what happened
+        await expect(page.get_by_role("heading", level=1)).to_have_text("The recovery is stopped")
+
+    view = await stack.http.get(f"/v1/recovery/{recovery_id}")
+    assert view.json()["state"] == "cancelled"
+    current = await stack.http.get(
+        "/v1/sessions/current", headers={"Authorization": f"Bearer {session}"}
+    )
+    assert current.status_code == 401  # signed out everywhere
+    assert (await stack.sign_in("jane", NEW)).status_code == 401  # never took effect
+    claim = await stack.mail.wait_for(
+        lambda m: m["To"] == "jane@example.com" and "/support/claims/sc_" in _text(m)
+    )
+    assert claim_id not in claim["Subject"]  # a claim of jane's own
 
 
 async def test_wrong_codes_lock_the_request_and_say_what_to_do(stack: Stack, browser: Browser):
@@ -129,14 +206,14 @@ async def test_wrong_codes_lock_the_request_and_say_what_to_do(stack: Stack, bro
     async with person(browser, str(stack.http.base_url)) as page:
         await _start(page, "jane")
         code = await stack.mail.code_for("jane@example.com")
-        wrong = "000000" if code != "000000" else "111111"
-        for left in (4, 3, 2, 1):
-            await page.locator("#code").fill(wrong)
+        wrong = wrong_codes(code, 5)
+        for typed, left in zip(wrong, (4, 3, 2, 1), strict=False):
+            await page.locator("#code").fill(typed)
             await page.locator("form[action$='/code'] button").click()
             await expect(page.get_by_role("alert")).to_contain_text(f"You have {left} tr")
             await expect(page.locator("#code")).to_have_attribute("aria-invalid", "true")
         await accessible(page)
-        await page.locator("#code").fill(wrong)
+        await page.locator("#code").fill(wrong[4])
         await page.locator("form[action$='/code'] button").click()
 
         await expect(page.get_by_role("heading", level=1)).to_have_text("This request is over")
@@ -183,6 +260,10 @@ async def test_the_pages_work_with_javascript_off(stack: Stack, browser: Browser
         await page.locator("form[action$='/password'] button").click()
 
         await expect(page.get_by_role("heading", level=1)).to_have_text("Your password is changed")
+
+
+HOLD_SAVED = {"en-US": "Your new password is saved", "es-ES": "Su nueva contraseña está guardada"}
+CHANGED = {"en-US": "Your password is changed", "es-ES": "Su contraseña se ha cambiado"}
 
 
 @pytest.mark.parametrize("locale", ["en-US", "es-ES"])
@@ -236,7 +317,14 @@ async def test_a_claim_filed_questioned_answered_and_approved_in_the_browser(
         await page.locator("#password").fill(NEW)
         await page.locator("#confirm").fill(NEW)
         await page.locator("form[action$='/password'] button").click()
-        await expect(page.get_by_role("status")).to_be_visible()
+        # The contacts were replaced: the new password waits out the hold, and says until when.
+        await expect(page.get_by_role("status")).to_contain_text(HOLD_SAVED[locale])
+        await accessible(page)
+        assert (await stack.sign_in("jane.new@example.net", NEW)).status_code == 401
+        recovery_case_id = page.url.rsplit("/", 1)[1]
+        await stack.services.recovery.change_hold(recovery_case_id, end_now=True)
+        await page.reload()
+        await expect(page.get_by_role("heading", level=1)).to_have_text(CHANGED[locale])
     assert (await stack.sign_in("jane.new@example.net", NEW)).status_code == 200
 
 
@@ -251,14 +339,13 @@ async def test_the_claim_link_in_the_mail_opens_the_claim_and_leaves_the_address
     mail = await stack.mail.wait_for(lambda m: m["To"] == "ghost@example.net")
     link = re.search(r"https://\S+/support/claims/sc_[\w-]{22}\?token=\S+", _text(mail))
     assert link is not None
-    path = link.group(0).removeprefix(stack.settings.public_url)
 
     async with person(browser, str(stack.http.base_url)) as page:
-        await page.goto("/support")
+        await page.set_content("<p>a webmail</p>")
         plain = await page.evaluate("() => window.history.length")
-        await page.goto(path)
+        await _from_a_mail(page, _on_the_stack(stack, link.group(0)))
 
-        assert page.url.endswith(f"/support/claims/{case_id}")
+        await expect(page).to_have_url(re.compile(rf"/support/claims/{case_id}$"))
         await expect(page.get_by_role("heading", level=1)).to_have_text("Your support claim")
         await accessible(page)
         # The address with the token was never a page of its own: one more entry, not two.

@@ -9,6 +9,7 @@ import re
 from reclaim.contracts import Actor, ActorKind
 from reclaim.lifecycle.contracts import LifecycleStatus
 from reclaim.notify.outbox import text_of
+from tests.codes import wrong_codes
 from tests.conftest import StackParts
 from tests.mailbox import MailSink
 from tests.pages.people import Person
@@ -20,9 +21,15 @@ NEW = "violet tangerine marmalade kayak"
 OPERATOR = Actor(ActorKind.OPERATOR, "olivia")
 URL = re.compile(r"https://reclaim\.example[^\s<>\"]*")
 # What the page a link opens must say, by the kind of link.
-CASE_PAGES = ("Enter your code", "Your password is changed", "This request is over")
+CASE_PAGES = (
+    "Enter your code",
+    "Your password is changed",
+    "This request is over",
+    "Your new password is on hold",
+)
 PAGES = [
-    (re.compile(r"^/recover/rc_[\w-]{22}(#code=\d{6})?$"), CASE_PAGES),
+    (re.compile(r"^/recover/rc_[\w-]{22}(\?proof=[\w-]{43})?$"), CASE_PAGES),
+    (re.compile(r"^/stop/rc_[\w-]{22}\?token=[\w-]{43}$"), ("Wasn&#39;t you?", "Wasn't you?")),
     (re.compile(r"^/recover$"), ("Forgot your password?",)),
     (re.compile(r"^/signin$"), ("Sign in",)),
     (re.compile(r"^/support(\?reason=\w+)?$"), ("Ask our support team",)),
@@ -51,6 +58,7 @@ async def _every_kind_of_message(stack: Stack) -> None:
     joe = await stack.add_account("joe", "joe@example.com", None, PASSWORD)
     ann = await stack.add_account("ann", "ann@example.com", None, PASSWORD)
     await stack.add_account("kim", "kim@example.com", "+14155550188", PASSWORD)
+    await stack.add_account("lee", "lee@example.com", None, PASSWORD)
     _, key = await stack.services.support.add_staff("sam", "supervisor")
 
     case = await stack.open_case("jane@example.com")  # the code, then password changed
@@ -73,7 +81,21 @@ async def _every_kind_of_message(stack: Stack) -> None:
     approved, _ = await _claim(stack, "kim", "kim.new@example.net", "lost_contact")
     await _staff(stack, key, f"/v1/staff/cases/{approved}/assign", {})
     await _staff(stack, key, f"/v1/staff/cases/{approved}/request-info", {"questions": ["Why?"]})
-    await _staff(stack, key, f"/v1/staff/cases/{approved}/approve", {})  # + contact replaced
+    decided = await stack.http.post(
+        f"/v1/staff/cases/{approved}/approve", headers={"Authorization": f"Bearer {key}"}
+    )  # the contacts replaced; then the new password held, the old contacts told
+    held = decided.json()["decision"]["recovery_case_id"]
+    kim_code = await stack.mail.code_for("kim.new@example.net")
+    kim_token = (
+        await stack.http.post(f"/v1/recovery/{held}/code", json={"code": kim_code})
+    ).json()["reset_token"]
+    await stack.http.post(
+        f"/v1/recovery/{held}/password", json={"reset_token": kim_token, "new_password": NEW}
+    )
+    guessed = (await stack.open_case("lee@example.com"))["case_id"]  # someone is guessing
+    lee_code = await stack.mail.code_for("lee@example.com")
+    for wrong in wrong_codes(lee_code, 3):  # the budget (2 an hour here) and one more
+        await stack.http.post(f"/v1/recovery/{guessed}/code", json={"code": wrong})
     rejected, _ = await _claim(stack, "jane", "someone@example.net", "compromised")
     await _staff(stack, key, f"/v1/staff/cases/{rejected}/assign", {})
     await _staff(stack, key, f"/v1/staff/cases/{rejected}/reject", {"reason": "No evidence."})
@@ -90,6 +112,8 @@ async def _every_kind_of_message(stack: Stack) -> None:
         ("joe@example.com", "deactivated"),
         ("kim@example.com", "contact details"),
         ("kim.new@example.net", "recovery code"),
+        ("kim@example.com", "recovering"),
+        ("lee@example.com", "guessing"),
         ("someone@example.net", "declined"),
         ("joe.new@example.net", "was closed"),
         ("ann.new@example.net", "was closed"),  # abandoned: nobody answered in time
@@ -98,12 +122,13 @@ async def _every_kind_of_message(stack: Stack) -> None:
             lambda m, a=address, s=subject: m["To"] == a and s in m["Subject"], timeout=30
         )
     await stack.sms.wait_for("+14155550188", "contact details")
+    await stack.sms.wait_for("+14155550188", "Stop it")
 
 
 async def test_every_link_in_every_message_opens_a_page_that_works(
     stack_parts: StackParts, mail: MailSink, sms: SmsGateway
 ):
-    settings, engine = stack_parts(claimant_window=3)
+    settings, engine = stack_parts(claimant_window=3, guesses_per_hour=2)
     async with running_stack(settings, engine, mail, sms) as stack:
         await _every_kind_of_message(stack)
         bodies = [text_of(m) for m in mail.messages] + [m["body"] for m in sms.messages]

@@ -188,7 +188,7 @@ async def test_a_code_mail_arrives_with_a_six_digit_code_whose_digest_is_returne
     account = await _account(engine)
     case_id = _case(engine, account.id)
 
-    digest = await notifier.issue_code(_issue(case_id, account.id), T0)
+    issued = await notifier.issue_code(_issue(case_id, account.id), T0)
 
     [mail] = smtp.delivered
     assert mail["To"] == EMAIL
@@ -197,7 +197,11 @@ async def test_a_code_mail_arrives_with_a_six_digit_code_whose_digest_is_returne
     assert "expires in 10 minutes" in text_of(mail)
     code = _code_in(mail)
     assert re.fullmatch(r"\d{6}", code)
-    assert digest == KEYS.code_digest(case_id, code)
+    assert issued.code_digest == KEYS.code_digest(case_id, code)
+    # Its link proves the same code without typing it.
+    link = re.search(rf"/recover/{case_id}\?proof=([\w-]{{43}})\s", text_of(mail))
+    assert link is not None
+    assert issued.proof_digest == KEYS.proof_digest(case_id, link.group(1))
     [row] = _rows(engine, case_id)
     assert row.sent_at is not None
     assert row.recipient == EMAIL
@@ -210,7 +214,9 @@ async def test_a_code_sms_ends_with_the_webotp_line_and_records_the_gateway_id(
     case_id = _case(engine, account.id, Channel.SMS)
     gateway.provider_id = "gw-7"
 
-    digest = await notifier.issue_code(_issue(case_id, account.id, channel=Channel.SMS), T0)
+    digest = (
+        await notifier.issue_code(_issue(case_id, account.id, channel=Channel.SMS), T0)
+    ).code_digest
 
     [sms] = gateway.delivered
     assert sms["to"] == PHONE
@@ -235,14 +241,14 @@ async def test_a_send_retried_after_a_failed_delivery_resends_the_same_code(
     assert not isinstance(caught.value, Undeliverable)
     assert smtp.delivered == []
 
-    digest = await notifier.issue_code(_issue(case_id, account.id), T0)
+    digest = (await notifier.issue_code(_issue(case_id, account.id), T0)).code_digest
 
     assert [_code_in(m) for m in smtp.handed] == [codes[0], codes[0]]
     assert len({m["Message-ID"] for m in smtp.handed}) == 1
     [mail] = smtp.delivered
     assert digest == KEYS.code_digest(case_id, _code_in(mail))
 
-    again = await notifier.issue_code(_issue(case_id, account.id), T0)
+    again = (await notifier.issue_code(_issue(case_id, account.id), T0)).code_digest
 
     assert again == digest
     assert len(smtp.handed) == 2
@@ -263,7 +269,7 @@ async def test_an_sms_retried_after_a_gateway_outage_resends_the_same_code(
     assert not isinstance(caught.value, Undeliverable)
 
     gateway.status = 200
-    digest = await notifier.issue_code(request, T0)
+    digest = (await notifier.issue_code(request, T0)).code_digest
     await notifier.issue_code(request, T0)
 
     bodies = [m["body"] for m in gateway.posted]
@@ -280,8 +286,8 @@ async def test_a_new_attempt_gets_its_own_row_and_a_new_code(
     account = await _account(engine)
     case_id = _case(engine, account.id)
 
-    first = await notifier.issue_code(_issue(case_id, account.id, attempt=0), T0)
-    second = await notifier.issue_code(_issue(case_id, account.id, attempt=1), T0)
+    first = (await notifier.issue_code(_issue(case_id, account.id, attempt=0), T0)).code_digest
+    second = (await notifier.issue_code(_issue(case_id, account.id, attempt=1), T0)).code_digest
 
     assert [_code_in(m) for m in smtp.delivered] == codes[:2]
     assert [m["Message-ID"] for m in smtp.delivered] == [
@@ -367,7 +373,7 @@ async def test_an_unknown_address_hears_once_that_no_account_uses_it_and_never_a
 ):
     case_id = _case(engine, None, channel, unknown_address=address)
 
-    digest = await notifier.issue_code(_issue(case_id, None, 0, channel), T0)
+    digest = (await notifier.issue_code(_issue(case_id, None, 0, channel), T0)).code_digest
     await notifier.issue_code(_issue(case_id, None, 0, channel), T0)  # a retried activity
     await notifier.issue_code(_issue(case_id, None, 1, channel), T0)  # a resend
 
@@ -399,7 +405,7 @@ async def test_an_unknown_address_hears_nothing_when_notify_unknown_is_off(
     )
     case_id = _case(engine, None, unknown_address="nobody@example.com")
     try:
-        digest = await notifier.issue_code(_issue(case_id, None), T0)
+        digest = (await notifier.issue_code(_issue(case_id, None), T0)).code_digest
     finally:
         await courier.aclose()
 

@@ -10,6 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from reclaim.contracts import CaseError
 from reclaim.recovery.contracts import CaseState, Delivery, RecoveryRules
+from tests.codes import wrong_codes
 from tests.workflows.harness import KEYS, Ledger, details, recovery_case, refusal
 from workflows.recovery import RecoveryWorkflow
 
@@ -93,12 +94,12 @@ async def test_wrong_codes_count_down_and_the_fifth_locks_the_case(
     time_env: WorkflowEnvironment,
 ):
     async with recovery_case(time_env) as case:
-        wrong = "000000" if case.code() != "000000" else "111111"
-        for left in (4, 3, 2, 1):
-            error = await refusal(case.submit(wrong))
+        wrong = wrong_codes(case.code(), 5)
+        for code, left in zip(wrong, (4, 3, 2, 1), strict=False):
+            error = await refusal(case.submit(code))
             assert (error.type, details(error)["attempts_left"]) == (CaseError.INVALID_CODE, left)
 
-        error = await refusal(case.submit(wrong))
+        error = await refusal(case.submit(wrong[4]))
 
         assert (error.type, details(error)["attempts_left"]) == (CaseError.CASE_LOCKED, 0)
         assert (await case.handle.result()).state is CaseState.LOCKED
@@ -111,9 +112,9 @@ async def test_sixth_code_is_refused_when_locked_even_the_right_one(
 ):
     ledger = Ledger(hold_closing=asyncio.Event())  # locked, still recording its ending
     async with recovery_case(time_env, rules=RecoveryRules(max_attempts=2), ledger=ledger) as case:
-        wrong = "000000" if case.code() != "000000" else "111111"
-        await refusal(case.submit(wrong))
-        await refusal(case.submit(wrong))
+        first, second = wrong_codes(case.code(), 2)
+        await refusal(case.submit(first))
+        await refusal(case.submit(second))
 
         error = await refusal(case.submit(case.code()))
         resend = await refusal(case.resend())
@@ -191,13 +192,20 @@ async def test_a_reset_token_is_checked_and_works_once(time_env: WorkflowEnviron
         assert len(case.ledger.resets) == 1
 
 
-async def test_a_verified_code_cannot_be_submitted_again(time_env: WorkflowEnvironment):
+async def test_the_right_code_sent_again_answers_again_and_earns_nothing_new(
+    time_env: WorkflowEnvironment,
+):
+    """A lost answer (a crash, a timeout) is repaired by sending the same code again: the same
+    reset token, derived from the code, is good; any other is refused."""
     async with recovery_case(time_env) as case:
-        await case.submit(case.code())
+        first = await case.submit(case.code())
 
-        error = await refusal(case.submit(case.code()))
+        again = await case.submit(case.code())
+        error = await refusal(case.submit(case.code(), token="someone else's token"))
 
+        assert again.reset_expires_at == first.reset_expires_at
         assert error.type == CaseError.INVALID_STATE
+        assert (await case.status()).state is CaseState.VERIFIED
 
 
 async def test_a_newer_case_supersedes_this_one(time_env: WorkflowEnvironment):

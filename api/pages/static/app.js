@@ -1,5 +1,5 @@
 // Pages work without this file; with it, times count down and a code's delivery updates in
-// place, and a code mail's link fills the code in.
+// place.
 (function () {
   "use strict";
 
@@ -45,18 +45,7 @@
       });
   }
 
-  // A code mail's link: /recover/<case>#code=123456 fills the code in, then forgets it.
-  function codeFromLink() {
-    var match = /^#code=(\d{6})$/.exec(window.location.hash);
-    var input = document.getElementById("code");
-    if (match && input) {
-      input.value = match[1];
-      history.replaceState(null, "", window.location.pathname + window.location.search);
-    }
-  }
-
   document.addEventListener("DOMContentLoaded", function () {
-    codeFromLink();
     countdowns();
     setInterval(countdowns, 1000);
     setTimeout(watchDelivery, 1500);
