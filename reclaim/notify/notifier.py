@@ -99,10 +99,14 @@ class Notifier:
                     "notice_undeliverable", case_id=case_id, kind=kind, channel=contact.channel
                 )
 
-    async def queue_once(self, case_id: str, kind: str, contacts: Sequence[Contact]) -> bool:
+    async def queue_once(
+        self, case_id: str, kind: str, contacts: Sequence[Contact], *, numbered: bool = False
+    ) -> bool:
         """Owe `contacts` a message of this kind, unless one was owed already for the case
         (the outbox pattern: the addresses are kept now, before they change, and `flush`
-        sends later). Returns whether anything was queued."""
+        sends later). `numbered`: each its own attempt number (two addresses of one channel
+        may then be owed; `recipients` gives the numbers, `tell` sends each). Returns whether
+        anything was queued."""
 
         def work() -> bool:
             with Session(self._engine) as session:
@@ -113,12 +117,12 @@ class Notifier:
                 ).first()
                 if owed is not None:
                     return False
-                for contact in contacts:
+                for n, contact in enumerate(contacts):
                     session.add(
                         Notification(
                             case_id=case_id,
                             kind=kind,
-                            attempt=0,
+                            attempt=n if numbered else 0,
                             channel=contact.channel.value,
                             recipient=contact.address,
                         )
@@ -136,19 +140,22 @@ class Notifier:
             case_id, kind, [Contact(Channel(row.channel), row.recipient) for row in rows], message
         )
 
-    async def recipients(self, case_id: str, kind: str) -> list[Contact]:
-        """Whom this case's messages of this kind went (or go) to."""
+    async def recipients(self, case_id: str, kind: str) -> list[tuple[int, Contact]]:
+        """Whom this case's messages of this kind went (or go) to, with their attempt
+        numbers."""
 
-        def work() -> list[Contact]:
+        def work() -> list[tuple[int, Contact]]:
             with Session(self._engine) as session:
                 rows = session.exec(
-                    select(Notification).where(
+                    select(Notification)
+                    .where(
                         Notification.case_id == case_id,
                         Notification.kind == kind,
                         Notification.recipient != FORGOTTEN,
                     )
+                    .order_by(col(Notification.id))
                 )
-                return [Contact(Channel(row.channel), row.recipient) for row in rows]
+                return [(row.attempt, Contact(Channel(row.channel), row.recipient)) for row in rows]
 
         return await asyncio.to_thread(work)
 

@@ -352,7 +352,7 @@ class RecoveryService:
                 rpc_timeout=self._timeout,
             ),
             NOT_FOUND,
-            self._by_final_state(case_id, {}),
+            self._no_hold(case_id),
         )
         if not end_now:
             return status
@@ -368,16 +368,7 @@ class RecoveryService:
         """ "Wasn't you? Stop it": the link's signature names the contact it was sent to. The
         held password never takes effect; the case signs the account out everywhere."""
         handle = self._handle(case_id)
-        contact = None
-        if LINK_TOKEN.match(token):
-            for candidate in await self._notifier.recipients(case_id, NotificationKind.HOLD):
-                expected = self._keys.stop_token(case_id, candidate.address)
-                if hmac.compare_digest(token, expected):
-                    contact = candidate
-        if contact is None:
-            raise Refused(
-                "invalid_link", "This link is not valid: open the whole link from the message."
-            )
+        contact = await self._stopper(case_id, token)
         status = await calls.update(
             lambda: handle.execute_update(
                 RecoveryCalls.STOP,
@@ -386,7 +377,7 @@ class RecoveryService:
                 rpc_timeout=self._timeout,
             ),
             NOT_FOUND,
-            self._by_final_state(case_id, {}),
+            self._no_hold(case_id),
         )
         account = await self._held_account(case_id)
         return StoppedBy(contact, account.username if account else "", status)
@@ -394,21 +385,9 @@ class RecoveryService:
     async def hold_stop_preview(self, case_id: str, token: str) -> RecoveryStatus:
         """What the stop page shows before the person confirms: the case, if the link is
         one of its own."""
-        handle = self._handle(case_id)
-        recipients = await self._notifier.recipients(case_id, NotificationKind.HOLD)
-        if not LINK_TOKEN.match(token) or not any(
-            hmac.compare_digest(token, self._keys.stop_token(case_id, r.address))
-            for r in recipients
-        ):
-            raise Refused(
-                "invalid_link", "This link is not valid: open the whole link from the message."
-            )
-        return await calls.call(
-            lambda: handle.query(
-                RecoveryCalls.STATUS, result_type=RecoveryStatus, rpc_timeout=self._timeout
-            ),
-            NOT_FOUND,
-        )
+        self._handle(case_id)
+        await self._stopper(case_id, token)
+        return await self.status(case_id)
 
     async def cases_of(self, account_id: int, limit: int = 10) -> list[CaseRow]:
         return await self._ledger.cases_of(account_id, limit)
@@ -549,15 +528,26 @@ class RecoveryService:
         if account is None or account.status is AccountStatus.PURGED:
             return
         recovering = account.address(notice.channel)
-        others = [
-            Contact(channel, address)
-            for channel, address in account.contacts
-            if not (channel is notice.channel and address == recovering)
-        ]
-        await self._notifier.queue_once(notice.case_id, NotificationKind.HOLD, others)
+        others = [Contact(channel, address) for channel, address in account.contacts]
+        # The addresses replaced lately (an approved claim's case was told to hold for them).
+        since = datetime.now(UTC) - timedelta(days=self._settings.recent_contact_days)
+        for case in await self._ledger.cases_of(notice.account_id):
+            if case.case_id != notice.case_id and case.opened_at >= since:
+                told = await self._notifier.recipients(case.case_id, NotificationKind.HOLD)
+                others += [contact for _, contact in told]
+        owed = {
+            contact: None
+            for contact in others
+            if not (contact.channel is notice.channel and contact.address == recovering)
+        }
+        await self._notifier.queue_once(
+            notice.case_id, NotificationKind.HOLD, list(owed), numbered=True
+        )
         facts = await self._ledger.facts(notice.case_id)
         t = Text(facts.locale or self._settings.default_locale)
-        for contact in await self._notifier.recipients(notice.case_id, NotificationKind.HOLD):
+        for attempt, contact in await self._notifier.recipients(
+            notice.case_id, NotificationKind.HOLD
+        ):
             stop_url = self._settings.links.stop(
                 notice.case_id, self._keys.stop_token(notice.case_id, contact.address)
             )
@@ -565,7 +555,7 @@ class RecoveryService:
                 await self._notifier.tell(
                     notice.case_id,
                     NotificationKind.HOLD,
-                    0,
+                    attempt,
                     contact,
                     messages.recovery_held(
                         t,
@@ -677,6 +667,16 @@ class RecoveryService:
         )
         return ResetGranted(token, accepted.reset_expires_at)
 
+    async def _stopper(self, case_id: str, token: str) -> Contact:
+        """The contact a stop link was signed for."""
+        if LINK_TOKEN.match(token):
+            for _, contact in await self._notifier.recipients(case_id, NotificationKind.HOLD):
+                if hmac.compare_digest(token, self._keys.stop_token(case_id, contact.address)):
+                    return contact
+        raise Refused(
+            "invalid_link", "This link is not valid: open the whole link from the message."
+        )
+
     async def _held_account(self, case_id: str) -> AccountRecord | None:
         row = await self._ledger.account_of(case_id)
         return await self._directory.get(row) if row is not None else None
@@ -721,6 +721,17 @@ class RecoveryService:
                 "Choose a password you have not used for this account.",
             )
         return await self._directory.new_password(case_id, password)
+
+    def _no_hold(self, case_id: str) -> Any:
+        async def refusal() -> Exception:
+            final = await self.status(case_id)
+            return Refused(
+                CaseError.INVALID_STATE.value,
+                f"This case is {final.state.value}: there is no hold to act on.",
+                state=final.state.value,
+            )
+
+        return refusal
 
     def _by_final_state(self, case_id: str, refusals: dict[CaseState, CaseError]) -> Any:
         async def refusal() -> Exception:

@@ -552,7 +552,9 @@ class SupportService:
             )
             if self._settings.claim_recovery_hold:
                 # The recovery case waits out a hold: these addresses may stop it meanwhile.
-                await self._notifier.queue_once(recovery_case_id, NotificationKind.HOLD, owed)
+                await self._notifier.queue_once(
+                    recovery_case_id, NotificationKind.HOLD, owed, numbered=True
+                )
             try:
                 reactivated = await self._directory.replace_contacts(
                     request.account_id,

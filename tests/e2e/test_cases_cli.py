@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from typer.testing import CliRunner
@@ -109,3 +110,46 @@ async def test_cases_show_of_an_unknown_case_says_so_in_one_line(stack: Stack):
 
         assert result.exit_code == 1
         assert result.output.strip().startswith("No ") and "has this id" in result.output
+
+
+async def test_cases_hold_extends_then_ends_a_held_recovery(stack: Stack):
+    await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    _, key = await stack.services.support.add_staff("rita", "supervisor")
+    staff = {"Authorization": f"Bearer {key}"}
+    claim = await stack.http.post(
+        "/v1/support-cases",
+        json={
+            "username": "jane",
+            "contact_email": "jane.new@example.net",
+            "reason": "lost_contact",
+        },
+    )
+    claim_id = claim.json()["case_id"]
+    await stack.http.post(f"/v1/staff/cases/{claim_id}/assign", headers=staff)
+    approved = await stack.http.post(f"/v1/staff/cases/{claim_id}/approve", headers=staff)
+    case_id = approved.json()["decision"]["recovery_case_id"]
+    code = await stack.mail.code_for("jane.new@example.net")
+    token = (await stack.http.post(f"/v1/recovery/{case_id}/code", json={"code": code})).json()[
+        "reset_token"
+    ]
+    await stack.http.post(
+        f"/v1/recovery/{case_id}/password",
+        json={"reset_token": token, "new_password": "violet tangerine marmalade"},
+    )
+    before = (await stack.http.get(f"/v1/recovery/{case_id}")).json()["hold_until"]
+
+    neither = await _cli(stack, "cases", "hold", case_id)
+    extended = await _cli(stack, "cases", "hold", case_id, "--extend", "3600")
+    after = (await stack.http.get(f"/v1/recovery/{case_id}")).json()["hold_until"]
+    ended = await _cli(stack, "cases", "hold", case_id, "--end-now")
+    again = await _cli(stack, "cases", "hold", case_id, "--end-now")
+
+    assert neither.exit_code != 0 and "--end-now or --extend" in neither.output
+    assert extended.exit_code == 0, extended.output
+    assert datetime.fromisoformat(after) - datetime.fromisoformat(before) == timedelta(hours=1)
+    assert f"held until {datetime.fromisoformat(after):%Y-%m-%d %H:%M:%S} UTC" in extended.output
+    assert (ended.exit_code, ended.output.strip()) == (0, f"{case_id}: hold ended, completed")
+    assert again.exit_code != 0 and "no hold" in again.output
+    assert (
+        await stack.sign_in("jane.new@example.net", "violet tangerine marmalade")
+    ).status_code == 200

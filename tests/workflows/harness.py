@@ -24,6 +24,9 @@ from reclaim.recovery.contracts import (
     ApplyReset,
     CaseClosing,
     Delivery,
+    GuessingNotice,
+    HoldChange,
+    HoldNotice,
     IssueCode,
     IssuedCode,
     PasswordChangedNotice,
@@ -33,6 +36,8 @@ from reclaim.recovery.contracts import (
     RecoveryStatus,
     ResetApplied,
     SetPassword,
+    StopHold,
+    Stopped,
     SubmitCode,
 )
 from reclaim.security import Keys, new_case_id, new_code
@@ -49,6 +54,9 @@ class Ledger:
     resets: list[ApplyReset] = field(default_factory=list)
     closings: list[CaseClosing] = field(default_factory=list)
     notices: list[PasswordChangedNotice] = field(default_factory=list)
+    guessing: list[GuessingNotice] = field(default_factory=list)
+    holds: list[HoldNotice] = field(default_factory=list)
+    stops: list[Stopped] = field(default_factory=list)
     refuse_delivery: bool = False
     # When set, the send activity hands the code over, then waits for this before answering.
     hold_delivery: asyncio.Event | None = None
@@ -71,7 +79,10 @@ class Ledger:
         self.code_handed_over.set()
         if self.hold_delivery is not None:
             await self.hold_delivery.wait()
-        return IssuedCode(KEYS.code_digest(request.case_id, code))
+        proof = KEYS.proof_token(request.case_id, code)
+        return IssuedCode(
+            KEYS.code_digest(request.case_id, code), KEYS.proof_digest(request.case_id, proof)
+        )
 
     @activity.defn(name=RecoveryActivity.APPLY_RESET)
     async def apply_reset(self, reset: ApplyReset) -> ResetApplied:
@@ -92,6 +103,18 @@ class Ledger:
     async def notify_password_changed(self, notice: PasswordChangedNotice) -> None:
         self.notices.append(notice)
 
+    @activity.defn(name=RecoveryActivity.NOTIFY_GUESSING)
+    async def notify_guessing(self, notice: GuessingNotice) -> None:
+        self.guessing.append(notice)
+
+    @activity.defn(name=RecoveryActivity.NOTIFY_HOLD)
+    async def notify_hold(self, notice: HoldNotice) -> None:
+        self.holds.append(notice)
+
+    @activity.defn(name=RecoveryActivity.STOP_HOLD)
+    async def stop_hold(self, stopped: Stopped) -> None:
+        self.stops.append(stopped)
+
     @activity.defn(name=RecoveryActivity.RECORD_CLOSED_CASE)
     async def record_closed_case(self, closing: CaseClosing) -> None:
         self.closings.append(closing)
@@ -103,6 +126,9 @@ class Ledger:
             self.issue_code,
             self.apply_reset,
             self.notify_password_changed,
+            self.notify_guessing,
+            self.notify_hold,
+            self.stop_hold,
             self.record_closed_case,
         ]
 
@@ -121,10 +147,30 @@ class Case:
         status: RecoveryStatus = await self.handle.query(RecoveryWorkflow.status)
         return status
 
-    async def submit(self, code: str, token: str = "reset-token") -> Any:
+    async def submit(self, code: str, token: str = "reset-token", *, evaluate: bool = True) -> Any:
         return await self.handle.execute_update(
             RecoveryWorkflow.submit_code,
-            SubmitCode(KEYS.code_digest(self.case_id, code), KEYS.token_digest(token)),
+            SubmitCode(KEYS.code_digest(self.case_id, code), KEYS.token_digest(token), evaluate),
+        )
+
+    def proof(self, attempt: int = 0) -> str:
+        """The proof the code's message links to."""
+        return KEYS.proof_token(self.case_id, self.code(attempt))
+
+    async def submit_proof(self, proof: str, token: str = "reset-token") -> Any:
+        return await self.handle.execute_update(
+            RecoveryWorkflow.submit_code,
+            SubmitCode(KEYS.proof_digest(self.case_id, proof), KEYS.token_digest(token)),
+        )
+
+    async def stop(self, contact: str = "jane@old.example") -> Any:
+        return await self.handle.execute_update(
+            RecoveryWorkflow.stop, StopHold(KEYS.identifier_digest(contact))
+        )
+
+    async def change_hold(self, *, end_now: bool = False, extend_seconds: int = 0) -> Any:
+        return await self.handle.execute_update(
+            RecoveryWorkflow.change_hold, HoldChange(end_now, extend_seconds)
         )
 
     async def resend(self) -> RecoveryStatus:
@@ -190,7 +236,7 @@ async def recovery_case(
             ),
             id=case_id,
             task_queue=task_queue,
-            execution_timeout=timedelta(days=2),
+            execution_timeout=timedelta(days=10),
         )
         case = Case(env, handle, ledger, case_id)
         if ledger.hold_delivery is None:

@@ -189,6 +189,11 @@ async def test_a_reset_token_is_checked_and_works_once(time_env: WorkflowEnviron
             RecoveryWorkflow.reset_context, KEYS.token_digest("good-token")
         )
         assert context.problem == CaseError.INVALID_TOKEN  # spent
+        assert context.accepted  # a retry after a lost answer is told it was taken
+        other = await case.handle.query(
+            RecoveryWorkflow.reset_context, KEYS.token_digest("other-token")
+        )
+        assert not other.accepted
         assert len(case.ledger.resets) == 1
 
 
@@ -301,3 +306,158 @@ async def test_rules_come_from_the_input(time_env: WorkflowEnvironment):
         assert status.code_expires_at - status.next_deadline == timedelta(seconds=30 - 100)
         await time_env.sleep(31)
         assert (await refusal(case.submit(case.code()))).type == CaseError.CODE_EXPIRED
+
+
+# The code's proof, the guess budget, twins
+
+
+async def test_the_proof_in_the_message_link_verifies_like_the_code(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env) as case:
+        await case.submit_proof(case.proof())
+
+        assert (await case.status()).state is CaseState.VERIFIED
+        await case.set_password()
+        assert (await case.handle.result()).state is CaseState.COMPLETED
+
+
+async def test_an_old_codes_proof_dies_with_it(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env) as case:
+        old = case.proof(0)
+        await time_env.sleep(60)
+        await case.resend()
+        await case.wait_delivered()
+
+        error = await refusal(case.submit_proof(old))
+
+        assert error.type == CaseError.INVALID_CODE
+        await case.submit_proof(case.proof(1))
+        assert (await case.status()).state is CaseState.VERIFIED
+
+
+async def test_a_code_over_the_budget_is_not_compared_and_the_holder_is_told_once(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env) as case:
+        right = await refusal(case.submit(case.code(), evaluate=False))
+        wrong = await refusal(case.submit(wrong_codes(case.code(), 1)[0], evaluate=False))
+
+        # Answered as any wrong code: nothing tells a guesser the budget is spent.
+        assert (right.type, details(right)["attempts_left"]) == (CaseError.INVALID_CODE, 4)
+        assert (wrong.type, details(wrong)["attempts_left"]) == (CaseError.INVALID_CODE, 3)
+        await case.submit_proof(case.proof())  # the link still works
+        assert (await case.status()).state is CaseState.VERIFIED
+        [notice] = case.ledger.guessing
+        assert (notice.case_id, notice.account_id) == (case.case_id, 7)
+
+
+async def test_the_same_wrong_code_again_gets_the_same_answer_and_counts_once(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env) as case:
+        typed = wrong_codes(case.code(), 2)
+        first = await refusal(case.submit(typed[0]))
+        again = await refusal(case.submit(typed[0]))
+        other = await refusal(case.submit(typed[1]))
+
+        assert details(first)["attempts_left"] == details(again)["attempts_left"] == 4
+        assert details(other)["attempts_left"] == 3
+
+
+async def test_twins_of_the_right_code_sent_while_it_waited_all_get_the_token(
+    time_env: WorkflowEnvironment,
+):
+    ledger = Ledger(hold_delivery=asyncio.Event())
+    async with recovery_case(time_env, ledger=ledger) as case:
+        await ledger.code_handed_over.wait()
+        twins = [asyncio.create_task(case.submit(case.code())) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        ledger.hold_delivery.set()
+
+        answers = await asyncio.gather(*twins)
+
+        assert len({answer.reset_expires_at for answer in answers}) == 1
+        assert (await case.status()).state is CaseState.VERIFIED
+
+
+# The hold
+
+HELD = RecoveryRules(hold=86_400)
+
+
+async def test_a_held_password_takes_effect_when_the_hold_ends(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env, rules=HELD) as case:
+        await case.submit(case.code())
+        started = await time_env.get_current_time()
+
+        held = await case.set_password(hash_="$argon2id$held")
+
+        assert held.state is CaseState.HELD
+        assert held.hold_until is not None
+        assert held.hold_until - started >= timedelta(seconds=86_400)
+        assert case.ledger.resets == []
+        context = await case.handle.query(
+            RecoveryWorkflow.reset_context, KEYS.token_digest("reset-token")
+        )
+        assert context.accepted  # a retry is told the password was taken
+        await time_env.sleep(86_400 - 60)
+        assert (await case.status()).state is CaseState.HELD
+        assert case.ledger.resets == []
+
+        await time_env.sleep(120)
+
+        assert (await case.handle.result()).state is CaseState.COMPLETED
+        [reset] = case.ledger.resets
+        assert reset.password_hash == "$argon2id$held"
+        [notice] = case.ledger.holds
+        assert (notice.account_id, notice.until) == (7, held.hold_until)
+
+
+async def test_a_contact_stops_the_hold_and_the_password_never_takes_effect(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env, rules=HELD) as case:
+        await case.submit(case.code())
+        await case.set_password()
+        await time_env.sleep(3600)
+
+        await case.stop("jane@old.example")
+
+        assert (await case.handle.result()).state is CaseState.CANCELLED
+        assert case.ledger.resets == []
+        [stopped] = case.ledger.stops
+        assert stopped.contact_digest == KEYS.identifier_digest("jane@old.example")
+        assert stopped.account_id == 7
+        [closing] = case.ledger.closings
+        assert closing.state is CaseState.CANCELLED
+
+
+async def test_a_stop_link_is_single_use_and_only_during_the_hold(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env, rules=HELD) as case:
+        early = await refusal(case.stop())  # nothing held yet
+        await case.submit(case.code())
+        await case.set_password()
+        await case.stop()
+
+        again = await refusal(case.stop())
+
+        assert early.type == again.type == CaseError.INVALID_STATE
+        assert (await case.handle.result()).state is CaseState.CANCELLED
+        assert len(case.ledger.stops) == 1
+
+
+async def test_an_operator_extends_the_hold_then_ends_it_now(time_env: WorkflowEnvironment):
+    async with recovery_case(time_env, rules=HELD) as case:
+        await case.submit(case.code())
+        held = await case.set_password()
+
+        extended = await case.change_hold(extend_seconds=3600)
+        assert extended.hold_until - held.hold_until == timedelta(seconds=3600)
+        await time_env.sleep(86_400 + 60)
+        assert (await case.status()).state is CaseState.HELD  # an hour more to go
+
+        await case.change_hold(end_now=True)
+
+        assert (await case.handle.result()).state is CaseState.COMPLETED
+        assert len(case.ledger.resets) == 1
