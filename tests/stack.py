@@ -152,6 +152,21 @@ class Stack:
             "/v1/sessions", json={"identifier": identifier, "password": password}
         )
 
+    async def approved_claim(self, username: str, contact: str, reason: str) -> str:
+        """A claim filed, assigned and approved over the API by a supervisor: the id of the
+        recovery case it opens to `contact` (whose contacts it replaced)."""
+        _, key = await self.services.support.add_staff(f"sup-{uuid.uuid4().hex[:8]}", "supervisor")
+        staff = {"Authorization": f"Bearer {key}"}
+        filed = await self.http.post(
+            "/v1/support-cases",
+            json={"username": username, "contact_email": contact, "reason": reason},
+        )
+        claim = filed.json()["case_id"]
+        await self.http.post(f"/v1/staff/cases/{claim}/assign", headers=staff)
+        approved = await self.http.post(f"/v1/staff/cases/{claim}/approve", headers=staff)
+        assert approved.status_code == 202, approved.text
+        return str(approved.json()["decision"]["recovery_case_id"])
+
 
 @asynccontextmanager
 async def serve_api(settings: Settings) -> AsyncIterator[str]:

@@ -114,20 +114,7 @@ async def test_cases_show_of_an_unknown_case_says_so_in_one_line(stack: Stack):
 
 async def test_cases_hold_extends_then_ends_a_held_recovery(stack: Stack):
     await stack.add_account("jane", "jane@example.com", None, PASSWORD)
-    _, key = await stack.services.support.add_staff("rita", "supervisor")
-    staff = {"Authorization": f"Bearer {key}"}
-    claim = await stack.http.post(
-        "/v1/support-cases",
-        json={
-            "username": "jane",
-            "contact_email": "jane.new@example.net",
-            "reason": "lost_contact",
-        },
-    )
-    claim_id = claim.json()["case_id"]
-    await stack.http.post(f"/v1/staff/cases/{claim_id}/assign", headers=staff)
-    approved = await stack.http.post(f"/v1/staff/cases/{claim_id}/approve", headers=staff)
-    case_id = approved.json()["decision"]["recovery_case_id"]
+    case_id = await stack.approved_claim("jane", "jane.new@example.net", "lost_contact")
     code = await stack.mail.code_for("jane.new@example.net")
     token = (await stack.http.post(f"/v1/recovery/{case_id}/code", json={"code": code})).json()[
         "reset_token"

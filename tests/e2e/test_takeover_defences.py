@@ -111,20 +111,7 @@ async def test_a_recovery_through_a_contact_changed_lately_is_held_and_the_old_o
     stack: Stack,
 ):
     await stack.add_account(*JANE, OLD)
-    _, key = await stack.services.support.add_staff("sam", "supervisor")
-    staff = {"Authorization": f"Bearer {key}"}
-    filed = await stack.http.post(
-        "/v1/support-cases",
-        json={
-            "username": "jane",
-            "contact_email": "jane.new@example.net",
-            "reason": "lost_contact",
-        },
-    )
-    claim = filed.json()["case_id"]
-    await stack.http.post(f"/v1/staff/cases/{claim}/assign", headers=staff)
-    approved = await stack.http.post(f"/v1/staff/cases/{claim}/approve", headers=staff)
-    assert approved.status_code == 202, approved.text
+    await stack.approved_claim("jane", "jane.new@example.net", "lost_contact")
 
     # Days later (within RECLAIM_RECENT_CONTACT_DAYS) a self-service recovery by the new address.
     case = await stack.open_case("jane.new@example.net")
