@@ -4,6 +4,8 @@ built-in directory's accounts and sessions."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -96,6 +98,67 @@ def test_concurrent_openings_cannot_slip_past_the_limit(engine: Engine):
         outcomes = list(pool.map(lambda i: _open(engine, digest, T0), range(12)))
 
     assert sum(isinstance(o, ledger.CaseOpened) for o in outcomes) == 5
+
+
+def _case_of(engine: Engine, account_id: int | None, identifier: str = "username:jane") -> str:
+    case_id = new_case_id()
+    with Session(engine) as session:
+        session.add(
+            RecoveryCase(
+                case_id=case_id,
+                account_id=account_id,
+                identifier_digest=KEYS.identifier_digest(identifier),
+                channel="email",
+                opened_at=T0,
+            )
+        )
+        session.commit()
+    return case_id
+
+
+def _budget(subject: str) -> str:
+    return KEYS.identifier_digest(f"guess-budget:{subject}")
+
+
+async def test_the_guess_budget_spans_an_accounts_cases_and_frees_up_after_an_hour(
+    engine: Engine,
+):
+    recovery = ledger.RecoveryLedger(engine)
+    cases = [_case_of(engine, 7, identifier) for identifier in ("a", "b", "c")]
+    other = _case_of(engine, 8)
+    nobody = _case_of(engine, None)
+
+    guesses = [
+        await recovery.reserve_guess(cases[n % 3], f"guess-{n}", T0, 10, _budget) for n in range(12)
+    ]
+    again = await recovery.reserve_guess(cases[0], "guess-0", T0, 10, _budget)
+
+    assert [g is not None for g in guesses] == [True] * 10 + [False] * 2
+    assert again == guesses[0]  # the same code again: the same reservation
+    assert await recovery.reserve_guess(other, "guess-0", T0, 10, _budget) is not None
+    assert await recovery.reserve_guess(nobody, "guess-0", T0, 10, _budget) is not None
+    assert await recovery.reserve_guess("rc_none", "guess-0", T0, 10, _budget) is None
+    forgiven = guesses[3]
+    assert forgiven is not None
+    await recovery.forgive_guess(forgiven)  # a right code costs nothing
+    assert await recovery.reserve_guess(cases[1], "guess-x", T0, 10, _budget) is not None
+    later = T0 + timedelta(hours=1, seconds=1)
+    assert await recovery.reserve_guess(cases[2], "guess-y", later, 10, _budget) is not None
+
+
+def test_concurrent_guesses_cannot_slip_past_the_budget(engine: Engine):
+    recovery = ledger.RecoveryLedger(engine)
+    case_id = _case_of(engine, 7)
+    start = threading.Barrier(16)
+
+    def guess(n: int) -> int | None:
+        start.wait()  # all at once
+        return asyncio.run(recovery.reserve_guess(case_id, f"guess-{n}", T0, 10, _budget))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(guess, range(16)))
+
+    assert sum(o is not None for o in outcomes) == 10
 
 
 async def test_a_self_service_case_stops_nobody_a_claim_s_case_takes_the_account_over(
