@@ -125,8 +125,12 @@ class RecoveryService:
             ) from err
         case_id = new_case_id()
         opened_at = datetime.now(UTC)
+        # The same reads for every identifier, known or not: the account it names, and the
+        # real account whose contacts stand in for its own when it names nobody.
+        seed = self._keys.decoy_seed(identifier.key)
         account = await self._directory.find(identifier)
-        plan = plan_case(account, identifier, channel, self._keys, settings.default_region)
+        sample = await self._directory.decoy(seed)
+        plan = plan_case(account, identifier, channel, sample, seed, settings.default_region)
         outcome = await self._ledger.open(
             RecoveryCase(
                 case_id=case_id,
