@@ -154,13 +154,14 @@ class Stack:
 
 
 @asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[str]:
+async def serve_api(settings: Settings, given: Services | None = None) -> AsyncIterator[str]:
     """The API app with its real lifespan, behind uvicorn on a free port, on a database with
-    the schema (made here if missing: the API only checks it)."""
+    the schema (made here if missing: the API only checks it). `given`: services of the
+    test's own (an instrumented engine or client) instead of the API's."""
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     engine.dispose()
-    services = await services_for(settings)
+    services = given or await services_for(settings)
     app = create_app(settings, services)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -179,18 +180,25 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
-        await services.aclose()
-        services.engine.dispose()
+        if given is None:
+            await services.aclose()
+            services.engine.dispose()
 
 
 @asynccontextmanager
 async def running_stack(
-    settings: Settings, engine: Engine, mail: MailSink, sms: SmsGateway, *, worker: bool = True
+    settings: Settings,
+    engine: Engine,
+    mail: MailSink,
+    sms: SmsGateway,
+    *,
+    worker: bool = True,
+    api_services: Services | None = None,
 ) -> AsyncIterator[Stack]:
     client = await connect(settings)
     courier = courier_for(settings)
     async with (
-        serve_api(settings) as base_url,
+        serve_api(settings, api_services) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,
     ):
         services = build_services(settings, client, engine, courier)
