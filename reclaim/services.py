@@ -40,6 +40,7 @@ from reclaim.support.staff import StaffRoster
 from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 from reclaim.temporal.codec import EncryptionCodec
+from reclaim.temporal.pollers import TaskQueuePollers
 
 KINDS = (sa.SELF_SERVICE, sa.SUPPORT_CLAIM, sa.ACCOUNT_DELETION, sa.ACCOUNT_BAN)
 
@@ -69,6 +70,8 @@ class Services:
     support: SupportService
     lifecycle: LifecycleService
     codec: EncryptionCodec
+    # Whether a worker polls the task queue (`/readyz`).
+    workers: TaskQueuePollers
 
     async def aclose(self) -> None:
         await self.courier.aclose()
@@ -180,6 +183,7 @@ def build_services(
         support=support,
         lifecycle=lifecycle,
         codec=settings.codec(),
+        workers=TaskQueuePollers(client, settings.task_queue),
     )
 
 

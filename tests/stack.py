@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -185,6 +186,14 @@ async def serve_api(settings: Settings, given: Services | None = None) -> AsyncI
             services.engine.dispose()
 
 
+async def polled(services: Services, timeout: float = 20) -> None:
+    """Once Temporal has seen the worker poll its task queue (so `/readyz` says ready)."""
+    deadline = time.monotonic() + timeout
+    while await services.workers.problem() is not None:
+        assert time.monotonic() < deadline, "the worker never polled its task queue"
+        await asyncio.sleep(0.05)
+
+
 @asynccontextmanager
 async def running_stack(
     settings: Settings,
@@ -207,6 +216,7 @@ async def running_stack(
             async with build_worker(
                 client, settings, engine, courier, task_queue=settings.task_queue
             ):
+                await polled(services)
                 yield stack
         else:
             yield stack
