@@ -29,6 +29,7 @@ from reclaim.notify import messages
 from reclaim.notify.errors import Undeliverable
 from reclaim.notify.notifier import Contact, Notifier
 from reclaim.password_policy import check_password
+from reclaim.recovery.challenge import Challenges, MalformedProof
 from reclaim.recovery.contracts import (
     ApplyReset,
     CaseClosing,
@@ -107,14 +108,21 @@ class RecoveryService:
         self._settings = settings
         self._lifecycle = lifecycle
         self._timeout = timedelta(seconds=settings.temporal_rpc_timeout)
+        self._challenges = Challenges(keys, settings)
 
     # -- the person recovering ---------------------------------------------------------------
 
     async def open(
-        self, identifier_text: str, channel: Channel | None, locale: str | None = None
+        self,
+        identifier_text: str,
+        channel: Channel | None,
+        locale: str | None = None,
+        proof: str | None = None,
     ) -> RecoveryStatus:
         """A code goes to the account's email or phone, in `locale`'s words. The answer is
-        the same whether or not an account exists under the identifier."""
+        the same whether or not an account exists under the identifier. Over the rate limit
+        the refusal carries a proof-of-work challenge; `proof`, its solution, lets the case
+        in (`reclaim.recovery.challenge`)."""
         settings = self._settings
         try:
             identifier = parse(identifier_text, settings.default_region)
@@ -123,6 +131,16 @@ class RecoveryService:
                 "invalid_identifier",
                 f"Give the email address, phone number or username of the account ({err}).",
             ) from err
+        checked = None
+        if proof is not None:
+            try:
+                checked = self._challenges.check(identifier.key, proof)
+            except MalformedProof as err:
+                raise Refused(
+                    "invalid_proof",
+                    f"`altcha` is not the solution of a challenge ({err}): send the base64 "
+                    "JSON of {algorithm, challenge, number, salt, signature}.",
+                ) from err
         case_id = new_case_id()
         opened_at = datetime.now(UTC)
         # The same reads for every identifier, known or not: the account it names, and the
@@ -142,12 +160,23 @@ class RecoveryService:
                 opened_at=opened_at,
             ),
             per_hour=settings.cases_per_hour,
+            proof=checked,
         )
         if isinstance(outcome, RateLimited):
+            # Not a wall: a proof of work as hard as the identifier is far over the limit
+            # lets the next case in (the owner always gets through); or wait.
+            refused = (
+                "That solution was not accepted (expired, used already, or for another "
+                "request): solve this challenge instead, or wait."
+                if proof is not None
+                else "There were many recovery requests for this account: solve this "
+                "proof-of-work challenge and send its solution as `altcha`, or wait."
+            )
             raise Refused(
-                "rate_limited",
-                "Too many recovery requests for this account. Try again later.",
+                "challenge_required",
+                refused,
                 retry_after_seconds=outcome.retry_after,
+                challenge=self._challenges.issue(identifier.key, outcome.level, opened_at),
             )
         case = RecoveryInput(
             case_id=case_id,

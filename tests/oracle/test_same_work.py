@@ -22,6 +22,7 @@ from reclaim.store.migrations import create_schema
 from reclaim.temporal.connection import connect
 from tests.mailbox import MailSink
 from tests.oracle.recorders import SqlStatements, TemporalCalls, recorded
+from tests.proof import solved
 from tests.sms_gateway import SmsGateway
 from tests.stack import Stack, running_stack, stack_settings
 
@@ -78,7 +79,8 @@ def _shape(body: Any) -> Any:
         return {
             k: _shape(v)
             for k, v in body.items()
-            if k not in ("case_id", "code_expires_at", "resend_available_at", "destination")
+            if k
+            not in ("case_id", "code_expires_at", "resend_available_at", "destination", "challenge")
         }
     return body
 
@@ -139,3 +141,35 @@ async def test_known_and_unknown_identifiers_do_the_same_sql_and_temporal_work(
     assert known[0][3] == [("start_workflow", "RecoveryWorkflow")]
     assert sum(s.startswith("SELECT") for s in known[0][2]) >= 2
     assert any(s.startswith("INSERT INTO recovery_case") for s in known[0][2])
+
+
+async def test_over_the_limit_known_and_unknown_do_the_same_work(watched: Watched):
+    """The challenge and the proof that opens a case past it: the same for both."""
+    await watched.stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
+    await watched.stack.open_case("warm.up")
+    journeys = {}
+    for identifier in ("jane", "ghost_user"):
+        for _ in range(5):
+            await watched.stack.open_case(identifier)
+        refused, *refused_work = await watched.request(
+            lambda h, i=identifier: h.post("/v1/recovery", json={"identifier": i})
+        )
+        proof = solved(refused.json()["challenge"])
+        opened, *opened_work = await watched.request(
+            lambda h, i=identifier, p=proof: h.post(
+                "/v1/recovery", json={"identifier": i, "altcha": p}
+            )
+        )
+        journeys[identifier] = [
+            (refused.status_code, _shape(refused.json()), *refused_work),
+            (opened.status_code, _shape(opened.json()), *opened_work),
+        ]
+
+    known, unknown = journeys["jane"], journeys["ghost_user"]
+    assert [s[0] for s in known] == [429, 202]
+    for mine, theirs in zip(known, unknown, strict=True):
+        assert mine[0] == theirs[0]
+        assert mine[2] == theirs[2]  # SQL
+        assert mine[3] == theirs[3]  # Temporal
+    assert known[0][3] == []  # refused before any workflow
+    assert any(s.startswith("INSERT INTO spent_challenge") for s in known[1][2])
