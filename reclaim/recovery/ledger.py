@@ -264,7 +264,7 @@ def _limited(
         .order_by(col(RecoveryCase.opened_at).desc())
         .offset(per_hour - 1)
         .limit(1)
-    ).scalar_one()
-    return RateLimited(
-        seconds_until(oldest_counted + RATE_WINDOW, now), level=int(count) - per_hour + 1
-    )
+    ).scalar()
+    # None: a case was forgotten meanwhile (its workflow did not start): try again at once.
+    wait = 1 if oldest_counted is None else seconds_until(oldest_counted + RATE_WINDOW, now)
+    return RateLimited(wait, level=max(int(count) - per_hour + 1, 1))
