@@ -112,30 +112,51 @@ async def _timed(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
 # -- 1. timing -----------------------------------------------------------------------------------
 
 
+def _pairs(known: list[Person], unknown: list[Person], rng: random.Random) -> list[tuple[str, str]]:
+    """(kind, username) with each known identifier next to an unknown one, in random order
+    within each pair: a drift of the machine's load hits both alike."""
+    order: list[tuple[str, str]] = []
+    for mine, theirs in zip(known, unknown, strict=False):
+        pair = [("known", mine.username), ("unknown", theirs.username)]
+        rng.shuffle(pair)
+        order += pair
+    return order
+
+
+def _compared(values: dict[str, list[float]]) -> dict[str, Any]:
+    """Each kind's figures, Δ (known - unknown), and the paired comparison: in how many pairs
+    the known identifier's request was the slower, with a sign test's z (|z| < 2: no
+    difference to see)."""
+    known, unknown = _stats(values["known"]), _stats(values["unknown"])
+    paired = [k - u for k, u in zip(values["known"], values["unknown"], strict=False)]
+    slower = sum(1 for d in paired if d > 0)
+    n = len(paired)
+    return {
+        "known": known,
+        "unknown": unknown,
+        "delta_known_minus_unknown": _delta(known, unknown),
+        "paired": {
+            "pairs": n,
+            "median_delta": round(statistics.median(paired), 3) if paired else None,
+            "known_slower_share": round(slower / n, 3) if n else None,
+            "sign_test_z": round((slower - n / 2) / (n / 4) ** 0.5, 2) if n else None,
+        },
+    }
+
+
 async def timing(
     http: httpx.AsyncClient, known: list[Person], unknown: list[Person], options: Options
 ) -> dict[str, Any]:
     rng = random.Random(1)
-    order = [("known", p.username) for p in known] + [("unknown", p.username) for p in unknown]
-    rng.shuffle(order)
-    first: dict[str, list[float]] = {"known": [], "unknown": []}
-    for kind, identifier in order:
-        elapsed, _ = await _timed(functools.partial(_open, http, identifier))
-        first[kind].append(elapsed)
-    repeated: dict[str, list[float]] = {"known": [], "unknown": []}
-    again = [item for item in order for _ in range(options.repeats)]
-    rng.shuffle(again)
-    for kind, identifier in again:
-        elapsed, _ = await _timed(functools.partial(_open, http, identifier))
-        repeated[kind].append(elapsed)
     result: dict[str, Any] = {}
-    for name, values in (("first_ms", first), ("repeated_ms", repeated)):
-        known_stats, unknown_stats = _stats(values["known"]), _stats(values["unknown"])
-        result[name] = {
-            "known": known_stats,
-            "unknown": unknown_stats,
-            "delta_known_minus_unknown": _delta(known_stats, unknown_stats),
-        }
+    rounds = {"first_ms": 1, "repeated_ms": options.repeats}
+    for name, count in rounds.items():
+        values: dict[str, list[float]] = {"known": [], "unknown": []}
+        for _ in range(count):
+            for kind, identifier in _pairs(known, unknown, rng):
+                elapsed, _ = await _timed(functools.partial(_open, http, identifier))
+                values[kind].append(elapsed)
+        result[name] = _compared(values)
     return result
 
 
@@ -144,11 +165,8 @@ async def until_sent(
 ) -> dict[str, Any]:
     """From the opening to `delivery: sent`, read by polling every 10 ms: the worker's work,
     which differs (a code mailed, or nothing to send for an unknown username)."""
-    rng = random.Random(2)
-    order = [("known", p.username) for p in known] + [("unknown", p.username) for p in unknown]
-    rng.shuffle(order)
     seen: dict[str, list[float]] = {"known": [], "unknown": []}
-    for kind, identifier in order:
+    for kind, identifier in _pairs(known, unknown, random.Random(2)):
         mark = time.perf_counter()
         case = await _open(http, identifier)
         deadline = mark + 30
@@ -158,12 +176,7 @@ async def until_sent(
                 break
             await asyncio.sleep(0.01)
         seen[kind].append((time.perf_counter() - mark) * 1000)
-    known_stats, unknown_stats = _stats(seen["known"]), _stats(seen["unknown"])
-    return {
-        "known": known_stats,
-        "unknown": unknown_stats,
-        "delta_known_minus_unknown": _delta(known_stats, unknown_stats),
-    }
+    return _compared(seen)
 
 
 # -- 2. decoys -----------------------------------------------------------------------------------
@@ -389,19 +402,16 @@ async def measure(options: Options) -> dict[str, Any]:
 
 def summary(report: dict[str, Any]) -> str:
     lines = []
-    for name in ("first_ms", "repeated_ms"):
-        t = report["timing"][name]
+    rows = [*report["timing"].items(), ("until_sent_ms", report["until_sent_ms"])]
+    for name, t in rows:
+        paired = t["paired"]
         lines.append(
-            f"{name:<12} known median {t['known']['median']:7.2f} p90 {t['known']['p90']:7.2f} | "
+            f"{name:<13} known median {t['known']['median']:7.2f} p90 {t['known']['p90']:7.2f} | "
             f"unknown median {t['unknown']['median']:7.2f} p90 {t['unknown']['p90']:7.2f} | "
             f"Δ median {t['delta_known_minus_unknown']['median']:+.2f} "
-            f"p90 {t['delta_known_minus_unknown']['p90']:+.2f} ms"
+            f"p90 {t['delta_known_minus_unknown']['p90']:+.2f} ms | paired: known slower in "
+            f"{paired['known_slower_share']:.0%} of {paired['pairs']}, z {paired['sign_test_z']}"
         )
-    s = report["until_sent_ms"]
-    lines.append(
-        f"{'until sent':<12} known median {s['known']['median']:7.2f} | unknown median "
-        f"{s['unknown']['median']:7.2f} | Δ {s['delta_known_minus_unknown']['median']:+.2f} ms"
-    )
     lines.append("\ndecoys vs real destinations (chi-square test of homogeneity):")
     for feature, f in report["decoys"]["features"].items():
         lines.append(
