@@ -231,8 +231,8 @@ class Directory(Protocol):
         ...
 
     async def decoy(self, seed: bytes) -> AccountRecord | None:
-        """A real account picked by `seed` (stable for the same seed while the directory does
-        not double in size), whose contacts an identifier that names nobody is shown in
+        """A real account picked by `seed` (the same for the same seed: a new account changes
+        the pick of few seeds), whose contacts an identifier that names nobody is shown in
         place of its own: masked, its destinations then come from the same distribution as
         real ones. Cheap (one indexed read) and called for every identifier, known or not,
         so both do the same work. None when the directory cannot pick one cheaply (LDAP,

@@ -68,7 +68,7 @@ from reclaim.store.models import FORGOTTEN, utcnow
 T = TypeVar("T")
 
 PASSWORD_HISTORY_DEPTH = 5
-# Seconds the span `decoy` picks accounts in is kept before the highest id is read again.
+# Seconds `decoy` keeps the highest account id before reading it again.
 DECOY_SPAN_TTL = 60.0
 
 # What a purged account's unique columns hold (followed by its id, to stay unique).
@@ -95,8 +95,8 @@ class SqlDirectory:
         self._engine = engine
         self._keys = keys
         self._passwords = passwords
-        # (when read, span) for `decoy`.
-        self._decoy_span: tuple[float, int] | None = None
+        # (when read, the highest account id) for `decoy`.
+        self._decoy_top: tuple[float, int] | None = None
 
     async def _run(self, work: Callable[[Session], T]) -> T:
         return await in_session(self._engine, work)
@@ -127,17 +127,23 @@ class SqlDirectory:
         return await self._run(work)
 
     async def decoy(self, seed: bytes) -> AccountRecord | None:
-        """The first account at or after an id `seed` picks in [1, span], span the largest
-        power of two not above the highest id (re-read every `DECOY_SPAN_TTL` seconds): one
-        indexed read, and the same account for the same seed until the accounts double."""
+        """The first account at or after an id the seed picks: `seed mod 2^k + 1`, 2^k the
+        power of two just above the highest id (re-read every `DECOY_SPAN_TTL` seconds), or
+        `seed mod 2^(k-1) + 1` when that is past the highest id. Every account can be picked
+        (the lower half at most twice as often), one indexed read; a new account changes the
+        pick only of the seeds that land on it, and crossing a power of two half of them."""
         pick = int.from_bytes(seed[:8], "big")
 
         def work(session: Session) -> AccountRecord | None:
             now = time.monotonic()
-            if self._decoy_span is None or now - self._decoy_span[0] > DECOY_SPAN_TTL:
-                top = session.exec(select(func.max(Account.id))).one() or 0
-                self._decoy_span = (now, 1 << max(top.bit_length() - 1, 0))
-            return _record_of(_decoy(session, pick % self._decoy_span[1] + 1))
+            if self._decoy_top is None or now - self._decoy_top[0] > DECOY_SPAN_TTL:
+                self._decoy_top = (now, session.exec(select(func.max(Account.id))).one() or 0)
+            top = self._decoy_top[1]
+            bits = max(top.bit_length(), 1)
+            start = pick % (1 << bits) + 1
+            if start > top:
+                start = pick % (1 << (bits - 1)) + 1
+            return _record_of(_decoy(session, start))
 
         return await self._run(work)
 
