@@ -63,6 +63,8 @@ REFUSAL_STATUS = {
     "invalid_request": 422,
     "unknown_assignee": 422,
     "rate_limited": 429,
+    "challenge_required": 429,
+    "invalid_proof": 422,
     "account_banned": 403,
     "account_deactivated": 403,
     "account_purged": 403,

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bench import code_latency, compare, kills, open_cases
+from bench import code_latency, compare, kills, open_cases, oracle
 from bench.stack import StackError
 
-BENCHMARKS: tuple[ModuleType, ...] = (code_latency, compare, kills, open_cases)
+BENCHMARKS: tuple[ModuleType, ...] = (code_latency, compare, kills, open_cases, oracle)
 
 
 def parser() -> argparse.ArgumentParser:

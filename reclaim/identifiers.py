@@ -4,6 +4,7 @@ and the masked form a destination is shown in.
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -106,23 +107,56 @@ def mask_phone(phone: str) -> str:
     return f"+{country}{'•' * max(len(national) - 2, 1)}{national[-2:]}"
 
 
-_DECOY_LETTERS = "abcdefghijklmnoprstvw"
-_DECOY_TLDS = ("com", "com", "com", "com", "net", "org")
+# Invented contacts, for an identifier that names nobody when the directory cannot lend a real
+# account's (LDAP, HTTP, an empty directory). Drawn from a fixed, worldwide-looking mix: the
+# first letters of people's names, the large mail providers, country domains, and mobile
+# numbers mostly of the deployment's region. A deployment whose people are unlike this mix
+# can be told apart by statistics over many requests (docs/security.md).
+_NAME_LETTERS = {
+    "a": 80, "b": 50, "c": 70, "d": 60, "e": 40, "f": 20, "g": 30, "h": 30, "i": 10, "j": 100,
+    "k": 60, "l": 50, "m": 90, "n": 30, "o": 10, "p": 30, "q": 2, "r": 50, "s": 80, "t": 50,
+    "u": 2, "v": 20, "w": 30, "x": 2, "y": 5, "z": 5,
+}  # fmt: skip
+_PROVIDERS = {
+    "gmail.com": 300, "yahoo.com": 60, "hotmail.com": 60, "outlook.com": 50, "icloud.com": 40,
+    "aol.com": 10, "proton.me": 10, "gmx.de": 10, "web.de": 10, "orange.fr": 10,
+    "yahoo.co.uk": 10, "live.com": 10,
+}  # fmt: skip
+_OTHER_DOMAINS = 420  # out of 1000: an organisation's own domain
+_TLDS = {
+    "com": 450, "org": 50, "net": 50, "edu": 30, "de": 50, "uk": 50, "fr": 30, "ca": 30,
+    "au": 30, "nl": 20, "it": 20, "es": 20, "io": 20, "ch": 10, "se": 10, "be": 10, "jp": 10,
+    "br": 10, "in": 10, "ie": 10,
+}  # fmt: skip
+_WITH_PHONE = 0.7
+_HOME_REGION = 0.75
+_ABROAD = ("US", "GB", "DE", "FR", "IN", "CA", "ES", "IT", "BR", "AU", "NL", "MX")
 
 
-def decoy_email(seed: bytes) -> str:
-    """A believable masked address for an identifier that names no account."""
-    local = _DECOY_LETTERS[seed[0] % len(_DECOY_LETTERS)]
-    host = _DECOY_LETTERS[seed[1] % len(_DECOY_LETTERS)]
-    return f"{local}•••@{host}•••.{_DECOY_TLDS[seed[2] % len(_DECOY_TLDS)]}"
+def _pick(rng: random.Random, weights: dict[str, int]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def decoy_phone(seed: bytes, region: str | None = None) -> str:
-    """A believable masked mobile number of the deployment's region (US when none is set)."""
+def decoy_contacts(seed: bytes, region: str | None = None) -> tuple[str, str | None]:
+    """An invented email address and mobile number (or none), the same for the same seed."""
+    rng = random.Random(seed)
+    local = _pick(rng, _NAME_LETTERS) + "x"
+    if rng.randrange(1000) < _OTHER_DOMAINS:
+        domain = f"{_pick(rng, _NAME_LETTERS)}x.{_pick(rng, _TLDS)}"
+    else:
+        domain = _pick(rng, _PROVIDERS)
+    phone = None
+    if rng.random() < _WITH_PHONE:
+        home = region or "US"
+        phone = _mobile(home if rng.random() < _HOME_REGION else rng.choice(_ABROAD), rng)
+    return f"{local}@{domain}", phone
+
+
+def _mobile(region: str, rng: random.Random) -> str:
     mobile = phonenumbers.PhoneNumberType.MOBILE
-    example = phonenumbers.example_number_for_type(region or "US", mobile)
+    example = phonenumbers.example_number_for_type(region, mobile)
     if example is None:
         example = phonenumbers.example_number_for_type("US", mobile)
     assert example is not None
     e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
-    return mask_phone(e164[:-2] + f"{seed[3] % 100:02d}")
+    return e164[:-2] + f"{rng.randrange(100):02d}"

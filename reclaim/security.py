@@ -61,6 +61,7 @@ class Keys:
         self._proof = _derive(secret, b"reclaim/v1/proof")
         self._reset = _derive(secret, b"reclaim/v1/reset-token")
         self._stop = _derive(secret, b"reclaim/v1/stop")
+        self._challenge = _derive(secret, b"reclaim/v1/proof-of-work")
         self._at_rest = AESGCM(_derive(secret, b"reclaim/v1/at-rest"))
 
     @staticmethod
@@ -109,6 +110,11 @@ class Keys:
         """Stable pseudo-random bytes for an identifier, to invent the same believable masked
         destination every time someone asks about an account that does not exist."""
         return hmac.new(self._decoy, identifier.encode(), hashlib.sha256).digest()
+
+    def challenge_key(self, identifier: str) -> str:
+        """The HMAC key the proof-of-work challenges of one identifier are signed with: a
+        solution is good for that identifier only, and the challenge names nobody."""
+        return self._mac(self._challenge, identifier)
 
     def seal(self, plaintext: str, context: str) -> bytes:
         """Encrypt a value kept at rest for a short while (a code waiting to be re-sent)."""

@@ -42,6 +42,7 @@ from reclaim.support.staff import StaffRoster
 from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 from reclaim.temporal.codec import EncryptionCodec
+from reclaim.temporal.pollers import TaskQueuePollers
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +74,8 @@ class Services:
     support: SupportService
     lifecycle: LifecycleService
     codec: EncryptionCodec
+    # Whether a worker polls the task queue (`/readyz`).
+    workers: TaskQueuePollers
 
     async def aclose(self) -> None:
         await self.courier.aclose()
@@ -208,6 +211,7 @@ def build_services(
         support=support,
         lifecycle=lifecycle,
         codec=settings.codec(),
+        workers=TaskQueuePollers(client, settings.task_queue),
     )
 
 

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     recovery_hold: int = Field(86_400, ge=0)
     claim_recovery_hold: int = Field(259_200, ge=0)
     recent_contact_days: int = Field(7, ge=0)
+    # Beyond `cases_per_hour`, a new case costs a proof of work (an ALTCHA challenge: find n
+    # below `maxNumber` with SHA-256(salt + n) = challenge). `maxNumber` is `challenge_base`
+    # for the first case over the limit and doubles with each further one, up to
+    # `challenge_cap`; a challenge is good for `challenge_ttl` seconds (docs/security.md).
+    challenge_base: int = Field(10_000, ge=1)
+    challenge_cap: int = Field(160_000, ge=1)
+    challenge_ttl: int = Field(600, ge=10)
     # Tell an email address or phone number that nobody has an account under it when someone
     # asks to recover one there (the person asking sees the same answer either way).
     notify_unknown: bool = True

@@ -77,5 +77,15 @@ class MailSink:
                 raise AssertionError(f"no code #{nth} for {address}; got {self.summary()}")
             await asyncio.sleep(0.02)
 
+    async def code_of_case(self, case_id: str, timeout: float = 20) -> str:
+        """The code of the mail about case `case_id` (its link names the case)."""
+        mail = await self.wait_for(
+            lambda m: f"/recover/{case_id}?" in text_of(m) and CODE_IN_TEXT.search(text_of(m)),
+            timeout,
+        )
+        found = CODE_IN_TEXT.search(text_of(mail))
+        assert found is not None
+        return found.group(1)
+
     def summary(self) -> list[tuple[str, str]]:
         return [(str(m["To"]), str(m["Subject"])) for m in self.messages]

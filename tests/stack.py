@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -169,13 +170,14 @@ class Stack:
 
 
 @asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[str]:
+async def serve_api(settings: Settings, given: Services | None = None) -> AsyncIterator[str]:
     """The API app with its real lifespan, behind uvicorn on a free port, on a database with
-    the schema (made here if missing: the API only checks it)."""
+    the schema (made here if missing: the API only checks it). `given`: services of the
+    test's own (an instrumented engine or client) instead of the API's."""
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     engine.dispose()
-    services = await services_for(settings)
+    services = given or await services_for(settings)
     app = create_app(settings, services)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -194,18 +196,33 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
-        await services.aclose()
-        services.engine.dispose()
+        if given is None:
+            await services.aclose()
+            services.engine.dispose()
+
+
+async def polled(services: Services, timeout: float = 20) -> None:
+    """Once Temporal has seen the worker poll its task queue (so `/readyz` says ready)."""
+    deadline = time.monotonic() + timeout
+    while await services.workers.problem() is not None:
+        assert time.monotonic() < deadline, "the worker never polled its task queue"
+        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
 async def running_stack(
-    settings: Settings, engine: Engine, mail: MailSink, sms: SmsGateway, *, worker: bool = True
+    settings: Settings,
+    engine: Engine,
+    mail: MailSink,
+    sms: SmsGateway,
+    *,
+    worker: bool = True,
+    api_services: Services | None = None,
 ) -> AsyncIterator[Stack]:
     client = await connect(settings)
     courier = courier_for(settings)
     async with (
-        serve_api(settings) as base_url,
+        serve_api(settings, api_services) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,
     ):
         services = build_services(settings, client, engine, courier)
@@ -214,6 +231,7 @@ async def running_stack(
             async with build_worker(
                 client, settings, engine, courier, task_queue=settings.task_queue
             ):
+                await polled(services)
                 yield stack
         else:
             yield stack

@@ -50,3 +50,20 @@ def test_open_cases_leaves_a_wave_open_and_measures_it(tmp_path: Path):
     assert report["memory_mb_open"]["worker"] > 0
     assert report["database_mb_open"]["temporal"] > 0
     assert report["new_case_ms"]["with_wave_open"]["p99"] > 0
+
+
+def test_oracle_compares_known_and_unknown_identifiers(tmp_path: Path):
+    report = _bench(
+        tmp_path,
+        "oracle",
+        *("--people", "40", "--samples", "12", "--requests", "4", "--repeats", "1"),
+        *("--pow-samples", "1", "--no-browser"),
+    )
+
+    for name in ("first_ms", "repeated_ms"):
+        assert report["timing"][name]["known"]["count"] == 4
+        assert "median" in report["timing"][name]["delta_known_minus_unknown"]
+    assert report["decoys"]["samples"] == {"real": 12, "decoy": 12}
+    assert {"channel", "length"} <= set(report["decoys"]["features"])
+    assert [c["status_with_solution"] for c in report["pow_curve"]] == [202] * 6
+    assert report["pow_python_s"]["1"]["max_number"] == 10_000

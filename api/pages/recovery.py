@@ -13,6 +13,7 @@ each of them: the page says what stopping does and asks to confirm.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -46,36 +47,54 @@ async def home(request: Request, services: AppServices) -> Response:
 
 @router.get("/recover", response_class=HTMLResponse)
 async def start(request: Request, services: AppServices) -> Response:
-    return render(request, services.settings, "recover_start.html", problem=None, identifier="")
+    return render(
+        request,
+        services.settings,
+        "recover_start.html",
+        problem=None,
+        identifier="",
+        channel="",
+        challenge=None,
+    )
 
 
 @router.post("/recover", response_class=HTMLResponse)
 async def open_case(request: Request, services: AppServices) -> Response:
+    """Over the rate limit the form comes back with a proof-of-work challenge: /assets/pow.js
+    solves it and posts the form again with the solution (`altcha`); without JavaScript the
+    page says when to try again."""
     settings = services.settings
     form = await posted(request, settings)
     identifier = form.get("identifier", "").strip()
-    channel = {"email": Channel.EMAIL, "sms": Channel.SMS}.get(form.get("channel", ""))
+    chosen = form.get("channel", "")
+    channel = {"email": Channel.EMAIL, "sms": Channel.SMS}.get(chosen)
+    again = {"identifier": identifier, "channel": chosen if channel else ""}
     if not identifier:
-        return _start_again(request, services, identifier, Problem("", "identifier"), 422)
+        return _start_again(request, services, again, Problem("", "identifier"), 422)
     try:
-        status = await services.recovery.open(identifier, channel, page_locale(request, settings))
+        status = await services.recovery.open(
+            identifier, channel, page_locale(request, settings), form.get("altcha") or None
+        )
     except DomainError as err:
-        return _start_again(request, services, identifier, None, 422, err)
+        return _start_again(request, services, again, None, 422, err)
     return see_other(f"/recover/{status.case_id}")
 
 
 def _start_again(
     request: Request,
     services: Services,
-    identifier: str,
+    typed: dict[str, str],
     found: Problem | None,
     status: int,
     error: DomainError | None = None,
 ) -> Response:
     t = text_for(request, services.settings)
+    challenge = None
     if error is not None:
         found = problem(t, error)
         status = _status(error)
+        if isinstance(error, Refused) and "challenge" in error.details:
+            challenge = json.dumps(error.details["challenge"], separators=(",", ":"))
     elif found is not None and not found.message:
         found = Problem(
             t("Enter the email address, phone number or username of your account."),
@@ -87,7 +106,8 @@ def _start_again(
         "recover_start.html",
         status,
         problem=found,
-        identifier=identifier,
+        challenge=challenge,
+        **typed,
     )
 
 

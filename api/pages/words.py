@@ -5,6 +5,7 @@ sentences the pages put in their place."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reclaim.errors import DomainError, NotFound, Refused, Unauthorized, Unavailable
@@ -45,6 +46,15 @@ def problem(t: Text, error: DomainError) -> Problem:
             t(
                 "There were too many requests for this account. Try again in %(wait)s.",
                 wait=minutes(t, wait),
+            )
+        )
+    if code == "challenge_required":
+        wait = int(details.get("retry_after_seconds") or 60)
+        return Problem(
+            t(
+                "There were many requests for this account. Try again in %(wait)s, at %(when)s.",
+                wait=minutes(t, wait),
+                when=t.moment(datetime.now(UTC) + timedelta(seconds=wait)),
             )
         )
     if code == "invalid_code":

@@ -62,7 +62,8 @@ async def healthz(services: AppServices) -> JSONResponse:
 
 @router.get(
     "/readyz",
-    summary="Whether the database, Temporal and the account directory answer (503 says why)",
+    summary="Whether the database, Temporal, a worker and the account directory answer "
+    "(503 says why)",
 )
 async def readyz(services: AppServices) -> JSONResponse:
     checks = await _checks(services)
@@ -76,6 +77,14 @@ async def readyz(services: AppServices) -> JSONResponse:
         checks["directory"] = f"unavailable (no answer within {READY_TIMEOUT:g} s)"
     except Exception as err:
         checks["directory"] = f"unavailable ({type(err).__name__})"
+    if checks["temporal"] != "ok":
+        checks["worker"] = "unknown (Temporal does not answer)"
+    else:
+        try:
+            missing = await services.workers.problem()
+            checks["worker"] = "ok" if missing is None else f"unavailable ({missing})"
+        except Exception as err:
+            checks["worker"] = f"unavailable ({type(err).__name__})"
     return _answer(checks, directory_kind=directory.name)
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import AppServices
 from reclaim.contracts import Channel
+from reclaim.recovery.challenge import MAX_PAYLOAD
 from reclaim.recovery.contracts import CaseState, Delivery, RecoveryStatus
 
 router = APIRouter(prefix="/v1/recovery", tags=["recovery"])
@@ -31,6 +32,14 @@ class RecoveryRequest(BaseModel):
     )
     channel: Channel | None = Field(
         None, description="Where to send the code; by default the kind of identifier given."
+    )
+    altcha: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_PAYLOAD,
+        description="Over the rate limit: the solution of the `challenge` a 429 "
+        "`challenge_required` gave, as ALTCHA's payload (base64 of the JSON "
+        "`{algorithm, challenge, number, salt, signature}`).",
     )
 
 
@@ -135,8 +144,16 @@ class PasswordChanged(BaseModel):
 )
 async def open_case(body: RecoveryRequest, services: AppServices) -> CaseView:
     """A code goes to the account's email or phone. The answer is the same whether or not
-    an account exists under the identifier."""
-    return CaseView.of(await services.recovery.open(body.identifier, body.channel))
+    an account exists under the identifier.
+
+    After `RECLAIM_CASES_PER_HOUR` cases for one identifier in an hour, the answer is 429
+    `challenge_required` with `Retry-After` and a `challenge` (ALTCHA v1: find `number` in
+    [0, `maxNumber`] with SHA-256(`salt` + `number`) = `challenge`); send the request again
+    with its solution as `altcha`, or wait. Each case over the limit makes the next
+    challenge harder (up to a cap); a solution opens one case, for this identifier only."""
+    return CaseView.of(
+        await services.recovery.open(body.identifier, body.channel, proof=body.altcha)
+    )
 
 
 @router.get(

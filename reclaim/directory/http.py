@@ -187,10 +187,16 @@ class HttpDirectory:
         body = {"kind": identifier.kind.value, "value": identifier.value}
         response = await self._call("POST", "/accounts/lookup", body)
         if response.status_code == 404:
+            await self._links.id_for_nobody()  # the SQL a found account costs
             return None
         if response.status_code != 200:
             raise self._unexpected(response, "a lookup")
         return await self._record(self._payload(response), None)
+
+    async def decoy(self, seed: bytes) -> AccountRecord | None:
+        """The contract has no call to pick an account at random: unknown identifiers get
+        invented destinations (`reclaim.identifiers`)."""
+        return None
 
     async def _key(self, account_id: int) -> str | None:
         return await self._links.key_for(account_id)

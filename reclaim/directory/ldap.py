@@ -303,7 +303,15 @@ class LdapDirectory:
 
     async def find(self, identifier: Identifier) -> AccountRecord | None:
         entry = await self._entry_by_identifier(identifier)
-        return entry.record if entry is not None else None
+        if entry is None:
+            await self._links.id_for_nobody()  # the SQL a found entry costs
+            return None
+        return entry.record
+
+    async def decoy(self, seed: bytes) -> AccountRecord | None:
+        """An LDAP server has no cheap way to pick the n-th entry (a paged search would read
+        them all): unknown identifiers get invented destinations (`reclaim.identifiers`)."""
+        return None
 
     async def get(self, account_id: int) -> AccountRecord | None:
         entry = await self._entry_by_id(account_id)

@@ -232,6 +232,15 @@ class Directory(Protocol):
         be restored)."""
         ...
 
+    async def decoy(self, seed: bytes) -> AccountRecord | None:
+        """A real account picked by `seed` (the same for the same seed: a new account changes
+        the pick of few seeds), whose contacts an identifier that names nobody is shown in
+        place of its own: masked, its destinations then come from the same distribution as
+        real ones. Cheap (one indexed read) and called for every identifier, known or not,
+        so both do the same work. None when the directory cannot pick one cheaply (LDAP,
+        HTTP) or has no account: the caller invents one (`reclaim.identifiers`)."""
+        ...
+
     async def overview(self, account_id: int) -> AccountOverview | None: ...
 
     async def status_counts(self) -> dict[str, int]:

@@ -18,12 +18,14 @@ The SQL is synchronous: each method runs its transaction in a thread.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, literal, union_all, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -66,6 +68,8 @@ from reclaim.store.models import FORGOTTEN, utcnow
 T = TypeVar("T")
 
 PASSWORD_HISTORY_DEPTH = 5
+# Seconds `decoy` keeps the highest account id before reading it again.
+DECOY_SPAN_TTL = 60.0
 
 # What a purged account's unique columns hold (followed by its id, to stay unique).
 PURGED_MARK = FORGOTTEN
@@ -91,6 +95,8 @@ class SqlDirectory:
         self._engine = engine
         self._keys = keys
         self._passwords = passwords
+        # (when read, the highest account id) for `decoy`.
+        self._decoy_top: tuple[float, int] | None = None
 
     async def _run(self, work: Callable[[Session], T]) -> T:
         return await in_session(self._engine, work)
@@ -117,6 +123,27 @@ class SqlDirectory:
                 if reserved is not None and reserved.account_id is not None:
                     account = session.get(Account, reserved.account_id)
             return _record_of(account)
+
+        return await self._run(work)
+
+    async def decoy(self, seed: bytes) -> AccountRecord | None:
+        """The first account at or after an id the seed picks: `seed mod 2^k + 1`, 2^k the
+        power of two just above the highest id (re-read every `DECOY_SPAN_TTL` seconds), or
+        `seed mod 2^(k-1) + 1` when that is past the highest id. Every account can be picked
+        (the lower half at most twice as often), one indexed read; a new account changes the
+        pick only of the seeds that land on it, and crossing a power of two half of them."""
+        pick = int.from_bytes(seed[:8], "big")
+
+        def work(session: Session) -> AccountRecord | None:
+            now = time.monotonic()
+            if self._decoy_top is None or now - self._decoy_top[0] > DECOY_SPAN_TTL:
+                self._decoy_top = (now, session.exec(select(func.max(Account.id))).one() or 0)
+            top = self._decoy_top[1]
+            bits = max(top.bit_length(), 1)
+            start = pick % (1 << bits) + 1
+            if start > top:
+                start = pick % (1 << (bits - 1)) + 1
+            return _record_of(_decoy(session, start))
 
         return await self._run(work)
 
@@ -543,6 +570,33 @@ def _find(session: Session, identifier: Identifier) -> Account | None:
     }[identifier.kind]
     return session.exec(
         select(Account).where(column == identifier.value, Account.status != AccountStatus.PURGED)
+    ).first()
+
+
+def _decoy(session: Session, start: int) -> Account | None:
+    """The first account that is not purged at or after id `start`, else the first of all:
+    one statement, two index seeks, whatever the accounts."""
+    alive = col(Account.status) != AccountStatus.PURGED.value
+    after = (
+        select(col(Account.id).label("id"), literal(0).label("rank"))
+        .where(col(Account.id) >= start, alive)
+        .order_by(col(Account.id))
+        .limit(1)
+        .subquery()
+    )
+    first = (
+        select(col(Account.id).label("id"), literal(1).label("rank"))
+        .where(alive)
+        .order_by(col(Account.id))
+        .limit(1)
+        .subquery()
+    )
+    picked = union_all(sa_select(after), sa_select(first)).subquery()
+    return session.exec(
+        select(Account)
+        .join(picked, col(Account.id) == picked.c.id)
+        .order_by(picked.c.rank)
+        .limit(1)
     ).first()
 
 

@@ -12,6 +12,9 @@ contacts; this module only keeps the ledger and delivers.
 from __future__ import annotations
 
 import asyncio
+import random
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +33,8 @@ from reclaim.store.models import FORGOTTEN, Notification, utcnow
 
 log = structlog.get_logger(__name__)
 
+SEND_TIMES_KEPT = 200
+DEFAULT_SEND_SECONDS = 0.05  # before the first real send of a process
 _PROVIDER_ID_LENGTH = Notification.__table__.c.provider_id.type.length  # type: ignore[attr-defined]
 
 
@@ -52,6 +57,16 @@ class Notifier:
         self._courier = courier
         self._keys = keys
         self._domain = message_domain  # the right-hand side of every Message-ID
+        # How long the last sends took, by channel (claim, delivery, record): what a case
+        # with nothing to send waits instead, so that it is not done sooner.
+        self._send_seconds: dict[Channel, deque[float]] = {
+            channel: deque(maxlen=SEND_TIMES_KEPT) for channel in Channel
+        }
+
+    def typical_send_seconds(self, channel: Channel) -> float:
+        """One of the last real sends' durations on `channel`, drawn at random."""
+        kept = self._send_seconds[channel]
+        return random.choice(kept) if kept else DEFAULT_SEND_SECONDS
 
     async def send_once(
         self,
@@ -66,6 +81,7 @@ class Notifier:
         """Send one message, once for this (case, kind, attempt, channel). With `with_code`
         a code is generated the first time, kept sealed, handed to `compose` every time and
         returned, so a retry sends the same code."""
+        started = time.monotonic()
         claim = await asyncio.to_thread(self._claim, case_id, kind, attempt, contact, with_code)
         if not claim.sent:
             message_id = f"<{case_id}.{kind}.{attempt}.{contact.channel}@{self._domain}>"
@@ -77,6 +93,7 @@ class Notifier:
                 await asyncio.to_thread(self._count_failure, claim.row_id)
                 raise
             await asyncio.to_thread(self._mark_sent, claim.row_id, provider_id)
+            self._send_seconds[contact.channel].append(time.monotonic() - started)
             log.info("notification_sent", case_id=case_id, kind=kind, channel=contact.channel)
         return claim.code
 

@@ -2,6 +2,7 @@
 (it counts toward the rate limit from then on) and completed when the workflow closes it.
 
 Unknown identifiers get rows like known ones, so the rate limit tells nothing about accounts.
+Over the limit, a proof of work (`reclaim.recovery.challenge`) lets a case in, and is spent.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from reclaim.contracts import seconds_until
+from reclaim.recovery.challenge import Proof
 from reclaim.recovery.contracts import CaseClosing, CaseState
 from reclaim.store.engine import in_session
-from reclaim.store.models import CodeGuess, RecoveryCase, UTCDateTime
+from reclaim.store.models import CodeGuess, RecoveryCase, SpentChallenge, UTCDateTime
 
 RATE_WINDOW = timedelta(hours=1)
 
@@ -31,7 +34,8 @@ class CaseOpened:
 
 @dataclass(frozen=True)
 class RateLimited:
-    retry_after: int
+    retry_after: int  # seconds until a request without a proof of work goes through
+    level: int  # how far over the limit a new case would be (1: the first over it)
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,16 @@ class RecoveryLedger:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    async def open(self, case: RecoveryCase, *, per_hour: int | None) -> CaseOpened | RateLimited:
+    async def open(
+        self, case: RecoveryCase, *, per_hour: int | None, proof: Proof | None = None
+    ) -> CaseOpened | RateLimited:
         """Record a new case, unless its identifier already opened `per_hour` cases in the
-        last hour. `per_hour=None` is a case a support claim opens: no limit, and it takes
-        over the account: its other open cases are closed as superseded (`superseded`)."""
-        return await in_session(self._engine, lambda s: open_case(s, case, per_hour=per_hour))
+        last hour and `proof` (a proof of work, spent here) does not cover how far over.
+        `per_hour=None` is a case a support claim opens: no limit, and it takes over the
+        account: its other open cases are closed as superseded (`superseded`)."""
+        return await in_session(
+            self._engine, lambda s: open_case(s, case, per_hour=per_hour, proof=proof)
+        )
 
     async def forget(self, case_id: str) -> None:
         """Undo `open` when the workflow could not be started."""
@@ -215,16 +224,55 @@ class RecoveryLedger:
 
 
 def open_case(
-    session: Session, case: RecoveryCase, *, per_hour: int | None
+    session: Session, case: RecoveryCase, *, per_hour: int | None, proof: Proof | None = None
 ) -> CaseOpened | RateLimited:
     """The count and the insert are one statement (`INSERT ... SELECT ... WHERE count < n`),
     and on PostgreSQL concurrent openings for one identifier also queue on an advisory lock,
-    so parallel requests cannot slip past the limit together."""
+    so parallel requests cannot slip past the limit together. Over the limit, a `proof` of
+    work made for a level at least the identifier's lets the case in once: it is spent in the
+    same transaction (a proof that opens nothing stays unspent)."""
     since = case.opened_at - RATE_WINDOW
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": case.identifier_digest}
         )
+    inserted = _insert_below(session, case, per_hour)
+    if not inserted and proof is not None:
+        assert per_hour is not None
+        inserted = _spend(session, proof) and _insert_below(session, case, per_hour + proof.level)
+        if inserted:
+            session.execute(
+                delete(SpentChallenge).where(col(SpentChallenge.expires_at) < case.opened_at)
+            )
+    if not inserted:
+        session.rollback()
+        assert per_hour is not None
+        return _limited(session, case.identifier_digest, since, case.opened_at, per_hour)
+    superseded: list[str] = []
+    if per_hour is None and case.account_id is not None:
+        superseded = list(
+            session.execute(
+                select(col(RecoveryCase.case_id)).where(
+                    col(RecoveryCase.account_id) == case.account_id,
+                    col(RecoveryCase.closed_at).is_(None),
+                    col(RecoveryCase.case_id) != case.case_id,
+                )
+            ).scalars()
+        )
+        if superseded:
+            session.execute(
+                update(RecoveryCase)
+                .where(col(RecoveryCase.case_id).in_(superseded))
+                .values(state=CaseState.SUPERSEDED.value, closed_at=case.opened_at)
+            )
+    session.commit()
+    return CaseOpened(superseded=superseded)
+
+
+def _insert_below(session: Session, case: RecoveryCase, limit: int | None) -> bool:
+    """Insert the case if its identifier opened fewer than `limit` cases in the window (any
+    number: `limit` None), in one statement."""
+    since = case.opened_at - RATE_WINDOW
     in_window = (
         select(func.count())
         .select_from(RecoveryCase)
@@ -254,42 +302,50 @@ def open_case(
             for name, value in values.items()
         )
     )
-    if per_hour is not None:
-        row = row.where(in_window < per_hour)
+    if limit is not None:
+        row = row.where(in_window < limit)
     inserted = session.execute(
         insert(RecoveryCase).from_select(list(values), row).returning(col(RecoveryCase.case_id))
     ).first()
-    if inserted is None:
-        session.rollback()
-        assert per_hour is not None
-        opened = session.execute(
-            select(col(RecoveryCase.opened_at))
-            .where(
-                col(RecoveryCase.identifier_digest) == case.identifier_digest,
-                col(RecoveryCase.opened_at) > since,
-            )
-            .order_by(col(RecoveryCase.opened_at).desc())
-            .limit(per_hour)
-        ).scalars()
-        # The request may go through once the oldest of the last `per_hour` leaves the window.
-        oldest_counted = list(opened)[-1]
-        return RateLimited(seconds_until(oldest_counted + RATE_WINDOW, case.opened_at))
-    superseded: list[str] = []
-    if per_hour is None and case.account_id is not None:
-        superseded = list(
-            session.execute(
-                select(col(RecoveryCase.case_id)).where(
-                    col(RecoveryCase.account_id) == case.account_id,
-                    col(RecoveryCase.closed_at).is_(None),
-                    col(RecoveryCase.case_id) != case.case_id,
-                )
-            ).scalars()
-        )
-        if superseded:
-            session.execute(
-                update(RecoveryCase)
-                .where(col(RecoveryCase.case_id).in_(superseded))
-                .values(state=CaseState.SUPERSEDED.value, closed_at=case.opened_at)
-            )
-    session.commit()
-    return CaseOpened(superseded=superseded)
+    return inserted is not None
+
+
+def _spend(session: Session, proof: Proof) -> bool:
+    """Remember the proof as spent; False when it was spent already."""
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    spent = session.execute(
+        upsert(SpentChallenge)
+        .values(challenge=proof.challenge, expires_at=proof.expires_at)
+        .on_conflict_do_nothing()
+        .returning(col(SpentChallenge.challenge))
+    ).first()
+    return spent is not None
+
+
+def _limited(
+    session: Session,
+    digest: str,
+    since: datetime,
+    now: datetime,
+    per_hour: int,
+) -> RateLimited:
+    """How far over the limit the identifier is, and when a request without a proof goes
+    through again: when the oldest of its last `per_hour` cases leaves the window."""
+    recent = (
+        col(RecoveryCase.identifier_digest) == digest,
+        col(RecoveryCase.opened_at) > since,
+    )
+    count = session.execute(
+        select(func.count()).select_from(RecoveryCase).where(*recent)
+    ).scalar_one()
+    oldest_counted = session.execute(
+        select(col(RecoveryCase.opened_at))
+        .where(*recent)
+        .order_by(col(RecoveryCase.opened_at).desc())
+        .offset(per_hour - 1)
+        .limit(1)
+    ).scalar()
+    # None: a case was forgotten meanwhile (its workflow did not start): try again at once.
+    wait = 1 if oldest_counted is None else seconds_until(oldest_counted + RATE_WINDOW, now)
+    return RateLimited(wait, level=max(int(count) - per_hour + 1, 1))

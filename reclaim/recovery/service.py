@@ -9,6 +9,7 @@ errors (`reclaim.errors`), which the API and the CLI put in their own words.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from reclaim.notify import messages
 from reclaim.notify.errors import Undeliverable
 from reclaim.notify.notifier import Contact, Notifier
 from reclaim.password_policy import check_password
+from reclaim.recovery.challenge import Challenges, MalformedProof
 from reclaim.recovery.contracts import (
     ApplyReset,
     CaseClosing,
@@ -135,14 +137,21 @@ class RecoveryService:
         self._settings = settings
         self._lifecycle = lifecycle
         self._timeout = timedelta(seconds=settings.temporal_rpc_timeout)
+        self._challenges = Challenges(keys, settings)
 
     # -- the person recovering ---------------------------------------------------------------
 
     async def open(
-        self, identifier_text: str, channel: Channel | None, locale: str | None = None
+        self,
+        identifier_text: str,
+        channel: Channel | None,
+        locale: str | None = None,
+        proof: str | None = None,
     ) -> RecoveryStatus:
         """A code goes to the account's email or phone, in `locale`'s words. The answer is
-        the same whether or not an account exists under the identifier."""
+        the same whether or not an account exists under the identifier. Over the rate limit
+        the refusal carries a proof-of-work challenge; `proof`, its solution, lets the case
+        in (`reclaim.recovery.challenge`)."""
         settings = self._settings
         try:
             identifier = parse(identifier_text, settings.default_region)
@@ -151,10 +160,24 @@ class RecoveryService:
                 "invalid_identifier",
                 f"Give the email address, phone number or username of the account ({err}).",
             ) from err
+        checked = None
+        if proof is not None:
+            try:
+                checked = self._challenges.check(identifier.key, proof)
+            except MalformedProof as err:
+                raise Refused(
+                    "invalid_proof",
+                    f"`altcha` is not the solution of a challenge ({err}): send the base64 "
+                    "JSON of {algorithm, challenge, number, salt, signature}.",
+                ) from err
         case_id = new_case_id()
         opened_at = datetime.now(UTC)
+        # The same reads for every identifier, known or not: the account it names, and the
+        # real account whose contacts stand in for its own when it names nobody.
+        seed = self._keys.decoy_seed(identifier.key)
         account = await self._directory.find(identifier)
-        plan = plan_case(account, identifier, channel, self._keys, settings.default_region)
+        sample = await self._directory.decoy(seed)
+        plan = plan_case(account, identifier, channel, sample, seed, settings.default_region)
         outcome = await self._ledger.open(
             RecoveryCase(
                 case_id=case_id,
@@ -166,12 +189,23 @@ class RecoveryService:
                 opened_at=opened_at,
             ),
             per_hour=settings.cases_per_hour,
+            proof=checked,
         )
         if isinstance(outcome, RateLimited):
+            # Not a wall: a proof of work as hard as the identifier is far over the limit
+            # lets the next case in (the owner always gets through); or wait.
+            refused = (
+                "That solution was not accepted (expired, used already, or for another "
+                "request): solve this challenge instead, or wait."
+                if proof is not None
+                else "There were many recovery requests for this account: solve this "
+                "proof-of-work challenge and send its solution as `altcha`, or wait."
+            )
             raise Refused(
-                "rate_limited",
-                "Too many recovery requests for this account. Try again later.",
+                "challenge_required",
+                refused,
                 retry_after_seconds=outcome.retry_after,
+                challenge=self._challenges.issue(identifier.key, outcome.level, opened_at),
             )
         case = RecoveryInput(
             case_id=case_id,
@@ -450,6 +484,8 @@ class RecoveryService:
                     Contact(request.channel, address),
                     messages.no_account(t, product=settings.product_name, links=settings.links),
                 )
+            else:  # nothing to send: take as long as a send does (the delivery state shows it)
+                await asyncio.sleep(self._notifier.typical_send_seconds(request.channel))
             return self._issued(request.case_id, new_code())
 
         account = await self._directory.get(request.account_id)
@@ -477,6 +513,8 @@ class RecoveryService:
                         links=settings.links,
                     ),
                 )
+            else:  # a new code asked for: nothing is sent, in the time a send takes
+                await asyncio.sleep(self._notifier.typical_send_seconds(request.channel))
             # The digest of something no 6-digit code can ever match.
             return self._issued(request.case_id, new_token())
         valid_for = (request.expires_at - now).total_seconds()

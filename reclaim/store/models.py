@@ -138,6 +138,16 @@ class CodeGuess(SQLModel, table=True):
     at: datetime = Field(sa_column=when(index=True))
 
 
+class SpentChallenge(SQLModel, table=True):
+    """A proof-of-work solution that opened a case over the rate limit: kept until its
+    challenge expires, so that one solution opens one case."""
+
+    __tablename__ = "spent_challenge"
+
+    challenge: str = Field(primary_key=True, max_length=128)  # the challenge's SHA-256, hex
+    expires_at: datetime = Field(sa_column=when(index=True))
+
+
 class NotificationKind:
     CODE = "code"
     NO_ACCOUNT = "no_account"

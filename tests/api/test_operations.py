@@ -13,10 +13,10 @@ from sqlmodel import Session, select
 from reclaim.store.engine import make_engine
 from reclaim.store.migrations import create_schema
 from reclaim.store.models import RecoveryCase
-from tests.conftest import free_port
+from tests.conftest import StackParts, free_port
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.stack import Stack, serve_api, stack_settings
+from tests.stack import Stack, running_stack, serve_api, stack_settings
 
 
 async def test_healthz_says_ok_when_the_database_and_temporal_answer(stack: Stack):
@@ -26,7 +26,7 @@ async def test_healthz_says_ok_when_the_database_and_temporal_answer(stack: Stac
     assert response.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
 
 
-async def test_readyz_adds_the_account_directory(stack: Stack):
+async def test_readyz_adds_the_account_directory_and_a_worker(stack: Stack):
     response = await stack.http.get("/readyz")
 
     assert response.status_code == 200
@@ -35,8 +35,28 @@ async def test_readyz_adds_the_account_directory(stack: Stack):
         "database": "ok",
         "temporal": "ok",
         "directory": "ok",
+        "worker": "ok",
         "directory_kind": "sql",
     }
+
+
+async def test_readyz_says_when_no_worker_polls_the_task_queue(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """Temporal answers but nobody would run a case: the API is not ready, and says why."""
+    settings, engine = stack_parts()
+    async with running_stack(settings, engine, mail, sms, worker=False) as stack:
+        ready = await stack.http.get("/readyz")
+        health = await stack.http.get("/healthz")
+
+    assert ready.status_code == 503
+    assert ready.json()["worker"] == (
+        f"unavailable (no worker polls task queue {settings.task_queue})"
+    )
+    assert ready.json()["reason"] == (
+        f"worker: unavailable (no worker polls task queue {settings.task_queue})"
+    )
+    assert health.status_code == 200  # alive all the same
 
 
 async def test_without_temporal_the_api_answers_503_and_keeps_nothing(

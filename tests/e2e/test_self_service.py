@@ -188,7 +188,9 @@ async def test_an_unknown_username_gets_a_believable_stable_destination(stack: S
 
 
 async def test_cases_per_identifier_are_limited_per_hour_known_or_not(stack: Stack):
+    """Then a proof of work or a wait (tests/e2e/test_challenge.py): the same for both."""
     await _jane(stack)
+    answers = []
     for identifier in ("jane", "ghost_user"):
         for _ in range(5):
             await stack.open_case(identifier)
@@ -196,10 +198,15 @@ async def test_cases_per_identifier_are_limited_per_hour_known_or_not(stack: Sta
         limited = await stack.http.post("/v1/recovery", json={"identifier": identifier})
 
         assert limited.status_code == 429
-        assert limited.json()["error"] == "rate_limited"
+        assert limited.json()["error"] == "challenge_required"
         retry_after = int(limited.headers["Retry-After"])
         assert 3500 < retry_after <= 3600
         assert limited.json()["retry_after_seconds"] == retry_after
+        answers.append(limited.json())
+    known, unknown = answers
+    assert set(known) == set(unknown)
+    assert set(known["challenge"]) == set(unknown["challenge"])
+    assert known["challenge"]["maxNumber"] == unknown["challenge"]["maxNumber"]
     # Another identifier of the same account is counted on its own.
     await stack.open_case("jane@example.com")
 

@@ -256,6 +256,52 @@ async def test_the_pages_work_with_javascript_off(stack: Stack, browser: Browser
         await expect(page.get_by_role("heading", level=1)).to_have_text("Your password is changed")
 
 
+async def test_the_owner_locked_out_by_a_stranger_gets_through_in_the_browser(
+    stack: Stack, browser: Browser
+):
+    """Five requests on each of jane's identifiers: her own request comes back with a proof
+    of work, which the page solves and sends by itself; without JavaScript it says when to
+    try again; either way the page is accessible."""
+    await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
+    for identifier in ("jane", "jane@example.com", "+14155550123"):
+        for _ in range(5):
+            await stack.open_case(identifier)
+
+    async with person(browser, str(stack.http.base_url), javascript=False) as page:
+        await _start_over_the_limit(page, "jane@example.com")
+        await expect(page.get_by_role("alert")).to_contain_text(
+            "There were many requests for this account. Try again in"
+        )
+    async with person(browser, str(stack.http.base_url)) as page:
+        await page.route("**/assets/pow.js", lambda route: route.abort())
+        await _start_over_the_limit(page, "jane@example.com")
+        await expect(page.get_by_role("alert")).to_be_visible()
+        await accessible(page)
+    async with person(browser, str(stack.http.base_url)) as page:
+        await page.goto("/recover")
+        await page.get_by_label("Email, phone number or username").fill("jane@example.com")
+        await page.get_by_role("button", name="Send me a code").click()
+
+        await page.wait_for_url(re.compile(r"/recover/rc_[\w-]{22}$"))
+        await expect(page.locator(".destination")).to_have_text("j•••@e•••.com")
+        code = await stack.mail.code_of_case(page.url.rsplit("/", 1)[1])
+        await page.get_by_label("Code", exact=True).fill(code)
+        await page.get_by_role("button", name="Continue").click()
+        await page.get_by_label("New password").fill(NEW)
+        await page.get_by_label("Type it again").fill(NEW)
+        await page.get_by_role("button", name="Change my password").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Your password is changed")
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
+
+
+async def _start_over_the_limit(page: Page, identifier: str) -> None:
+    await page.goto("/recover")
+    await page.get_by_label("Email, phone number or username").fill(identifier)
+    await page.get_by_role("button", name="Send me a code").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Forgot your password?")
+    assert page.url.endswith("/recover")
+
+
 HOLD_SAVED = {"en-US": "Your new password is saved", "es-ES": "Su nueva contraseña está guardada"}
 CHANGED = {"en-US": "Your password is changed", "es-ES": "Su contraseña se ha cambiado"}
 

@@ -4,6 +4,8 @@ redirect, CSRF, the headers, the language, and every link in every message."""
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.pages.people import Person, headers_of
+from tests.proof import solved
 from tests.stack import Stack
 
 OLD = "correct horse battery staple"
@@ -126,6 +129,36 @@ async def _until_sent(person: Person, within: float = 20) -> None:
         assert time.monotonic() < deadline, person.text
         await asyncio.sleep(0.1)
         await person.open(person.url)
+
+
+async def test_over_the_limit_the_page_says_when_to_try_again_and_takes_a_solution(
+    stack: Stack, person: Person
+):
+    """Without JavaScript: the wait and when it ends. The form carries the challenge (for
+    /assets/pow.js), and a solution posted with it opens the case."""
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    for _ in range(5):
+        await stack.open_case("jane@example.com")
+    await person.open("/recover")
+
+    refused = await person.submit("/recover", identifier="jane@example.com", channel="email")
+
+    assert refused.status_code == 429
+    assert re.search(
+        r"There were many requests for this account\. Try again in \d+ minutes, at "
+        r"\w{3} \d{1,2}, \d{4}, \d{1,2}:\d\d [AP]M UTC\.",
+        person.text,
+    ), person.text
+    assert 'value="email" checked' in person.page  # what was chosen stays chosen
+    assert '<script src="/assets/pow.js" defer></script>' in person.page
+    found = re.search(r'data-challenge="([^"]+)"', person.page)
+    assert found is not None
+    challenge = json.loads(html.unescape(found.group(1)))
+    await person.submit(
+        "/recover", identifier="jane@example.com", channel="email", altcha=solved(challenge)
+    )
+    assert re.search(r"/recover/rc_[\w-]{22}$", person.url), person.text
+    assert "We sent a code by email to j•••@e•••.com" in person.text
 
 
 async def test_the_page_speaks_the_browser_s_language_and_the_switcher_remembers(stack: Stack):

@@ -18,11 +18,12 @@ from reclaim.directory.sql import SqlDirectory
 from reclaim.directory.tables import Account, LoginSession, PasswordHistory
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.recovery import ledger
+from reclaim.recovery.challenge import Proof
 from reclaim.recovery.contracts import ApplyReset, CaseClosing, CaseState
 from reclaim.recovery.service import Superseded
 from reclaim.security import Keys, Passwords, new_case_id
 from reclaim.services import Services
-from reclaim.store.models import Notification, RecoveryCase
+from reclaim.store.models import Notification, RecoveryCase, SpentChallenge
 from tests.stack import TEST_PASSWORDS, TEST_SECRET, sql_directory
 
 KEYS = Keys(TEST_SECRET.encode())
@@ -37,7 +38,13 @@ async def _account(engine: Engine, username: str = "jane", phone: str | None = "
     return account.id
 
 
-def _open(engine: Engine, digest: str, at: datetime, account_id: int | None = None) -> object:
+def _open(
+    engine: Engine,
+    digest: str,
+    at: datetime,
+    account_id: int | None = None,
+    proof: Proof | None = None,
+) -> object:
     with Session(engine) as session:
         return ledger.open_case(
             session,
@@ -49,6 +56,7 @@ def _open(engine: Engine, digest: str, at: datetime, account_id: int | None = No
                 opened_at=at,
             ),
             per_hour=5,
+            proof=proof,
         )
 
 
@@ -90,6 +98,46 @@ def test_an_identifier_opens_five_cases_an_hour_then_waits(engine: Engine):
     assert isinstance(_open(engine, "another identifier", T0), ledger.CaseOpened)
     with Session(engine) as session:
         assert len(session.exec(select(RecoveryCase)).all()) == 7
+
+
+def _proof(name: str, level: int = 1) -> Proof:
+    return Proof(name, level, T0 + timedelta(minutes=10))
+
+
+def test_over_the_limit_a_proof_of_work_opens_one_case_and_the_level_rises(engine: Engine):
+    digest = KEYS.identifier_digest("username:jane")
+    for minute in range(5):
+        _open(engine, digest, T0 + timedelta(minutes=minute))
+    at = T0 + timedelta(minutes=6)
+
+    refused = _open(engine, digest, at)
+    assert isinstance(refused, ledger.RateLimited) and refused.level == 1
+    assert isinstance(_open(engine, digest, at, proof=_proof("a")), ledger.CaseOpened)
+    again = _open(engine, digest, at, proof=_proof("a", level=9))  # spent: worth nothing
+    assert isinstance(again, ledger.RateLimited) and again.level == 2
+    low = _open(engine, digest, at, proof=_proof("b", level=1))  # made before the last case
+    assert isinstance(low, ledger.RateLimited)
+    assert isinstance(_open(engine, digest, at, proof=_proof("b", level=2)), ledger.CaseOpened)
+    # A proof that opened nothing was not spent: "b" at level 1 was refused, then "b" opened
+    # one. Under the limit a proof is not needed and not spent.
+    assert isinstance(_open(engine, "another", at, proof=_proof("c")), ledger.CaseOpened)
+    with Session(engine) as session:
+        spent = session.exec(select(SpentChallenge.challenge)).all()
+    assert sorted(spent) == ["a", "b"]
+
+
+def test_concurrent_proofs_open_one_case_each_level(engine: Engine):
+    digest = KEYS.identifier_digest("email:jane@example.com")
+    for _ in range(5):
+        _open(engine, digest, T0)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replays = list(pool.map(lambda i: _open(engine, digest, T0, proof=_proof("x")), range(8)))
+        others = list(
+            pool.map(lambda i: _open(engine, digest, T0, proof=_proof(f"y{i}", 2)), range(8))
+        )
+
+    assert sum(isinstance(o, ledger.CaseOpened) for o in replays) == 1
+    assert sum(isinstance(o, ledger.CaseOpened) for o in others) == 1
 
 
 def test_concurrent_openings_cannot_slip_past_the_limit(engine: Engine):
