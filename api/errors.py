@@ -58,6 +58,7 @@ REFUSAL_STATUS = {
     CaseError.SUPERVISOR_REQUIRED: 403,
     CaseError.NOT_ASSIGNEE: 403,
     CaseError.CANNOT_RESOLVE: 409,
+    CaseError.SAME_PERSON: 403,
     "invalid_identifier": 422,
     "invalid_request": 422,
     "unknown_assignee": 422,

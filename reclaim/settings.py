@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     first_response_sla: int = Field(86_400, ge=1)  # unassigned this long → escalated
     decision_sla: int = Field(259_200, ge=1)  # assigned, undecided this long → escalated
     claimant_window: int = Field(604_800, ge=1)  # a question unanswered this long → abandoned
+    # A reviewer's approval of a high-risk claim waits this long for a supervisor to confirm it
+    # (the two-person rule), then goes back to review.
+    approval_confirm_window: int = Field(86_400, ge=1)
     claims_per_hour: int = Field(3, ge=1)  # per contact address
     # Where escalations are mailed (a support lead's inbox); unset: logged only.
     escalation_email: str | None = None
@@ -250,6 +253,7 @@ class Settings(BaseSettings):
             first_response_sla=self.first_response_sla,
             decision_sla=self.decision_sla,
             claimant_window=self.claimant_window,
+            confirm_window=self.approval_confirm_window,
             recovery=self.recovery_rules,
         )
 

@@ -354,12 +354,27 @@ async def request_info(
     status_code=202,
     response_model=Summary,
     responses=_DECISION_ERRORS,
-    summary="Approve: the resolution is applied before this answers",
+    summary="Approve: applied before this answers; a reviewer's high-risk approval waits for "
+    "a supervisor's confirmation (state awaiting_confirmation)",
 )
 async def approve(
     case_id: str, services: AppServices, member: StaffMember, body: ApproveBody | None = None
 ) -> Summary:
     return _summary(await services.support.approve(case_id, member, body.note if body else None))
+
+
+@staff.post(
+    "/cases/{case_id}/confirm",
+    status_code=202,
+    response_model=Summary,
+    responses=_DECISION_ERRORS,
+    summary="Confirm a reviewer's approval of a high-risk claim (a supervisor, not its author)",
+)
+async def confirm(
+    case_id: str, services: AppServices, member: StaffMember, body: ApproveBody | None = None
+) -> Summary:
+    """The two-person rule: the resolution is applied before this answers."""
+    return _summary(await services.support.confirm(case_id, member, body.note if body else None))
 
 
 @staff.post(

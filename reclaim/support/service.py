@@ -61,6 +61,7 @@ from reclaim.support.contracts import (
     ClaimReason,
     ClaimState,
     ClaimView,
+    ConfirmApproval,
     Escalation,
     ProvideInfo,
     Reject,
@@ -343,6 +344,12 @@ class SupportService:
     async def approve(self, case_id: str, by: Reviewer, note: str | None = None) -> ClaimView:
         """The resolution is applied before this answers."""
         return await self._update(case_id, ClaimCalls.APPROVE, Approve(by, note), ClaimView)
+
+    async def confirm(self, case_id: str, by: Reviewer, note: str | None = None) -> ClaimView:
+        """A supervisor confirms a reviewer's approval of a high-risk claim (never their own);
+        the resolution is applied before this answers."""
+        request = ConfirmApproval(by, note)
+        return await self._update(case_id, ClaimCalls.CONFIRM_APPROVAL, request, ClaimView)
 
     async def reject(self, case_id: str, by: Reviewer, reason: str) -> ClaimView:
         return await self._update(case_id, ClaimCalls.REJECT, Reject(by, reason), ClaimView)
