@@ -34,7 +34,9 @@ from reclaim.security import (
     Passwords,
 )
 from reclaim.settings import Settings
+from reclaim.support.audit import AuditLog
 from reclaim.support.ledger import SupportLedger
+from reclaim.support.oidc import oidc_provider
 from reclaim.support.service import SupportService
 from reclaim.support.staff import StaffRoster
 from reclaim.temporal import calls
@@ -73,6 +75,7 @@ class Services:
     async def aclose(self) -> None:
         await self.courier.aclose()
         await self.directory.aclose()
+        await self.support.aclose()
 
     # -- every kind of case, for operators ---------------------------------------------------
 
@@ -167,6 +170,8 @@ def build_services(
         settings,
         recovery,
         lifecycle,
+        AuditLog(engine),
+        oidc_provider(settings),
     )
     return Services(
         settings=settings,

@@ -125,6 +125,23 @@ class Settings(BaseSettings):
     # Where escalations are mailed (a support lead's inbox); unset: logged only.
     escalation_email: str | None = None
 
+    # The console (/console): staff sign in through the organisation's identity provider
+    # (OpenID Connect, authorization code with PKCE) when an issuer is set, else with their
+    # staff key. The role comes from one claim of the ID token: the supervisor value makes a
+    # supervisor, the reviewer value a reviewer, neither no access. The redirect URL (to
+    # register at the provider) defaults to <public URL>/console/oidc/callback.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_url: str | None = None
+    oidc_scopes: str = "openid profile email"
+    oidc_role_claim: str = "groups"
+    oidc_supervisor_value: str = "reclaim-supervisors"
+    oidc_reviewer_value: str = "reclaim-reviewers"
+    oidc_name_claim: str = "preferred_username"  # the staff name (assignments use it)
+    oidc_timeout: float = Field(5.0, gt=0)
+    console_session_ttl: int = Field(8 * 3600, ge=60)  # seconds a console sign-in lasts
+
     # Delivery.
     smtp_host: str | None = None
     smtp_port: int = 1025
@@ -204,6 +221,14 @@ class Settings(BaseSettings):
     @property
     def resolved_support_url(self) -> str:
         return self.support_url or f"{self.public_url.rstrip('/')}/support"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    @property
+    def resolved_oidc_redirect_url(self) -> str:
+        return self.oidc_redirect_url or f"{self.public_url.rstrip('/')}/console/oidc/callback"
 
     @property
     def links(self) -> Links:
