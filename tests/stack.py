@@ -154,9 +154,9 @@ class Stack:
 
 
 @asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[str]:
-    """The API app with its real lifespan, behind uvicorn on a free port, on a database with
-    the schema (made here if missing: the API only checks it)."""
+async def serve_api(settings: Settings, port: int = 0) -> AsyncIterator[str]:
+    """The API app with its real lifespan, behind uvicorn on a free port (or `port`), on a
+    database with the schema (made here if missing: the API only checks it)."""
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     engine.dispose()
@@ -164,7 +164,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     app = create_app(settings, services)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
@@ -185,12 +185,18 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def running_stack(
-    settings: Settings, engine: Engine, mail: MailSink, sms: SmsGateway, *, worker: bool = True
+    settings: Settings,
+    engine: Engine,
+    mail: MailSink,
+    sms: SmsGateway,
+    *,
+    worker: bool = True,
+    port: int = 0,
 ) -> AsyncIterator[Stack]:
     client = await connect(settings)
     courier = courier_for(settings)
     async with (
-        serve_api(settings) as base_url,
+        serve_api(settings, port) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,
     ):
         services = build_services(settings, client, engine, courier)

@@ -522,8 +522,13 @@ class SupportCaseWorkflow:
 
     def _refuse_unless_in_charge(self, by: Reviewer) -> None:
         if by.role is not StaffRole.SUPERVISOR and by.name != self._assignee:
+            held = (
+                f"This claim is assigned to {self._assignee}"
+                if self._assignee
+                else "Nobody is assigned to this claim"
+            )
             raise _refusal(
                 CaseError.NOT_ASSIGNEE,
-                f"This claim is assigned to {self._assignee}: assign it to yourself first.",
+                f"{held}: assign it to yourself first.",
                 assignee=self._assignee,
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
+from typing import Literal
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -77,17 +78,20 @@ def set_cookie(
     *,
     path: str,
     max_age: int | None = None,
+    samesite: Literal["strict", "lax"] = "strict",
 ) -> None:
     """A cookie only Reclaim's pages send back, never a script, never another site; `Secure`
     whenever the page came over HTTPS (behind a proxy: `X-Forwarded-Proto`, which `reclaim
-    api` trusts from its proxy)."""
+    api` trusts from its proxy). `lax` only for the console's cookies that must come back from
+    the identity provider's redirect (a top-level GET); every post still needs the form
+    token."""
     response.set_cookie(
         name,
         value,
         path=path,
         max_age=max_age,
         httponly=True,
-        samesite="strict",
+        samesite=samesite,
         secure=request.url.scheme == "https",
     )
 
