@@ -141,6 +141,7 @@ class Settings(BaseSettings):
     oidc_name_claim: str = "preferred_username"  # the staff name (assignments use it)
     oidc_timeout: float = Field(5.0, gt=0)
     console_session_ttl: int = Field(8 * 3600, ge=60)  # seconds a console sign-in lasts
+    console_refresh: int = Field(30, ge=1)  # seconds between the queue's own refreshes
 
     # Delivery.
     smtp_host: str | None = None

@@ -32,7 +32,6 @@ SESSION_COOKIE = "reclaim_console"
 LOGIN_COOKIE = "reclaim_console_login"
 LOGIN_PATH = "/console/oidc"
 LOGIN_AGE = 600
-REFRESH_SECONDS = 30
 MAX_QUESTIONS = 10
 MAX_TEXT = 2000
 
@@ -251,7 +250,7 @@ async def queue(request: Request, services: AppServices) -> Response:
         reasons=[(r, view.REASONS[r], page.counts.get(f"reason:{r}", 0)) for r in _REASONS],
         states=[(s, view.state_words(s), page.counts.get(f"state:{s}", 0)) for s in _OPEN_STATES],
         truncated=page.truncated,
-        refresh=REFRESH_SECONDS,
+        refresh=services.settings.console_refresh,
         updated_at=f"{now:%H:%M:%S} UTC",
         filtered=chosen != QueueFilter(),
         here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),

@@ -160,6 +160,8 @@ def refusal(error: DomainError, view: ClaimView | None = None) -> Problem:
                 "An approval of this claim is waiting for a supervisor's confirmation: a "
                 "supervisor confirms it or rejects the claim."
             )
+        if state == "submitted":
+            return Problem("Nobody has taken this claim yet: assign it to yourself first.")
         return Problem(f"Not now: the claim is {state_words(state).lower()}.")
     if code == "not_assignee":
         return Problem(f"You are not the assignee. {error.message}", status=403)

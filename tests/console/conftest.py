@@ -34,6 +34,7 @@ async def sso_stack(
         oidc_issuer=issuer.url,
         oidc_client_id=CLIENT_ID,
         oidc_client_secret=CLIENT_SECRET,
+        console_refresh=2,  # the queue's own refresh, seen within a test's patience
     )
     async with running_stack(settings, engine, mail, sms, port=port) as running:
         yield running

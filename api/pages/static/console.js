@@ -14,10 +14,16 @@
       var old = document.getElementById(id);
       var replacement = fresh.getElementById(id);
       if (!old || !replacement) { return; }
-      // Nothing is replaced under the reviewer's focus (a select they are choosing in).
+      // Nothing is replaced under the reviewer's focus, nor a filter they chose and have not
+      // applied yet.
       if (old.contains(document.activeElement) && document.activeElement !== document.body) {
         return;
       }
+      var changed = Array.prototype.some.call(old.querySelectorAll("select"), function (s) {
+        var chosen = s.querySelector("option[selected]") || s.options[0];
+        return chosen && s.value !== chosen.value;
+      });
+      if (changed) { return; }
       old.replaceWith(replacement);
     }
 
