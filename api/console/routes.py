@@ -253,8 +253,12 @@ async def queue(request: Request, services: AppServices) -> Response:
         refresh=services.settings.console_refresh,
         updated_at=f"{now:%H:%M:%S} UTC",
         filtered=chosen != QueueFilter(),
-        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        here=request.url.path + (f"?{_query_string(request)}" if _query_string(request) else ""),
     )
+
+
+def _query_string(request: Request) -> str:
+    return bytes(request.scope.get("query_string", b"")).decode("latin-1")
 
 
 _REASONS = [reason.value for reason in ClaimReason]
