@@ -142,11 +142,7 @@ def refusal(error: DomainError, view: ClaimView | None = None) -> Problem:
     if isinstance(error, NotFound):
         return Problem("No claim has this reference.", status=404)
     if isinstance(error, Unavailable):
-        return Problem(
-            "The claim service is not answering right now. Nothing was done: try again in a "
-            "few seconds.",
-            status=503,
-        )
+        return Problem(f"{error.message} Nothing was done.", status=503)
     if isinstance(error, Unauthorized):
         return Problem(error.message, status=401)
     assert isinstance(error, Refused)

@@ -15,10 +15,13 @@ from sqlmodel import Session
 
 from reclaim.store.models import ConsoleSession, Staff, utcnow
 from reclaim.support.audit import Origin
+from tests.conftest import StackParts, free_port
 from tests.console.desk import PASSWORD, STRONG, csrf_of, file_claim
 from tests.console.desk import Staff as StaffBrowser
+from tests.mailbox import MailSink
 from tests.oidc_issuer import CLIENT_ID, TestIssuer, new_key, tamper
-from tests.stack import Stack
+from tests.sms_gateway import SmsGateway
+from tests.stack import Stack, running_stack
 
 SESSION = "reclaim_console"
 _CLI = Origin("cli")
@@ -264,3 +267,44 @@ async def test_staff_members_with_the_same_name_from_the_provider_and_a_key_are_
         assert (members[0].name, members[0].role) == ("sue", "supervisor")
     finally:
         await sue.aclose()
+
+
+async def test_a_provider_that_does_not_answer_is_said_in_words(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(
+        oidc_issuer=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        oidc_client_id=CLIENT_ID,
+    )
+    async with running_stack(settings, engine, mail, sms, worker=False) as stack:
+        someone = StaffBrowser(stack)
+        try:
+            answer = await someone.http.get("/console/signin/sso")
+
+            assert answer.status_code == 503
+            assert "The identity provider is not answering right now" in answer.text
+            assert "Nothing was done." in answer.text
+        finally:
+            await someone.aclose()
+
+
+def test_oidc_settings_that_cannot_work_stop_the_start_in_one_line():
+    from reclaim.settings import CannotStart, Settings
+    from reclaim.support.oidc import oidc_provider
+
+    for values, said in (
+        ({"oidc_issuer": "https://login.example"}, "needs RECLAIM_OIDC_CLIENT_ID"),
+        ({"oidc_issuer": "http://login.example", "oidc_client_id": "r"}, "must be an https://"),
+        (
+            {
+                "oidc_issuer": "https://login.example",
+                "oidc_client_id": "r",
+                "oidc_reviewer_value": "staff",
+                "oidc_supervisor_value": "staff",
+            },
+            "must differ",
+        ),
+    ):
+        with pytest.raises(CannotStart, match=said):
+            oidc_provider(Settings(**values))
+    assert oidc_provider(Settings()) is None
