@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import pages
+from api import console, pages
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, RequestObserver
@@ -81,4 +81,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if settings.dev_mode:
         app.include_router(dev.router)
     pages.install(app, settings)
+    console.install(app)
     return app

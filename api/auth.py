@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from api.deps import AppServices
 from reclaim.errors import Unauthorized
+from reclaim.support.audit import Origin
 from reclaim.support.contracts import Reviewer
 
 
@@ -50,3 +51,16 @@ async def staff_member(
 SessionToken = Annotated[str, Depends(session_token)]
 ClaimToken = Annotated[str, Depends(claim_token)]
 StaffMember = Annotated[Reviewer, Depends(staff_member)]
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address (behind a proxy, the one `reclaim api` trusts it to name)."""
+    return request.client.host if request.client else None
+
+
+def api_origin(request: Request) -> Origin:
+    """Where a staff call over the API comes from, for the audit."""
+    return Origin("api", client_address(request))
+
+
+ApiOrigin = Annotated[Origin, Depends(api_origin)]

@@ -59,6 +59,7 @@ REFUSAL_STATUS = {
     CaseError.NOT_ASSIGNEE: 403,
     CaseError.CANNOT_RESOLVE: 409,
     "invalid_link": 400,
+    CaseError.SAME_PERSON: 403,
     "invalid_identifier": 422,
     "invalid_request": 422,
     "unknown_assignee": 422,

@@ -106,6 +106,8 @@ class CaseError(StrEnum):
     SUPERVISOR_REQUIRED = "supervisor_required"
     NOT_ASSIGNEE = "not_assignee"
     CANNOT_RESOLVE = "cannot_resolve"
+    # The two-person rule: who asked for an approval never confirms it.
+    SAME_PERSON = "same_person"
     # Raised by activities, never shown as such to a user.
     SUPERSEDED = "superseded"
     UNDELIVERABLE = "undeliverable"

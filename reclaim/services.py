@@ -35,8 +35,10 @@ from reclaim.security import (
     Passwords,
 )
 from reclaim.settings import Settings
+from reclaim.support.audit import AuditLog
 from reclaim.support.contracts import ClaimReason
 from reclaim.support.ledger import SupportLedger
+from reclaim.support.oidc import oidc_provider
 from reclaim.support.service import FiledClaim, SupportService
 from reclaim.support.staff import StaffRoster
 from reclaim.temporal import calls
@@ -80,6 +82,7 @@ class Services:
     async def aclose(self) -> None:
         await self.courier.aclose()
         await self.directory.aclose()
+        await self.support.aclose()
 
     # -- every kind of case, for operators ---------------------------------------------------
 
@@ -198,6 +201,8 @@ def build_services(
         settings,
         recovery,
         lifecycle,
+        AuditLog(engine),
+        oidc_provider(settings),
     )
     return Services(
         settings=settings,

@@ -135,9 +135,30 @@ class Settings(BaseSettings):
     first_response_sla: int = Field(86_400, ge=1)  # unassigned this long → escalated
     decision_sla: int = Field(259_200, ge=1)  # assigned, undecided this long → escalated
     claimant_window: int = Field(604_800, ge=1)  # a question unanswered this long → abandoned
+    # A reviewer's approval of a high-risk claim waits this long for a supervisor to confirm it
+    # (the two-person rule), then goes back to review.
+    approval_confirm_window: int = Field(86_400, ge=1)
     claims_per_hour: int = Field(3, ge=1)  # per contact address
     # Where escalations are mailed (a support lead's inbox); unset: logged only.
     escalation_email: str | None = None
+
+    # The console (/console): staff sign in through the organisation's identity provider
+    # (OpenID Connect, authorization code with PKCE) when an issuer is set, else with their
+    # staff key. The role comes from one claim of the ID token: the supervisor value makes a
+    # supervisor, the reviewer value a reviewer, neither no access. The redirect URL (to
+    # register at the provider) defaults to <public URL>/console/oidc/callback.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_url: str | None = None
+    oidc_scopes: str = "openid profile email"
+    oidc_role_claim: str = "groups"
+    oidc_supervisor_value: str = "reclaim-supervisors"
+    oidc_reviewer_value: str = "reclaim-reviewers"
+    oidc_name_claim: str = "preferred_username"  # the staff name (assignments use it)
+    oidc_timeout: float = Field(5.0, gt=0)
+    console_session_ttl: int = Field(8 * 3600, ge=60)  # seconds a console sign-in lasts
+    console_refresh: int = Field(30, ge=1)  # seconds between the queue's own refreshes
 
     # Delivery.
     smtp_host: str | None = None
@@ -220,6 +241,14 @@ class Settings(BaseSettings):
         return self.support_url or f"{self.public_url.rstrip('/')}/support"
 
     @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    @property
+    def resolved_oidc_redirect_url(self) -> str:
+        return self.oidc_redirect_url or f"{self.public_url.rstrip('/')}/console/oidc/callback"
+
+    @property
     def links(self) -> Links:
         """The pages messages link to."""
         return Links(self.public_url, self.support_url)
@@ -272,6 +301,7 @@ class Settings(BaseSettings):
             first_response_sla=self.first_response_sla,
             decision_sla=self.decision_sla,
             claimant_window=self.claimant_window,
+            confirm_window=self.approval_confirm_window,
             recovery=replace(self.recovery_rules, hold=self.claim_recovery_hold),
         )
 

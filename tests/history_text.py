@@ -14,16 +14,17 @@ from tests.stack import TEST_SECRET
 # The codec of every test stack (its key derived from the tests' secret, as a deployment without
 # RECLAIM_CODEC_KEYS derives it): recorded histories are encrypted with it.
 TEST_CODEC = EncryptionCodec([derived_key(TEST_SECRET.encode())])
+PATCH_MARKER = "core_patch"
 
 
 def payloads(node: Any) -> list[Payload]:
     """Every payload in a history (as `fetch_history().to_json()` gives it, parsed), except
     search attributes (indexed in clear by design, no personal data) and the markers of
-    `workflow.patched` (the SDK writes the patch's name there, past the codec)."""
+    `workflow.patched` (the SDK writes a patch's id in clear, never through the codec)."""
     found: list[Payload] = []
-    if isinstance(node, dict) and node.get("markerName") == "core_patch":
-        return found
     if isinstance(node, dict):
+        if node.get("markerName") == PATCH_MARKER:
+            return found
         data, metadata = node.get("data"), node.get("metadata")
         if isinstance(data, str) and isinstance(metadata, dict):
             found.append(

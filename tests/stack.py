@@ -170,10 +170,12 @@ class Stack:
 
 
 @asynccontextmanager
-async def serve_api(settings: Settings, given: Services | None = None) -> AsyncIterator[str]:
-    """The API app with its real lifespan, behind uvicorn on a free port, on a database with
-    the schema (made here if missing: the API only checks it). `given`: services of the
-    test's own (an instrumented engine or client) instead of the API's."""
+async def serve_api(
+    settings: Settings, given: Services | None = None, port: int = 0
+) -> AsyncIterator[str]:
+    """The API app with its real lifespan, behind uvicorn on a free port (or `port`), on a
+    database with the schema (made here if missing: the API only checks it). `given`:
+    services of the test's own (an instrumented engine or client) instead of the API's."""
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     engine.dispose()
@@ -181,7 +183,7 @@ async def serve_api(settings: Settings, given: Services | None = None) -> AsyncI
     app = create_app(settings, services)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
@@ -218,11 +220,12 @@ async def running_stack(
     *,
     worker: bool = True,
     api_services: Services | None = None,
+    port: int = 0,
 ) -> AsyncIterator[Stack]:
     client = await connect(settings)
     courier = courier_for(settings)
     async with (
-        serve_api(settings, api_services) as base_url,
+        serve_api(settings, api_services, port) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,
     ):
         services = build_services(settings, client, engine, courier)

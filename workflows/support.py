@@ -6,6 +6,10 @@ up (first-response SLA) and one assigned but not decided (decision SLA). Approva
 resolution in activities and, for a takeover or a lost contact, starts a child self-service
 recovery case to the verified address.
 
+The two-person rule: a reviewer's approval of a high-risk claim does not apply it. The claim
+waits in awaiting_confirmation until a supervisor other than the reviewer confirms it (then
+it is applied) or the confirmation window ends (it lapses back to in_review).
+
 What the claimant wrote (description, answers) and where to reach them stay in the database;
 this history holds who did what and when, the evidence's results and the reviewers' words.
 """
@@ -24,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from reclaim.contracts import CaseError, Channel
     from reclaim.recovery.contracts import RecoveryInput, RecoveryStatus
     from reclaim.support.contracts import (
+        ApprovalRequest,
         Approve,
         AssignRequest,
         CancelClaim,
@@ -36,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimNoticeKind,
         ClaimState,
         ClaimView,
+        ConfirmApproval,
         Decision,
         Escalation,
         ProvideInfo,
@@ -58,6 +64,10 @@ from workflows.recovery import RecoveryWorkflow
 CLAIMANT = "claimant"
 SYSTEM = "system"
 DECIDING = (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT)
+# The marker of the two-person rule. Before it, a reviewer's approval of a high-risk claim was
+# refused by the validator, and a refused update leaves nothing in history: no stored history
+# takes the new path, and every one made since carries the marker.
+TWO_PERSON_RULE = "two-person-approval"
 
 
 def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
@@ -78,6 +88,7 @@ class SupportCaseWorkflow:
         self._timeline = [TimelineEntry(claim.opened_at, CLAIMANT, "submitted", claim.reason.value)]
         self._decision: Decision | None = None
         self._resolving = False
+        self._approval_request: ApprovalRequest | None = None
         # The one deadline that matters now, what it is for, and a counter that moves at
         # every change so the run loop knows to set a new timer.
         self._deadline: datetime | None = claim.opened_at + timedelta(
@@ -165,6 +176,9 @@ class SupportCaseWorkflow:
 
     @workflow.update(name=ClaimCalls.APPROVE)
     async def approve(self, request: Approve) -> ClaimView:
+        if self._needs_confirmation(request.by) and workflow.patched(TWO_PERSON_RULE):
+            self._ask_for_confirmation(request)
+            return self.staff_view()
         self._resolving = True
         try:
             resolution = await self._resolve(request.by)
@@ -188,9 +202,40 @@ class SupportCaseWorkflow:
                 "No account has this username: there is nothing to give back. Reject the claim.",
                 state=self._state.value,
             )
-        if self._claim.risk is Risk.HIGH and request.by.role is not StaffRole.SUPERVISOR:
+
+    @workflow.update(
+        name=ClaimCalls.CONFIRM_APPROVAL,
+        description="A supervisor confirms a reviewer's approval of a high-risk claim.",
+    )
+    async def confirm_approval(self, request: ConfirmApproval) -> ClaimView:
+        asked = self._approval_request
+        assert asked is not None
+        self._resolving = True
+        try:
+            resolution = await self._resolve(request.by)
+        finally:
+            self._resolving = False
+        if resolution.problem is not None:
+            self._note(request.by, "could not approve", resolution.problem)
+            raise _refusal(CaseError.CANNOT_RESOLVE, resolution.problem, state=self._state.value)
+        if resolution.recovery_case_id is not None:
+            await self._open_recovery_case(resolution)
+        self._note(request.by, "confirmed the approval", f"asked by {asked.by}")
+        self._approval_request = None
+        note = request.note or asked.note
+        self._decide(ClaimState.APPROVED, request.by.label, note, resolution)
+        return self.staff_view()
+
+    @confirm_approval.validator
+    def _can_confirm(self, request: ConfirmApproval) -> None:
+        self._refuse_unless(ClaimState.AWAITING_CONFIRMATION)
+        asked = self._approval_request
+        if request.by.role is not StaffRole.SUPERVISOR:
+            raise _refusal(CaseError.SUPERVISOR_REQUIRED, "Only a supervisor confirms an approval.")
+        if asked is not None and request.by.name == asked.by_name:
             raise _refusal(
-                CaseError.SUPERVISOR_REQUIRED, "A high-risk claim is approved by a supervisor."
+                CaseError.SAME_PERSON,
+                "You asked for this approval: another supervisor must confirm it.",
             )
 
     @workflow.update(name=ClaimCalls.REJECT)
@@ -200,7 +245,7 @@ class SupportCaseWorkflow:
 
     @reject.validator
     def _can_reject(self, request: Reject) -> None:
-        self._refuse_unless(*DECIDING)
+        self._refuse_unless(*DECIDING, ClaimState.AWAITING_CONFIRMATION)
         self._refuse_unless_in_charge(request.by)
 
     @workflow.update(
@@ -251,6 +296,7 @@ class SupportCaseWorkflow:
             questions=list(self._questions),
             timeline=list(self._timeline),
             decision=self._decision,
+            approval_request=self._approval_request,
         )
 
     @workflow.query(
@@ -264,9 +310,11 @@ class SupportCaseWorkflow:
                 decision.outcome, decision.at, "support", decision.note, decision.recovery_case_id
             )
         awaiting = self._state is ClaimState.AWAITING_CLAIMANT
+        # Waiting for a second member of staff is still review, to the claimant.
+        confirming = self._state is ClaimState.AWAITING_CONFIRMATION
         return ClaimantView(
             case_id=self._claim.case_id,
-            state=self._state,
+            state=ClaimState.IN_REVIEW if confirming else self._state,
             questions=list(self._questions),
             answer_by=self._deadline if awaiting else None,
             decision=decision,
@@ -280,6 +328,20 @@ class SupportCaseWorkflow:
             return
         if self._state is ClaimState.AWAITING_CLAIMANT:
             self._decide(ClaimState.ABANDONED, SYSTEM, "no answer from the claimant in time")
+            return
+        if self._state is ClaimState.AWAITING_CONFIRMATION:
+            asked = self._approval_request
+            self._approval_request = None
+            self._timeline.append(
+                TimelineEntry(
+                    workflow.now(),
+                    SYSTEM,
+                    "approval lapsed",
+                    f"no supervisor confirmed {asked.by}'s approval in time" if asked else None,
+                )
+            )
+            self._state = ClaimState.IN_REVIEW
+            self._set_deadline("decision", self._rules.decision_sla)
             return
         level = self._deadline_for
         self._escalated = True
@@ -349,6 +411,20 @@ class SupportCaseWorkflow:
             static_summary=f"Self-service recovery opened by support claim {self._claim.case_id}",
             static_details=STATIC_DETAILS[search_attributes.SELF_SERVICE],
         )
+
+    def _needs_confirmation(self, by: Reviewer) -> bool:
+        return self._claim.risk is Risk.HIGH and by.role is not StaffRole.SUPERVISOR
+
+    def _ask_for_confirmation(self, request: Approve) -> None:
+        """The two-person rule: the approval waits for a supervisor who is not its author."""
+        now = workflow.now()
+        window = self._rules.confirm_window
+        self._approval_request = ApprovalRequest(
+            request.by.label, request.by.name, now, request.note, now + timedelta(seconds=window)
+        )
+        self._note(request.by, "asked a supervisor to confirm the approval", request.note)
+        self._state = ClaimState.AWAITING_CONFIRMATION
+        self._set_deadline("confirmation", window)
 
     def _decide(
         self,
@@ -434,7 +510,7 @@ class SupportCaseWorkflow:
         )
 
     def _open_states(self) -> tuple[ClaimState, ...]:
-        return (ClaimState.SUBMITTED, *DECIDING)
+        return (ClaimState.SUBMITTED, *DECIDING, ClaimState.AWAITING_CONFIRMATION)
 
     def _refuse_unless(self, *states: ClaimState) -> None:
         if self._state not in states or self._resolving:
@@ -446,8 +522,13 @@ class SupportCaseWorkflow:
 
     def _refuse_unless_in_charge(self, by: Reviewer) -> None:
         if by.role is not StaffRole.SUPERVISOR and by.name != self._assignee:
+            held = (
+                f"This claim is assigned to {self._assignee}"
+                if self._assignee
+                else "Nobody is assigned to this claim"
+            )
             raise _refusal(
                 CaseError.NOT_ASSIGNEE,
-                f"This claim is assigned to {self._assignee}: assign it to yourself first.",
+                f"{held}: assign it to yourself first.",
                 assignee=self._assignee,
             )

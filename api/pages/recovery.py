@@ -83,7 +83,7 @@ async def open_case(request: Request, services: AppServices) -> Response:
 def _start_again(
     request: Request,
     services: Services,
-    typed: dict[str, str],
+    typed: dict[str, Any],
     found: Problem | None,
     status: int,
     error: DomainError | None = None,
@@ -123,7 +123,7 @@ async def case_page(request: Request, case_id: str, services: AppServices) -> Re
             proof[:64],
             path=f"/recover/{case_id}",
             max_age=services.settings.case_ttl,
-            from_a_link=True,
+            samesite="lax",  # kept from a message's link
         )
         return response
     return await _case(request, services, case_id)
@@ -292,7 +292,7 @@ async def stop_page(request: Request, case_id: str, services: AppServices) -> Re
             token[:64],
             path=f"/stop/{case_id}",
             max_age=services.settings.claim_recovery_hold + 86_400,
-            from_a_link=True,
+            samesite="lax",  # kept from a message's link
         )
         return response
     return await _stop(request, services, case_id)

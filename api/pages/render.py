@@ -46,10 +46,14 @@ def render(
     settings: Settings,
     template: str,
     status: int = 200,
+    *,
+    templates: Environment = environment,
+    locale: str | None = None,
     **facts: Any,
 ) -> HTMLResponse:
-    """`template` with `facts`, in the person's language, with a fresh form token."""
-    t = text_for(request, settings)
+    """`template` with `facts`, in the person's language (or `locale`), with a fresh form
+    token. The console renders its own `templates`, which extend these."""
+    t = Text(locale) if locale else text_for(request, settings)
     token, fresh = csrf_token(request)
     context = {
         "t": t,
@@ -66,7 +70,7 @@ def render(
         "now": datetime.now(UTC),
         **facts,
     }
-    response = HTMLResponse(environment.get_template(template).render(context), status_code=status)
+    response = HTMLResponse(templates.get_template(template).render(context), status_code=status)
     if fresh:
         set_cookie(response, request, "reclaim_csrf", token, path="/")
     # Pages show a case's state: never from a cache, never stored by a shared one.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
+from typing import Literal
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -77,20 +78,21 @@ def set_cookie(
     *,
     path: str,
     max_age: int | None = None,
-    from_a_link: bool = False,
+    samesite: Literal["strict", "lax"] = "strict",
 ) -> None:
     """A cookie only Reclaim's pages send back, never a script, never another site; `Secure`
     whenever the page came over HTTPS (behind a proxy: `X-Forwarded-Proto`, which `reclaim
-    api` trusts from its proxy). `from_a_link`: kept from a message's link, so `SameSite=Lax`
-    (a browser sends a Strict cookie on no page reached from a mail's link, not even the one
-    its redirect leads to); the forms that use it still need the Strict form token."""
+    api` trusts from its proxy). `lax` only where a cookie must come back on a page reached
+    from another site: kept from a message's link (a browser sends a Strict cookie on no page
+    reached from a mail's link, not even the one its redirect leads to), or the console's
+    after the identity provider's redirect. Every post still needs the Strict form token."""
     response.set_cookie(
         name,
         value,
         path=path,
         max_age=max_age,
         httponly=True,
-        samesite="lax" if from_a_link else "strict",
+        samesite=samesite,
         secure=request.url.scheme == "https",
     )
 

@@ -157,7 +157,7 @@ def _keep_token(response: Response, request: Request, case_id: str, token: str) 
         token,
         path=f"/support/claims/{case_id}",
         max_age=CLAIM_COOKIE_AGE,
-        from_a_link=True,
+        samesite="lax",  # kept from a message's link
     )
 
 

@@ -2,7 +2,10 @@
 here to read them (`/codec/decode`) or to send a signal or query with arguments
 (`/codec/encode`).
 
-Staff only: `Authorization: Bearer rk_…` (the CLI's `--codec-auth`). The one exception is the
+Staff only: `Authorization: Bearer rk_…` (the CLI's `--codec-auth`), or, when staff sign in
+through the identity provider (RECLAIM_OIDC_ISSUER), one of its ID or access tokens for
+Reclaim's client id naming someone with a role (the Web UI behind the same single sign-on).
+The one exception is the
 `reclaim dev` UI on this machine: in dev mode a request from the configured UI origin needs no
 key. Browsers may call it from the UI origin only (CORS).
 """
@@ -23,7 +26,7 @@ from temporalio.api.common.v1 import Payload
 from api.auth import NO_STAFF_KEY, bearer
 from api.deps import AppServices
 from api.errors import ApiError
-from reclaim.errors import Unauthorized
+from reclaim.errors import Unauthorized, Unavailable
 from reclaim.settings import Settings
 from reclaim.temporal.codec import CodecKeyError
 
@@ -73,15 +76,21 @@ async def _allowed(request: Request, services: AppServices, authorization: str |
     if settings.dev_mode and origin in settings.resolved_ui_origins:
         return  # the `reclaim dev` Web UI on this machine
     try:
-        await services.support.staff_member(bearer(authorization, NO_STAFF_KEY))
+        await services.support.staff_for_bearer(bearer(authorization, NO_STAFF_KEY))
     except Unauthorized as err:
         raise CODEC_NEEDS_KEY from err
+    except Unavailable as err:  # the identity provider's keys could not be fetched
+        raise ApiError(
+            503, "temporarily_unavailable", err.message, headers={"Retry-After": "5"}
+        ) from err
 
 
 CODEC_NEEDS_KEY = ApiError(
     401,
     "invalid_key",
-    "The codec endpoint needs a staff key: `Authorization: Bearer rk_…`.",
+    "The codec endpoint needs a staff key (`Authorization: Bearer rk_…`) or, with single "
+    "sign-on, a token from the identity provider (`Authorization: Bearer <ID or access "
+    "token>`).",
     headers={"WWW-Authenticate": "Bearer"},
 )
 

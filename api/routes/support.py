@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import ClaimToken, StaffMember
+from api.auth import ApiOrigin, ClaimToken, StaffMember
 from api.deps import AppServices
 from reclaim.support.contracts import (
     ClaimantView,
@@ -331,9 +331,14 @@ def _summary(view: ClaimView) -> Summary:
     summary="Take a claim (or, as a supervisor, give it to someone)",
 )
 async def assign(
-    case_id: str, services: AppServices, member: StaffMember, body: AssignBody | None = None
+    case_id: str,
+    services: AppServices,
+    member: StaffMember,
+    origin: ApiOrigin,
+    body: AssignBody | None = None,
 ) -> Summary:
-    return _summary(await services.support.assign(case_id, member, body.assignee if body else None))
+    to = body.assignee if body else None
+    return _summary(await services.support.assign(case_id, member, to, origin))
 
 
 @staff.post(
@@ -344,9 +349,10 @@ async def assign(
     summary="Ask the claimant questions (they are mailed; the answer window starts)",
 )
 async def request_info(
-    case_id: str, body: QuestionsBody, services: AppServices, member: StaffMember
+    case_id: str, body: QuestionsBody, services: AppServices, member: StaffMember, origin: ApiOrigin
 ) -> Summary:
-    return _summary(await services.support.request_info(case_id, member, list(body.questions)))
+    questions = list(body.questions)
+    return _summary(await services.support.request_info(case_id, member, questions, origin))
 
 
 @staff.post(
@@ -354,12 +360,37 @@ async def request_info(
     status_code=202,
     response_model=Summary,
     responses=_DECISION_ERRORS,
-    summary="Approve: the resolution is applied before this answers",
+    summary="Approve: applied before this answers; a reviewer's high-risk approval waits for "
+    "a supervisor's confirmation (state awaiting_confirmation)",
 )
 async def approve(
-    case_id: str, services: AppServices, member: StaffMember, body: ApproveBody | None = None
+    case_id: str,
+    services: AppServices,
+    member: StaffMember,
+    origin: ApiOrigin,
+    body: ApproveBody | None = None,
 ) -> Summary:
-    return _summary(await services.support.approve(case_id, member, body.note if body else None))
+    note = body.note if body else None
+    return _summary(await services.support.approve(case_id, member, note, origin))
+
+
+@staff.post(
+    "/cases/{case_id}/confirm",
+    status_code=202,
+    response_model=Summary,
+    responses=_DECISION_ERRORS,
+    summary="Confirm a reviewer's approval of a high-risk claim (a supervisor, not its author)",
+)
+async def confirm(
+    case_id: str,
+    services: AppServices,
+    member: StaffMember,
+    origin: ApiOrigin,
+    body: ApproveBody | None = None,
+) -> Summary:
+    """The two-person rule: the resolution is applied before this answers."""
+    note = body.note if body else None
+    return _summary(await services.support.confirm(case_id, member, note, origin))
 
 
 @staff.post(
@@ -370,6 +401,6 @@ async def approve(
     summary="Reject, with the reason the claimant will read",
 )
 async def reject(
-    case_id: str, body: RejectBody, services: AppServices, member: StaffMember
+    case_id: str, body: RejectBody, services: AppServices, member: StaffMember, origin: ApiOrigin
 ) -> Summary:
-    return _summary(await services.support.reject(case_id, member, body.reason))
+    return _summary(await services.support.reject(case_id, member, body.reason, origin))

@@ -90,7 +90,10 @@ class ClaimAnswer(SQLModel, table=True):
 
 
 class Staff(SQLModel, table=True):
-    """A support reviewer or supervisor, with the digest of their API key."""
+    """A support reviewer or supervisor, with the digest of their API key. A member who signs
+    in through the organisation's identity provider is added at their first sign-in, with the
+    provider's subject and no key (an empty digest, which no key matches); the provider's
+    claims set their role at every sign-in."""
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, unique=True, index=True)
@@ -98,6 +101,44 @@ class Staff(SQLModel, table=True):
     key_digest: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=when())
     disabled_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    oidc_subject: str | None = Field(default=None, max_length=255, unique=True, index=True)
+    key_rotated_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A member of staff signed in to the console: only a keyed digest of the session token
+    (the cookie) is kept. Signing out, disabling the member or rotating the key that opened it
+    deletes it."""
+
+    __tablename__ = "console_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_digest: str = Field(max_length=64, unique=True)
+    staff_id: int = Field(index=True)
+    staff_name: str = Field(max_length=64)
+    role: str = Field(max_length=16)  # when it opened; the staff row decides on each request
+    via: str = Field(max_length=8)  # "oidc" or "key"
+    address: str | None = Field(default=None, max_length=64)  # where it signed in from
+    created_at: datetime = Field(default_factory=utcnow, sa_column=when())
+    expires_at: datetime = Field(sa_column=when(index=True))
+
+
+class StaffAudit(SQLModel, table=True):
+    """Every action of a member of staff: who, when, from where (the client's address), on
+    which claim, what, and how it ended (`done`, or `refused: <code>`)."""
+
+    __tablename__ = "staff_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=when(index=True))
+    staff_name: str = Field(max_length=64, index=True)
+    role: str | None = Field(default=None, max_length=16)
+    channel: str = Field(max_length=8)  # "console", "api" or "cli"
+    address: str | None = Field(default=None, max_length=64)
+    case_id: str | None = Field(default=None, max_length=40, index=True)
+    action: str = Field(max_length=32)
+    detail: str | None = Field(default=None, max_length=2000)
+    outcome: str = Field(max_length=64)
 
 
 class RecoveryCase(SQLModel, table=True):

@@ -29,6 +29,9 @@ class ClaimState(StrEnum):
     SUBMITTED = "submitted"
     IN_REVIEW = "in_review"
     AWAITING_CLAIMANT = "awaiting_claimant"
+    # A reviewer approved a high-risk claim: another member of staff, a supervisor, must
+    # confirm it within RECLAIM_APPROVAL_CONFIRM_WINDOW, or it goes back to in_review.
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
     APPROVED = "approved"
     REJECTED = "rejected"
     ABANDONED = "abandoned"
@@ -36,7 +39,12 @@ class ClaimState(StrEnum):
 
     @property
     def is_open(self) -> bool:
-        return self in (ClaimState.SUBMITTED, ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT)
+        return self in (
+            ClaimState.SUBMITTED,
+            ClaimState.IN_REVIEW,
+            ClaimState.AWAITING_CLAIMANT,
+            ClaimState.AWAITING_CONFIRMATION,
+        )
 
 
 class StaffRole(StrEnum):
@@ -59,6 +67,7 @@ class ClaimCalls(StrEnum):
     REQUEST_INFO = "request_info"
     PROVIDE_INFO = "provide_info"
     APPROVE = "approve"
+    CONFIRM_APPROVAL = "confirm_approval"
     REJECT = "reject"
     CANCEL = "cancel"
     STAFF_VIEW = "staff_view"
@@ -108,6 +117,10 @@ class ClaimRules:
     first_response_sla: int = 86_400
     decision_sla: int = 259_200
     claimant_window: int = 604_800
+    # A reviewer's approval of a high-risk claim waits this long for a supervisor's
+    # confirmation (RECLAIM_APPROVAL_CONFIRM_WINDOW). Histories started before it existed
+    # read the default.
+    confirm_window: int = 86_400
     recovery: RecoveryRules = RecoveryRules()  # noqa: RUF009  (frozen: safe to share)
 
 
@@ -176,6 +189,26 @@ class Approve:
 
 
 @dataclass(frozen=True)
+class ConfirmApproval:
+    """A supervisor confirms a reviewer's approval of a high-risk claim (the two-person rule:
+    never the member of staff who asked for it)."""
+
+    by: Reviewer
+    note: str | None = None  # replaces the reviewer's note for the claimant, when given
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A reviewer's approval waiting for a supervisor's confirmation."""
+
+    by: str  # "<role>:<name>"
+    by_name: str
+    at: datetime
+    note: str | None
+    confirm_by: datetime
+
+
+@dataclass(frozen=True)
 class Reject:
     by: Reviewer
     reason: str
@@ -203,6 +236,7 @@ class ClaimView:
     questions: list[Question]
     timeline: list[TimelineEntry]
     decision: Decision | None
+    approval_request: ApprovalRequest | None = None  # while awaiting_confirmation
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,21 @@ class SupportLedger:
     async def get(self, case_id: str) -> SupportClaim | None:
         return await in_session(self._engine, lambda s: s.get(SupportClaim, case_id))
 
+    async def claims_of(self, account_id: int, limit: int = 10) -> list[SupportClaim]:
+        """The account's claims, newest first."""
+
+        def work(session: Session) -> list[SupportClaim]:
+            return list(
+                session.exec(
+                    select(SupportClaim)
+                    .where(SupportClaim.account_id == account_id)
+                    .order_by(col(SupportClaim.opened_at).desc())
+                    .limit(limit)
+                )
+            )
+
+        return await in_session(self._engine, work)
+
     # -- the claim token ---------------------------------------------------------------------
 
     def seal_token(self, case_id: str, token: str) -> bytes:

@@ -10,17 +10,24 @@ parts.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
+import hmac
+import json
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
+from cryptography.exceptions import InvalidTag
 from temporalio.client import Client, WorkflowHandle
 
 from reclaim.contracts import AccountStatus, Actor, ActorKind, Channel
 from reclaim.directory import AccountExists, AccountGone, CapabilityMissing, Directory
-from reclaim.errors import NotFound, Refused, Unauthorized
+from reclaim.errors import DomainError, NotFound, Refused, Unauthorized, Unavailable
 from reclaim.i18n import Text, supported
 from reclaim.identifiers import (
     Identifier,
@@ -37,6 +44,7 @@ from reclaim.notify import messages
 from reclaim.notify.errors import Undeliverable
 from reclaim.notify.messages import Message
 from reclaim.notify.notifier import Contact, Notifier
+from reclaim.recovery.ledger import CaseRow
 from reclaim.recovery.service import RecoveryService
 from reclaim.security import CLAIM_CASE_PREFIX, Keys, new_case_id, new_token
 from reclaim.settings import Settings
@@ -48,6 +56,7 @@ from reclaim.store.models import (
     SupportClaim,
     utcnow,
 )
+from reclaim.support.audit import AuditEntry, AuditLog, Origin
 from reclaim.support.contracts import (
     Approve,
     AssignRequest,
@@ -61,6 +70,7 @@ from reclaim.support.contracts import (
     ClaimReason,
     ClaimState,
     ClaimView,
+    ConfirmApproval,
     Escalation,
     ProvideInfo,
     Reject,
@@ -68,11 +78,19 @@ from reclaim.support.contracts import (
     Resolution,
     ResolveClaim,
     Reviewer,
+    Risk,
     StaffRole,
 )
 from reclaim.support.evidence import MAX_PREVIOUS_PASSWORDS, ClaimRequest, assess
 from reclaim.support.ledger import ClaimLimited, SupportLedger
-from reclaim.support.staff import StaffExists, StaffRoster
+from reclaim.support.oidc import (
+    LoginRequest,
+    OidcError,
+    OidcProvider,
+    ProviderUnavailable,
+    new_login,
+)
+from reclaim.support.staff import NameTaken, SignedIn, StaffExists, StaffRoster, UnknownStaff
 from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 from reclaim.temporal.case_text import STATIC_DETAILS
@@ -90,6 +108,15 @@ INVALID_STAFF_KEY = Unauthorized(
     "invalid_key",
     "Send a staff API key as `Authorization: Bearer rk_…` (from `reclaim staff add`).",
 )
+NO_CONSOLE_SESSION = Unauthorized(
+    "no_session", "Sign in to the console: your session ended or was never opened."
+)
+SIGN_IN_FAILED = Unauthorized(
+    "sign_in_failed", "The sign-in did not come back as it left: start it again."
+)
+LOGIN_CONTEXT = "console/oidc-login"
+QUEUE_VIEWS = ("mine", "unassigned", "escalated", "high_risk")
+QUEUE_LIMIT = 1000  # open claims the console reads at once
 
 
 @dataclass(frozen=True)
@@ -112,13 +139,52 @@ class QueuedClaim:
 
 
 @dataclass(frozen=True)
+class AccountSummary:
+    """The account a claim is about, as it is now."""
+
+    id: int
+    username: str
+    status: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ClaimLine:
+    case_id: str
+    reason: str
+    opened_at: datetime
+    state: str | None  # None while open
+
+
+@dataclass(frozen=True)
 class CaseFile:
-    """A claim in full, for staff: the workflow's view and what the database holds."""
+    """A claim in full, for staff: the workflow's view and what the database holds, and the
+    account's other recent cases (never a password, never the claimant's evidence itself)."""
 
     view: ClaimView
     contact_email: str
     description: str | None
     answers: list[ClaimAnswer]
+    account: AccountSummary | None = None
+    recovery_cases: list[CaseRow] = dataclasses.field(default_factory=list)
+    other_claims: list[ClaimLine] = dataclasses.field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """The console queue's filters, each already checked: a view (`QUEUE_VIEWS`), a reason,
+    a state."""
+
+    view: str | None = None
+    reason: str | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    claims: list[QueuedClaim]  # those the filter keeps, next deadline first
+    counts: dict[str, int]  # "all", each view, "reason:<r>", "state:<s>" over every open claim
+    truncated: bool  # more open claims than QUEUE_LIMIT
 
 
 class Unresolvable(Exception):
@@ -137,7 +203,11 @@ class SupportService:
         settings: Settings,
         recovery: RecoveryService,
         lifecycle: LifecycleService,
+        audit: AuditLog | None = None,
+        oidc: OidcProvider | None = None,
     ) -> None:
+        self._audit = audit
+        self._oidc = oidc
         self._client = client
         self._ledger = ledger
         self._staff = staff
@@ -148,6 +218,10 @@ class SupportService:
         self._recovery = recovery
         self._lifecycle = lifecycle
         self._timeout = timedelta(seconds=settings.temporal_rpc_timeout)
+
+    async def aclose(self) -> None:
+        if self._oidc is not None:
+            await self._oidc.aclose()
 
     # -- the claimant ------------------------------------------------------------------------
 
@@ -291,8 +365,44 @@ class SupportService:
                 clauses.append(f'{keys[name].name} = "{value}"')
         if "state" not in filters:
             clauses.append('ExecutionStatus = "Running"')
-        query = " AND ".join(clauses)
+        found = await self._list(" AND ".join(clauses), limit)
+        return sorted(found, key=lambda c: c.opened_at)
 
+    async def console_queue(self, member: Reviewer, chosen: QueueFilter) -> QueuePage:
+        """Every open claim in one visibility call; the counts of each filter over all of them,
+        and the claims `chosen` keeps, the nearest deadline first (none last)."""
+        clauses = [
+            f'{sa.CASE_KIND.name} = "{sa.SUPPORT_CLAIM}"',
+            f'TaskQueue = "{self._queue}"',
+            'ExecutionStatus = "Running"',
+        ]
+        found = await self._list(" AND ".join(clauses), QUEUE_LIMIT + 1)
+        truncated = len(found) > QUEUE_LIMIT
+        found = found[:QUEUE_LIMIT]
+        views: dict[str, Callable[[QueuedClaim], bool]] = {
+            "mine": lambda c: c.assignee == member.name,
+            "unassigned": lambda c: c.assignee is None,
+            "escalated": lambda c: c.escalated,
+            "high_risk": lambda c: c.risk == Risk.HIGH.value,
+        }
+        counts: dict[str, int] = {"all": len(found)}
+        for name, keep in views.items():
+            counts[name] = sum(1 for c in found if keep(c))
+        for claim in found:
+            for key in (f"reason:{claim.reason}", f"state:{claim.state}"):
+                counts[key] = counts.get(key, 0) + 1
+        kept = [
+            c
+            for c in found
+            if (chosen.view is None or views[chosen.view](c))
+            and (chosen.reason is None or c.reason == chosen.reason)
+            and (chosen.state is None or c.state == chosen.state)
+        ]
+        far = datetime.max.replace(tzinfo=utcnow().tzinfo)
+        kept.sort(key=lambda c: (c.next_deadline or far, c.opened_at))
+        return QueuePage(kept, counts, truncated)
+
+    async def _list(self, query: str, limit: int) -> list[QueuedClaim]:
         async def fetch() -> list[QueuedClaim]:
             found: list[QueuedClaim] = []
             async for execution in self._client.list_workflows(
@@ -311,7 +421,7 @@ class SupportService:
                         next_deadline=attrs.get(sa.NEXT_DEADLINE),
                     )
                 )
-            return sorted(found, key=lambda c: c.opened_at)
+            return found
 
         return await calls.call(fetch, NOT_FOUND)
 
@@ -322,35 +432,285 @@ class SupportService:
         view = await self.staff_view(case_id)
         row = await self._ledger.get(case_id)
         given = await self._ledger.answers(case_id)
+        account: AccountSummary | None = None
+        recovery_cases: list[CaseRow] = []
+        other_claims: list[ClaimLine] = []
+        account_id = row.account_id if row is not None else None
+        if account_id is not None:
+            record = await self._directory.get(account_id)
+            if record is not None:
+                account = AccountSummary(
+                    record.id, record.username, record.status.value, record.created_at
+                )
+            recovery_cases = await self._recovery.cases_of(account_id, limit=10)
+            other_claims = [
+                ClaimLine(c.case_id, c.reason, c.opened_at, c.state)
+                for c in await self._ledger.claims_of(account_id, limit=11)
+                if c.case_id != case_id
+            ][:10]
         return CaseFile(
             view,
             row.contact_email if row is not None else "",
             row.description if row is not None else None,
             given,
+            account,
+            recovery_cases,
+            other_claims,
         )
 
-    async def assign(self, case_id: str, by: Reviewer, to: str | None = None) -> ClaimView:
+    async def assign(
+        self, case_id: str, by: Reviewer, to: str | None = None, origin: Origin | None = None
+    ) -> ClaimView:
         """Take a claim (or, as a supervisor, give it to someone)."""
-        if to is not None and to != by.name and not await self._staff.exists(to):
-            raise Refused("unknown_assignee", f"No member of staff is named {to}.")
-        return await self._update(case_id, ClaimCalls.ASSIGN, AssignRequest(by, to), ClaimView)
 
-    async def request_info(self, case_id: str, by: Reviewer, questions: list[str]) -> ClaimView:
+        async def act() -> ClaimView:
+            if to is not None and to != by.name and not await self._staff.exists(to):
+                raise Refused("unknown_assignee", f"No member of staff is named {to}.")
+            request = AssignRequest(by, to)
+            return await self._update(case_id, ClaimCalls.ASSIGN, request, ClaimView)
+
+        return await self._audited(by, origin, case_id, "assign", to or by.name, act)
+
+    async def request_info(
+        self, case_id: str, by: Reviewer, questions: list[str], origin: Origin | None = None
+    ) -> ClaimView:
         """Ask the claimant questions (they are mailed; the answer window starts)."""
         request = RequestInfo(by, list(questions))
-        return await self._update(case_id, ClaimCalls.REQUEST_INFO, request, ClaimView)
 
-    async def approve(self, case_id: str, by: Reviewer, note: str | None = None) -> ClaimView:
-        """The resolution is applied before this answers."""
-        return await self._update(case_id, ClaimCalls.APPROVE, Approve(by, note), ClaimView)
+        async def act() -> ClaimView:
+            return await self._update(case_id, ClaimCalls.REQUEST_INFO, request, ClaimView)
 
-    async def reject(self, case_id: str, by: Reviewer, reason: str) -> ClaimView:
-        return await self._update(case_id, ClaimCalls.REJECT, Reject(by, reason), ClaimView)
+        return await self._audited(by, origin, case_id, "ask", "\n".join(questions), act)
+
+    async def approve(
+        self, case_id: str, by: Reviewer, note: str | None = None, origin: Origin | None = None
+    ) -> ClaimView:
+        """The resolution is applied before this answers; a reviewer's approval of a
+        high-risk claim waits for a supervisor's confirmation instead."""
+
+        async def act() -> ClaimView:
+            return await self._update(case_id, ClaimCalls.APPROVE, Approve(by, note), ClaimView)
+
+        return await self._audited(by, origin, case_id, "approve", note, act)
+
+    async def confirm(
+        self, case_id: str, by: Reviewer, note: str | None = None, origin: Origin | None = None
+    ) -> ClaimView:
+        """A supervisor confirms a reviewer's approval of a high-risk claim (never their own);
+        the resolution is applied before this answers."""
+        request = ConfirmApproval(by, note)
+
+        async def act() -> ClaimView:
+            return await self._update(case_id, ClaimCalls.CONFIRM_APPROVAL, request, ClaimView)
+
+        return await self._audited(by, origin, case_id, "confirm approval", note, act)
+
+    async def reject(
+        self, case_id: str, by: Reviewer, reason: str, origin: Origin | None = None
+    ) -> ClaimView:
+        async def act() -> ClaimView:
+            return await self._update(case_id, ClaimCalls.REJECT, Reject(by, reason), ClaimView)
+
+        return await self._audited(by, origin, case_id, "reject", reason, act)
 
     async def cancel(self, case_id: str, actor: Actor, reason: str) -> ClaimView:
         """An operator closes the claim (`reclaim cases cancel`); the claimant is told."""
         request = CancelClaim(f"{actor.kind.value}:{actor.name}", reason)
         return await self._update(case_id, ClaimCalls.CANCEL, request, ClaimView)
+
+    # -- staff keys, console sessions and the audit ------------------------------------------
+
+    async def disable_staff(self, name: str, by: str, origin: Origin) -> Staff:
+        """The member's key and console sessions stop working at once."""
+        try:
+            member = await self._staff.disable(name, utcnow())
+        except UnknownStaff as err:
+            raise Refused("unknown_staff", f"No member of staff is named {name}.") from err
+        await self._record(by, None, origin, "disable staff", "done", detail=name)
+        return member
+
+    async def rotate_staff_key(self, name: str, by: str, origin: Origin) -> tuple[Staff, str]:
+        """A new key (shown once); the old one, and the console sessions it opened, stop
+        working at once."""
+        try:
+            member, key = await self._staff.rotate(name, utcnow())
+        except UnknownStaff as err:
+            raise Refused("unknown_staff", f"No member of staff is named {name}.") from err
+        await self._record(by, None, origin, "rotate key", "done", detail=name)
+        return member, key
+
+    async def audit_entries(
+        self, *, case_id: str | None = None, by: str | None = None, limit: int = 200
+    ) -> list[AuditEntry]:
+        if self._audit is None:
+            return []
+        return await self._audit.entries(case_id=case_id, by=by, limit=limit)
+
+    @property
+    def identity_provider(self) -> str | None:
+        """The host name of the identity provider staff sign in with, None: staff keys."""
+        return self._oidc.label if self._oidc is not None else None
+
+    async def begin_sign_in(self) -> tuple[str, str]:
+        """Where to send the browser at the identity provider, and the sealed request the
+        browser keeps (a cookie) until it comes back."""
+        provider = self._provider()
+        login = new_login()
+        url = await self._from_provider(provider.authorization_url(login))
+        sealed = self._keys.seal(json.dumps(asdict(login)), LOGIN_CONTEXT)
+        return url, base64.urlsafe_b64encode(sealed).decode()
+
+    async def finish_sign_in(
+        self, code: str, state: str, sealed_login: str, origin: Origin
+    ) -> tuple[Reviewer, str]:
+        """The provider sent the browser back: check it is the sign-in this browser started,
+        exchange the code, verify the ID token, find or add the member of staff, and open a
+        console session (its token, for the cookie, returned once)."""
+        provider = self._provider()
+        login = self._unseal_login(sealed_login)
+        if not hmac.compare_digest(state.encode(), login.state.encode()) or not code:
+            await self._record("(unknown)", None, origin, "sign in", "refused: sign_in_failed")
+            raise SIGN_IN_FAILED
+        try:
+            identity = await self._from_provider(provider.finish(code, login))
+        except Unauthorized as err:
+            await self._record("(unknown)", None, origin, "sign in", f"refused: {err.code}")
+            raise
+        if identity.role is None:
+            await self._record(identity.name, None, origin, "sign in", "refused: no_role")
+            raise Unauthorized(
+                "no_role",
+                f"Your account at {provider.label} gives you no role in the support console: "
+                "ask whoever manages it to add you to the reviewers or the supervisors.",
+            )
+        try:
+            row = await self._staff.from_provider(identity.subject, identity.name, identity.role)
+        except NameTaken as err:
+            await self._record(identity.name, None, origin, "sign in", "refused: name_taken")
+            raise Unauthorized(
+                "name_taken",
+                f"Another member of staff is already named {identity.name}: ask an "
+                "administrator to sort it out.",
+            ) from err
+        assert row.id is not None
+        member = Reviewer(row.id, row.name, StaffRole(row.role))
+        if row.disabled_at is not None:
+            await self._record(
+                member.name, member.role.value, origin, "sign in", "refused: disabled"
+            )
+            raise Unauthorized("staff_disabled", "Your access to the console was turned off.")
+        return member, await self._open_session(member, "oidc", origin)
+
+    async def sign_in_with_key(self, key: str, origin: Origin) -> tuple[Reviewer, str]:
+        """Without an identity provider: a staff key, exchanged for a console session."""
+        member = await self._staff.authenticate(key)
+        if member is None:
+            await self._record("(unknown)", None, origin, "sign in", "refused: invalid_key")
+            raise Unauthorized(
+                "invalid_key",
+                "This staff key does not work: it is wrong, was replaced, or was turned off.",
+            )
+        return member, await self._open_session(member, "key", origin)
+
+    async def console_member(self, token: str | None) -> SignedIn:
+        """Whose console session this cookie is, now."""
+        signed_in = await self._staff.session(token or "")
+        if signed_in is None:
+            raise NO_CONSOLE_SESSION
+        return signed_in
+
+    async def sign_out(self, token: str, member: Reviewer, origin: Origin) -> None:
+        await self._staff.close_session(token)
+        await self._record(member.name, member.role.value, origin, "sign out", "done")
+
+    async def staff_for_bearer(self, token: str) -> Reviewer:
+        """A staff key, or a token the identity provider signed for Reclaim (ID or access
+        token) naming someone with a role, who is not disabled: for the codec endpoint."""
+        if token.startswith("rk_") or self._oidc is None:
+            return await self.staff_member(token)
+        try:
+            claims = await self._from_provider(self._oidc.verify(token))
+        except Unauthorized as err:
+            raise INVALID_STAFF_KEY from err
+        identity = self._oidc.identity(claims)
+        if identity.role is None:
+            raise INVALID_STAFF_KEY
+        known = await self._staff.get(identity.name)
+        if known is not None and known.disabled_at is not None:
+            raise INVALID_STAFF_KEY
+        return Reviewer(known.id if known and known.id else 0, identity.name, identity.role)
+
+    async def _open_session(self, member: Reviewer, via: str, origin: Origin) -> str:
+        lifetime = timedelta(seconds=self._settings.console_session_ttl)
+        token = await self._staff.open_session(member, via, origin.address, lifetime)
+        await self._record(member.name, member.role.value, origin, "sign in", "done", detail=via)
+        return token
+
+    def _provider(self) -> OidcProvider:
+        if self._oidc is None:
+            raise Refused("not_configured", "Staff sign in with their staff key here.")
+        return self._oidc
+
+    async def _from_provider(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except ProviderUnavailable as err:
+            log.warning("identity_provider_unavailable", reason=str(err))
+            raise Unavailable("The identity provider") from err
+        except OidcError as err:
+            log.info("identity_provider_refused", reason=str(err))
+            raise Unauthorized("sign_in_failed", str(err)) from err
+
+    def _unseal_login(self, sealed: str) -> LoginRequest:
+        try:
+            raw = self._keys.unseal(base64.urlsafe_b64decode(sealed.encode()), LOGIN_CONTEXT)
+            return LoginRequest(**json.loads(raw))
+        except (ValueError, TypeError, binascii.Error, InvalidTag) as err:
+            raise SIGN_IN_FAILED from err
+
+    async def _audited(
+        self,
+        by: Reviewer,
+        origin: Origin | None,
+        case_id: str,
+        action: str,
+        detail: str | None,
+        act: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Run a member of staff's action on a claim and record it with how it ended."""
+        if origin is None:
+            return await act()
+        try:
+            result = await act()
+        except DomainError as err:
+            code = err.code if isinstance(err, Refused | Unauthorized) else type(err).__name__
+            kind = "failed" if isinstance(err, Unavailable) else "refused"
+            outcome = f"{kind}: {code}"
+            await self._record(by.name, by.role.value, origin, action, outcome, case_id, detail)
+            raise
+        await self._record(by.name, by.role.value, origin, action, "done", case_id, detail)
+        return result
+
+    async def _record(
+        self,
+        who: str,
+        role: str | None,
+        origin: Origin,
+        action: str,
+        outcome: str,
+        case_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        if self._audit is not None:
+            await self._audit.record(
+                who=who,
+                role=role,
+                origin=origin,
+                action=action,
+                outcome=outcome,
+                case_id=case_id,
+                detail=detail,
+            )
 
     # -- what the claim activities do --------------------------------------------------------
 

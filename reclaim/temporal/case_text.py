@@ -35,8 +35,12 @@ A reviewer decides with the evidence checks (never the evidence itself).
 
 - `submitted` → `in_review` ⇄ `awaiting_claimant` → `approved` | `rejected` | `abandoned`;
   `cancelled` by an operator (`reclaim cases cancel <id>`)
+- two-person rule: a reviewer's approval of a high-risk claim waits in `awaiting_confirmation`
+  for another member of staff, a supervisor (`confirm_approval`); unconfirmed within the
+  window it lapses back to `in_review`
 - a missed first-response or decision deadline sets `RecoveryEscalated` and mails the leads
-- reviewers act through the staff API (`/v1/staff/cases/<id>/…`) with their staff key
+- reviewers act in the console (`/console`) or through the staff API
+  (`/v1/staff/cases/<id>/…`)
 - queries: `staff_view` (everything a reviewer sees), `claimant_view`
 """,
     ACCOUNT_DELETION: """\

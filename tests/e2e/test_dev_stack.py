@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 NEW = "violet tangerine marmalade kayak"
-CASE_TTL = 20
+# Long enough for a loaded machine to restart the whole stack (25 s seen) before the case
+# that must survive the kill expires; the idle case's expiry is then waited for.
+CASE_TTL = 45
 # Right after a kill -9, a call to an open case may wait for the dead worker's sticky queue
 # to time out (10 s) before the new worker takes it: be as patient as a real client.
 http = httpx.Client(timeout=30)

@@ -191,18 +191,28 @@ async def test_a_rejected_claim_for_an_unknown_username_tells_the_claimant_why(s
     assert (again.status_code, again.json()["error"]) == (409, "invalid_state")
 
 
-async def test_a_reviewer_cannot_approve_a_high_risk_claim(stack: Stack):
+async def test_a_reviewers_high_risk_approval_waits_for_a_supervisors_confirmation(stack: Stack):
     await stack.add_account("jane", "jane@example.com", None, PASSWORD)
     rita = await _staff(stack, "rita", StaffRole.REVIEWER)
+    sam = await _staff(stack, "sam", StaffRole.SUPERVISOR)
     claim = await _file(stack)  # no evidence at all
     case_id = claim["case_id"]
     await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rita)
 
-    refused = await stack.http.post(f"/v1/staff/cases/{case_id}/approve", headers=rita)
+    asked = await stack.http.post(
+        f"/v1/staff/cases/{case_id}/approve", json={"note": "Seems right."}, headers=rita
+    )
 
+    assert (asked.status_code, asked.json()["state"]) == (202, "awaiting_confirmation")
+    refused = await stack.http.post(f"/v1/staff/cases/{case_id}/confirm", headers=rita)
     assert (refused.status_code, refused.json()["error"]) == (403, "supervisor_required")
-    detail = (await stack.http.get(f"/v1/staff/cases/{case_id}", headers=rita)).json()
-    assert (detail["state"], detail["risk"]) == ("in_review", "high")
+    await _in_queue(
+        stack, sam, "?state=awaiting_confirmation", lambda cases: cases and cases[0]["case_id"]
+    )
+    confirmed = await stack.http.post(f"/v1/staff/cases/{case_id}/confirm", headers=sam)
+    assert (confirmed.status_code, confirmed.json()["state"]) == (202, "approved")
+    decision = confirmed.json()["decision"]
+    assert (decision["by"], decision["note"]) == ("supervisor:sam", "Seems right.")
 
 
 async def test_staff_routes_need_a_staff_key_and_claims_their_own_token(stack: Stack):

@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from reclaim.binaries import temporal_test_server
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.recovery.contracts import RecoveryRules
-from reclaim.support.contracts import CancelClaim, ClaimCalls, ClaimReason
+from reclaim.support.contracts import CancelClaim, ClaimCalls, ClaimReason, Reviewer
 from reclaim.temporal.codec import data_converter
 from reclaim.temporal.connection import register_search_attributes
 from tests.history_text import TEST_CODEC
@@ -33,7 +33,7 @@ from tests.mailbox import MailSink, smtp_server
 from tests.sms_gateway import SmsGateway
 from tests.workflows.harness import Case, Ledger, recovery_case
 from tests.workflows.lifecycle_harness import OPERATOR, PASSWORD, Lifecycle, lifecycle_stack
-from tests.workflows.support_harness import STRONG_EVIDENCE, SUPERVISOR, SupportDesk
+from tests.workflows.support_harness import REVIEWER, STRONG_EVIDENCE, SUPERVISOR, SupportDesk
 from workflows.recovery import RecoveryWorkflow
 
 HISTORIES = Path(__file__).parent
@@ -268,7 +268,7 @@ async def claim_appeal_approved_by_supervisor(life: Lifecycle) -> list[str]:
     await life.ban(account_id)
     claim = await desk.file(ClaimReason.BANNED)
     await claim.assign()
-    await claim.refusal(claim.approve())
+    await claim.refusal(claim.assign(to="sam"))  # only a supervisor gives a claim away
     await claim.assign(by=SUPERVISOR, to="sam")
     await claim.approve(by=SUPERVISOR)
     await claim.closed()
@@ -297,7 +297,42 @@ async def claim_cancelled_by_an_operator(life: Lifecycle) -> list[str]:
     return [claim.case_id]
 
 
+async def claim_high_risk_confirmed_by_a_second_supervisor(life: Lifecycle) -> list[str]:
+    """The two-person rule: a reviewer's approval waits; its author cannot confirm it even as
+    a supervisor; another supervisor does."""
+    desk = SupportDesk(life)
+    account_id = await life.add_account()
+    await life.ban(account_id)
+    claim = await desk.file(ClaimReason.BANNED)
+    await claim.assign()
+    await claim.approve(note="appeal accepted")
+    await claim.refusal(claim.confirm(by=Reviewer(REVIEWER.id, REVIEWER.name, SUPERVISOR.role)))
+    await life.env.sleep(3_600)
+    await claim.confirm(by=SUPERVISOR)
+    await claim.closed()
+    return [claim.case_id]
+
+
+async def claim_high_risk_approval_lapsed(life: Lifecycle) -> list[str]:
+    """Nobody confirms: back to review, asked again, then rejected by a supervisor."""
+    desk = SupportDesk(life)
+    account_id = await life.add_account()
+    await life.ban(account_id)
+    claim = await desk.file(ClaimReason.BANNED)
+    await claim.assign()
+    await claim.approve()
+    await life.env.sleep(2 * 86_400)
+    await claim.approve()
+    await claim.reject("ban stands", by=SUPERVISOR)
+    await claim.closed()
+    return [claim.case_id]
+
+
 SUPPORT: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
+    "claim_high_risk_confirmed_by_a_second_supervisor": (
+        claim_high_risk_confirmed_by_a_second_supervisor
+    ),
+    "claim_high_risk_approval_lapsed": claim_high_risk_approval_lapsed,
     "claim_cancelled_by_an_operator": claim_cancelled_by_an_operator,
     "claim_approved_after_escalation": claim_approved_after_escalation,
     "claim_abandoned": claim_abandoned,

@@ -15,6 +15,7 @@ from reclaim.support.contracts import (
     ClaimCalls,
     ClaimReason,
     ClaimView,
+    ConfirmApproval,
     ProvideInfo,
     Reject,
     RequestInfo,
@@ -26,6 +27,7 @@ from tests.workflows.lifecycle_harness import PASSWORD, Lifecycle
 
 REVIEWER = Reviewer(1, "rita", StaffRole.REVIEWER)
 SUPERVISOR = Reviewer(2, "sam", StaffRole.SUPERVISOR)
+OTHER_SUPERVISOR = Reviewer(3, "sue", StaffRole.SUPERVISOR)
 CONTACT = "jane.new@example.net"
 
 
@@ -64,6 +66,9 @@ class Claim:
 
     async def approve(self, by: Reviewer = REVIEWER, note: str | None = None) -> ClaimView:
         return await self.update(ClaimCalls.APPROVE, Approve(by, note))
+
+    async def confirm(self, by: Reviewer = SUPERVISOR, note: str | None = None) -> ClaimView:
+        return await self.update(ClaimCalls.CONFIRM_APPROVAL, ConfirmApproval(by, note))
 
     async def reject(self, reason: str, by: Reviewer = REVIEWER) -> ClaimView:
         return await self.update(ClaimCalls.REJECT, Reject(by, reason))

@@ -16,12 +16,21 @@ from reclaim.contracts import AccountStatus
 from reclaim.lifecycle.contracts import LifecycleState
 from reclaim.notify.outbox import text_of
 from reclaim.store.models import SupportClaim
-from reclaim.support.contracts import ClaimReason, ClaimState, ContactMatch, Risk
+from reclaim.support.contracts import (
+    ClaimReason,
+    ClaimState,
+    ContactMatch,
+    Reviewer,
+    Risk,
+    StaffRole,
+)
+from reclaim.temporal import search_attributes as sa
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.workflows.lifecycle_harness import Lifecycle, lifecycle_stack
 from tests.workflows.support_harness import (
     CONTACT,
+    OTHER_SUPERVISOR,
     REVIEWER,
     STRONG_EVIDENCE,
     SUPERVISOR,
@@ -188,7 +197,7 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
     ]
 
 
-async def test_a_high_risk_claim_is_approved_by_a_supervisor_only(desk: SupportDesk):
+async def test_a_reviewers_high_risk_approval_waits_for_another_supervisor(desk: SupportDesk):
     life = desk.life
     account_id = await life.add_account()
     ban = await life.ban(account_id)
@@ -196,14 +205,89 @@ async def test_a_high_risk_claim_is_approved_by_a_supervisor_only(desk: SupportD
     assert (await claim.view()).risk is Risk.HIGH
     await claim.assign()
 
-    refused = await claim.refusal(claim.approve())
+    asked = await claim.approve(note="Appeal accepted.")
 
-    assert refused.type == "supervisor_required"
-    assert (await claim.view()).state is ClaimState.IN_REVIEW
-    approved = await claim.approve(by=SUPERVISOR, note="Appeal accepted.")
-    assert approved.state is ClaimState.APPROVED
+    assert asked.state is ClaimState.AWAITING_CONFIRMATION
+    assert asked.approval_request is not None
+    assert asked.approval_request.by == "reviewer:rita"
+    assert asked.next_deadline == asked.approval_request.confirm_by
+    assert life.account(account_id).status == AccountStatus.BANNED  # nothing applied yet
+    assert (await claim.refusal(claim.confirm(by=REVIEWER))).type == "supervisor_required"
+    assert (await claim.refusal(claim.approve())).type == "invalid_state"
+    attrs = (await claim.handle.describe()).typed_search_attributes
+    assert attrs.get(sa.CASE_STATE) == "awaiting_confirmation"
+    claimant = await life.services.support.claimant_view(claim.case_id, claim.filed.claim_token)
+    assert claimant.state is ClaimState.IN_REVIEW  # to the claimant, still review
+
+    confirmed = await claim.confirm(by=SUPERVISOR)
+
+    assert confirmed.state is ClaimState.APPROVED
+    assert confirmed.decision is not None
+    assert (confirmed.decision.by, confirmed.decision.note) == (
+        "supervisor:sam",
+        "Appeal accepted.",
+    )
+    assert [e.action for e in confirmed.timeline][-3:] == [
+        "asked a supervisor to confirm the approval",
+        "confirmed the approval",
+        "approved",
+    ]
     assert life.account(account_id).status == AccountStatus.ACTIVE
     assert (await life.outcome(ban.case_id)).state is LifecycleState.LIFTED
+
+
+async def test_whoever_asks_for_an_approval_never_confirms_it(desk: SupportDesk):
+    """A member of staff whose role became supervisor after asking still cannot confirm."""
+    account_id = await desk.life.add_account()
+    await desk.life.ban(account_id)
+    claim = await desk.file(ClaimReason.BANNED)
+    await claim.assign()
+    await claim.approve()
+
+    promoted = Reviewer(REVIEWER.id, REVIEWER.name, StaffRole.SUPERVISOR)
+    refused = await claim.refusal(claim.confirm(by=promoted))
+
+    assert refused.type == "same_person"
+    assert "another supervisor" in refused.message
+    assert (await claim.view()).state is ClaimState.AWAITING_CONFIRMATION
+    assert (await claim.confirm(by=OTHER_SUPERVISOR)).state is ClaimState.APPROVED
+
+
+async def test_an_unconfirmed_approval_lapses_back_to_review(desk: SupportDesk):
+    life = desk.life
+    account_id = await life.add_account()
+    await life.ban(account_id)
+    claim = await desk.file(ClaimReason.BANNED)
+    await claim.assign()
+    await claim.approve(note="Looks fine.")
+
+    await life.days_pass(1.01)  # RECLAIM_APPROVAL_CONFIRM_WINDOW: one day by default
+
+    view = await claim.view()
+    assert view.state is ClaimState.IN_REVIEW
+    assert view.approval_request is None
+    assert view.timeline[-1].action == "approval lapsed"
+    assert "rita" in (view.timeline[-1].detail or "")
+    assert (await claim.refusal(claim.confirm())).type == "invalid_state"
+    assert life.account(account_id).status == AccountStatus.BANNED
+    # A supervisor may still decide it, or the reviewer may ask again.
+    again = await claim.approve()
+    assert again.state is ClaimState.AWAITING_CONFIRMATION
+    rejected = await claim.reject("Ban stands.", by=SUPERVISOR)
+    assert rejected.state is ClaimState.REJECTED
+
+
+async def test_a_supervisors_high_risk_approval_applies_at_once(desk: SupportDesk):
+    life = desk.life
+    account_id = await life.add_account()
+    await life.ban(account_id)
+    claim = await desk.file(ClaimReason.BANNED)
+    await claim.assign(by=SUPERVISOR)
+
+    approved = await claim.approve(by=SUPERVISOR)
+
+    assert approved.state is ClaimState.APPROVED
+    assert life.account(account_id).status == AccountStatus.ACTIVE
 
 
 async def test_a_deleted_account_is_restored_inside_its_grace_period_only(desk: SupportDesk):
