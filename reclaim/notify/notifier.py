@@ -33,7 +33,7 @@ from reclaim.store.models import FORGOTTEN, Notification, utcnow
 
 log = structlog.get_logger(__name__)
 
-SEND_TIMES_KEPT = 200
+SEND_TIMES_KEPT = 50
 DEFAULT_SEND_SECONDS = 0.05  # before the first real send of a process
 _PROVIDER_ID_LENGTH = Notification.__table__.c.provider_id.type.length  # type: ignore[attr-defined]
 
