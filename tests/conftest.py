@@ -4,16 +4,20 @@ RECLAIM_TEST_POSTGRES_URL is set), and a whole stack wired from them."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
@@ -221,3 +225,40 @@ def slapd(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Slapd]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def argon2_verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hash of every argon2 verification made in this process from now on (the API and
+    the worker of a test stack run here), in order: what a timing attacker would measure."""
+    verified: list[str] = []
+    real_verify = PasswordHasher.verify
+
+    def counting_verify(self: PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        verified.append(hash.decode() if isinstance(hash, bytes) else hash)
+        return real_verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    return verified
+
+
+_REPO = Path(__file__).resolve().parents[1]
+Seen = dict[tuple[str, str], set[bool]]
+
+
+@pytest.fixture
+def comparisons(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seen]:
+    """Where in the product `hmac.compare_digest` was called, and what it answered there."""
+    seen: Seen = defaultdict(set)
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        caller = sys._getframe(1).f_code
+        answer = real(a, b)
+        path = Path(caller.co_filename).resolve()
+        if path.is_relative_to(_REPO):
+            seen[(path.relative_to(_REPO).as_posix(), caller.co_qualname)].add(answer)
+        return answer
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    yield seen

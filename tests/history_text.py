@@ -20,17 +20,21 @@ PATCH_MARKER = "core_patch"
 def payloads(node: Any) -> list[Payload]:
     """Every payload in a history (as `fetch_history().to_json()` gives it, parsed), except
     search attributes (indexed in clear by design, no personal data) and the markers of
-    `workflow.patched` (the SDK writes a patch's id in clear, never through the codec)."""
+    `workflow.patched` (the SDK writes a patch's id in clear, never through the codec).
+
+    A payload is anything with a `metadata` object. Its `data` may be absent: the JSON form
+    leaves out empty bytes, so a `binary/null` payload (an activity that returns None, an
+    update without a result) is only metadata, and must be looked at all the same."""
     found: list[Payload] = []
     if isinstance(node, dict):
         if node.get("markerName") == PATCH_MARKER:
             return found
-        data, metadata = node.get("data"), node.get("metadata")
-        if isinstance(data, str) and isinstance(metadata, dict):
+        metadata = node.get("metadata")
+        if isinstance(metadata, dict):
             found.append(
                 Payload(
                     metadata={k: base64.b64decode(v) for k, v in metadata.items()},
-                    data=base64.b64decode(data),
+                    data=base64.b64decode(node.get("data") or ""),
                 )
             )
         for key, value in node.items():
@@ -39,6 +43,23 @@ def payloads(node: Any) -> list[Payload]:
     elif isinstance(node, list):
         for value in node:
             found.extend(payloads(value))
+    return found
+
+
+def search_attribute_texts(node: Any) -> list[str]:
+    """Every search attribute a history sets, as `Name=value` (they are indexed in clear)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "searchAttributes" and isinstance(value, dict):
+                for name, payload in value.get("indexedFields", {}).items():
+                    text = base64.b64decode(payload.get("data") or "").decode("utf-8", "replace")
+                    found.append(f"{name}={text}")
+            else:
+                found.extend(search_attribute_texts(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(search_attribute_texts(value))
     return found
 
 

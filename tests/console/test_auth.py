@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from reclaim.store.models import ConsoleSession, Staff, utcnow
 from reclaim.support.audit import Origin
-from tests.conftest import StackParts, free_port
+from tests.conftest import Seen, StackParts, free_port
 from tests.console.desk import PASSWORD, STRONG, csrf_of, file_claim
 from tests.console.desk import Staff as StaffBrowser
 from tests.mailbox import MailSink
@@ -98,7 +98,7 @@ async def test_a_bad_id_token_opens_no_session(
 
 
 async def test_a_callback_that_is_not_this_browsers_sign_in_is_refused(
-    sso_stack: Stack, issuer: TestIssuer
+    sso_stack: Stack, issuer: TestIssuer, comparisons: Seen
 ):
     rita = StaffBrowser(sso_stack)
     try:
@@ -113,6 +113,13 @@ async def test_a_callback_that_is_not_this_browsers_sign_in_is_refused(
         await stranger.aclose()
         denied = await rita.http.get("/console/oidc/callback?error=access_denied")
         assert denied.status_code == 401 and "access_denied" in denied.text
+        back = await rita.sso(issuer, "rita")  # and the sign-in that is this browser's
+        assert back.status_code == 303
+        # The state compared in constant time, both ways (tests/e2e/test_constant_time.py).
+        assert comparisons[("reclaim/support/service.py", "SupportService.finish_sign_in")] == {
+            True,
+            False,
+        }
     finally:
         await rita.aclose()
 

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from argon2 import extract_parameters
 from sqlmodel import Session, select
 from temporalio.client import WorkflowExecutionStatus
 from typer.testing import CliRunner
@@ -94,6 +95,34 @@ def _without_worker_logs(result: Any) -> _Said:
     lines land in the same captured stderr; a user's terminal never shows them."""
     kept = [line for line in result.output.splitlines() if not line.startswith('{"')]
     return _Said(result.exit_code, "\n".join(kept))
+
+
+async def test_an_unknown_identifier_costs_one_argon2_verification_like_a_wrong_password(
+    stack: Stack, argon2_verifications: list[str]
+):
+    await stack.add_account("jane", "jane@example.com", "+14155550123", PASSWORD)
+    verified = argon2_verifications
+
+    async def attempt(identifier: str, password: str) -> tuple[int, Any, list[str]]:
+        verified.clear()
+        response = await stack.sign_in(identifier, password)
+        return response.status_code, response.json(), list(verified)
+
+    wrong_password = await attempt("jane", "not her password at all")
+    unknown = [
+        await attempt(identifier, "not her password at all")
+        for identifier in ("nobody", "nobody@example.com", "+14155550199")
+    ]
+    right = await attempt("jane", PASSWORD)
+
+    status, body, [janes_hash] = wrong_password
+    assert (status, body["error"]) == (401, "invalid_credentials")
+    for unknown_status, unknown_body, hashes in unknown:
+        assert (unknown_status, unknown_body) == (status, body)
+        # Exactly one verification, against a hash that costs what jane's costs.
+        assert len(hashes) == 1 and hashes[0] != janes_hash
+        assert extract_parameters(hashes[0]) == extract_parameters(janes_hash)
+    assert (right[0], len(right[2])) == (200, 1)
 
 
 async def test_a_deactivated_account_is_kept_by_completing_a_recovery(stack: Stack):

@@ -16,7 +16,7 @@ from reclaim.contracts import Actor, ActorKind
 from reclaim.support.contracts import StaffRole
 from reclaim.temporal.codec import EncryptionCodec, new_key_spec, parse_keys
 from tests.conftest import StackParts
-from tests.history_text import all_encrypted, payload_texts
+from tests.history_text import all_encrypted, payload_texts, search_attribute_texts
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.stack import Stack, running_stack
@@ -70,6 +70,11 @@ async def test_every_workflow_type_is_ciphertext_at_rest(stack: Stack):
         for value in private:
             assert value not in stored, (case_id, value)
         assert '"jane"' not in stored and "spam" not in stored
+        # Search attributes are indexed in clear: what they hold is no private data either.
+        indexed = "\n".join(search_attribute_texts(history))
+        assert "RecoveryCaseKind=" in indexed  # the control: they were read
+        for value in (*private, "jane", "spam"):
+            assert value not in indexed, (case_id, value)
         # Through the codec, an operator reads the case (the control).
         decoded = "\n".join(payload_texts(history, stack.settings.codec()))
         assert case_id in decoded

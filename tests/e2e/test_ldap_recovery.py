@@ -13,7 +13,7 @@ import pytest
 
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.notify.courier import Courier
-from tests.conftest import LDAP_JANE, LDAP_OLD, StackParts
+from tests.conftest import LDAP_JANE, LDAP_OLD, Seen, StackParts
 from tests.ldap_server import PEOPLE, Slapd
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
@@ -196,7 +196,7 @@ async def _staff_key(stack: Stack) -> dict[str, str]:
 
 
 async def test_an_approved_takeover_claim_hands_the_ldap_account_to_the_verified_address(
-    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway, comparisons: Seen
 ):
     settings, engine = stack_parts(**slapd.reclaim_settings())
     async with running_stack(settings, engine, mail, sms) as stack:
@@ -216,6 +216,8 @@ async def test_an_approved_takeover_claim_hands_the_ldap_account_to_the_verified
         detail = (await stack.http.get(f"/v1/staff/cases/{case_id}", headers=rita)).json()
         # Checked against what the directory holds: the password by its readable history.
         assert detail["evidence"]["passwords_matched"] == 1
+        # Each remembered password compared in constant time (tests/e2e/test_constant_time.py).
+        assert comparisons[("reclaim/directory/ldap.py", "_verify")] == {True, False}
         assert detail["evidence"]["registered_email"] == "current"
         assert detail["risk"] == "low"
         await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rita)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.codes import wrong_codes
-from tests.stack import Stack
+from tests.stack import Stack, sql_directory
 
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
@@ -280,6 +281,39 @@ async def test_password_refusals_keep_the_token_usable(stack: Stack):
     assert (again.status_code, again.json()) == (200, done.json())
     assert (await stack.sign_in("jane", NEW + "!")).status_code == 401
     assert (await stack.sign_in("jane", NEW)).status_code == 200
+
+
+async def test_the_fifth_most_recent_password_is_refused_and_the_sixth_accepted(stack: Stack):
+    # Oldest first: the password jane signed up with, then five earlier recoveries.
+    passwords = [
+        f"{word} harbour lantern quince"
+        for word in ("amber", "birch", "cobalt", "dune", "ember", "fjord")
+    ]
+    directory = sql_directory(stack.engine)
+    account = await directory.create(
+        username="jane", email="jane@example.com", phone=None, password=passwords[0]
+    )
+    for n, password in enumerate(passwords[1:], start=1):
+        earlier = f"rc_earlier_{n}"
+        await directory.set_password(
+            account.id,
+            await directory.new_password(earlier, password),
+            case_id=earlier,
+            at=datetime.now(UTC) - timedelta(days=10 - n),
+        )
+    case = await stack.open_case("jane")
+    code = await stack.mail.code_for("jane@example.com")
+    token = (
+        await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+    ).json()["reset_token"]
+    url = f"/v1/recovery/{case['case_id']}/password"
+
+    fifth = await stack.http.post(url, json={"reset_token": token, "new_password": passwords[1]})
+    sixth = await stack.http.post(url, json={"reset_token": token, "new_password": passwords[0]})
+
+    assert (fifth.status_code, fifth.json()["error"]) == (422, "password_reused")
+    assert sixth.json() == {"case_id": case["case_id"], "state": "completed"}
+    assert (await stack.sign_in("jane", passwords[0])).status_code == 200
 
 
 async def test_an_sms_provider_outage_shows_retrying_then_the_code_arrives(stack: Stack):

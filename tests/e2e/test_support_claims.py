@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from argon2 import extract_parameters
+
 from reclaim.notify.outbox import text_of
 from reclaim.support.contracts import StaffRole
 from tests.history_text import payload_texts
@@ -213,6 +215,48 @@ async def test_a_reviewers_high_risk_approval_waits_for_a_supervisors_confirmati
     assert (confirmed.status_code, confirmed.json()["state"]) == (202, "approved")
     decision = confirmed.json()["decision"]
     assert (decision["by"], decision["note"]) == ("supervisor:sam", "Seems right.")
+
+
+async def test_a_reviewer_cannot_approve_a_claim_assigned_to_another_reviewer(stack: Stack):
+    await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    rita = await _staff(stack, "rita", StaffRole.REVIEWER)
+    rex = await _staff(stack, "rex", StaffRole.REVIEWER)
+    claim = await _file(stack, registered_email="jane@example.com", previous_passwords=[PASSWORD])
+    case_id = claim["case_id"]
+    assigned = await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rex)
+    assert (assigned.status_code, assigned.json()["assignee"]) == (202, "rex")
+
+    refused = await stack.http.post(
+        f"/v1/staff/cases/{case_id}/approve", json={"note": "Looks fine."}, headers=rita
+    )
+
+    assert refused.status_code == 403, refused.text
+    assert (refused.json()["error"], refused.json()["assignee"]) == ("not_assignee", "rex")
+    detail = (await stack.http.get(f"/v1/staff/cases/{case_id}", headers=rita)).json()
+    assert (detail["state"], detail["risk"], detail["assignee"]) == ("in_review", "low", "rex")
+    assert detail["decision"] is None
+    # Nothing was handed over: the account still signs in at its own address.
+    assert (await stack.sign_in("jane@example.com", PASSWORD)).status_code == 200
+    approved = await stack.http.post(f"/v1/staff/cases/{case_id}/approve", headers=rex)
+    assert (approved.status_code, approved.json()["state"]) == (202, "approved")
+
+
+async def test_a_claim_costs_the_same_argon2_work_whether_the_username_exists_or_not(
+    stack: Stack, argon2_verifications: list[str]
+):
+    await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    guesses = ["not this one", PASSWORD]
+    work: dict[str, list[str]] = {}
+
+    for username in ("jane", "ghost"):
+        argon2_verifications.clear()
+        await _file(stack, username=username, previous_passwords=guesses)
+        work[username] = list(argon2_verifications)
+
+    # Each guess is checked against five hashes, the account's own padded with the decoy.
+    assert [len(hashes) for hashes in work.values()] == [2 * 5, 2 * 5]
+    parameters = {str(extract_parameters(h)) for hashes in work.values() for h in hashes}
+    assert len(parameters) == 1
 
 
 async def test_staff_routes_need_a_staff_key_and_claims_their_own_token(stack: Stack):

@@ -338,6 +338,36 @@ async def test_closing_a_case_keeps_the_first_ending_and_wipes_kept_codes(
         assert session.exec(select(Notification.sealed_code)).all() == [None]
 
 
+# Six passwords of one account, oldest first: the one it was created with, then five resets.
+SIX_PASSWORDS = [
+    f"{word} harbour lantern quince" for word in ("amber", "birch", "cobalt", "dune", "ember")
+] + ["fjord harbour lantern quince"]
+
+
+async def test_the_last_five_passwords_are_refused_and_the_sixth_is_accepted(engine: Engine):
+    directory = sql_directory(engine)
+    account = await directory.create(
+        username="jane", email="jane@example.com", phone=None, password=SIX_PASSWORDS[0]
+    )
+    for n, password in enumerate(SIX_PASSWORDS[1:], start=1):
+        case_id = f"rc_history_{n}"
+        await directory.set_password(
+            account.id,
+            await directory.new_password(case_id, password),
+            case_id=case_id,
+            at=T0 + timedelta(days=n),
+        )
+
+    newest_first = SIX_PASSWORDS[::-1]
+    reused = [await directory.password_reused(account.id, p) for p in newest_first]
+    # A claim's evidence is checked against the same five.
+    matched = [await directory.matching_passwords(account.id, [p]) for p in newest_first]
+
+    assert reused == [True, True, True, True, True, False]  # the 5th refused, the 6th not
+    assert matched == [1, 1, 1, 1, 1, 0]
+    assert not await directory.password_reused(account.id, "never used harbour lantern")
+
+
 async def test_sign_in_opens_a_session_that_sign_out_ends(engine: Engine):
     directory = sql_directory(engine)
     await _account(engine)

@@ -4,8 +4,11 @@ supervisor rule, and what approval does to the account."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -38,6 +41,7 @@ from tests.workflows.support_harness import (
 )
 
 LEADS = "support-leads@example.com"
+REX = Reviewer(3, "rex", StaffRole.REVIEWER)  # a second reviewer
 DAY = 86_400
 
 
@@ -54,6 +58,21 @@ async def desk(
 async def _mail(life: Lifecycle, to: str, words: str) -> str:
     message = await life.mail.wait_for(lambda m: m["To"] == to and words in text_of(m))
     return text_of(message)
+
+
+async def _claim_row(
+    life: Lifecycle, case_id: str, ready: Callable[[SupportClaim], bool], timeout: float = 10
+) -> SupportClaim:
+    """The claim's row once `ready` holds, read again until then (at most `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with Session(life.engine) as session:
+            row = session.get(SupportClaim, case_id)
+        if row is not None and ready(row):
+            return row
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the claim's row never got there: {row}")
+        await asyncio.sleep(0.02)
 
 
 async def test_the_claimant_gets_the_token_by_mail_and_the_evidence_sets_the_risk(
@@ -77,10 +96,10 @@ async def test_the_claimant_gets_the_token_by_mail_and_the_evidence_sets_the_ris
     assert (await nobody.view()).risk is Risk.HIGH
     received = await _mail(desk.life, CONTACT, strong.case_id)
     assert strong.filed.claim_token in received
-    with Session(desk.life.engine) as session:  # the token left with the mail, and only there
-        row = session.get(SupportClaim, strong.case_id)
-        assert row is not None and row.sealed_token is None
-        assert strong.filed.claim_token not in repr(row.model_dump())
+    # The token left with the mail, and only there: the activity wipes it just after the sink
+    # received the mail, so the row is read until it shows that (or the deadline passes).
+    row = await _claim_row(desk.life, strong.case_id, lambda r: r.sealed_token is None)
+    assert strong.filed.claim_token not in repr(row.model_dump())
 
 
 async def test_a_claim_nobody_picks_up_escalates_after_the_first_response_sla(desk: SupportDesk):
@@ -195,6 +214,34 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
         "assigned",
         "approved",
     ]
+
+
+@pytest.mark.parametrize(
+    ("evidence", "risk"),
+    [(STRONG_EVIDENCE, Risk.LOW), ({"registered_email": "jane@example.com"}, Risk.MEDIUM)],
+)
+async def test_a_reviewer_not_in_charge_cannot_approve_a_claim_assigned_to_someone_else(
+    desk: SupportDesk, evidence: dict[str, Any], risk: Risk
+):
+    life = desk.life
+    account_id = await life.add_account()
+    claim = await desk.file(**evidence)
+    assert (await claim.view()).risk is risk
+    await claim.assign(by=REX)
+
+    in_review = await claim.refusal(claim.approve(by=REVIEWER))
+    await claim.ask("Which browser?", by=REX)
+    awaiting = await claim.refusal(claim.approve(by=REVIEWER))
+
+    for refused in (in_review, awaiting):
+        assert (refused.type, refused.details[0]) == ("not_assignee", {"assignee": "rex"})
+    view = await claim.view()
+    assert (view.state, view.assignee, view.decision) == (ClaimState.AWAITING_CLAIMANT, "rex", None)
+    assert life.account(account_id).email == "jane@example.com"  # nothing was handed over
+    await claim.answer()
+    approved = await claim.approve(by=REX)
+    assert approved.state is ClaimState.APPROVED
+    assert life.account(account_id).email == CONTACT
 
 
 async def test_a_reviewers_high_risk_approval_waits_for_another_supervisor(desk: SupportDesk):
