@@ -17,7 +17,8 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.lifecycle import LifecycleActivities
 from activities.recovery import RecoveryActivities
@@ -64,6 +65,9 @@ def build_worker(
         max_cached_workflows=settings.worker_max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
         interceptors=[ActivityLogContext()],
+        workflow_runner=SandboxedWorkflowRunner()
+        if settings.workflow_sandbox
+        else UnsandboxedWorkflowRunner(),
     )
 
 

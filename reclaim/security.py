@@ -40,6 +40,9 @@ def new_case_id(prefix: str = CASE_ID_PREFIX) -> str:
     return prefix + secrets.token_urlsafe(16)
 
 
+_SEAL_BYTES = 16  # a reset pass's signature: 128 bits
+
+
 def _urlsafe(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -89,6 +92,32 @@ class Keys:
         return _urlsafe(
             hmac.new(self._reset, f"{case_id}\x1f{submitted_digest}".encode(), "sha256").digest()
         )
+
+    def reset_pass(self, case_id: str, token: str, expires_at: int) -> str:
+        """The reset token as it is handed out: the token the workflow knows, then when it
+        stops working and a signature over both, so the API turns away a forged, foreign or
+        expired token itself, before any hashing and without asking the workflow."""
+        stamp = expires_at.to_bytes(8, "big")
+        return f"{token}.{_urlsafe(stamp + self._reset_seal(case_id, token, stamp))}"
+
+    def open_reset_pass(self, case_id: str, given: str) -> tuple[str, int] | None:
+        """The token inside a pass of this case and its expiry (seconds since the epoch), or
+        None when it is not one (forged, another case's, or an older token without a seal)."""
+        token, dot, sealed = given.partition(".")
+        try:
+            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        except ValueError:
+            return None
+        if not dot or len(raw) != 8 + _SEAL_BYTES:
+            return None
+        stamp, seal = raw[:8], raw[8:]
+        if not hmac.compare_digest(seal, self._reset_seal(case_id, token, stamp)):
+            return None
+        return token, int.from_bytes(stamp, "big")
+
+    def _reset_seal(self, case_id: str, token: str, stamp: bytes) -> bytes:
+        message = f"seal\x1f{case_id}\x1f{token}\x1f".encode() + stamp
+        return hmac.new(self._reset, message, "sha256").digest()[:_SEAL_BYTES]
 
     def stop_token(self, case_id: str, address: str) -> str:
         """The signature in a "Wasn't you? Stop it" link sent to `address` about a held case."""

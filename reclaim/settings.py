@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # codes as fast (an evicted case replays its ~30 events when next touched).
     worker_max_cached_workflows: int = Field(500, ge=0)
     worker_shutdown_grace: float = Field(10.0, ge=0)
+    # Workflows run without Temporal's sandbox: it re-imports each workflow's module for
+    # every new case and wraps every activation, about a fifth of the worker's CPU. Their
+    # determinism is kept by the tests instead (which run them inside the sandbox), the
+    # architecture test (no clock, I/O or randomness in workflows/) and the replay test.
+    workflow_sandbox: bool = False
     max_body_bytes: int = 16_384
 
     # Self-service recovery rules (reclaim/recovery).

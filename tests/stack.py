@@ -70,6 +70,10 @@ def stack_settings(
         "sms_provider": "webhook",
         "sms_webhook_url": sms.url,
         "public_url": "https://reclaim.example",
+        # Production runs workflows without the sandbox (it costs a fifth of the worker's
+        # CPU); the tests run them inside it, so a workflow that reaches for the clock, I/O
+        # or randomness fails here first.
+        "workflow_sandbox": True,
         **FAST_ARGON2,
     }
     values.update(overrides)

@@ -134,3 +134,38 @@ def test_nothing_cites_notes_outside_the_repository():
     texts = [*PRODUCT, *(REPO / "docs").rglob("*.md"), REPO / "README.md"]
 
     assert _where(texts, lambda p: "DESIGN.md" in p.read_text(encoding="utf-8")) == []
+
+
+# What would make a workflow behave differently on replay: the clock, randomness, ids, files.
+_NONDETERMINISTIC_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "open"}
+_NONDETERMINISTIC_MODULES = {"random", "secrets", "uuid", "os", "time", "socket", "pathlib"}
+
+
+def test_workflows_and_what_they_import_never_read_the_clock_randomness_or_files():
+    """Production runs workflows outside Temporal's sandbox (RECLAIM_WORKFLOW_SANDBOX), so
+    this is checked on the source, for workflows/ and every module of ours they import; the
+    tests run them inside the sandbox too. `workflow.now()` is the clock they may read."""
+    sources = sorted((REPO / "workflows").glob("*.py"))
+    ours = {
+        m
+        for p in sources
+        for m in _imports(p)
+        if m.startswith("reclaim.") and (REPO / (m.replace(".", "/") + ".py")).exists()
+    }
+    sources += [REPO / (m.replace(".", "/") + ".py") for m in sorted(ours)]
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                owner = func.value if isinstance(func, ast.Attribute) else None
+                is_workflow_clock = isinstance(owner, ast.Name) and owner.id == "workflow"
+                if name in _NONDETERMINISTIC_CALLS and not is_workflow_clock:
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno} {ast.unparse(func)}()")
+        found += [
+            f"{path.relative_to(REPO)} imports {m}"
+            for m in _imports(path)
+            if m.split(".")[0] in _NONDETERMINISTIC_MODULES
+        ]
+    assert len(sources) > 4 and found == []

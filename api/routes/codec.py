@@ -21,6 +21,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
 from api.auth import NO_STAFF_KEY, bearer
@@ -124,16 +125,28 @@ async def decode(
     return Payloads(payloads=[_to_json(p) for p in decoded])
 
 
-class CodecCors(BaseHTTPMiddleware):
-    """CORS for the codec endpoint only, and for the Web UI's origin only."""
+class CodecCors:
+    """CORS for the codec endpoint only, and for the Web UI's origin only. Every other
+    request goes straight through (a BaseHTTPMiddleware around all of them cost the API about
+    7 % of its CPU)."""
 
-    def __init__(self, app: object, settings: Settings) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
-        self._origins = set(settings.resolved_ui_origins)
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self._codec = _CodecCors(app, set(settings.resolved_ui_origins))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith(PREFIX):
+            await self._codec(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+class _CodecCors(BaseHTTPMiddleware):
+    def __init__(self, app: ASGIApp, origins: set[str]) -> None:
+        super().__init__(app)
+        self._origins = origins
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if not request.url.path.startswith(PREFIX):
-            return await call_next(request)
         origin = request.headers.get("origin", "").rstrip("/")
         allowed = origin in self._origins
         if request.method == "OPTIONS" and request.headers.get("access-control-request-method"):

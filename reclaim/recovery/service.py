@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -318,14 +320,34 @@ class RecoveryService:
     async def set_password(self, case_id: str, reset_token: str, password: str) -> RecoveryStatus:
         """Every session of the account is signed out and every contact told."""
         handle = self._handle(case_id)
-        token_digest = self._keys.token_digest(reset_token)
-        # The token is checked first: nobody without one makes the server hash anything.
-        context = await self._reset_context(handle, token_digest)
-        if context.accepted:  # sent again after a lost answer: it was taken
-            return await self.status(case_id)
-        if context.problem is not None or context.account_id is None:
-            raise ended_refusal(context.problem or CaseError.INVALID_TOKEN)
-        new = await self._prepare_password(case_id, context.account_id, password)
+        # The token is checked first: nobody without one makes the server hash anything. A
+        # pass (the token, its expiry and their signature) is checked here, without asking the
+        # workflow; anything else (a token handed out before passes were signed) is asked.
+        opened = self._keys.open_reset_pass(case_id, reset_token)
+        if opened is not None:
+            token, expires_at = opened
+            if time.time() >= expires_at:
+                raise ended_refusal(CaseError.RESET_EXPIRED)
+            account_id = await self._ledger.account_of(case_id)
+            token_digest = self._keys.token_digest(token)
+        else:
+            token_digest = self._keys.token_digest(reset_token)
+            context = await self._reset_context(handle, token_digest)
+            if context.accepted:  # sent again after a lost answer: it was taken
+                return await self.status(case_id)
+            if context.problem is not None:
+                raise ended_refusal(context.problem)
+            account_id = context.account_id
+        if account_id is None:
+            raise ended_refusal(CaseError.INVALID_TOKEN)
+        try:
+            new = await self._prepare_password(case_id, account_id, password)
+        except Refused:
+            # The same request again after a lost answer: its password is now the account's
+            # (reused), yet it was taken. Only a refusal asks the workflow.
+            if opened is not None and (await self._reset_context(handle, token_digest)).accepted:
+                return await self.status(case_id)
+            raise
         change = SetPassword(token_digest, new.hash, new.sealed)
 
         async def refusal() -> Exception:
@@ -703,7 +725,10 @@ class RecoveryService:
             NOT_FOUND,
             self._by_final_state(case_id, _ENDED_CODE),
         )
-        return ResetGranted(token, accepted.reset_expires_at)
+        expires_at = math.ceil(accepted.reset_expires_at.timestamp())
+        return ResetGranted(
+            self._keys.reset_pass(case_id, token, expires_at), accepted.reset_expires_at
+        )
 
     async def _stopper(self, case_id: str, token: str) -> Contact:
         """The contact a stop link was signed for."""

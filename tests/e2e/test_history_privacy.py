@@ -9,7 +9,7 @@ from typing import Any
 
 from reclaim.security import Keys
 from tests.conftest import StackParts
-from tests.history_text import all_encrypted, payload_texts
+from tests.history_text import all_encrypted, payload_texts, payloads
 from tests.host_app import HOST_SECRET, HostApp
 from tests.ldap_server import PEOPLE, Slapd
 from tests.mailbox import MailSink
@@ -32,6 +32,10 @@ async def test_no_code_token_password_or_contact_in_any_event(
     settings, engine = stack_parts(resend_cooldown=0)
     async with running_stack(settings, engine, mail, sms) as stack:
         await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
+        # A case by SMS that an operator stops: a case that ends without a new password
+        # records its ending in an activity that returns nothing (a `binary/null` payload).
+        older_id = (await stack.open_case("jane", channel="sms"))["case_id"]
+        by_sms = await stack.sms.code_for("+14155550123")
         case_id = (await stack.open_case("jane@example.com"))["case_id"]
         first = await stack.mail.code_for("jane@example.com")
         await stack.http.post(f"/v1/recovery/{case_id}/resend")
@@ -44,23 +48,38 @@ async def test_no_code_token_password_or_contact_in_any_event(
         await stack.http.post(
             f"/v1/recovery/{case_id}/password", json={"reset_token": token, "new_password": NEW}
         )
-        history = await stack.client.get_workflow_handle(case_id).fetch_history()
+        await stack.services.recovery.cancel(older_id, "opened by mistake")
+        older = stack.client.get_workflow_handle(older_id)
+        assert (await older.result())["state"] == "cancelled"
+        histories = [
+            (await stack.client.get_workflow_handle(case_id).fetch_history()).to_json(),
+            (await older.fetch_history()).to_json(),
+        ]
 
-    raw = history.to_json()
-    # At rest every payload is ciphertext; through the codec an operator reads the digests.
-    assert all_encrypted(json.loads(raw))
-    stored = "\n".join(payload_texts(json.loads(raw)))
-    decoded = "\n".join(payload_texts(json.loads(raw), settings.codec()))
+    # At rest every payload is ciphertext, those with no data too; through the codec an
+    # operator reads the digests.
+    for raw in histories:
+        assert all_encrypted(json.loads(raw))
+    codec = settings.codec()
+    kinds = [codec.decrypt(p).metadata["encoding"] for p in payloads(json.loads(histories[1]))]
+    assert b"binary/null" in kinds  # the control: the ending's empty result was looked at
+    raw = "\n".join(histories)
+    stored = "\n".join(text for h in histories for text in payload_texts(json.loads(h)))
+    decoded = "\n".join(
+        text for h in histories for text in payload_texts(json.loads(h), settings.codec())
+    )
     assert "$argon2id$" not in raw + stored
     everything = raw + "\n" + stored + "\n" + decoded
     # The control: digests are there, so the payloads were read.
     keys = Keys(TEST_SECRET.encode())
     assert keys.code_digest(case_id, second) in decoded
-    assert keys.token_digest(token) in decoded
+    assert keys.code_digest(older_id, by_sms) in decoded
+    inner, _ = keys.open_reset_pass(case_id, token) or ("", 0)
+    assert inner and keys.token_digest(inner) in decoded
     assert "$argon2id$" in decoded
-    for code in (first, second):
+    for code in (by_sms, first, second):
         assert not _contains_code(everything, code), f"code {code} in history"
-    for secret in (token, NEW, OLD, "jane@example.com", "+14155550123", "4155550123"):
+    for secret in (token, inner, NEW, OLD, "jane@example.com", "+14155550123", "4155550123"):
         assert secret not in everything, f"{secret!r} in history"
     assert not re.search(r"\bjane\b", decoded), "username in history"
 

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,47 @@ async def test_over_the_limit_known_and_unknown_do_the_same_work(watched: Watche
         assert mine[3] == theirs[3]  # Temporal
     assert known[0][3] == []  # refused before any workflow
     assert any(s.startswith("INSERT INTO spent_challenge") for s in known[1][2])
+
+
+async def test_a_recovery_asks_temporal_only_what_each_step_needs(watched: Watched):
+    """What the engine is asked per recovery (its load per case): one start, one update for
+    the code, one for the password. The reset token is a pass the API checks itself: no
+    query before the hashing, and an expired or forged pass costs the engine nothing."""
+    stack = watched.stack
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    opened, _, started = await watched.request(
+        lambda h: h.post("/v1/recovery", json={"identifier": "jane"})
+    )
+    case_id = opened.json()["case_id"]
+    code = await stack.mail.code_for("jane@example.com")
+    granted, _, proved = await watched.request(
+        lambda h: h.post(f"/v1/recovery/{case_id}/code", json={"code": code})
+    )
+    token = granted.json()["reset_token"]
+    keys = stack.services.keys
+    inner, expires_at = keys.open_reset_pass(case_id, token) or ("", 0)
+    new = {"new_password": "violet tangerine marmalade kayak"}
+    late = keys.reset_pass(case_id, inner, int(time.time()) - 1)
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    expired, _, expired_calls = await watched.request(
+        lambda h: h.post(f"/v1/recovery/{case_id}/password", json={**new, "reset_token": late})
+    )
+    done, _, changed = await watched.request(
+        lambda h: h.post(f"/v1/recovery/{case_id}/password", json={**new, "reset_token": token})
+    )
+
+    assert opened.status_code == 202 and started == [("start_workflow", "RecoveryWorkflow")]
+    assert granted.status_code == 200 and proved == [("start_workflow_update", "submit_code")]
+    assert (
+        abs(expires_at - datetime.fromisoformat(granted.json()["reset_expires_at"]).timestamp()) < 1
+    )
+    assert (expired.status_code, expired.json()["error"]) == (410, "reset_expired")
+    assert expired_calls == []
+    assert (done.status_code, done.json()["state"]) == (200, "completed")
+    assert changed == [("start_workflow_update", "set_password")]
+    # A pass whose signature is not ours is asked of the workflow (as a token handed out before
+    # passes were signed would be), and refused there before any hashing.
+    refused = await stack.http.post(
+        f"/v1/recovery/{case_id}/password", json={**new, "reset_token": forged}
+    )
+    assert (refused.status_code, refused.json()["error"]) == (403, "invalid_token")
