@@ -768,8 +768,13 @@ class RecoveryService:
         account = await self._directory.get(account_id)
         if account is None:
             raise Refused("invalid_state", "This case cannot change the password now.")
-        verdict = check_password(
-            password, username=account.username, email=account.email or "", phone=account.phone
+        # zxcvbn is pure Python (about 10 ms for a long password): not on the event loop.
+        verdict = await asyncio.to_thread(
+            check_password,
+            password,
+            username=account.username,
+            email=account.email or "",
+            phone=account.phone,
         )
         if not verdict.ok:
             raise Refused(
