@@ -1,11 +1,12 @@
 """Admission control: a process serves at most `RECLAIM_API_MAX_IN_FLIGHT` requests at once.
 
 Past that, a request waits for a slot in arrival order for at most `RECLAIM_API_QUEUE_TIMEOUT`
-seconds, then is answered at once, without being served (so nothing was done: no case
-opened, no code counted): 503 with `Retry-After`, as JSON `{"error": "overloaded", ...}` for
-the API, or the "please try again" page for a person's browser. Under a wave of requests the
-process keeps serving the ones it took at the speed it can, instead of taking them all and
-answering every one late; the others hear within a second that they should come back.
+seconds (not at all when as many already wait as are served), then is answered at once,
+without being served (so nothing was done: no case opened, no code counted): 503 with
+`Retry-After`, as JSON `{"error": "overloaded", ...}` for the API, or the "please try again"
+page for a person's browser. Under a wave of requests the process keeps serving the ones it
+took at the speed it can, instead of taking them all and answering every one late; the others
+hear at once that they should come back.
 
 Every request also gets a deadline when it arrives, `RECLAIM_API_REQUEST_TIMEOUT` later: the
 Temporal calls made for it are cut to what is left (`reclaim/temporal/deadline.py`), so time
@@ -46,10 +47,13 @@ OVERLOADED = (
 
 class Slots:
     """At most `limit` holders; the others wait in arrival order, each for up to a timeout.
-    A freed slot goes straight to the oldest waiter, so a newcomer cannot jump the queue."""
+    A freed slot goes straight to the oldest waiter, so a newcomer cannot jump the queue.
+    With `max_waiting` already waiting a newcomer is refused at once: behind that many it
+    would most likely wait out its timeout for nothing."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_waiting: int | None = None) -> None:
         self.limit = limit
+        self.max_waiting = limit if max_waiting is None else max_waiting
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -58,7 +62,7 @@ class Slots:
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
             return True
-        if wait <= 0:
+        if wait <= 0 or len(self._waiters) >= self.max_waiting:
             return False
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

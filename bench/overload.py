@@ -271,6 +271,7 @@ class Options:
     levels: Sequence[int]
     duration: float
     drain: float
+    deadline: float
     argon2: Argon2Profile
     env: dict[str, str]
     output: Path | None
@@ -289,9 +290,7 @@ async def measure(options: Options) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     t0 = time.perf_counter()
     env = {**options.env}
-    deadline_s = float(
-        env.get("RECLAIM_API_REQUEST_TIMEOUT", Settings.model_fields["api_request_timeout"].default)
-    )
+    deadline_s = options.deadline
     config = StackConfig(
         argon2=options.argon2, cases_per_hour=1_000_000, extra_env=env, keep_dir=options.keep_dir
     )
@@ -466,6 +465,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=120,
         help="seconds the recoveries under way get to finish after a level",
     )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=Settings.model_fields["api_request_timeout"].default,
+        help="seconds no request may take (default: RECLAIM_API_REQUEST_TIMEOUT's default)",
+    )
     parser.add_argument("--workers", type=positive, help="RECLAIM_API_WORKERS for the API")
     parser.add_argument(
         "--env",
@@ -494,6 +499,7 @@ def main(args: argparse.Namespace) -> int:
         levels=args.levels,
         duration=args.duration,
         drain=args.drain,
+        deadline=args.deadline,
         argon2=RECLAIM_DEFAULTS if args.default_argon2 else OWASP_MINIMUM,
         env=env,
         output=args.output,

@@ -173,13 +173,14 @@ async def _waiting(slots: Slots, count: int) -> None:
 
 
 async def test_slots_go_to_waiters_in_order_and_a_wait_runs_out():
-    slots = Slots(1)
+    slots = Slots(1, max_waiting=2)
     assert await slots.acquire(0)
     assert not await slots.acquire(0)  # full, and no wait allowed
 
     first = asyncio.create_task(slots.acquire(30))
     second = asyncio.create_task(slots.acquire(30))
     await _waiting(slots, 2)
+    assert not await slots.acquire(30)  # two wait already: refused at once
     slots.release()
     assert await first
     assert not second.done()
