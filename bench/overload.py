@@ -38,7 +38,14 @@ import httpx
 from sqlmodel import Session
 
 from bench.code_latency import log, machine, percentile, positive, save_report, temporal_version
-from bench.stack import OWASP_MINIMUM, RECLAIM_DEFAULTS, Argon2Profile, ProcessStack, StackConfig
+from bench.stack import (
+    OWASP_MINIMUM,
+    RECLAIM_DEFAULTS,
+    Argon2Profile,
+    ProcessStack,
+    StackConfig,
+    machine_cpu_seconds,
+)
 from bench.stack import run_async as run_stack
 from reclaim.directory.tables import Account, PasswordHistory
 from reclaim.security import Passwords
@@ -72,6 +79,10 @@ class Level:
     failures: list[str] = field(default_factory=list)
     window_s: float = 0.0
     drain_s: float = 0.0
+    # CPU seconds per second of the window used by programs outside the stack (a shared
+    # machine), and the API's own view of its refusals (its request histogram).
+    others_cpu_per_s: float | None = None
+    server_refusals: dict[str, float] = field(default_factory=dict)
 
     def summary(self, deadline_s: float) -> dict[str, Any]:
         unfinished = self.accepted - self.completed_in_window - self.completed_in_drain
@@ -112,6 +123,8 @@ class Level:
             },
             "failures": len(self.failures),
             "failure_samples": self.failures[:10],
+            "others_cpu_per_s": self.others_cpu_per_s,
+            "server_refusals": self.server_refusals,
         }
 
 
@@ -247,9 +260,16 @@ async def drive(
             else:
                 level.completed_in_drain += 1
 
+    before, machine_before = stack.cpu_seconds(), machine_cpu_seconds()
+    refused_before = await server_refusals(http)
     tasks = [asyncio.create_task(client()) for _ in range(level.concurrency)]
     await asyncio.sleep(max(0.0, window_end - time.monotonic()))
     level.window_s = time.monotonic() - started
+    after, machine_after = stack.cpu_seconds(), machine_cpu_seconds()
+    if machine_before is not None and machine_after is not None and after:
+        ours = sum(after.values()) - sum(before.values())
+        others = max(0.0, machine_after - machine_before - ours)
+        level.others_cpu_per_s = round(others / level.window_s, 2)
     _, pending = await asyncio.wait(tasks, timeout=drain_s)
     for task in pending:
         task.cancel()
@@ -257,7 +277,34 @@ async def drive(
     if pending:
         level.failures.append(f"{len(pending)} recoveries still under way after the drain")
     level.drain_s = time.monotonic() - started - level.window_s
+    refused_after = await server_refusals(http)
+    level.server_refusals = {
+        name: refused_after.get(name, 0.0) - refused_before.get(name, 0.0) for name in refused_after
+    }
     return level
+
+
+async def server_refusals(http: httpx.AsyncClient) -> dict[str, float]:
+    """From the API's /metrics: requests it refused (route `unmatched`, 503), in all and
+    answered within 0.25, 0.5 and 1 s of their arrival, as the server measured them."""
+    try:
+        text = (await http.get("/metrics")).text
+    except httpx.HTTPError:
+        return {}
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if 'route="unmatched"' not in line or 'status="503"' not in line:
+            continue
+        name, _, value = line.rpartition(" ")
+        if name.startswith("reclaim_http_request_duration_seconds_count"):
+            found["total"] = found.get("total", 0.0) + float(value)
+        for bound in ("0.25", "0.5", "1.0"):
+            if name.startswith("reclaim_http_request_duration_seconds_bucket") and (
+                f'le="{bound}"' in name
+            ):
+                key = f"within_{bound}s"
+                found[key] = found.get(key, 0.0) + float(value)
+    return found
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -398,7 +445,7 @@ def table(report: dict[str, Any]) -> str:
     lines.append("")
     header = (
         f"{'level':<7}{'clients':>8}{'done/s':>8}{'vs 1x':>7}{'500s':>6}{'refused':>9}"
-        f"{'refusal max ms':>16}{'longest ms':>12}{'unfinished':>12}"
+        f"{'refusal max ms':>16}{'longest ms':>12}{'unfinished':>12}{'others CPU':>12}"
     )
     lines.append(header)
     for lv in report["levels"]:
@@ -407,6 +454,7 @@ def table(report: dict[str, Any]) -> str:
             f"{lv['completed_over_1x']:>7}{lv['http_500']:>6}{lv['refusals_total']:>9}"
             f"{lv['refusal_max_ms'] if lv['refusal_max_ms'] is not None else '-':>16}"
             f"{lv['longest_request_ms']:>12}{lv['unfinished_cases']:>12}"
+            f"{lv['others_cpu_per_s'] if lv['others_cpu_per_s'] is not None else '-':>12}"
         )
     lines += ["", "accepted requests, ms p50 / p95 / p99 (max):"]
     for lv in report["levels"]:
@@ -417,6 +465,14 @@ def table(report: dict[str, Any]) -> str:
                     f"  {lv['level']:<4} {name:<14} {q['p50']} / {q['p95']} / {q['p99']} "
                     f"({q['max']})"
                 )
+    for lv in report["levels"]:
+        if lv["server_refusals"].get("total"):
+            r = lv["server_refusals"]
+            lines.append(
+                f"{lv['level']}: the API refused {r['total']:.0f}, "
+                f"{r.get('within_0.25s', 0):.0f} within 0.25 s, {r.get('within_1.0s', 0):.0f} "
+                "within 1 s of arrival (its own clock)"
+            )
     for lv in report["levels"]:
         if lv["failures"]:
             lines.append(
