@@ -82,6 +82,7 @@ class Level:
     # CPU seconds per second of the window used by programs outside the stack (a shared
     # machine), and the API's own view of its refusals (its request histogram).
     others_cpu_per_s: float | None = None
+    cpu_ms_per_case: dict[str, float] = field(default_factory=dict)
     server_refusals: dict[str, float] = field(default_factory=dict)
 
     def summary(self, deadline_s: float) -> dict[str, Any]:
@@ -124,6 +125,7 @@ class Level:
             "failures": len(self.failures),
             "failure_samples": self.failures[:10],
             "others_cpu_per_s": self.others_cpu_per_s,
+            "cpu_ms_per_completed_case": self.cpu_ms_per_case,
             "server_refusals": self.server_refusals,
         }
 
@@ -270,6 +272,11 @@ async def drive(
         ours = sum(after.values()) - sum(before.values())
         others = max(0.0, machine_after - machine_before - ours)
         level.others_cpu_per_s = round(others / level.window_s, 2)
+        per_case = max(level.completed_in_window, 1)
+        level.cpu_ms_per_case = {
+            name: round((after[name] - before.get(name, 0.0)) * 1000 / per_case, 1)
+            for name in after
+        }
     _, pending = await asyncio.wait(tasks, timeout=drain_s)
     for task in pending:
         task.cancel()
