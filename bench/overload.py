@@ -346,7 +346,11 @@ async def measure(options: Options) -> dict[str, Any]:
     env = {**options.env}
     deadline_s = options.deadline
     config = StackConfig(
-        argon2=options.argon2, cases_per_hour=1_000_000, extra_env=env, keep_dir=options.keep_dir
+        argon2=options.argon2,
+        cases_per_hour=1_000_000,
+        extra_env=env,
+        admission=True,
+        keep_dir=options.keep_dir,
     )
     log(f"starting the stack (argon2 {options.argon2.describe()}, env {env or 'defaults'})")
     probes: list[dict[str, Any]] = []

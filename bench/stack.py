@@ -100,6 +100,10 @@ class StackConfig:
     log_level: str = "INFO"
     task_queue: str = "reclaim-bench"
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # The API's admission control (RECLAIM_API_MAX_IN_FLIGHT). Off by default: the other
+    # benchmarks measure the work at a concurrency of their choosing and expect every request
+    # served; `overload` turns it on to measure the refusals.
+    admission: bool = False
     start_timeout: float = 60.0
     # Leave the temporary directory (databases, logs) in place for a post-mortem.
     keep_dir: bool = False
@@ -395,6 +399,8 @@ class ProcessStack:
             RECLAIM_LOG_LEVEL=self.config.log_level,
             **self.config.argon2.env(),
         )
+        if not self.config.admission:
+            env["RECLAIM_API_MAX_IN_FLIGHT"] = "1000000"
         env.update(self.config.extra_env)
         return env
 
