@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import console, pages
+from api.admission import Admission
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, RequestObserver
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         larger={codec.PREFIX: CODEC_MAX_BODY_BYTES},
     )
     app.add_middleware(codec.CodecCors, settings=settings)
+    # Inside the security headers (a refusal page has the pages' CSP) and the request metrics.
+    app.add_middleware(Admission, settings=settings, metrics=metrics)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestObserver, metrics=metrics)  # outermost: sees every request
     app.include_router(recovery.router)

@@ -1,17 +1,26 @@
-"""`/metrics` for Prometheus: the API's own requests (this process's), and the service's
-domain figures (the whole deployment's, `reclaim.store.figures`)."""
+"""`/metrics` for Prometheus: the API's own requests, and the service's domain figures (the
+whole deployment's, `reclaim.store.figures`).
+
+One process (`reclaim api`): its own registry, with the process's CPU and memory. Several
+(`reclaim api --workers N`): `reclaim api` points `PROMETHEUS_MULTIPROC_DIR` at a directory of
+its own before the processes start, each writes its requests there, and whichever answers a
+scrape sums them all (prometheus_client's multiprocess mode); the per-process CPU and memory
+figures are then left out, since one scrape would only show the process that answered."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,15 +38,29 @@ class ApiMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        own = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Every process's figures from the shared directory; this process's metrics are
+            # written there (through a registry of their own, so none is counted twice).
+            multiprocess.MultiProcessCollector(self.registry)
+            own = CollectorRegistry()
+        else:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
         self._domain: DomainCollector | None = None
         self.requests = Histogram(
             "reclaim_http_request_duration_seconds",
             "HTTP requests by method, route template and status, and how long they took.",
             labelnames=["method", "route", "status"],
             buckets=BUCKETS,
-            registry=self.registry,
+            registry=own,
+        )
+        self.refused = Counter(
+            "reclaim_http_refused",
+            "Requests answered 503 `overloaded` by admission control, without being served: "
+            "`json` (the API) or `page` (a person's browser).",
+            labelnames=["form"],
+            registry=own,
         )
 
     def watch(self, engine: Engine) -> None:

@@ -13,10 +13,17 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bench import code_latency, compare, kills, open_cases, oracle
+from bench import code_latency, compare, kills, open_cases, oracle, overload
 from bench.stack import StackError
 
-BENCHMARKS: tuple[ModuleType, ...] = (code_latency, compare, kills, open_cases, oracle)
+BENCHMARKS: tuple[ModuleType, ...] = (
+    code_latency,
+    compare,
+    kills,
+    open_cases,
+    oracle,
+    overload,
+)
 
 
 def parser() -> argparse.ArgumentParser:

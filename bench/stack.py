@@ -100,6 +100,10 @@ class StackConfig:
     log_level: str = "INFO"
     task_queue: str = "reclaim-bench"
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # The API's admission control (RECLAIM_API_MAX_IN_FLIGHT). Off by default: the other
+    # benchmarks measure the work at a concurrency of their choosing and expect every request
+    # served; `overload` turns it on to measure the refusals.
+    admission: bool = False
     start_timeout: float = 60.0
     # Leave the temporary directory (databases, logs) in place for a post-mortem.
     keep_dir: bool = False
@@ -276,14 +280,10 @@ class ProcessStack:
         for child in self.children:
             if child.process is None:
                 continue
-            try:
-                stat = Path(f"/proc/{child.process.pid}/stat").read_text()
-            except OSError:
-                continue
-            # The fields after the command's closing parenthesis; utime and stime are the
-            # 14th and 15th of the whole line.
-            fields = stat.rsplit(")", 1)[1].split()
-            used[child.name] = (int(fields[11]) + int(fields[12])) / ticks
+            # The process and its own children (`reclaim api --workers N`'s servers).
+            seconds = [_cpu_ticks(pid) for pid in _with_descendants(child.process.pid)]
+            if seconds and seconds[0] is not None:
+                used[child.name] = sum(t or 0 for t in seconds) / ticks
         if used:
             own = os.times()
             used["bench"] = own.user + own.system
@@ -399,6 +399,8 @@ class ProcessStack:
             RECLAIM_LOG_LEVEL=self.config.log_level,
             **self.config.argon2.env(),
         )
+        if not self.config.admission:
+            env["RECLAIM_API_MAX_IN_FLIGHT"] = "1000000"
         env.update(self.config.extra_env)
         return env
 
@@ -472,6 +474,28 @@ class ProcessStack:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The fields after the command's closing parenthesis; utime and stime are the 14th and
+    # 15th of the whole line.
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _with_descendants(pid: int) -> list[int]:
+    found = [pid]
+    for parent in found:
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                found += [int(p) for p in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 def machine_cpu_seconds() -> float | None:

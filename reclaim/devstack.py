@@ -168,7 +168,12 @@ class DevStack:
         if not self.settings.smtp_host:
             self._start_smtp_sink()
         self._launch(Child("worker", [sys.executable, "-m", "reclaim", "worker"], env))
-        self._launch(Child("api", [sys.executable, "-m", "reclaim", "api"], env))
+        workers = (
+            self.settings.api_workers if "api_workers" in self.settings.model_fields_set else 2
+        )
+        self._launch(
+            Child("api", [sys.executable, "-m", "reclaim", "api", "--workers", str(workers)], env)
+        )
         _wait_until(self._api_healthy, 60, "the API")
 
     def _supervise(self) -> int:

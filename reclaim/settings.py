@@ -79,6 +79,20 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # `reclaim api` server processes (uvicorn workers) sharing the port. 1: a container or a
+    # small machine runs one process and scales by replicas; `reclaim dev` and the compose
+    # file run 2. Each process has its own admission limit below.
+    api_workers: int = Field(1, ge=1, le=64)
+    # Admission control (api/admission.py): requests one API process serves at once; past
+    # it a request waits up to `api_queue_timeout` seconds for a slot (none when as many wait
+    # already), then gets 503
+    # `overloaded` with Retry-After (health, /metrics and static assets are never held).
+    # Measured with `python -m bench overload` (docs/performance.md).
+    api_max_in_flight: int = Field(16, ge=1)
+    api_queue_timeout: float = Field(0.25, ge=0, le=5)
+    # Every request's deadline from its arrival, its wait for a slot included: the Temporal
+    # calls it makes are cut to what is left (reclaim/temporal/deadline.py), then 503.
+    api_request_timeout: float = Field(10.0, gt=0)
     # When set, `GET /metrics` asks for `Authorization: Bearer <this>` (Prometheus'
     # `authorization` scrape setting); unset, it is open like /healthz.
     metrics_token: SecretStr | None = None

@@ -67,3 +67,24 @@ def test_oracle_compares_known_and_unknown_identifiers(tmp_path: Path):
     assert {"channel", "length"} <= set(report["decoys"]["features"])
     assert [c["status_with_solution"] for c in report["pow_curve"]] == [202] * 6
     assert report["pow_python_s"]["1"]["max_number"] == 10_000
+
+
+def test_overload_drives_levels_past_saturation_and_every_accepted_case_completes(
+    tmp_path: Path,
+):
+    report = _bench(
+        tmp_path,
+        "overload",
+        *("--saturation", "2", "--levels", "1,2", "--duration", "3", "--drain", "120"),
+        # One request at a time and no wait for a slot: the clients are told to come back.
+        *("--env", "RECLAIM_API_MAX_IN_FLIGHT=1", "--env", "RECLAIM_API_QUEUE_TIMEOUT=0"),
+    )
+
+    assert report["saturation"] == 2
+    assert [level["concurrency"] for level in report["levels"]] == [2, 4]
+    for level in report["levels"]:
+        assert level["http_500"] == 0
+        assert level["every_accepted_case_completed"]
+        assert level["completed_in_window"] + level["completed_in_drain"] >= 1
+        assert set(level["refusals"]) <= {"503 overloaded"}
+        assert {"create", "code", "password", "login"} <= set(level["steps_ms"])

@@ -4,6 +4,11 @@ health checks."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -29,8 +34,17 @@ def worker() -> None:
     asyncio.run(run_worker(settings))
 
 
-def api() -> None:
-    """Run the HTTP API (uvicorn)."""
+def api(
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port (default RECLAIM_API_WORKERS, 1).",
+        ),
+    ] = None,
+) -> None:
+    """Run the HTTP API (uvicorn): one server process, or `--workers N` sharing the port."""
     import uvicorn
 
     from reclaim.directory import check_settings
@@ -39,15 +53,35 @@ def api() -> None:
     settings = settings_for_service()
     settings.secret_bytes()
     check_settings(settings)  # settings that cannot work are refused before uvicorn starts
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=settings.log_level.lower(),
-        log_config=uvicorn_log_config(),
-        proxy_headers=True,
-    )
+    count = workers or settings.api_workers
+    with _metrics_shared_by(count):
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=settings.api_host,
+            port=settings.api_port,
+            workers=count,
+            log_level=settings.log_level.lower(),
+            log_config=uvicorn_log_config(),
+            proxy_headers=True,
+        )
+
+
+@contextmanager
+def _metrics_shared_by(processes: int) -> Iterator[None]:
+    """With several processes, each writes its request metrics to a directory of this run's
+    own and `/metrics` sums them all, whichever process answers (api/metrics.py). A
+    `PROMETHEUS_MULTIPROC_DIR` given by the operator is used as it is."""
+    if processes == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="reclaim-api-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def healthcheck(

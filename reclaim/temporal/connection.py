@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from reclaim.settings import CannotStart, Settings
 from reclaim.temporal import search_attributes
 from reclaim.temporal.codec import data_converter
+from reclaim.temporal.deadline import DeadlineInterceptor
 
 
 class TemporalSettingsError(CannotStart):
@@ -99,7 +100,9 @@ def _pem(path: Path | None, variable: str) -> bytes | None:
 async def connect(
     settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
 ) -> Client:
-    """A client whose every payload is encrypted by the codec (reclaim/temporal/codec.py)."""
+    """A client whose every payload is encrypted by the codec (reclaim/temporal/codec.py), and
+    whose calls end by the deadline of the API request being served, if any
+    (reclaim/temporal/deadline.py)."""
     return await _connect(connect_options(settings), settings, lazy=lazy, runtime=runtime)
 
 
@@ -113,6 +116,7 @@ async def _connect(
         tls=options.tls,
         lazy=lazy,
         data_converter=data_converter(settings.codec()),
+        interceptors=[DeadlineInterceptor()],
         runtime=runtime,
     )
 
