@@ -12,6 +12,9 @@ Every request also gets a deadline when it arrives, `RECLAIM_API_REQUEST_TIMEOUT
 Temporal calls made for it are cut to what is left (`reclaim/temporal/deadline.py`), so time
 spent waiting for a slot is taken from the time it may then wait on a workflow.
 
+A request that opens a new case is admitted only while a quarter of the slots are free and
+nothing waits: past saturation the steps of the cases under way go first.
+
 Health checks, `/metrics` and static assets are never held: they must answer while the
 process is busy, and cost next to nothing.
 """
@@ -57,12 +60,13 @@ class Slots:
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def acquire(self, wait: float) -> bool:
-        """True once a slot is held (then `release` it), False after `wait` seconds."""
-        if self.in_flight < self.limit and not self._waiters:
+    async def acquire(self, wait: float, *, below: int | None = None) -> bool:
+        """True once a slot is held (then `release` it), False after `wait` seconds. With
+        `below`, only while fewer than that many are held, and without waiting."""
+        if self.in_flight < min(self.limit, below or self.limit) and not self._waiters:
             self.in_flight += 1
             return True
-        if wait <= 0 or len(self._waiters) >= self.max_waiting:
+        if below is not None or wait <= 0 or len(self._waiters) >= self.max_waiting:
             return False
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -97,6 +101,17 @@ class Slots:
         return len(self._waiters)
 
 
+# Requests that open a new case (a recovery, a support claim), from the API or a page. Past
+# saturation they are the first turned away: the steps of cases already under way keep a
+# quarter of the slots and may wait for one, so a wave slows the arrival of new cases instead
+# of every case at once (more cases in flight cost every process more per case).
+OPENERS = frozenset({"/v1/recovery", "/v1/support-cases", "/recover", "/support"})
+
+
+def opens_a_case(scope: Scope) -> bool:
+    return scope.get("method") == "POST" and scope.get("path", "").rstrip("/") in OPENERS
+
+
 def exempt(path: str) -> bool:
     return path in BYPASS_PATHS or path.startswith(BYPASS_PREFIXES)
 
@@ -120,6 +135,7 @@ class Admission:
         self.settings = settings
         self.metrics = metrics
         self.slots = Slots(settings.api_max_in_flight)
+        self.openers_below = max(1, settings.api_max_in_flight * 3 // 4)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or exempt(scope.get("path", "")):
@@ -127,7 +143,8 @@ class Admission:
             return
         deadline = request_deadline.set(time.monotonic() + self.settings.api_request_timeout)
         try:
-            if not await self.slots.acquire(self.settings.api_queue_timeout):
+            below = self.openers_below if opens_a_case(scope) else None
+            if not await self.slots.acquire(self.settings.api_queue_timeout, below=below):
                 await self._refuse(scope, receive, send)
                 return
             try:

@@ -29,22 +29,24 @@ class Held:
 
     entered: asyncio.Event
     release: asyncio.Event
+    holders: int = 0
 
 
 @asynccontextmanager
 async def one_slot_app(
-    stack: Stack, *, queue_timeout: float = 0.05
+    stack: Stack, *, queue_timeout: float = 0.05, slots: int = 1
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Held]]:
     """The API on the stack's services, serving one request at a time, with a route that
     keeps its slot busy for as long as the test wants."""
     settings = stack.settings.model_copy(
-        update={"api_max_in_flight": 1, "api_queue_timeout": queue_timeout}
+        update={"api_max_in_flight": slots, "api_queue_timeout": queue_timeout}
     )
     app: FastAPI = create_app(settings, stack.services)
     held = Held(asyncio.Event(), asyncio.Event())
 
     @app.post("/v1/test-hold")
     async def hold() -> dict[str, str]:
+        held.holders += 1
         held.entered.set()
         await held.release.wait()
         return {"held": "done"}
@@ -215,3 +217,26 @@ def test_the_deadline_shortens_what_is_left_and_never_below_a_millisecond():
         assert left is not None and left.total_seconds() == 0.001
     finally:
         request_deadline.reset(token)
+
+
+async def test_past_three_quarters_of_the_slots_new_cases_wait_and_cases_under_way_go_on(
+    stack: Stack,
+):
+    await stack.add_account("ada", "ada@example.com", None, "correct horse battery staple")
+    async with one_slot_app(stack, slots=4) as (http, held):
+        opened = await http.post("/v1/recovery", json={"identifier": "ada@example.com"})
+        code = await stack.mail.code_of_case(opened.json()["case_id"])
+        holders = [asyncio.create_task(http.post("/v1/test-hold")) for _ in range(3)]
+        deadline = asyncio.get_running_loop().time() + 10
+        while held.holders < 3:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        # Three of four slots taken: a new case is turned away, the case under way goes on.
+        refused = await http.post("/v1/recovery", json={"identifier": "ada@example.com"})
+        step = await http.post(f"/v1/recovery/{opened.json()['case_id']}/code", json={"code": code})
+        held.release.set()
+        await asyncio.gather(*holders)
+
+    assert (refused.status_code, refused.json()["error"]) == (503, "overloaded")
+    assert refused.headers["retry-after"] == "1"
+    assert step.status_code == 200 and step.json()["reset_token"]
