@@ -11,6 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
@@ -27,6 +28,9 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from reclaim.settings import CannotStart, Settings
 from reclaim.temporal import search_attributes
 from reclaim.temporal.codec import data_converter
+
+if TYPE_CHECKING:
+    from reclaim.tracing import Tracing
 
 
 class TemporalSettingsError(CannotStart):
@@ -97,14 +101,28 @@ def _pem(path: Path | None, variable: str) -> bytes | None:
 
 
 async def connect(
-    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    runtime: Runtime | None = None,
+    tracing: Tracing | None = None,
 ) -> Client:
-    """A client whose every payload is encrypted by the codec (reclaim/temporal/codec.py)."""
-    return await _connect(connect_options(settings), settings, lazy=lazy, runtime=runtime)
+    """A client whose every payload is encrypted by the codec (reclaim/temporal/codec.py).
+    With `tracing`, it carries the SDK's tracing interceptor: its calls get spans whose
+    context travels in a header to the workflow and, in a worker built on it, to each
+    activity."""
+    return await _connect(
+        connect_options(settings), settings, lazy=lazy, runtime=runtime, tracing=tracing
+    )
 
 
 async def _connect(
-    options: ConnectOptions, settings: Settings, *, lazy: bool, runtime: Runtime | None
+    options: ConnectOptions,
+    settings: Settings,
+    *,
+    lazy: bool,
+    runtime: Runtime | None,
+    tracing: Tracing | None = None,
 ) -> Client:
     return await Client.connect(
         options.target_host,
@@ -114,6 +132,7 @@ async def _connect(
         lazy=lazy,
         data_converter=data_converter(settings.codec()),
         runtime=runtime,
+        interceptors=[tracing.interceptor()] if tracing is not None else [],
     )
 
 
@@ -131,7 +150,10 @@ def worker_runtime(settings: Settings) -> Runtime | None:
 
 
 async def connect_when_up(
-    settings: Settings, wait_up_to: float = 60.0, runtime: Runtime | None = None
+    settings: Settings,
+    wait_up_to: float = 60.0,
+    runtime: Runtime | None = None,
+    tracing: Tracing | None = None,
 ) -> Client:
     """Connect, waiting for the server to answer (a worker may start before it). Settings
     that cannot work are refused at once, not retried."""
@@ -139,7 +161,7 @@ async def connect_when_up(
     deadline = time.monotonic() + wait_up_to
     while True:
         try:
-            return await _connect(options, settings, lazy=False, runtime=runtime)
+            return await _connect(options, settings, lazy=False, runtime=runtime, tracing=tracing)
         except RuntimeError:
             if time.monotonic() >= deadline:
                 raise
