@@ -3,6 +3,9 @@ spans over OTLP/HTTP as the standard OTEL_* variables say."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +106,24 @@ def test_variables_passed_through_empty_count_as_unset() -> None:
     on = {**empty, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
     assert configured(on)
     check_environment({**on, "OTEL_EXPORTER_OTLP_PROTOCOL": ""})
+
+
+def test_off_a_process_does_not_even_load_the_sdk(settings: Settings) -> None:
+    """The API app and the worker's module, made in a process of their own without OTEL_*."""
+    program = (
+        "import sys, api.app, worker\n"
+        "from reclaim.settings import Settings\n"
+        f"api.app.create_app(Settings.model_validate_json({settings.model_dump_json()!r}))\n"
+        "loaded = [m for m in sys.modules if m.startswith(('opentelemetry.sdk', "
+        "'opentelemetry.instrumentation', 'temporalio.contrib.opentelemetry'))]\n"
+        "print(loaded)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RECLAIM_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
