@@ -94,10 +94,10 @@ class Tracing:
     def interceptor(self) -> TracingInterceptor:
         """For `Client.connect`: spans for starts, updates, queries and signals, and, in a
         worker using that client, for workflows (RunWorkflow, HandleUpdate, ...) and each
-        activity (RunActivity:<name>)."""
-        from temporalio.contrib.opentelemetry import TracingInterceptor
+        activity (RunActivity:<name>). The context travels as `traceparent` alone."""
+        from reclaim.tracing_export import TraceparentInterceptor
 
-        return TracingInterceptor(self.provider.get_tracer("reclaim.temporal"))
+        return TraceparentInterceptor(self.provider.get_tracer("reclaim.temporal"))
 
     def instrument(self, app: FastAPI) -> None:
         """One server span per request, named by method and route template

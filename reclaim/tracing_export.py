@@ -1,5 +1,6 @@
-"""What leaves the process of a span: `PrivateSpans` scrubs every span before the real
-exporter sees it (imported only when tracing is on, see reclaim/tracing.py)."""
+"""What leaves the process with tracing on (imported only then, see reclaim/tracing.py):
+`PrivateSpans` scrubs every span before the real exporter sees it, and
+`TraceparentInterceptor` puts the trace context, and nothing else, in Temporal's headers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from temporalio.contrib.opentelemetry import TracingInterceptor
 
 # Attributes that hold a URL or a path with its query string: cut at the "?" (pages take
 # `?proof=` and `?token=`).
@@ -80,3 +84,16 @@ class PrivateSpans(SpanExporter):
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,
         )
+
+
+class TraceparentInterceptor(TracingInterceptor):
+    """The SDK's interceptor, carrying only the W3C `traceparent` to workflows and activities.
+
+    Its header is not encrypted by the payload codec: it lands in workflow history in clear.
+    The SDK's default also carries `baggage`, which an API caller sets at will (a host
+    application may put a user's address there): never into history. The workflow side
+    propagates what it was given, so it carries no baggage either."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        super().__init__(tracer)
+        self.text_map_propagator = TraceContextTextMapPropagator()

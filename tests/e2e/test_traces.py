@@ -22,6 +22,8 @@ from tests.stack import running_stack
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
 PROOF_LINK = re.compile(r"/recover/(rc_[\w-]+)\?proof=([\w-]+)")
+CALLER_TRACE = 0x5EC0DE5EC0DE5EC0DE5EC0DE5EC0DE01
+CALLER_SPAN = 0xCA11E2CA11E2CA11
 
 
 async def spans_once(
@@ -70,7 +72,17 @@ async def test_one_recovery_is_one_trace_from_the_request_to_each_activity_with_
         settings, engine, mail, sms, api_tracing=api, worker_tracing=worker
     ) as stack:
         await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
-        case_id = (await stack.open_case("jane@example.com"))["case_id"]
+        # The caller (a gateway, the host application) has a trace of its own, and baggage.
+        opening = await stack.http.post(
+            "/v1/recovery",
+            json={"identifier": "jane@example.com"},
+            headers={
+                "traceparent": f"00-{CALLER_TRACE:032x}-{CALLER_SPAN:016x}-01",
+                "baggage": "user=jane%40example.com",
+            },
+        )
+        assert opening.status_code == 202
+        case_id = opening.json()["case_id"]
         code = await mail.code_for("jane@example.com")
         # The mail's link, with the code's proof in its query string, opened as a person would.
         link = PROOF_LINK.search(text_of(mail.to("jane@example.com")[0]))
@@ -97,6 +109,20 @@ async def test_one_recovery_is_one_trace_from_the_request_to_each_activity_with_
         )
         # Probes are not traced.
         assert (await stack.http.get("/healthz")).status_code == 200
+        # Only the trace context travels in the workflow's history (in clear), not baggage.
+        history = await stack.client.get_workflow_handle(case_id).fetch_history()
+        headers = [
+            payload.data
+            for event in history.events
+            for field in (
+                event.workflow_execution_started_event_attributes.header,
+                event.activity_task_scheduled_event_attributes.header,
+                event.workflow_execution_update_accepted_event_attributes.accepted_request.input.header,
+            )
+            for payload in field.fields.values()
+        ]
+        assert headers and all(b"traceparent" in data for data in headers)
+        assert not any(b"baggage" in data or b"jane" in data for data in headers)
     api.shutdown()
     worker.shutdown()
 
@@ -109,9 +135,11 @@ async def test_one_recovery_is_one_trace_from_the_request_to_each_activity_with_
     assert service["RunWorkflow:RecoveryWorkflow"] == "reclaim-worker"
     assert service["RunActivity:apply_reset"] == "reclaim-worker"
 
-    # The request that opened the case is the root of the case's trace: the workflow's
-    # start, its run, both updates it handled, and every activity it ran.
-    assert opened_case.parent is None
+    # The request that opened the case joined its caller's trace (traceparent honoured), and
+    # that trace holds the workflow's start, its run, both updates it handled, and every
+    # activity it ran.
+    assert trace == CALLER_TRACE
+    assert opened_case.parent is not None and opened_case.parent.span_id == CALLER_SPAN
     start = one(spans, "StartWorkflow:RecoveryWorkflow")
     assert start.parent is not None and start.parent.span_id == opened_case.context.span_id
     run = one(spans, "RunWorkflow:RecoveryWorkflow")
