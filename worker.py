@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.lifecycle import LifecycleActivities
@@ -31,6 +31,7 @@ from reclaim.settings import Settings
 from reclaim.store.engine import make_engine
 from reclaim.store.migrations import require_current
 from reclaim.temporal.connection import connect_options, connect_when_up, worker_runtime
+from reclaim.tracing import WORKER, check_environment, from_env, traced, workflow_runner
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.support import SupportCaseWorkflow
@@ -54,7 +55,14 @@ def activities(services: Services) -> list[Callable[..., Any]]:
 def build_worker(
     client: Client, settings: Settings, engine: Engine, courier: Courier, *, task_queue: str
 ) -> Worker:
+    """The worker on `client`. A client with the tracing interceptor (reclaim/tracing.py)
+    traces this worker's workflows and activities too: the interceptor comes with it."""
     services = build_services(settings, client, engine, courier)
+    # Workflows run outside the sandbox unless RECLAIM_WORKFLOW_SANDBOX (the tests turn it
+    # on); a traced sandbox passes OpenTelemetry through.
+    runner: WorkflowRunner = UnsandboxedWorkflowRunner()
+    if settings.workflow_sandbox:
+        runner = workflow_runner() if traced(client) else SandboxedWorkflowRunner()
     return Worker(
         client,
         task_queue=task_queue,
@@ -65,9 +73,7 @@ def build_worker(
         max_cached_workflows=settings.worker_max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
         interceptors=[ActivityLogContext()],
-        workflow_runner=SandboxedWorkflowRunner()
-        if settings.workflow_sandbox
-        else UnsandboxedWorkflowRunner(),
+        workflow_runner=runner,
     )
 
 
@@ -87,10 +93,12 @@ async def run_worker(settings: Settings) -> None:
     # Settings that cannot work are refused before anything starts.
     connect_options(settings)
     check_settings(settings)
+    check_environment()
     compile_workflows()
     engine = make_engine(settings.resolved_database_url)
     require_current(engine)  # the schema is `reclaim db upgrade`'s business, not the worker's
-    client = await connect_when_up(settings, runtime=worker_runtime(settings))
+    tracing = from_env(WORKER)  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+    client = await connect_when_up(settings, runtime=worker_runtime(settings), tracing=tracing)
     courier = courier_for(settings)
     worker = build_worker(client, settings, engine, courier, task_queue=settings.task_queue)
     loop = asyncio.get_running_loop()
@@ -103,6 +111,8 @@ async def run_worker(settings: Settings) -> None:
         log.info("worker_stopping")
     await courier.aclose()
     engine.dispose()
+    if tracing is not None:
+        tracing.shutdown()  # the last spans are exported before the process ends
     log.info("worker_stopped")
 
 

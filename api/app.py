@@ -19,6 +19,7 @@ from reclaim.settings import Settings, load_settings
 from reclaim.store.engine import make_engine
 from reclaim.store.migrations import require_current
 from reclaim.temporal.connection import connect
+from reclaim.tracing import API, Tracing, from_env
 
 CODEC_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -29,29 +30,41 @@ password. Every case is a durable Temporal workflow. Errors are JSON
 """
 
 
-async def services_for(settings: Settings) -> Services:
+async def services_for(settings: Settings, tracing: Tracing | None = None) -> Services:
     """The API process's services: its database (at the schema this release needs) and a
     Temporal client connected lazily, so the API starts (and /healthz says what is missing)
     even if Temporal is not up yet."""
     engine = make_engine(settings.resolved_database_url)
     require_current(engine)  # the schema is `reclaim db upgrade`'s business, not the API's
-    client = await connect(settings, lazy=True)
+    client = await connect(settings, lazy=True, tracing=tracing)
     return build_services(settings, client, engine)
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    tracing: Tracing | None = None,
+) -> FastAPI:
+    """The app. Without `services` it is the API process's own (uvicorn's factory): it
+    builds them at start, and traces as the OTEL_* variables say (reclaim/tracing.py).
+    Given `tracing`, requests get spans whatever the variables say (the services given
+    should then have a client connected with the same tracing)."""
     settings = settings or (services.settings if services else load_settings())
+    owned = services is None
+    if owned and tracing is None:
+        tracing = from_env(API)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = services is None
-        app.state.services = services or await services_for(settings)
+        app.state.services = services or await services_for(settings, tracing)
         metrics.watch(app.state.services.engine)
         yield
         metrics.forget()
         if owned:
             await app.state.services.aclose()
             app.state.services.engine.dispose()
+            if tracing is not None:
+                tracing.shutdown()  # the last spans are exported before the process ends
 
     app = FastAPI(
         title="Reclaim",
@@ -85,4 +98,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(dev.router)
     pages.install(app, settings)
     console.install(app)
+    if tracing is not None:
+        tracing.instrument(app)
     return app

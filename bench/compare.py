@@ -13,6 +13,11 @@ Rounds alternate, so both see the same machine and the same database growth:
 Per round: completed cases per second, each step's p50/p95/p99, history events per completed
 case (from `describe()` of a sample), and CPU seconds per case of each process (from /proc).
 The report gives the median and min..max over rounds, and the product/ceiling ratio.
+
+`--traces` turns Reclaim's traces on (reclaim/tracing.py): the API and the worker export over
+OTLP/HTTP to a sink in this process (`bench/otlp_sink.py`, its CPU counted in "bench"), and
+each product round also reports the spans it exported per case, by service. Compare a run
+with and one without it for the cost of tracing (docs/performance.md, "Tracing overhead").
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from bench.code_latency import (
     save_report,
     temporal_version,
 )
+from bench.otlp_sink import OtlpSink
 from bench.stack import (
     OWASP_MINIMUM,
     RECLAIM_DEFAULTS,
@@ -61,6 +67,9 @@ NEW_PASSWORD = "violet tangerine marmalade kayak"
 PRODUCT_STEPS = ("create", "code_delivery", "code", "password", "login", "case")
 CEILING_STEPS = ("start", "code", "password", "case")
 EVENT_SAMPLE = 10
+# With --traces: the batch processor's delay (ms; the SDK's default is 5000) so a round's
+# last spans are exported, and their CPU counted, within a second or so of its end.
+TRACES_BATCH_DELAY_MS = 500
 
 
 @dataclass
@@ -75,6 +84,7 @@ class Round:
     events: list[int] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    spans: dict[str, int] | None = None  # exported during the round, by service (--traces)
 
     def record(self, steps: dict[str, float]) -> None:
         for name, value in steps.items():
@@ -103,6 +113,9 @@ class Round:
             "cpu_s_per_case": {
                 name: round(value / per_case, 4) for name, value in self.cpu_s.items()
             },
+            "spans_per_case": None
+            if self.spans is None
+            else {name: round(n / per_case, 2) for name, n in sorted(self.spans.items())},
         }
 
 
@@ -192,11 +205,24 @@ async def billable_actions(client: Client, workflow_id: str) -> int:
     return sum(1 for e in history.events if EventType.Name(e.event_type) in _BILLED)
 
 
+async def settled(sink: OtlpSink, quiet_s: float = 1.0, wait_up_to: float = 30.0) -> None:
+    """Once the sink has received no span for `quiet_s` (longer than the batch delay): the
+    processes have exported what the round made."""
+    deadline = time.monotonic() + wait_up_to
+    last, since = sink.total(), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        now = sink.total()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 async def run_round(
     stack: ProcessStack,
     round_: Round,
     work: Callable[[int], Awaitable[tuple[str, dict[str, float]]]],
     client: Client,
+    sink: OtlpSink | None = None,
 ) -> Round:
     ids: list[str] = []
 
@@ -209,10 +235,14 @@ async def run_round(
         ids.append(case_id)
         round_.record(steps)
 
+    spans_before = sink.counts() if sink else {}
     before, machine_before = stack.cpu_seconds(), machine_cpu_seconds()
     started = time.perf_counter()
     await bounded(list(range(round_.cases)), one, round_.concurrency)
     round_.wall_s = time.perf_counter() - started
+    if sink is not None:
+        await settled(sink)  # the spans' export is part of the round's CPU
+        round_.spans = {name: n - spans_before.get(name, 0) for name, n in sink.counts().items()}
     after, machine_after = stack.cpu_seconds(), machine_cpu_seconds()
     round_.cpu_s = {name: after[name] - before.get(name, 0.0) for name in after}
     if machine_before is not None and machine_after is not None:
@@ -236,6 +266,7 @@ class Options:
     output: Path | None
     keep_dir: bool
     sign_in: bool = True
+    traces: bool = False
 
 
 def hashing_cost(argon2: Argon2Profile) -> dict[str, float]:
@@ -257,11 +288,61 @@ async def measure(options: Options) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     t0 = time.perf_counter()
     total = options.cases * options.rounds
-    config = StackConfig(
-        argon2=options.argon2, cases_per_hour=max(1000, total * 2), keep_dir=options.keep_dir
+    sink = OtlpSink().start() if options.traces else None
+    traces_env = (
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+            "OTEL_BSP_SCHEDULE_DELAY": str(TRACES_BATCH_DELAY_MS),
+        }
+        if sink
+        else {}
     )
-    log(f"starting the stack (argon2 {options.argon2.describe()})")
+    config = StackConfig(
+        argon2=options.argon2,
+        cases_per_hour=max(1000, total * 2),
+        keep_dir=options.keep_dir,
+        extra_env=traces_env,
+    )
+    log(
+        f"starting the stack (argon2 {options.argon2.describe()}; "
+        f"traces {'to ' + sink.url if sink else 'off'})"
+    )
     rounds: list[Round] = []
+    try:
+        await _rounds(options, config, rounds, sink)
+    finally:
+        if sink is not None:
+            sink.stop()
+    summaries = [r.summary() for r in rounds]
+    report: dict[str, Any] = {
+        "benchmark": NAME,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "config": {
+            "cases_per_round": options.cases,
+            "concurrency": options.concurrency,
+            "rounds": options.rounds,
+            "argon2": options.argon2.describe(),
+            "sign_in": options.sign_in,
+            "temporal": temporal_version(),
+            "database": "Temporal dev server on sqlite (WAL, synchronous=normal); "
+            "Reclaim on sqlite",
+            "traces": f"OTLP/HTTP to bench/otlp_sink.py, batch delay {TRACES_BATCH_DELAY_MS} ms"
+            if sink
+            else "off",
+        },
+        "hashing": hashing_cost(options.argon2),
+        "rounds": summaries,
+        "summary": summarize(summaries),
+        "total_s": round(time.perf_counter() - t0, 1),
+    }
+    return report
+
+
+async def _rounds(
+    options: Options, config: StackConfig, rounds: list[Round], sink: OtlpSink | None
+) -> None:
+    total = options.cases * options.rounds
     async with ProcessStack(config) as stack:
         stack.launch(
             "ceiling-worker",
@@ -317,30 +398,10 @@ async def measure(options: Options) -> dict[str, Any]:
                         Round("product", number, options.cases, options.concurrency),
                         product,
                         product_client,
+                        sink,
                     )
                 )
         log("stopping the stack")
-    summaries = [r.summary() for r in rounds]
-    report: dict[str, Any] = {
-        "benchmark": NAME,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "machine": machine(),
-        "config": {
-            "cases_per_round": options.cases,
-            "concurrency": options.concurrency,
-            "rounds": options.rounds,
-            "argon2": options.argon2.describe(),
-            "sign_in": options.sign_in,
-            "temporal": temporal_version(),
-            "database": "Temporal dev server on sqlite (WAL, synchronous=normal); "
-            "Reclaim on sqlite",
-        },
-        "hashing": hashing_cost(options.argon2),
-        "rounds": summaries,
-        "summary": summarize(summaries),
-        "total_s": round(time.perf_counter() - t0, 1),
-    }
-    return report
 
 
 # -- reporting --------------------------------------------------------------------------------
@@ -385,6 +446,12 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             },
             "failures": sum(r["cases"] - r["completed"] for r in kind_rounds),
         }
+        services = sorted({name for r in kind_rounds for name in r.get("spans_per_case") or {}})
+        if services:
+            summary[kind]["spans_per_case"] = {
+                name: _spread([(r.get("spans_per_case") or {}).get(name, 0.0) for r in kind_rounds])
+                for name in services
+            }
     pairs = zip(by_kind["ceiling"], by_kind["product"], strict=False)
     ratios = [p["cases_per_s"] / c["cases_per_s"] for c, p in pairs if c["cases_per_s"]]
     summary["product_over_ceiling"] = _spread(ratios)
@@ -425,6 +492,11 @@ def table(report: dict[str, Any]) -> str:
             f"  {name:<26}{_fmt(ceiling_['cpu_s_per_case'].get(name), 1000):>24}"
             f"{_fmt(product_['cpu_s_per_case'].get(name), 1000):>24}"
         )
+    spans = product_.get("spans_per_case")
+    if spans:
+        lines += ["", "Spans exported per product case, by service (--traces):"]
+        for name, spread in spans.items():
+            lines.append(f"  {name:<26}{'':>24}{_fmt(spread):>24}")
     lines += ["", "Steps, ms: p50 / p95 / p99 (median over rounds):"]
     for kind, steps in (("ceiling", CEILING_STEPS), ("product", PRODUCT_STEPS)):
         for name in steps:
@@ -463,6 +535,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="the product's case ends with its new password (no POST /v1/sessions)",
     )
+    parser.add_argument(
+        "--traces",
+        action="store_true",
+        help="turn traces on: the API and the worker export over OTLP/HTTP to a sink here",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -474,6 +551,7 @@ def main(args: argparse.Namespace) -> int:
         output=args.output,
         keep_dir=args.keep_dir,
         sign_in=args.sign_in,
+        traces=args.traces,
     )
     report = run_async(measure(options))
     output = save_report(NAME, report, options.output)

@@ -380,8 +380,9 @@ class ProcessStack:
     # -- pieces ------------------------------------------------------------------------------
 
     def _reclaim_env(self) -> dict[str, str]:
-        # Nothing of the caller's RECLAIM_* configuration leaks into the stack.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RECLAIM_")}
+        # Nothing of the caller's RECLAIM_* or OTEL_* configuration leaks into the stack
+        # (`extra_env` turns traces on: `compare --traces`).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RECLAIM_", "OTEL_"))}
         python_path = [str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
         env.update(
             PYTHONPATH=os.pathsep.join(python_path),

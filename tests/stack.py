@@ -31,6 +31,7 @@ from reclaim.settings import Settings
 from reclaim.store.engine import make_engine
 from reclaim.store.migrations import create_schema
 from reclaim.temporal.connection import connect
+from reclaim.tracing import Tracing
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from worker import build_worker, courier_for
@@ -175,16 +176,20 @@ class Stack:
 
 @asynccontextmanager
 async def serve_api(
-    settings: Settings, given: Services | None = None, port: int = 0
+    settings: Settings,
+    given: Services | None = None,
+    port: int = 0,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[str]:
     """The API app with its real lifespan, behind uvicorn on a free port (or `port`), on a
     database with the schema (made here if missing: the API only checks it). `given`:
-    services of the test's own (an instrumented engine or client) instead of the API's."""
+    services of the test's own (an instrumented engine or client) instead of the API's.
+    `tracing`: the API process's tracing (its requests and its Temporal client)."""
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     engine.dispose()
-    services = given or await services_for(settings)
-    app = create_app(settings, services)
+    services = given or await services_for(settings, tracing)
+    app = create_app(settings, services, tracing)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -225,11 +230,15 @@ async def running_stack(
     worker: bool = True,
     api_services: Services | None = None,
     port: int = 0,
+    api_tracing: Tracing | None = None,
+    worker_tracing: Tracing | None = None,
 ) -> AsyncIterator[Stack]:
-    client = await connect(settings)
+    """`api_tracing`, `worker_tracing`: each side's tracing, as each process would have
+    its own (the worker's also traces the test's own client calls)."""
+    client = await connect(settings, tracing=worker_tracing)
     courier = courier_for(settings)
     async with (
-        serve_api(settings, api_services, port) as base_url,
+        serve_api(settings, api_services, port, api_tracing) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,
     ):
         services = build_services(settings, client, engine, courier)

@@ -43,6 +43,21 @@ def test_compare_runs_both_kinds_of_case_and_reports_ratios(tmp_path: Path):
     assert set(summary["product"]["steps_ms"]) >= {"create", "code", "password", "login"}
 
 
+def test_compare_with_traces_counts_the_spans_each_process_exports(tmp_path: Path):
+    report = _bench(
+        tmp_path, "compare", "--cases", "4", "--rounds", "1", "--concurrency", "2", "--traces"
+    )
+
+    product, ceiling = report["summary"]["product"], report["summary"]["ceiling"]
+    assert product["failures"] == 0
+    spans = {name: spread["median"] for name, spread in product["spans_per_case"].items()}
+    # At least a server span per request (create, code, password, login), a RunActivity per
+    # activity (issue_code, apply_reset); the ceiling's own worker is not traced.
+    assert spans["reclaim-api"] >= 4 and spans["reclaim-worker"] >= 2, spans
+    assert "spans_per_case" not in ceiling
+    assert report["config"]["traces"].startswith("OTLP/HTTP")
+
+
 def test_open_cases_leaves_a_wave_open_and_measures_it(tmp_path: Path):
     report = _bench(tmp_path, "open-cases", "--cases", "30", "--probe", "5")
 

@@ -49,10 +49,12 @@ def api(
 
     from reclaim.directory import check_settings
     from reclaim.logs import uvicorn_log_config
+    from reclaim.tracing import check_environment
 
     settings = settings_for_service()
     settings.secret_bytes()
     check_settings(settings)  # settings that cannot work are refused before uvicorn starts
+    check_environment()
     count = workers or settings.api_workers
     with _metrics_shared_by(count):
         uvicorn.run(

@@ -11,6 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
@@ -28,6 +29,9 @@ from reclaim.settings import CannotStart, Settings
 from reclaim.temporal import search_attributes
 from reclaim.temporal.codec import data_converter
 from reclaim.temporal.deadline import DeadlineInterceptor
+
+if TYPE_CHECKING:
+    from reclaim.tracing import Tracing
 
 
 class TemporalSettingsError(CannotStart):
@@ -98,16 +102,29 @@ def _pem(path: Path | None, variable: str) -> bytes | None:
 
 
 async def connect(
-    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    runtime: Runtime | None = None,
+    tracing: Tracing | None = None,
 ) -> Client:
-    """A client whose every payload is encrypted by the codec (reclaim/temporal/codec.py), and
+    """A client whose every payload is encrypted by the codec (reclaim/temporal/codec.py),
     whose calls end by the deadline of the API request being served, if any
-    (reclaim/temporal/deadline.py)."""
-    return await _connect(connect_options(settings), settings, lazy=lazy, runtime=runtime)
+    (reclaim/temporal/deadline.py). With `tracing`, it carries the SDK's tracing interceptor:
+    its calls get spans whose context travels in a header to the workflow and, in a worker
+    built on it, to each activity."""
+    return await _connect(
+        connect_options(settings), settings, lazy=lazy, runtime=runtime, tracing=tracing
+    )
 
 
 async def _connect(
-    options: ConnectOptions, settings: Settings, *, lazy: bool, runtime: Runtime | None
+    options: ConnectOptions,
+    settings: Settings,
+    *,
+    lazy: bool,
+    runtime: Runtime | None,
+    tracing: Tracing | None = None,
 ) -> Client:
     return await Client.connect(
         options.target_host,
@@ -116,8 +133,11 @@ async def _connect(
         tls=options.tls,
         lazy=lazy,
         data_converter=data_converter(settings.codec()),
-        interceptors=[DeadlineInterceptor()],
         runtime=runtime,
+        interceptors=[
+            *([tracing.interceptor()] if tracing is not None else []),
+            DeadlineInterceptor(),
+        ],
     )
 
 
@@ -135,7 +155,10 @@ def worker_runtime(settings: Settings) -> Runtime | None:
 
 
 async def connect_when_up(
-    settings: Settings, wait_up_to: float = 60.0, runtime: Runtime | None = None
+    settings: Settings,
+    wait_up_to: float = 60.0,
+    runtime: Runtime | None = None,
+    tracing: Tracing | None = None,
 ) -> Client:
     """Connect, waiting for the server to answer (a worker may start before it). Settings
     that cannot work are refused at once, not retried."""
@@ -143,7 +166,7 @@ async def connect_when_up(
     deadline = time.monotonic() + wait_up_to
     while True:
         try:
-            return await _connect(options, settings, lazy=False, runtime=runtime)
+            return await _connect(options, settings, lazy=False, runtime=runtime, tracing=tracing)
         except RuntimeError:
             if time.monotonic() >= deadline:
                 raise
