@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 NEW = "violet tangerine marmalade kayak"
 # Temporal hands a dead worker's cases over once its sticky queue times out (10 s), plus the
 # new worker's start: room for a loaded machine.
-PATIENT = {"temporal_rpc_timeout": 60}
+PATIENT = {"temporal_rpc_timeout": 60, "api_request_timeout": 60}
 
 
 @pytest.fixture
