@@ -1,4 +1,4 @@
-"""The self-service rules of DESIGN.md, on the time-skipping server."""
+"""The self-service rules (their list: docs/testing.md), on the time-skipping server."""
 
 from __future__ import annotations
 
