@@ -94,7 +94,8 @@ async def run_worker(settings: Settings) -> None:
     connect_options(settings)
     check_settings(settings)
     check_environment()
-    compile_workflows()
+    if settings.workflow_sandbox:  # outside it, each module is imported once, as usual
+        compile_workflows()
     engine = make_engine(settings.resolved_database_url)
     require_current(engine)  # the schema is `reclaim db upgrade`'s business, not the worker's
     tracing = from_env(WORKER)  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
