@@ -27,6 +27,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +68,10 @@ NEW_PASSWORD = "violet tangerine marmalade kayak"
 PRODUCT_STEPS = ("create", "code_delivery", "code", "password", "login", "case")
 CEILING_STEPS = ("start", "code", "password", "case")
 EVENT_SAMPLE = 10
+# Server request counters shown when either kind made at least this many per case.
+SERVER_REQUESTS_SHOWN = 0.05
+# A round's requests are counted once these stop moving.
+SETTLED_WHEN_STILL = ("rpc RespondWorkflowTaskCompleted", "rpc RespondActivityTaskCompleted")
 # With --traces: the batch processor's delay (ms; the SDK's default is 5000) so a round's
 # last spans are exported, and their CPU counted, within a second or so of its end.
 TRACES_BATCH_DELAY_MS = 500
@@ -85,6 +90,8 @@ class Round:
     actions: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     spans: dict[str, int] | None = None  # exported during the round, by service (--traces)
+    # The Temporal server's requests during the round, by operation (ProcessStack.server_requests).
+    server: dict[str, float] = field(default_factory=dict)
 
     def record(self, steps: dict[str, float]) -> None:
         for name, value in steps.items():
@@ -116,6 +123,9 @@ class Round:
             "spans_per_case": None
             if self.spans is None
             else {name: round(n / per_case, 2) for name, n in sorted(self.spans.items())},
+            "server_requests_per_case": {
+                name: round(n / per_case, 3) for name, n in sorted(self.server.items()) if n
+            },
         }
 
 
@@ -217,6 +227,22 @@ async def settled(sink: OtlpSink, quiet_s: float = 1.0, wait_up_to: float = 30.0
             last, since = now, time.monotonic()
 
 
+async def settled_requests(
+    stack: ProcessStack, quiet_s: float = 1.0, wait_up_to: float = 15.0
+) -> Counter[str]:
+    """The server's request counters once its workflow and activity tasks have stopped
+    moving for `quiet_s` (its metrics lag a little behind the work), or after `wait_up_to`."""
+    deadline = time.monotonic() + wait_up_to
+    counts = await asyncio.to_thread(stack.server_requests)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet_s)
+        again = await asyncio.to_thread(stack.server_requests)
+        if all(again[name] == counts[name] for name in SETTLED_WHEN_STILL):
+            return again
+        counts = again
+    return counts
+
+
 async def run_round(
     stack: ProcessStack,
     round_: Round,
@@ -236,6 +262,7 @@ async def run_round(
         round_.record(steps)
 
     spans_before = sink.counts() if sink else {}
+    server_before = await settled_requests(stack)
     before, machine_before = stack.cpu_seconds(), machine_cpu_seconds()
     started = time.perf_counter()
     await bounded(list(range(round_.cases)), one, round_.concurrency)
@@ -249,6 +276,8 @@ async def run_round(
         round_.cpu_s["others"] = max(
             0.0, machine_after - machine_before - sum(round_.cpu_s.values())
         )
+    server_after = await settled_requests(stack)
+    round_.server = {name: server_after[name] - server_before[name] for name in server_after}
     round_.events = await history_lengths(client, ids[:EVENT_SAMPLE])
     round_.actions = [await billable_actions(client, i) for i in ids[:EVENT_SAMPLE]]
     return round_
@@ -446,6 +475,11 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             },
             "failures": sum(r["cases"] - r["completed"] for r in kind_rounds),
         }
+        requests = [r.get("server_requests_per_case", {}) for r in kind_rounds]
+        summary[kind]["server_requests_per_case"] = {
+            name: _spread([r.get(name, 0.0) for r in requests])
+            for name in sorted({name for r in requests for name in r})
+        }
         services = sorted({name for r in kind_rounds for name in r.get("spans_per_case") or {}})
         if services:
             summary[kind]["spans_per_case"] = {
@@ -497,6 +531,7 @@ def table(report: dict[str, Any]) -> str:
         lines += ["", "Spans exported per product case, by service (--traces):"]
         for name, spread in spans.items():
             lines.append(f"  {name:<26}{'':>24}{_fmt(spread):>24}")
+    lines += _server_requests(ceiling_, product_)
     lines += ["", "Steps, ms: p50 / p95 / p99 (median over rounds):"]
     for kind, steps in (("ceiling", CEILING_STEPS), ("product", PRODUCT_STEPS)):
         for name in steps:
@@ -513,6 +548,31 @@ def table(report: dict[str, Any]) -> str:
         "least twice: the reuse check and the sign-in)",
     ]
     return "\n".join(lines)
+
+
+def _server_requests(ceiling_: dict[str, Any], product_: dict[str, Any]) -> list[str]:
+    """What each case asked of the Temporal server, ceiling beside product: the lines where
+    either made at least one request in 20 cases."""
+    ours = ceiling_.get("server_requests_per_case", {})
+    theirs = product_.get("server_requests_per_case", {})
+    shown = [
+        name
+        for name in sorted(set(ours) | set(theirs))
+        if max((ours.get(name) or {}).get("median", 0), (theirs.get(name) or {}).get("median", 0))
+        >= SERVER_REQUESTS_SHOWN
+    ]
+    if not shown:
+        return []
+    lines = [
+        "",
+        "Temporal server requests per case (its own metrics; an RPC is counted by each service "
+        "it passes; background polls count by time, not by case):",
+    ]
+    for name in shown:
+        lines.append(
+            f"  {name:<44}{_fmt(ours.get(name), 1, 2):>22}{_fmt(theirs.get(name), 1, 2):>22}"
+        )
+    return lines
 
 
 # -- command line -----------------------------------------------------------------------------

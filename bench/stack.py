@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CODE_IN_TEXT = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
 STOP_TIMEOUT = 15.0
 T = TypeVar("T")
+# The Temporal server's request counters (its Prometheus metrics), by the name they are shown as.
+_SERVER_METRICS = {
+    "service_requests": "rpc",
+    "persistence_requests": "persistence",
+    "visibility_persistence_requests": "visibility",
+}
+_SERVER_REQUESTS = re.compile(
+    r"^(?P<metric>" + "|".join(_SERVER_METRICS) + r")\{(?P<labels>[^}]*)\} (?P<value>\S+)$"
+)
+_OPERATION = re.compile(r'operation="([^"]*)"')
 
 
 class StackError(RuntimeError):
@@ -225,6 +236,7 @@ class ProcessStack:
         self.children: list[Child] = []
         self._smtp: Any = None
         self.temporal_port = 0
+        self.temporal_metrics_port = 0
         self.api_port = 0
         self.smtp_port = 0
         self.secret_key = secrets.token_urlsafe(48)
@@ -289,6 +301,26 @@ class ProcessStack:
             used["bench"] = own.user + own.system
         return used
 
+    def server_requests(self) -> Counter[str]:
+        """The Temporal server's request counters so far, from its own metrics: each RPC
+        (`service_requests`: frontend, history and matching each count theirs) and each call
+        to its persistence, by operation, keyed `rpc <operation>` / `persistence <operation>`
+        / `visibility <operation>`. Empty if the metrics do not answer."""
+        counts: Counter[str] = Counter()
+        try:
+            text = httpx.get(
+                f"http://127.0.0.1:{self.temporal_metrics_port}/metrics", timeout=10
+            ).text
+        except httpx.HTTPError:
+            return counts
+        for line in text.splitlines():
+            match = _SERVER_REQUESTS.match(line)
+            if match is not None:
+                operation = _OPERATION.search(match["labels"])
+                name = f"{_SERVER_METRICS[match['metric']]} {operation[1] if operation else '?'}"
+                counts[name] += float(match["value"])
+        return counts
+
     def launch(self, name: str, argv: list[str]) -> None:
         """Another process of the benchmark's own (the ceiling's worker), with the same
         environment as Reclaim's, stopped with the stack."""
@@ -339,10 +371,14 @@ class ProcessStack:
         self.work_dir = Path(tempfile.mkdtemp(prefix="reclaim-bench-"))
         self._start_smtp_sink()
         self.temporal_port = free_port()
+        self.temporal_metrics_port = free_port()
         self._launch(
             "temporal",
             dev_server_command(
-                host="127.0.0.1", port=self.temporal_port, db_file=self.dir / "temporal.db"
+                host="127.0.0.1",
+                port=self.temporal_port,
+                db_file=self.dir / "temporal.db",
+                metrics_port=self.temporal_metrics_port,
             ),
             dict(os.environ),
         )

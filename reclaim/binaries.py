@@ -35,6 +35,7 @@ def dev_server_command(
     search_attributes: dict[str, str] | None = None,
     log_level: str = "warn",
     ui_codec_endpoint: str | None = None,
+    metrics_port: int | None = None,
 ) -> list[str]:
     """`temporal server start-dev` as Reclaim runs it: persisted in `db_file` (in memory
     without one), with the Web UI on `ui_port` (headless without one). Search attributes given
@@ -51,6 +52,8 @@ def dev_server_command(
         command += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
         if ui_codec_endpoint:  # the UI decrypts payloads through Reclaim's codec endpoint
             command += ["--ui-codec-endpoint", ui_codec_endpoint]
+    if metrics_port is not None:  # the server's own Prometheus metrics (a random port without)
+        command += ["--metrics-port", str(metrics_port)]
     for name, kind in (search_attributes or {}).items():
         command += ["--search-attribute", f"{name}={kind}"]
     return [*command, "--log-level", log_level]

@@ -41,6 +41,12 @@ def test_compare_runs_both_kinds_of_case_and_reports_ratios(tmp_path: Path):
     assert 28 <= summary["ceiling"]["events_per_case"]["median"] <= 32
     assert summary["product"]["events_per_case"]["median"] >= 28
     assert set(summary["product"]["steps_ms"]) >= {"create", "code", "password", "login"}
+    # What each case asked of the Temporal server, from its own metrics: one start and two
+    # updates a case on both sides (each counted by the frontend and by the history service).
+    for kind in ("ceiling", "product"):
+        requests = summary[kind]["server_requests_per_case"]
+        assert requests["rpc StartWorkflowExecution"]["median"] == pytest.approx(2.0)
+        assert requests["rpc UpdateWorkflowExecution"]["median"] == pytest.approx(4.0)
 
 
 def test_compare_with_traces_counts_the_spans_each_process_exports(tmp_path: Path):
