@@ -54,7 +54,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, NONE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from reclaim.contracts import (
@@ -107,6 +107,10 @@ PPOLICY_IN_HISTORY = 8
 # they unlock it (any other value is a lockout after failed binds).
 ADMIN_LOCK = "000001010000Z"
 AD_ACCOUNT_DISABLED = 0x2
+# LDAP_SERVER_POLICY_HINTS_OID with its value SEQUENCE { Flags INTEGER 1 }: a password reset
+# that AD checks against the domain's policy and history (Windows Server 2012 R2 and later).
+# Not critical: an older domain controller ignores it and applies no history to resets.
+AD_POLICY_HINTS = ("1.2.840.113556.1.4.2239", False, b"\x30\x03\x02\x01\x01")
 # Result codes that mean "not now" rather than "no".
 _RESULT_UNAVAILABLE = {3, 11, 51, 52, 53, 80}
 _NO_SUCH_OBJECT = 32
@@ -380,7 +384,9 @@ class LdapDirectory:
         self, connection: Connection, entry: _Entry, clear: str
     ) -> PasswordRejected | None:
         if self._ad:
-            connection.extend.microsoft.modify_password(entry.dn, clear)
+            # A reset by an administrator skips the domain's password history unless it asks
+            # for the policy to be applied, as a user's own change would be.
+            connection.extend.microsoft.modify_password(entry.dn, clear, controls=[AD_POLICY_HINTS])
         else:
             connection.extend.standard.modify_password(
                 entry.dn, new_password=clear, controls=[(PPOLICY_CONTROL, False, None)]
@@ -425,9 +431,12 @@ class LdapDirectory:
             )
             try:
                 connection.open()
-                if self._settings.ldap_starttls:
-                    connection.start_tls()
+                # Never a password in clear: a refused StartTLS stops here, as in _connect.
+                if self._settings.ldap_starttls and not connection.start_tls():
+                    raise DirectoryUnavailable("the LDAP server refused StartTLS")
                 return bool(connection.bind())
+            except LDAPStartTLSError as err:
+                raise DirectoryUnavailable("the LDAP server refused StartTLS") from err
             except LDAPException as err:
                 raise DirectoryUnavailable(
                     f"the LDAP server does not answer ({_name(err)})"
@@ -646,7 +655,12 @@ def _rejection(error: int | None, message: str) -> PasswordRejected:
         return PasswordRejected(
             CaseError.WEAK_PASSWORD, ["refused by the directory's quality rules"]
         )
-    return PasswordRejected(CaseError.WEAK_PASSWORD, ["refused by the directory's password rules"])
+    # Active Directory says only 0000052D, whichever rule refused it (length, complexity,
+    # history or minimum age).
+    return PasswordRejected(
+        CaseError.WEAK_PASSWORD,
+        ["refused by the directory's password rules (too short, too simple or used before)"],
+    )
 
 
 def _history_hash(value: bytes) -> str:

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from ldap3.extend import MicrosoftExtendedOperations
 from sqlalchemy.engine import Engine
 
 from reclaim.contracts import ACCOUNT_HOLDER, AccountStatus, CaseError
@@ -23,6 +25,7 @@ from reclaim.directory import (
     PasswordRejected,
     directory_for,
 )
+from reclaim.directory.ldap import LdapDirectory
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.security import Keys
 from reclaim.settings import Settings
@@ -296,3 +299,106 @@ async def test_an_encrypted_connection_checks_the_servers_certificate(
         await unknown_ca.ping()
     await trusting.aclose()
     await unknown_ca.aclose()
+
+
+async def test_a_password_check_never_binds_in_clear_when_starttls_is_refused(
+    slapd: Slapd, sqlite_engine: Engine
+):
+    """A claim's candidate password (or a retried reset's new one) is checked by a bind of
+    its own: when the server (or someone in between) refuses StartTLS, nothing is sent."""
+    directory = _directory(slapd, sqlite_engine, ldap_starttls=True)  # slapd has no TLS here
+    assert isinstance(directory, LdapDirectory)
+
+    with pytest.raises(DirectoryUnavailable, match="refused StartTLS"):
+        await directory._binds(JANE_DN, LDAP_OLD)
+    await directory.aclose()
+
+
+class _RecordingAd:
+    """Just enough of an ldap3 connection for ldap3's AD password reset: what it was asked,
+    and the answer a domain controller would give."""
+
+    check_names = False
+    raise_exceptions = False
+
+    def __init__(self, result: int = 0, message: str = "") -> None:
+        self.strategy = SimpleNamespace(sync=True, thread_safe=False)
+        self.result: dict[str, Any] = {"result": result, "message": message, "description": ""}
+        self.extend = SimpleNamespace(microsoft=MicrosoftExtendedOperations(self))
+        self.modified: list[tuple[str, dict[str, Any], Any]] = []
+
+    def modify(self, dn: str, changes: dict[str, Any], controls: Any = None) -> bool:
+        self.modified.append((dn, changes, controls))
+        return self.result["result"] == 0
+
+
+def _active_directory(sqlite_engine: Engine) -> LdapDirectory:
+    settings = Settings(
+        secret_key=TEST_SECRET,
+        **FAST_ARGON2,
+        directory="ldap",
+        ldap_flavor="ad",
+        ldap_url="ldaps://dc.example.org",
+        ldap_bind_dn="CN=reclaim,OU=Services,DC=example,DC=org",
+        ldap_bind_password="secret",
+        ldap_user_base="OU=People,DC=example,DC=org",
+    )
+    directory = directory_for(settings, sqlite_engine, Keys(TEST_SECRET.encode()), TEST_PASSWORDS)
+    assert isinstance(directory, LdapDirectory)
+    return directory
+
+
+def _ad_entry() -> Any:
+    record = SimpleNamespace(id=7)
+    return SimpleNamespace(dn="CN=Jane,OU=People,DC=example,DC=org", record=record, hashes=())
+
+
+def test_an_active_directory_reset_asks_for_the_domains_history_and_policy(
+    sqlite_engine: Engine,
+):
+    """An administrator's reset skips AD's password history unless the request carries the
+    policy hints control: with it, a reused password is refused as a user's own change is."""
+    directory = _active_directory(sqlite_engine)
+    server = _RecordingAd()
+
+    assert directory._modify_password(server, _ad_entry(), NEW) is None  # type: ignore[arg-type]
+
+    [(dn, changes, controls)] = server.modified
+    assert dn == "CN=Jane,OU=People,DC=example,DC=org"
+    assert list(changes) == ["unicodePwd"]
+    assert ("1.2.840.113556.1.4.2239", False, b"\x30\x03\x02\x01\x01") in controls
+
+
+@pytest.mark.parametrize(
+    ("result", "message", "answer"),
+    [
+        # Samba's domain controller says which rule.
+        (
+            19,
+            "0000052D: Constraint violation - check_password_restrictions: the password was "
+            "already used (in history)!",
+            CaseError.PASSWORD_REUSED,
+        ),
+        # Windows says only 0000052D, whichever rule it was.
+        (
+            53,
+            "0000052D: SvcErr: DSID-03190F80, problem 5003 (WILL_NOT_PERFORM), data 0",
+            CaseError.WEAK_PASSWORD,
+        ),
+    ],
+)
+def test_an_active_directory_refusal_is_the_same_answer_as_reclaims_own(
+    sqlite_engine: Engine, result: int, message: str, answer: CaseError
+):
+    directory = _active_directory(sqlite_engine)
+
+    refusal = directory._modify_password(
+        _RecordingAd(result, message),  # type: ignore[arg-type]
+        _ad_entry(),
+        NEW,
+    )
+
+    assert isinstance(refusal, PasswordRejected)
+    assert refusal.error is answer
+    if answer is CaseError.WEAK_PASSWORD:
+        assert "used before" in " ".join(refusal.reasons)
