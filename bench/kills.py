@@ -96,14 +96,16 @@ async def measure(options: Options) -> dict[str, Any]:
             report["all_mailed_after_s"] = round(time.perf_counter() - mark, 1)
             received = {email: stack.sink.codes_for(email) for email in emails}
 
-            async def type_code(email: str) -> int:
+            async def type_code(email: str) -> str:
                 codes = received[email]
                 if not codes:
-                    return 0
+                    return "no code"
                 response = await http.post(
                     f"/v1/recovery/{cases[email]}/code", json={"code": codes[-1]}
                 )
-                return response.status_code
+                if response.status_code == 200:
+                    return "accepted"
+                return f"{response.status_code} {response.json().get('error', '')}".strip()
 
             answers = await bounded(emails, type_code, options.concurrency)
         log("stopping the stack")
@@ -115,7 +117,9 @@ async def measure(options: Options) -> dict[str, Any]:
     )
     report["different_codes"] = sum(1 for codes in received.values() if len(set(codes)) > 1)
     report["no_code"] = mails.get(0, 0)
-    report["code_refused"] = sum(1 for status in answers if status != 200)
+    refusals = Counter(answer for answer in answers if answer not in ("accepted", "no code"))
+    report["code_refused"] = sum(refusals.values())
+    report["refusals"] = dict(refusals)
     report["total_s"] = round(time.perf_counter() - t0, 1)
     return report
 
@@ -129,7 +133,8 @@ def table(report: dict[str, Any]) -> str:
             f"code mails per case: {report['mails_per_case']}",
             f"the same code mailed twice: {report['same_code_twice']} cases",
             f"two different codes: {report['different_codes']} (must be 0)",
-            f"no code at all: {report['no_code']}; right code refused: {report['code_refused']}",
+            f"no code at all: {report['no_code']}; right code refused: {report['code_refused']}"
+            + (f" {report['refusals']}" if report["code_refused"] else ""),
             f"every code mailed {report['all_mailed_after_s']} s after the last case opened",
         ]
     )

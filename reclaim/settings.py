@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     # codes as fast (an evicted case replays its ~30 events when next touched).
     worker_max_cached_workflows: int = Field(500, ge=0)
     worker_shutdown_grace: float = Field(10.0, ge=0)
+    # A worker keeps each case it ran in memory and gets that case's next task on a queue of
+    # its own; a worker that died (SIGKILL, a lost host) takes none, and Temporal moves the
+    # task to the shared queue after this long. The SDK's 10 s equals the API's request
+    # deadline: every case the dead worker held would answer 503 once; 3 s leaves the
+    # request time to be served by another worker.
+    worker_sticky_timeout: float = Field(3.0, gt=0)
     # Workflows run without Temporal's sandbox: it re-imports each workflow's module for
     # every new case and wraps every activation, about a fifth of the worker's CPU. Their
     # determinism is kept by the tests instead (which run them inside the sandbox), the

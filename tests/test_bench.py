@@ -73,6 +73,21 @@ def test_open_cases_leaves_a_wave_open_and_measures_it(tmp_path: Path):
     assert report["new_case_ms"]["with_wave_open"]["p99"] > 0
 
 
+def test_kills_sees_every_code_mailed_once_and_accepted_after_a_worker_dies(tmp_path: Path):
+    """A worker killed (SIGKILL) while cases open: each person gets their code, the same one
+    if it is mailed again, and the code they type is accepted. After the kill, a case the dead
+    worker held waits for it once (the sticky queue's timeout) before another worker serves
+    it: longer than the API's deadline and the right code answered 503."""
+    report = _bench(
+        tmp_path, "kills", "--cases", "8", "--concurrency", "4", "--kills", "1", "--every", "1"
+    )
+
+    assert report["kills"] == 1
+    assert report["no_code"] == 0
+    assert report["different_codes"] == 0
+    assert report["code_refused"] == 0, report["refusals"]
+
+
 def test_oracle_compares_known_and_unknown_identifiers(tmp_path: Path):
     report = _bench(
         tmp_path,
