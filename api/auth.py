@@ -1,15 +1,18 @@
 """Every credential a request can carry, in one place, as `Annotated` dependencies: a session
-token (the account holder), a claim token (the claimant), a staff key (reviewers, and the
-codec endpoint). Each is checked by the service it belongs to."""
+token (the account holder), a claim token (the claimant), a staff key or single sign-on token
+(reviewers, and the codec endpoint's callers), the metrics token (Prometheus). Each is checked
+by the service it belongs to, or here in constant time for the metrics token (a setting)."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from api.deps import AppServices
-from reclaim.errors import Unauthorized
+from api.errors import ApiError
+from reclaim.errors import Unauthorized, Unavailable
 from reclaim.support.audit import Origin
 from reclaim.support.contracts import Reviewer
 
@@ -48,9 +51,63 @@ async def staff_member(
     return await services.support.staff_member(bearer(authorization, NO_STAFF_KEY))
 
 
+CODEC_NEEDS_KEY = ApiError(
+    401,
+    "invalid_key",
+    "The codec endpoint needs a staff key (`Authorization: Bearer rk_…`) or, with single "
+    "sign-on, a token from the identity provider (`Authorization: Bearer <ID or access "
+    "token>`).",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+async def codec_caller(
+    request: Request,
+    services: AppServices,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """Who may open or seal payloads: a member of staff (key or single sign-on token), for
+    this deployment's namespace; in dev mode, the `reclaim dev` Web UI on this machine."""
+    settings = services.settings
+    namespace = request.headers.get("x-namespace")
+    if namespace and namespace != settings.temporal_namespace:
+        raise ApiError(403, "wrong_namespace", f"This codec serves {settings.temporal_namespace}.")
+    origin = request.headers.get("origin", "").rstrip("/")
+    if settings.dev_mode and origin in settings.resolved_ui_origins:
+        return  # the `reclaim dev` Web UI on this machine
+    try:
+        await services.support.staff_for_bearer(bearer(authorization, NO_STAFF_KEY))
+    except Unauthorized as err:
+        raise CODEC_NEEDS_KEY from err
+    except Unavailable as err:  # the identity provider's keys could not be fetched
+        raise ApiError(
+            503, "temporarily_unavailable", err.message, headers={"Retry-After": "5"}
+        ) from err
+
+
+def metrics_scraper(
+    services: AppServices, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """With RECLAIM_METRICS_TOKEN set, `/metrics` wants it as a bearer token."""
+    token = services.settings.metrics_token
+    if token is None:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise ApiError(
+            401,
+            "invalid_token",
+            "Metrics need `Authorization: Bearer <RECLAIM_METRICS_TOKEN>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 SessionToken = Annotated[str, Depends(session_token)]
 ClaimToken = Annotated[str, Depends(claim_token)]
 StaffMember = Annotated[Reviewer, Depends(staff_member)]
+CodecCaller = Depends(codec_caller)
+MetricsScraper = Depends(metrics_scraper)
 
 
 def client_address(request: Request) -> str | None:

@@ -108,6 +108,20 @@ def test_routes_the_cli_and_activities_call_services_not_sql_or_temporal():
     assert {path: found for path, found in offenders.items() if found} == {}
 
 
+def test_the_api_routes_read_no_credential_themselves():
+    """Session, claim token, staff key or single sign-on token, codec caller, metrics token:
+    each is a dependency of api/auth.py, which the routes declare."""
+    routes = sorted((REPO / "api" / "routes").glob("*.py"))
+
+    def reads_credentials(path: Path) -> bool:
+        tree = ast.parse(path.read_text())
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        return "hmac" in _imports(path) or bool(names & {"bearer", "authorization"})
+
+    assert routes
+    assert _where(routes, reads_credentials) == []
+
+
 def test_workflows_import_only_contracts_and_case_texts():
     allowed = (
         "__future__",

@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
 
 from cryptography.exceptions import InvalidTag
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
-from api.auth import NO_STAFF_KEY, bearer
+from api.auth import CodecCaller
 from api.deps import AppServices
 from api.errors import ApiError
-from reclaim.errors import Unauthorized, Unavailable
 from reclaim.settings import Settings
 from reclaim.temporal.codec import CodecKeyError
 
@@ -68,54 +66,24 @@ def _to_json(payload: Payload) -> PayloadJson:
     )
 
 
-async def _allowed(request: Request, services: AppServices, authorization: str | None) -> None:
-    settings = services.settings
-    namespace = request.headers.get("x-namespace")
-    if namespace and namespace != settings.temporal_namespace:
-        raise ApiError(403, "wrong_namespace", f"This codec serves {settings.temporal_namespace}.")
-    origin = request.headers.get("origin", "").rstrip("/")
-    if settings.dev_mode and origin in settings.resolved_ui_origins:
-        return  # the `reclaim dev` Web UI on this machine
-    try:
-        await services.support.staff_for_bearer(bearer(authorization, NO_STAFF_KEY))
-    except Unauthorized as err:
-        raise CODEC_NEEDS_KEY from err
-    except Unavailable as err:  # the identity provider's keys could not be fetched
-        raise ApiError(
-            503, "temporarily_unavailable", err.message, headers={"Retry-After": "5"}
-        ) from err
-
-
-CODEC_NEEDS_KEY = ApiError(
-    401,
-    "invalid_key",
-    "The codec endpoint needs a staff key (`Authorization: Bearer rk_…`) or, with single "
-    "sign-on, a token from the identity provider (`Authorization: Bearer <ID or access "
-    "token>`).",
-    headers={"WWW-Authenticate": "Bearer"},
+@router.post(
+    "/encode",
+    response_model=Payloads,
+    responses={400: _ERROR, 401: _ERROR},
+    dependencies=[CodecCaller],
 )
-
-
-@router.post("/encode", response_model=Payloads, responses={400: _ERROR, 401: _ERROR})
-async def encode(
-    body: Payloads,
-    request: Request,
-    services: AppServices,
-    authorization: Annotated[str | None, Header()] = None,
-) -> Payloads:
-    await _allowed(request, services, authorization)
+async def encode(body: Payloads, services: AppServices) -> Payloads:
     encoded = await services.codec.encode([_from_json(p) for p in body.payloads])
     return Payloads(payloads=[_to_json(p) for p in encoded])
 
 
-@router.post("/decode", response_model=Payloads, responses={400: _ERROR, 401: _ERROR})
-async def decode(
-    body: Payloads,
-    request: Request,
-    services: AppServices,
-    authorization: Annotated[str | None, Header()] = None,
-) -> Payloads:
-    await _allowed(request, services, authorization)
+@router.post(
+    "/decode",
+    response_model=Payloads,
+    responses={400: _ERROR, 401: _ERROR},
+    dependencies=[CodecCaller],
+)
+async def decode(body: Payloads, services: AppServices) -> Payloads:
     try:
         decoded = await services.codec.decode([_from_json(p) for p in body.payloads])
     except (CodecKeyError, InvalidTag) as err:

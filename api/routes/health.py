@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
+from api.auth import MetricsScraper
 from api.deps import AppServices
-from api.errors import ApiError
 from api.metrics import ApiMetrics
 from reclaim.directory import DirectoryUnavailable
 
@@ -92,23 +90,9 @@ async def readyz(services: AppServices) -> JSONResponse:
     "/metrics",
     summary="Prometheus metrics: requests, cases, codes, deliveries, claims, accounts",
     response_class=Response,
+    dependencies=[MetricsScraper],
 )
-async def metrics(
-    request: Request,
-    services: AppServices,
-    authorization: Annotated[str | None, Header()] = None,
-) -> Response:
-    token = services.settings.metrics_token
-    if token is not None:
-        scheme, _, given = (authorization or "").partition(" ")
-        expected = token.get_secret_value().encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            raise ApiError(
-                401,
-                "invalid_token",
-                "Metrics need `Authorization: Bearer <RECLAIM_METRICS_TOKEN>`.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+async def metrics(request: Request, services: AppServices) -> Response:
     registry: ApiMetrics = request.app.state.metrics
     accounts = await services.directory.status_counts()
     body, content_type = await asyncio.to_thread(registry.exposition, accounts)

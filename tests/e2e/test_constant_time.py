@@ -36,7 +36,7 @@ PLACES = {
     ("reclaim/support/staff.py", "StaffRoster.authenticate.<locals>.work"): "a staff key's digest",
     ("reclaim/support/ledger.py", "SupportLedger.token_matches"): "a claim token's digest",
     ("reclaim/support/evidence.py", "_compare"): "an address the claimant remembers",
-    ("api/routes/health.py", "metrics"): "the metrics token",
+    ("api/auth.py", "metrics_scraper"): "the metrics token",
 }
 # Places only another kind of stack reaches, each driven both ways by the test named, with the
 # same spy (the `comparisons` fixture of tests/conftest.py).
