@@ -184,6 +184,8 @@ class Settings(BaseSettings):
     oidc_timeout: float = Field(5.0, gt=0)
     console_session_ttl: int = Field(8 * 3600, ge=60)  # seconds a console sign-in lasts
     console_refresh: int = Field(30, ge=1)  # seconds between the queue's own refreshes
+    # At most this many claims on one queue page (the nearest deadline first); counts are exact.
+    console_queue_limit: int = Field(1000, ge=1)
 
     # Delivery.
     smtp_host: str | None = None

@@ -250,6 +250,8 @@ async def queue(request: Request, services: AppServices) -> Response:
         reasons=[(r, view.REASONS[r], page.counts.get(f"reason:{r}", 0)) for r in _REASONS],
         states=[(s, view.state_words(s), page.counts.get(f"state:{s}", 0)) for s in _OPEN_STATES],
         truncated=page.truncated,
+        matching=page.matching,
+        limit=page.limit,
         refresh=services.settings.console_refresh,
         updated_at=f"{now:%H:%M:%S} UTC",
         filtered=chosen != QueueFilter(),

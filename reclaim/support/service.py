@@ -10,6 +10,7 @@ parts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 import structlog
 from cryptography.exceptions import InvalidTag
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey
 
 from reclaim.contracts import AccountStatus, Actor, ActorKind, Channel
 from reclaim.directory import AccountExists, AccountGone, CapabilityMissing, Directory
@@ -116,7 +118,6 @@ SIGN_IN_FAILED = Unauthorized(
 )
 LOGIN_CONTEXT = "console/oidc-login"
 QUEUE_VIEWS = ("mine", "unassigned", "escalated", "high_risk")
-QUEUE_LIMIT = 1000  # open claims the console reads at once
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,24 @@ class QueueFilter:
 
 @dataclass(frozen=True)
 class QueuePage:
-    claims: list[QueuedClaim]  # those the filter keeps, next deadline first
-    counts: dict[str, int]  # "all", each view, "reason:<r>", "state:<s>" over every open claim
-    truncated: bool  # more open claims than QUEUE_LIMIT
+    claims: list[QueuedClaim]  # the `limit` the filter keeps whose deadline is nearest, in order
+    counts: dict[str, int]  # "all", each view, "reason:<r>", "state:<s>": exact, every open claim
+    matching: int  # how many open claims the filter keeps (more than shown when truncated)
+    limit: int  # at most this many are shown (RECLAIM_CONSOLE_QUEUE_LIMIT)
+
+    @property
+    def truncated(self) -> bool:
+        return self.matching > len(self.claims)
+
+
+def _equals(key: SearchAttributeKey[str], value: str) -> str:
+    """A keyword clause; values come from enums or checked names, never raw from a form."""
+    assert '"' not in value and "\\" not in value
+    return f'{key.name} = "{value}"'
+
+
+def _where(clauses: list[str]) -> str:
+    return " AND ".join(clauses)
 
 
 class Unresolvable(Exception):
@@ -369,38 +385,114 @@ class SupportService:
         return sorted(found, key=lambda c: c.opened_at)
 
     async def console_queue(self, member: Reviewer, chosen: QueueFilter) -> QueuePage:
-        """Every open claim in one visibility call; the counts of each filter over all of them,
-        and the claims `chosen` keeps, the nearest deadline first (none last)."""
-        clauses = [
+        """The open claims `chosen` keeps, the nearest deadline first (none last), at most
+        `RECLAIM_CONSOLE_QUEUE_LIMIT` of them; and the exact count of each filter over every
+        open claim. Filters and counts are visibility queries: nothing is filtered or counted
+        here over a truncated list."""
+        base = [
             f'{sa.CASE_KIND.name} = "{sa.SUPPORT_CLAIM}"',
             f'TaskQueue = "{self._queue}"',
             'ExecutionStatus = "Running"',
         ]
-        found = await self._list(" AND ".join(clauses), QUEUE_LIMIT + 1)
-        truncated = len(found) > QUEUE_LIMIT
-        found = found[:QUEUE_LIMIT]
-        views: dict[str, Callable[[QueuedClaim], bool]] = {
-            "mine": lambda c: c.assignee == member.name,
-            "unassigned": lambda c: c.assignee is None,
-            "escalated": lambda c: c.escalated,
-            "high_risk": lambda c: c.risk == Risk.HIGH.value,
-        }
-        counts: dict[str, int] = {"all": len(found)}
-        for name, keep in views.items():
-            counts[name] = sum(1 for c in found if keep(c))
-        for claim in found:
-            for key in (f"reason:{claim.reason}", f"state:{claim.state}"):
-                counts[key] = counts.get(key, 0) + 1
+        views = {name: self._view_clause(name, member) for name in QUEUE_VIEWS}
+        filters: dict[str, list[str]] = {"all": []}
+        filters.update({name: [clause] for name, clause in views.items()})
+        filters.update({f"reason:{r.value}": [_equals(sa.REASON, r.value)] for r in ClaimReason})
+        filters.update(
+            {f"state:{s.value}": [_equals(sa.CASE_STATE, s.value)] for s in ClaimState if s.is_open}
+        )
         kept = [
-            c
-            for c in found
-            if (chosen.view is None or views[chosen.view](c))
-            and (chosen.reason is None or c.reason == chosen.reason)
-            and (chosen.state is None or c.state == chosen.state)
+            *([views[chosen.view]] if chosen.view else []),
+            *([_equals(sa.REASON, chosen.reason)] if chosen.reason else []),
+            *([_equals(sa.CASE_STATE, chosen.state)] if chosen.state else []),
         ]
+        names = list(filters)
+        counted = await asyncio.gather(
+            *(self._count(_where(base + filters[name])) for name in names),
+            self._count(_where(base + kept)),
+        )
+        counts = dict(zip(names, counted, strict=False))
+        limit = self._settings.console_queue_limit
+        claims = await self._soonest(_where(base + kept), counted[-1], limit)
+        return QueuePage(claims, counts, matching=counted[-1], limit=limit)
+
+    @staticmethod
+    def _view_clause(name: str, member: Reviewer) -> str:
+        if name == "mine":
+            if not STAFF_NAME.match(member.name):  # names are checked where they are made
+                raise Unauthorized("invalid_name", "This staff name cannot be searched for.")
+            return _equals(sa.ASSIGNEE, member.name)
+        return {
+            "unassigned": f"{sa.ASSIGNEE.name} IS NULL",
+            "escalated": f"{sa.ESCALATED.name} = true",
+            "high_risk": _equals(sa.RISK, Risk.HIGH.value),
+        }[name]
+
+    async def _count(self, query: str) -> int:
+        async def count() -> int:
+            found = await self._client.count_workflows(query, rpc_timeout=self._timeout)
+            return found.count
+
+        return await calls.call(count, NOT_FOUND)
+
+    async def _soonest(self, query: str, matching: int, limit: int) -> list[QueuedClaim]:
+        """The `limit` claims of `query` whose next deadline is nearest (none last).
+
+        Visibility on SQL (the dev server, PostgreSQL, MySQL) has no ORDER BY and lists the
+        newest first, so a list cut at `limit` would drop the oldest, most overdue claims.
+        When more than twice `limit` match, counts of `deadline <= t` find a moment whose
+        window holds between `limit` and twice `limit` claims; that window is listed whole
+        and sorted here."""
+        due = sa.NEXT_DEADLINE.name
+        if matching <= 2 * limit:
+            found = await self._list(query, 2 * limit + 1)
+        elif (dated := await self._count(f"{query} AND {due} IS NOT NULL")) <= limit:
+            found = await self._list(f"{query} AND {due} IS NOT NULL", dated + limit)
+            found += await self._list(f"{query} AND {due} IS NULL", limit)
+        else:
+
+            async def within(moment: datetime) -> int:
+                return await self._count(f'{query} AND {due} <= "{moment.isoformat()}"')
+
+            # Bounds: fewer than `limit` are due by `low`, `at_high` (at least `limit`) by `high`.
+            now, step, longest = utcnow(), timedelta(minutes=1), timedelta(days=36_500)
+            high, at_high = now, await within(now)
+            low: datetime | None = None
+            while low is None:  # back from now, while too many are due by then
+                if at_high < limit:
+                    low = high
+                elif step > longest:
+                    low = datetime(1970, 1, 1, tzinfo=now.tzinfo)
+                else:
+                    seen = await within(now - step)
+                    if seen < limit:
+                        low = now - step
+                    else:
+                        high, at_high, step = now - step, seen, step * 2
+            step = timedelta(minutes=1)
+            while at_high < limit:  # forward from now, while too few are due by then
+                if step > longest:
+                    high, at_high = datetime(9999, 1, 1, tzinfo=now.tzinfo), dated
+                else:
+                    low, high, at_high = high, now + step, await within(now + step)
+                    step *= 2
+            # Halve the window until at most twice `limit` are due by `high`, or it cannot be
+            # cut finer (claims due within the same microsecond).
+            while at_high > 2 * limit and high - low > timedelta(microseconds=1):
+                middle = low + (high - low) / 2
+                seen = await within(middle)
+                if seen < limit:
+                    low = middle
+                else:
+                    high, at_high = middle, seen
+            found = await self._list(f'{query} AND {due} <= "{low.isoformat()}"', limit)
+            found += await self._list(
+                f'{query} AND {due} > "{low.isoformat()}" AND {due} <= "{high.isoformat()}"',
+                2 * limit,
+            )
         far = datetime.max.replace(tzinfo=utcnow().tzinfo)
-        kept.sort(key=lambda c: (c.next_deadline or far, c.opened_at))
-        return QueuePage(kept, counts, truncated)
+        found.sort(key=lambda c: (c.next_deadline or far, c.opened_at))
+        return found[:limit]
 
     async def _list(self, query: str, limit: int) -> list[QueuedClaim]:
         async def fetch() -> list[QueuedClaim]:

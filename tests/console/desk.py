@@ -18,7 +18,7 @@ from tests.stack import Stack
 
 PASSWORD = "correct horse battery staple"
 CONTACT = "jane.new@example.net"
-STRONG = {"registered_email": "jane@example.com", "previous_passwords": [PASSWORD]}
+STRONG: dict[str, Any] = {"registered_email": "jane@example.com", "previous_passwords": [PASSWORD]}
 
 
 async def file_claim(stack: Stack, reason: str = "compromised", **evidence: Any) -> tuple[str, str]:

@@ -2,7 +2,9 @@
 a reviewer signs in through the identity provider and works a claim from the queue to its
 approval with a round of questions; a reviewer's approval of a high-risk claim waits for a
 supervisor, who confirms it; and one nobody confirms lapses back to review (the timer skipped
-on the time-skipping server). axe-core finds no WCAG 2.1 AA violation on any console page."""
+on the time-skipping server). axe-core finds no WCAG 2.1 AA violation on any console page:
+those above, and the ones a reviewer meets when something is wrong (a refused sign-in, a
+claim that does not exist, Temporal not answering) or done (a rejected claim's case file)."""
 
 from __future__ import annotations
 
@@ -12,16 +14,20 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from reclaim.notify.outbox import text_of
+from reclaim.services import build_services
+from reclaim.support.audit import Origin
 from reclaim.support.contracts import ClaimReason
+from tests.conftest import StackParts, free_port
 from tests.console.desk import CONTACT, PASSWORD, STRONG, file_claim
 from tests.mailbox import MailSink
 from tests.oidc_issuer import TestIssuer
 from tests.pages.browser import accessible, chromium, needs_chromium, person
 from tests.sms_gateway import SmsGateway
-from tests.stack import Stack
+from tests.stack import Stack, running_stack
 from tests.workflows.lifecycle_harness import lifecycle_stack
 
 pytestmark = needs_chromium
@@ -241,3 +247,68 @@ async def test_an_approval_nobody_confirms_lapses_back_to_review(
                 page.get_by_role("button", name="Approve, to be confirmed")
             ).to_be_visible()
             await accessible(page)
+
+
+async def sign_in_with_key(page: Page, key: str) -> None:
+    await page.goto("/console/signin")
+    await page.get_by_label("Staff key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", level=1)).not_to_have_text(
+        "Sign in to the support console"
+    )
+
+
+async def test_a_refused_sign_in_a_missing_claim_and_a_rejected_claim_are_accessible(
+    stack: Stack, browser: Browser
+):
+    await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    case_id, _ = await file_claim(stack, **STRONG)
+    support = stack.services.support
+    _, key = await support.add_staff("rita", "reviewer")
+    rita = await support.staff_member(key)
+    await support.assign(case_id, rita, None, Origin("console"))
+    await support.reject(case_id, rita, "The evidence is someone else's.", Origin("console"))
+    async with person(browser, str(stack.http.base_url), width=WIDE) as page:
+        await page.goto("/console/signin")
+        await page.get_by_label("Staff key").fill(key[:-2] + "xx")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_role("alert")).to_contain_text("This staff key does not work")
+        await accessible(page)
+
+        await sign_in_with_key(page, key)
+        await page.goto(f"/console/cases/{case_id}")
+        await expect(page.locator("dd.state")).to_have_text("Rejected")
+        await expect(page.get_by_text("«The evidence is someone else's.»")).to_be_visible()
+        await expect(page.get_by_text("This claim is closed")).to_be_visible()
+        await accessible(page)
+
+        gone = await page.goto("/console/cases/sc_" + "A" * 22)
+        assert gone is not None and gone.status == 404
+        await expect(page.get_by_role("heading", level=1)).to_have_text("No such claim")
+        await accessible(page)
+
+
+async def test_the_page_said_when_temporal_does_not_answer_is_accessible(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway, browser: Browser
+):
+    """The API's services talk to a Temporal server that is not there (the database is)."""
+    settings, engine = stack_parts()
+    nowhere = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    services = build_services(settings, nowhere, engine)
+    _, key = await services.support.add_staff("rita", "reviewer")
+    try:
+        async with (
+            running_stack(settings, engine, mail, sms, worker=False, api_services=services) as st,
+            person(browser, str(st.http.base_url), width=WIDE) as page,
+        ):
+            await sign_in_with_key(page, key)
+            await expect(page.get_by_role("heading", level=1)).to_have_text(
+                "The claims cannot be read right now"
+            )
+            await expect(page.get_by_role("alert")).to_contain_text("Nothing was done.")
+            await accessible(page)
+            unavailable = await page.goto("/console/cases/sc_" + "A" * 22)
+            assert unavailable is not None and unavailable.status == 503
+            await accessible(page)
+    finally:
+        await services.aclose()
