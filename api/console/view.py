@@ -91,11 +91,17 @@ def when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "-"
 
 
-def _address(match: ContactMatch) -> tuple[str, str]:
+def _address(match: ContactMatch, past_checked: bool) -> tuple[str, str]:
+    no_match = (
+        "not an address of this account"
+        if past_checked
+        else "not the account's current address (the directory keeps no former addresses: "
+        "an old one cannot be recognised)"
+    )
     return {
         ContactMatch.CURRENT: ("matched", "the account's current address"),
         ContactMatch.PAST: ("matched", "an address the account had before"),
-        ContactMatch.NO_MATCH: ("not matched", "not an address of this account"),
+        ContactMatch.NO_MATCH: ("not matched", no_match),
         ContactMatch.NOT_GIVEN: ("not given", "the claimant did not give one"),
     }[match]
 
@@ -105,15 +111,25 @@ def evidence_checks(evidence: Evidence) -> list[dict[str, str]]:
     claimant typed: the case holds results only)."""
     if evidence.passwords_given == 0:
         passwords = ("not given", "the claimant remembered none")
+    elif evidence.passwords_matched and not evidence.previous_passwords_checked:
+        passwords = ("matched", "the account's current password")
     elif evidence.passwords_matched:
         passwords = (
             "matched",
             f"{evidence.passwords_matched} of {evidence.passwords_given} among the account's "
             "recent passwords",
         )
-    else:
+    elif evidence.previous_passwords_checked:
         passwords = ("not matched", f"none of the {evidence.passwords_given} given")
-    email, phone = _address(evidence.registered_email), _address(evidence.registered_phone)
+    else:
+        passwords = (
+            "not matched",
+            f"none of the {evidence.passwords_given} given is the current password (the "
+            "directory keeps no readable history: an older one cannot be recognised)",
+        )
+    past = evidence.past_addresses_checked
+    email = _address(evidence.registered_email, past)
+    phone = _address(evidence.registered_phone, past)
     return [
         {"check": "A previous password", "result": passwords[0], "detail": passwords[1]},
         {"check": "A registered email address", "result": email[0], "detail": email[1]},

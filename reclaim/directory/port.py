@@ -45,6 +45,7 @@ class Capability(StrEnum):
     CREATE = "create"  # `reclaim accounts add`
     SIGN_IN = "sign_in"  # passwords checked and sessions kept here (`/v1/sessions`)
     PASSWORD_HISTORY = "password_history"  # reuse refused; previous passwords as claim evidence
+    PAST_CONTACTS = "past_contacts"  # a claim's registered address recognised as a former one
     CONTACTS = "contacts"  # an approved claim replaces the account's addresses
     STATUS = "status"  # deactivation, bans, their record
     PURGE = "purge"  # a deactivated account's personal data erased after its grace period
@@ -198,6 +199,7 @@ _MISSING = {
     Capability.PURGE: "delete the account in the directory itself",
     Capability.CONTACTS: "change the account's addresses in the directory itself",
     Capability.PASSWORD_HISTORY: "the directory keeps no readable password history",
+    Capability.PAST_CONTACTS: "the directory keeps no former addresses",
 }
 
 

@@ -106,6 +106,10 @@ class Evidence:
     passwords_matched: int
     registered_email: ContactMatch
     registered_phone: ContactMatch
+    # What the directory could check (claims recorded before these existed read True): the
+    # previous passwords as well as the current one, a former address as well as the current.
+    previous_passwords_checked: bool = True
+    past_addresses_checked: bool = True
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reclaim.contracts import Channel
-from reclaim.directory import AccountRecord, Directory
+from reclaim.directory import AccountRecord, Capability, Directory
 from reclaim.support.contracts import ClaimReason, ContactMatch, Evidence, Risk
 
 MAX_PREVIOUS_PASSWORDS = 5
@@ -57,6 +57,8 @@ async def assess(directory: Directory, request: ClaimRequest, now: datetime) -> 
             directory, account, Channel.EMAIL, request.registered_email
         ),
         registered_phone=await _compare(directory, account, Channel.SMS, request.registered_phone),
+        previous_passwords_checked=Capability.PASSWORD_HISTORY in directory.capabilities,
+        past_addresses_checked=Capability.PAST_CONTACTS in directory.capabilities,
     )
     return Assessment(account.id if account is not None else None, evidence, risk_of(evidence))
 

@@ -219,6 +219,9 @@ async def test_an_approved_takeover_claim_hands_the_ldap_account_to_the_verified
         # Each remembered password compared in constant time (tests/e2e/test_constant_time.py).
         assert comparisons[("reclaim/directory/ldap.py", "_verify")] == {True, False}
         assert detail["evidence"]["registered_email"] == "current"
+        # What could not be checked is said: an LDAP entry keeps no former addresses.
+        assert detail["evidence"]["previous_passwords_checked"] is True
+        assert detail["evidence"]["past_addresses_checked"] is False
         assert detail["risk"] == "low"
         await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rita)
 
