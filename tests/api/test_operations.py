@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session, select
 
+from api.app import services_for
 from reclaim.store.engine import make_engine
 from reclaim.store.migrations import create_schema
 from reclaim.store.models import RecoveryCase
@@ -124,3 +125,35 @@ async def test_the_dev_outbox_shows_local_mail_and_sms_in_dev_mode_only(
         ("email", "jane@example.com"),
     ]
     assert "123456" in response.json()["messages"][1]["text"]
+
+
+async def test_readyz_says_when_the_database_does_not_answer(
+    tmp_path: Path, mail: MailSink, sms: SmsGateway
+):
+    """The database stops answering under a running API (here: its engine now points where
+    nothing listens): not ready, the reason names it, nothing of the error's insides."""
+    settings = stack_settings(
+        temporal=f"127.0.0.1:{free_port()}",
+        database_url=f"sqlite:///{tmp_path / 'reclaim.db'}",
+        state_dir=tmp_path,
+        mail=mail,
+        sms=sms,
+        temporal_rpc_timeout=2,
+    )
+    schema = make_engine(settings.resolved_database_url)
+    create_schema(schema)
+    schema.dispose()
+    services = await services_for(settings)
+    async with (
+        serve_api(settings, services) as base_url,
+        httpx.AsyncClient(base_url=base_url) as http,
+    ):
+        services.engine = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/reclaim")
+        ready = await http.get("/readyz")
+        health = await http.get("/healthz")
+
+    for response in (ready, health):
+        assert response.status_code == 503
+        assert response.json()["database"] == "unavailable (OperationalError)"
+    assert ready.json()["reason"].startswith("database: unavailable (OperationalError)")
+    assert "Connection refused" not in ready.text
