@@ -415,3 +415,23 @@ async def _staff(stack: Stack, headers: dict[str, str], path: str, body: dict[st
 
 def _text(mail: EmailMessage) -> str:
     return text_of(mail)
+
+
+async def test_the_api_manual_lists_the_operations(stack: Stack, browser: Browser):
+    """/docs in a browser: Swagger UI reads the OpenAPI document FastAPI serves (3.1) and
+    lists the operations, every file from Reclaim and nothing refused by the page's policy."""
+    base = str(stack.http.base_url)
+    elsewhere: list[str] = []
+    refused: list[str] = []
+    async with person(browser, base, width=1280) as page:
+        page.on("request", lambda r: None if r.url.startswith(base) else elsewhere.append(r.url))
+        page.on("console", lambda m: refused.append(m.text) if "Policy" in m.text else None)
+        await page.goto("/docs")
+
+        await expect(page.locator(".opblock").first).to_be_visible()
+        start = page.locator(".opblock-post .opblock-summary-path[data-path='/v1/recovery']")
+        await expect(start).to_have_text("/v1/recovery")
+        await expect(page.locator(".info .title")).to_contain_text("Reclaim")
+        await expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
+    assert elsewhere == []
+    assert refused == []
