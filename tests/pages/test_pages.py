@@ -10,8 +10,10 @@ import re
 import time
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
+from reclaim.notify.outbox import text_of
 from tests.pages.people import Person, headers_of
 from tests.proof import solved
 from tests.stack import Stack
@@ -191,3 +193,117 @@ async def test_the_mail_speaks_the_language_of_the_request(stack: Stack):
     mail = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com")
 
     assert mail["Subject"] == "Votre code de récupération Reclaim"
+
+
+async def _switch(person: Person, language: str) -> httpx.Response:
+    """Follow the page's language link for `language`, as a click would."""
+    link = re.search(rf'<a href="([^"]+)" lang="{language}"', person.page)
+    assert link is not None, person.page
+    return await person.open(html.unescape(link.group(1)))
+
+
+def _path(person: Person) -> str:
+    """The address of the person's page, without the server's."""
+    return person.url.removeprefix(str(person.http.base_url).rstrip("/"))
+
+
+async def test_after_each_refused_recovery_form_the_switcher_opens_the_case(
+    stack: Stack, person: Person
+):
+    """A refused form comes back at the address it was posted to (`…/resend`, `…/code`,
+    `…/proof`, `…/password`): a language chosen there opens the case's page in it."""
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    await person.open("/recover")
+    await person.submit("/recover", identifier="jane@example.com", channel="")
+    case_url = _path(person)
+
+    async def refused_then_switched(action: str, status: int, said: str, language: str) -> None:
+        assert _path(person) == f"{case_url}/{action}"
+        assert person.response is not None and person.response.status_code == status
+        assert said in person.text
+        switched = await _switch(person, language)
+        assert switched.status_code == 200, person.text
+        assert _path(person) == case_url
+        assert f'<html lang="{language}"' in person.page
+
+    await person.submit(f"{case_url}/resend")  # at once: within the cooldown
+    await refused_then_switched("resend", 429, "before asking for another code", "fr")
+    assert "Saisissez votre code" in person.text
+
+    code = await stack.mail.code_for("jane@example.com")
+    await person.submit(f"{case_url}/code", code="12345")
+    await refused_then_switched("code", 422, "Un code comporte 6 chiffres", "es")
+    assert "Escriba su código" in person.text
+
+    # The link of the code's message in one tab; the code typed in another (which uses it up);
+    # then "Continue" in the first.
+    mail = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com")
+    link = re.search(r"https://\S+(/recover/rc_[\w-]{22}\?proof=[\w-]{43})", text_of(mail))
+    assert link is not None
+    await person.open(link.group(1))
+    first_tab = person.response
+    await person.submit(f"{case_url}/code", code=code)
+    assert person.response is not None
+    person._read(first_tab)
+    await person.submit(f"{case_url}/proof")
+    await refused_then_switched("proof", 409, "Este navegador no abrió el enlace", "en")
+    assert "Choose a new password" in person.text
+
+    await person.submit(f"{case_url}/password", password=NEW, confirm=OLD)
+    await refused_then_switched("password", 422, "The two passwords are not the same", "fr")
+    assert "Choisissez un nouveau mot de passe" in person.text
+
+
+async def test_after_each_refused_claim_form_the_switcher_opens_the_claim(
+    stack: Stack, person: Person
+):
+    """The claim's forms (`…/token`, `…/answer`) too: the claim's page, in the language chosen."""
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    filed = await stack.http.post(
+        "/v1/support-cases",
+        json={"username": "jane", "contact_email": "jane@new.example", "reason": "lost_contact"},
+    )
+    assert filed.status_code == 202, filed.text
+    claim, token = filed.json()["case_id"], filed.json()["claim_token"]
+    claim_url = f"/support/claims/{claim}"
+
+    await person.open(claim_url)
+    await person.submit(f"{claim_url}/token", token="not-the-token")
+    assert _path(person) == f"{claim_url}/token"
+    assert "This claim token is not right" in person.text
+    await _switch(person, "fr")
+    assert _path(person) == claim_url
+    assert "Ouvrir votre demande d'assistance" in person.text
+
+    _, key = await stack.services.support.add_staff("sam", "supervisor")
+    staff = {"Authorization": f"Bearer {key}"}
+    for path, body in (("assign", {}), ("request-info", {"questions": ["Which city?"]})):
+        asked = await stack.http.post(f"/v1/staff/cases/{claim}/{path}", json=body, headers=staff)
+        assert asked.status_code == 202, asked.text
+    await person.submit(f"{claim_url}/token", token=token)
+    assert "Which city?" in person.text
+    await person.submit(f"{claim_url}/answer", answer=" ")
+    assert _path(person) == f"{claim_url}/answer"
+    assert person.response is not None and person.response.status_code == 422
+    await _switch(person, "en")
+    assert _path(person) == claim_url
+    assert '<html lang="en"' in person.page
+    assert "Your support claim" in person.text
+    assert "Which city?" in person.text
+
+
+async def test_after_an_expired_sign_out_form_the_switcher_opens_the_sign_in_page(
+    person: Person,
+):
+    """A form posted with a token this browser no longer holds (its cookies were cleared) is
+    refused at its own address; from there the language links lead on, here to signing in."""
+    expired = await person.http.post("/signout", data={"csrf": "from-a-page-left-open"})
+    person._read(expired)
+    assert expired.status_code == 403
+    assert "This form has expired" in person.text
+
+    switched = await _switch(person, "es")
+
+    assert switched.status_code == 200, person.text
+    assert _path(person) == "/signin"
+    assert '<html lang="es"' in person.page
