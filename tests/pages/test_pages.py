@@ -9,14 +9,18 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from reclaim.notify.outbox import text_of
+from tests.conftest import StackParts
+from tests.mailbox import MailSink
 from tests.pages.people import Person, headers_of
 from tests.proof import solved
-from tests.stack import Stack
+from tests.sms_gateway import SmsGateway
+from tests.stack import Stack, running_stack
 
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
@@ -242,9 +246,9 @@ async def test_after_each_refused_recovery_form_the_switcher_opens_the_case(
     assert link is not None
     await person.open(link.group(1))
     first_tab = person.response
+    assert first_tab is not None
     await person.submit(f"{case_url}/code", code=code)
-    assert person.response is not None
-    person._read(first_tab)
+    person.back_to(first_tab)
     await person.submit(f"{case_url}/proof")
     await refused_then_switched("proof", 409, "Este navegador no abrió el enlace", "en")
     assert "Choose a new password" in person.text
@@ -298,7 +302,7 @@ async def test_after_an_expired_sign_out_form_the_switcher_opens_the_sign_in_pag
     """A form posted with a token this browser no longer holds (its cookies were cleared) is
     refused at its own address; from there the language links lead on, here to signing in."""
     expired = await person.http.post("/signout", data={"csrf": "from-a-page-left-open"})
-    person._read(expired)
+    person.back_to(expired)
     assert expired.status_code == 403
     assert "This form has expired" in person.text
 
@@ -307,3 +311,91 @@ async def test_after_an_expired_sign_out_form_the_switcher_opens_the_sign_in_pag
     assert switched.status_code == 200, person.text
     assert _path(person) == "/signin"
     assert '<html lang="es"' in person.page
+
+
+MOMENT = r"\w{3} \d{1,2}, \d{4}, \d{1,2}:\d\d(?::\d\d)? [AP]M UTC"
+
+
+async def _open_case(person: Person, identifier: str) -> str:
+    """The form at /recover sent: the case's address."""
+    await person.open("/recover")
+    await person.submit("/recover", identifier=identifier, channel="")
+    assert re.search(r"/recover/rc_[\w-]{22}$", person.url), person.text
+    return _path(person)
+
+
+async def test_a_new_code_asked_too_soon_says_how_long_to_wait(stack: Stack, person: Person):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    case_url = await _open_case(person, "jane@example.com")
+
+    refused = await person.submit(f"{case_url}/resend")
+
+    assert refused.status_code == 429
+    assert re.search(
+        r"Wait (1 minute|\d\d seconds) before asking for another code\.", person.text
+    ), person.text
+    # The next step: the same button, and when it works.
+    assert "Send a new code" in person.text
+    assert re.search(rf"You can ask for a new code at {MOMENT}\.", person.text), person.text
+    assert "Enter your code" in person.text  # the code sent first still works
+
+
+async def test_past_the_last_new_code_the_page_says_to_start_again(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(resend_cooldown=0, max_resends=1)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await stack.add_account("jane", "jane@example.com", None, OLD)
+        person = Person(str(stack.http.base_url))
+        try:
+            case_url = await _open_case(person, "jane@example.com")
+            before = person.response
+            assert before is not None
+            await person.submit(f"{case_url}/resend")
+            assert "A new code is on its way" in person.text
+            assert "No more codes can be sent for this request." in person.text
+            assert "Send a new code" not in person.text
+
+            person.back_to(before)  # the page before, its button still there
+            refused = await person.submit(f"{case_url}/resend")
+
+            assert refused.status_code == 429
+            assert "No more codes can be sent for this request. Start again later." in person.text
+            problem = re.search(r'<div class="problem".*?</div>', person.page, re.S)
+            assert problem is not None and '<a href="/recover">Start again</a>' in problem[0]
+        finally:
+            await person.aclose()
+
+
+async def test_an_expired_code_says_so_and_a_new_one_is_on_the_same_page(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(code_ttl=1, resend_cooldown=1)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await stack.add_account("jane", "jane@example.com", None, OLD)
+        person = Person(str(stack.http.base_url))
+        try:
+            case_url = await _open_case(person, "jane@example.com")
+            code = await mail.code_for("jane@example.com")
+            status = await stack.services.recovery.status(case_url.rsplit("/", 1)[1])
+            assert status.code_expires_at is not None
+            await _past(status.code_expires_at)
+
+            refused = await person.submit(f"{case_url}/code", code=code)
+
+            assert refused.status_code in (400, 409, 410), refused.status_code
+            assert "This code has expired. Ask for a new one below." in person.text
+            assert 'aria-invalid="true"' in person.page  # on the code's field
+            await person.submit(f"{case_url}/resend")
+            assert "A new code is on its way. The previous one no longer works." in person.text
+            await mail.code_for("jane@example.com", nth=2)
+        finally:
+            await person.aclose()
+
+
+async def _past(moment: datetime, within: float = 10) -> None:
+    """Until the clock is past `moment` (a code's expiry: nothing happens then to wait for)."""
+    deadline = time.monotonic() + within
+    while datetime.now(UTC) <= moment + timedelta(milliseconds=50):
+        assert time.monotonic() < deadline, moment
+        await asyncio.sleep(0.05)
