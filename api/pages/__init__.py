@@ -5,10 +5,10 @@ Reclaim itself (`/assets`). `install` adds them to the app."""
 from __future__ import annotations
 
 import mimetypes
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlencode
 
-import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -23,6 +23,9 @@ from reclaim.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOGO_TYPES = {".png", ".svg", ".jpg", ".jpeg", ".webp"}
+# Swagger UI 5 (it reads the OpenAPI 3.1 document FastAPI writes), as the fastapi-offline
+# package ships it: swagger-ui-bundle.js and swagger-ui.css, served under /assets/swagger.
+SWAGGER_UI = Path(str(files("fastapi_offline") / "static"))
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -45,12 +48,12 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        """Swagger UI from the swagger-ui-bundle package: it works offline."""
+        """Swagger UI from the fastapi-offline package: it works offline."""
         return HTMLResponse(DOCS_PAGE.replace("{title}", f"{settings.product_name} API"))
 
     app.mount(
         "/assets/swagger",
-        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        StaticFiles(directory=SWAGGER_UI),
         name="swagger",
     )
     app.mount("/assets", StaticFiles(directory=STATIC), name="assets")

@@ -81,6 +81,13 @@ async def account(request: Request, services: AppServices) -> Response:
     return render(request, services.settings, "account.html", username=view.username)
 
 
+@router.get("/signout")
+async def sign_out_page() -> Response:
+    """Only a form signs out; the address opened as a page (the language links of an expired
+    sign-out form) leads to the account."""
+    return see_other("/account")
+
+
 @router.post("/signout", response_class=HTMLResponse)
 async def sign_out(request: Request, services: AppServices) -> Response:
     await posted(request, services.settings)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -127,6 +128,16 @@ async def case_page(request: Request, case_id: str, services: AppServices) -> Re
         )
         return response
     return await _case(request, services, case_id)
+
+
+@router.get("/recover/{case_id}/code")
+@router.get("/recover/{case_id}/password")
+@router.get("/recover/{case_id}/proof")
+@router.get("/recover/{case_id}/resend")
+async def back_to_case(case_id: str) -> Response:
+    """The address a form posts to, opened as a page: a refused form is shown there, so its
+    language links, a reload from the address bar or a bookmark lead here. The case's page."""
+    return see_other(f"/recover/{quote(case_id, safe='')}")
 
 
 @router.post("/recover/{case_id}/proof", response_class=HTMLResponse)

@@ -11,6 +11,7 @@ without it, so it stays out of the history, the logs and any `Referer`.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -117,6 +118,14 @@ async def claim_page(request: Request, case_id: str, services: AppServices) -> R
         _keep_token(response, request, case_id, token)
         return response
     return await _claim(request, services, case_id, request.cookies.get(CLAIM_COOKIE))
+
+
+@router.get("/support/claims/{case_id}/answer")
+@router.get("/support/claims/{case_id}/token")
+async def back_to_claim(case_id: str) -> Response:
+    """The address a form posts to, opened as a page (a refused form is shown there: its
+    language links, a reload from the address bar): the claim's page."""
+    return see_other(f"/support/claims/{quote(case_id, safe='')}")
 
 
 @router.post("/support/claims/{case_id}/token", response_class=HTMLResponse)

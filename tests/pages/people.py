@@ -40,6 +40,11 @@ class Person:
         self._read(response)
         return response
 
+    def back_to(self, earlier: httpx.Response) -> None:
+        """Show an earlier page again, as the back button (or a tab left open) does: its
+        forms are the ones `submit` fills."""
+        self._read(earlier)
+
     def form_token(self, action: str) -> str:
         for found_action, body in FORM.findall(self.page):
             if html.unescape(found_action) == action:

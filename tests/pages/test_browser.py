@@ -415,3 +415,50 @@ async def _staff(stack: Stack, headers: dict[str, str], path: str, body: dict[st
 
 def _text(mail: EmailMessage) -> str:
     return text_of(mail)
+
+
+async def test_the_api_manual_lists_the_operations(stack: Stack, browser: Browser):
+    """/docs in a browser: Swagger UI reads the OpenAPI document FastAPI serves (3.1) and
+    lists the operations, every file from Reclaim and nothing refused by the page's policy."""
+    base = str(stack.http.base_url)
+    elsewhere: list[str] = []
+    refused: list[str] = []
+    async with person(browser, base, width=1280) as page:
+        page.on("request", lambda r: None if r.url.startswith(base) else elsewhere.append(r.url))
+        page.on("console", lambda m: refused.append(m.text) if "Policy" in m.text else None)
+        await page.goto("/docs")
+
+        await expect(page.locator(".opblock").first).to_be_visible()
+        start = page.locator(".opblock-post .opblock-summary-path[data-path='/v1/recovery']")
+        await expect(start).to_have_text("/v1/recovery")
+        await expect(page.locator(".info .title")).to_contain_text("Reclaim")
+        await expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
+    assert elsewhere == []
+    assert refused == []
+
+
+async def test_after_a_wrong_code_the_language_switcher_opens_the_case_in_that_language(
+    stack: Stack, browser: Browser
+):
+    """A refused code comes back at the address it was posted to (`…/code`): a language
+    chosen there opens the case's page in that language, not a 405."""
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    async with person(browser, str(stack.http.base_url)) as page:
+        await _start(page, "jane")
+        case_url = page.url
+        code = await stack.mail.code_for("jane@example.com")
+        await page.locator("#code").fill(wrong_codes(code, 1)[0])
+        await page.locator("form[action$='/code'] button").click()
+        await expect(page.get_by_role("alert")).to_contain_text("That code is not right")
+
+        await (
+            page.get_by_role("navigation", name="Language")
+            .get_by_role("link", name="Français")
+            .click()
+        )
+
+        await expect(page).to_have_url(case_url)
+        await expect(page.locator("html")).to_have_attribute("lang", "fr")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Saisissez votre code")
+        await expect(page.get_by_text("Il vous reste 4 essais.")).to_be_visible()
+        await accessible(page)

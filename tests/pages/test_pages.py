@@ -9,12 +9,18 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
+from reclaim.notify.outbox import text_of
+from tests.conftest import StackParts
+from tests.mailbox import MailSink
 from tests.pages.people import Person, headers_of
 from tests.proof import solved
-from tests.stack import Stack
+from tests.sms_gateway import SmsGateway
+from tests.stack import Stack, running_stack
 
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
@@ -191,3 +197,205 @@ async def test_the_mail_speaks_the_language_of_the_request(stack: Stack):
     mail = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com")
 
     assert mail["Subject"] == "Votre code de récupération Reclaim"
+
+
+async def _switch(person: Person, language: str) -> httpx.Response:
+    """Follow the page's language link for `language`, as a click would."""
+    link = re.search(rf'<a href="([^"]+)" lang="{language}"', person.page)
+    assert link is not None, person.page
+    return await person.open(html.unescape(link.group(1)))
+
+
+def _path(person: Person) -> str:
+    """The address of the person's page, without the server's."""
+    return person.url.removeprefix(str(person.http.base_url).rstrip("/"))
+
+
+async def test_after_each_refused_recovery_form_the_switcher_opens_the_case(
+    stack: Stack, person: Person
+):
+    """A refused form comes back at the address it was posted to (`…/resend`, `…/code`,
+    `…/proof`, `…/password`): a language chosen there opens the case's page in it."""
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    await person.open("/recover")
+    await person.submit("/recover", identifier="jane@example.com", channel="")
+    case_url = _path(person)
+
+    async def refused_then_switched(action: str, status: int, said: str, language: str) -> None:
+        assert _path(person) == f"{case_url}/{action}"
+        assert person.response is not None and person.response.status_code == status
+        assert said in person.text
+        switched = await _switch(person, language)
+        assert switched.status_code == 200, person.text
+        assert _path(person) == case_url
+        assert f'<html lang="{language}"' in person.page
+
+    await person.submit(f"{case_url}/resend")  # at once: within the cooldown
+    await refused_then_switched("resend", 429, "before asking for another code", "fr")
+    assert "Saisissez votre code" in person.text
+
+    code = await stack.mail.code_for("jane@example.com")
+    await person.submit(f"{case_url}/code", code="12345")
+    await refused_then_switched("code", 422, "Un code comporte 6 chiffres", "es")
+    assert "Escriba su código" in person.text
+
+    # The link of the code's message in one tab; the code typed in another (which uses it up);
+    # then "Continue" in the first.
+    mail = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com")
+    link = re.search(r"https://\S+(/recover/rc_[\w-]{22}\?proof=[\w-]{43})", text_of(mail))
+    assert link is not None
+    await person.open(link.group(1))
+    first_tab = person.response
+    assert first_tab is not None
+    await person.submit(f"{case_url}/code", code=code)
+    person.back_to(first_tab)
+    await person.submit(f"{case_url}/proof")
+    await refused_then_switched("proof", 409, "Este navegador no abrió el enlace", "en")
+    assert "Choose a new password" in person.text
+
+    await person.submit(f"{case_url}/password", password=NEW, confirm=OLD)
+    await refused_then_switched("password", 422, "The two passwords are not the same", "fr")
+    assert "Choisissez un nouveau mot de passe" in person.text
+
+
+async def test_after_each_refused_claim_form_the_switcher_opens_the_claim(
+    stack: Stack, person: Person
+):
+    """The claim's forms (`…/token`, `…/answer`) too: the claim's page, in the language chosen."""
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    filed = await stack.http.post(
+        "/v1/support-cases",
+        json={"username": "jane", "contact_email": "jane@new.example", "reason": "lost_contact"},
+    )
+    assert filed.status_code == 202, filed.text
+    claim, token = filed.json()["case_id"], filed.json()["claim_token"]
+    claim_url = f"/support/claims/{claim}"
+
+    await person.open(claim_url)
+    await person.submit(f"{claim_url}/token", token="not-the-token")
+    assert _path(person) == f"{claim_url}/token"
+    assert "This claim token is not right" in person.text
+    await _switch(person, "fr")
+    assert _path(person) == claim_url
+    assert "Ouvrir votre demande d'assistance" in person.text
+
+    _, key = await stack.services.support.add_staff("sam", "supervisor")
+    staff = {"Authorization": f"Bearer {key}"}
+    for path, body in (("assign", {}), ("request-info", {"questions": ["Which city?"]})):
+        asked = await stack.http.post(f"/v1/staff/cases/{claim}/{path}", json=body, headers=staff)
+        assert asked.status_code == 202, asked.text
+    await person.submit(f"{claim_url}/token", token=token)
+    assert "Which city?" in person.text
+    await person.submit(f"{claim_url}/answer", answer=" ")
+    assert _path(person) == f"{claim_url}/answer"
+    assert person.response is not None and person.response.status_code == 422
+    await _switch(person, "en")
+    assert _path(person) == claim_url
+    assert '<html lang="en"' in person.page
+    assert "Your support claim" in person.text
+    assert "Which city?" in person.text
+
+
+async def test_after_an_expired_sign_out_form_the_switcher_opens_the_sign_in_page(
+    person: Person,
+):
+    """A form posted with a token this browser no longer holds (its cookies were cleared) is
+    refused at its own address; from there the language links lead on, here to signing in."""
+    expired = await person.http.post("/signout", data={"csrf": "from-a-page-left-open"})
+    person.back_to(expired)
+    assert expired.status_code == 403
+    assert "This form has expired" in person.text
+
+    switched = await _switch(person, "es")
+
+    assert switched.status_code == 200, person.text
+    assert _path(person) == "/signin"
+    assert '<html lang="es"' in person.page
+
+
+MOMENT = r"\w{3} \d{1,2}, \d{4}, \d{1,2}:\d\d(?::\d\d)? [AP]M UTC"
+
+
+async def _open_case(person: Person, identifier: str) -> str:
+    """The form at /recover sent: the case's address."""
+    await person.open("/recover")
+    await person.submit("/recover", identifier=identifier, channel="")
+    assert re.search(r"/recover/rc_[\w-]{22}$", person.url), person.text
+    return _path(person)
+
+
+async def test_a_new_code_asked_too_soon_says_how_long_to_wait(stack: Stack, person: Person):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    case_url = await _open_case(person, "jane@example.com")
+
+    refused = await person.submit(f"{case_url}/resend")
+
+    assert refused.status_code == 429
+    assert re.search(
+        r"Wait (1 minute|\d\d seconds) before asking for another code\.", person.text
+    ), person.text
+    # The next step: the same button, and when it works.
+    assert "Send a new code" in person.text
+    assert re.search(rf"You can ask for a new code at {MOMENT}\.", person.text), person.text
+    assert "Enter your code" in person.text  # the code sent first still works
+
+
+async def test_past_the_last_new_code_the_page_says_to_start_again(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(resend_cooldown=0, max_resends=1)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await stack.add_account("jane", "jane@example.com", None, OLD)
+        person = Person(str(stack.http.base_url))
+        try:
+            case_url = await _open_case(person, "jane@example.com")
+            before = person.response
+            assert before is not None
+            await person.submit(f"{case_url}/resend")
+            assert "A new code is on its way" in person.text
+            assert "No more codes can be sent for this request." in person.text
+            assert "Send a new code" not in person.text
+
+            person.back_to(before)  # the page before, its button still there
+            refused = await person.submit(f"{case_url}/resend")
+
+            assert refused.status_code == 429
+            assert "No more codes can be sent for this request. Start again later." in person.text
+            problem = re.search(r'<div class="problem".*?</div>', person.page, re.S)
+            assert problem is not None and '<a href="/recover">Start again</a>' in problem[0]
+        finally:
+            await person.aclose()
+
+
+async def test_an_expired_code_says_so_and_a_new_one_is_on_the_same_page(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(code_ttl=1, resend_cooldown=1)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await stack.add_account("jane", "jane@example.com", None, OLD)
+        person = Person(str(stack.http.base_url))
+        try:
+            case_url = await _open_case(person, "jane@example.com")
+            code = await mail.code_for("jane@example.com")
+            status = await stack.services.recovery.status(case_url.rsplit("/", 1)[1])
+            assert status.code_expires_at is not None
+            await _past(status.code_expires_at)
+
+            refused = await person.submit(f"{case_url}/code", code=code)
+
+            assert refused.status_code in (400, 409, 410), refused.status_code
+            assert "This code has expired. Ask for a new one below." in person.text
+            assert 'aria-invalid="true"' in person.page  # on the code's field
+            await person.submit(f"{case_url}/resend")
+            assert "A new code is on its way. The previous one no longer works." in person.text
+            await mail.code_for("jane@example.com", nth=2)
+        finally:
+            await person.aclose()
+
+
+async def _past(moment: datetime, within: float = 10) -> None:
+    """Until the clock is past `moment` (a code's expiry: nothing happens then to wait for)."""
+    deadline = time.monotonic() + within
+    while datetime.now(UTC) <= moment + timedelta(milliseconds=50):
+        assert time.monotonic() < deadline, moment
+        await asyncio.sleep(0.05)
