@@ -71,7 +71,7 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
-        # The manual is served by api.pages from the swagger-ui-bundle package (no CDN).
+        # The manual is served by api.pages from the fastapi-offline package (no CDN).
         docs_url=None,
         redoc_url=None,
     )
