@@ -7,8 +7,9 @@
     python examples/host_directory/app.py serve --db host.db --port 9000
     # then RECLAIM_DIRECTORY=http RECLAIM_HTTP_DIRECTORY_URL=http://127.0.0.1:9000/reclaim
 
-It keeps users, their last passwords (scrypt), sessions, and the answer to every change by
-its idempotency key (`webhook-id`): a change Reclaim sends again is answered, not redone.
+It keeps users, their last passwords (scrypt), sessions, the status Reclaim sets (a ban,
+its end) with a record of every status change, and the answer to every change by its
+idempotency key (`webhook-id`): a change Reclaim sends again is answered, not redone.
 """
 
 import argparse
@@ -40,7 +41,11 @@ CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_id INTEGER NOT
     revoked INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS changes (key TEXT PRIMARY KEY, status INTEGER NOT NULL,
     body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS status_changes (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,
+    status TEXT NOT NULL, case_id TEXT, reason TEXT, actor TEXT, at TEXT NOT NULL);
 """
+# Added to `users` since the first version (a database made by it gets them at start).
+STATUS_COLUMNS = ("status_since", "status_until", "status_reason", "status_case")
 
 
 def now() -> str:
@@ -63,6 +68,10 @@ def connect(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.row_factory = sqlite3.Row
     db.executescript(SCHEMA)
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(users)")}
+    for column in STATUS_COLUMNS:
+        if column not in columns:
+            db.execute(f"ALTER TABLE users ADD COLUMN {column} TEXT")
     return db
 
 
@@ -117,6 +126,10 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             "email": row["email"],
             "phone": row["phone"],
             "status": row["status"],
+            "status_since": row["status_since"],
+            "status_until": row["status_until"],
+            "status_reason": row["status_reason"],
+            "status_case": row["status_case"],
             "created_at": row["created_at"],
             "password_changed_at": row["password_changed_at"],
         }
@@ -229,6 +242,47 @@ def create_app(db_path: str, secret: str) -> FastAPI:
 
         return once(call["key"], change)
 
+    @reclaim.post("/accounts/{user_id}/status")
+    async def status(user_id: str, call: Signed) -> JSONResponse:
+        user(user_id)
+        given = call["json"]
+        new, case_id = given.get("status"), given.get("case_id") or None
+        actor = given.get("actor") or {}
+        by = f"{actor.get('kind', '?')}: {actor.get('name', '?')}"
+
+        def change() -> tuple[int, dict[str, Any]]:
+            row = user(user_id)  # as it is inside this transaction
+            since = str(given.get("since") or now())
+            if new == "banned":
+                if row["status"] == "banned" and row["status_case"] == case_id:
+                    return 200, account(row)  # this case's ban is in place already
+                db.execute(
+                    "UPDATE users SET status = 'banned', status_since = ?, status_until = ?, "
+                    "status_reason = ?, status_case = ? WHERE id = ?",
+                    (since, given.get("until"), given.get("reason"), case_id, row["id"]),
+                )
+                db.execute("UPDATE sessions SET revoked = 1 WHERE user_id = ?", (row["id"],))
+            elif new == "active":
+                # Only the ban this case set (or a ban no case is in charge of) is lifted.
+                if row["status"] not in ("banned", "disabled") or row["status_case"] != case_id:
+                    return 409, {"error": "not_in_charge", **account(row)}
+                db.execute(
+                    "UPDATE users SET status = 'active', status_since = ?, status_until = NULL, "
+                    "status_reason = NULL, status_case = NULL WHERE id = ?",
+                    (since, row["id"]),
+                )
+            else:  # Reclaim sends no other status (it never deactivates: no purge call)
+                return 422, {"error": "bad_status"}
+            db.execute(
+                "INSERT INTO status_changes (user_id, status, case_id, reason, actor, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (row["id"], new, case_id, given.get("reason"), by, since),
+            )
+            previous = row["status_case"] if new == "banned" else None  # the case it replaced
+            return 200, {**account(user(user_id)), "previous_case": previous}
+
+        return once(call["key"], change)
+
     app.include_router(reclaim)
 
     # Every endpoint is a coroutine: the one SQLite connection is used by the event loop's
@@ -245,6 +299,8 @@ def create_app(db_path: str, secret: str) -> FastAPI:
         current = recent_hashes(row["id"])[:1] if row is not None else []
         if not current or not verify_password(current[0], str(given.get("password", ""))):
             return JSONResponse({"error": "invalid_credentials"}, status_code=401)
+        if row["status"] != "active":
+            return JSONResponse({"error": f"account_{row['status']}"}, status_code=403)
         token = secrets.token_urlsafe(24)
         with transaction(db):
             db.execute("INSERT INTO sessions (token, user_id) VALUES (?, ?)", (token, row["id"]))

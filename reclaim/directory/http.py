@@ -14,8 +14,10 @@ activity retries, the API answers 503); 401/403 too, logged as a configuration e
 secrets differ); 404 is "no such account"; 409 and 422 are the refusals the contract names.
 
 Capabilities: password history (the host checks reuse and claim evidence), contacts (an
-approved claim replaces the email). The host keeps its own sessions (a new password signs
-them out there) and its own account status (`disabled` reads as `banned`).
+approved claim replaces the email), status (a ban and its lifting are sent to the host, which
+keeps them and answers them in its reads). The host keeps its own sessions (a new password or
+a ban signs them out there). A deactivation is refused: it ends in a purge after its grace
+period, and the contract has no purge call, so it would be half a deletion.
 """
 
 from __future__ import annotations
@@ -63,13 +65,18 @@ from reclaim.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# The host's statuses, as Reclaim's.
-_STATUS = {"active": AccountStatus.ACTIVE, "disabled": AccountStatus.BANNED}
+# The host's statuses, as Reclaim's: `banned` is a ban Reclaim sent, `disabled` the host's own
+# lock (read the same way).
+_STATUS = {
+    "active": AccountStatus.ACTIVE,
+    "banned": AccountStatus.BANNED,
+    "disabled": AccountStatus.BANNED,
+}
 
 
 class HttpDirectory:
     name = "http"
-    capabilities = frozenset({Capability.PASSWORD_HISTORY, Capability.CONTACTS})
+    capabilities = frozenset({Capability.PASSWORD_HISTORY, Capability.CONTACTS, Capability.STATUS})
 
     def __init__(self, settings: Settings, links: Links, keys: Keys) -> None:
         from reclaim.directory import secret_bytes
@@ -172,7 +179,10 @@ class HttpDirectory:
                 status=status,
                 created_at=_time(payload.get("created_at")),
                 password_changed_at=_time(payload.get("password_changed_at")),
+                status_since=_time(payload.get("status_since")),
+                status_until=_time(payload.get("status_until")),
                 status_reason=payload.get("status_reason") or None,
+                status_case=payload.get("status_case") or None,
             )
         except (KeyError, TypeError, ValueError) as err:
             log.error("http_directory_bad_account", error=type(err).__name__)
@@ -348,16 +358,60 @@ class HttpDirectory:
         revoked = self._payload(response).get("revoked", 0)
         return int(revoked) if isinstance(revoked, int) else 0
 
-    # -- status is the host's ---------------------------------------------------------------
+    # -- status: bans sent to the host; deactivation refused ---------------------------------
 
     async def deactivate(self, change: StatusChange) -> AccountState:
-        raise CapabilityMissing(self.name, Capability.STATUS)
+        """Refused (the lifecycle service already refuses for want of `PURGE`): a deactivation
+        ends in a purge after its grace period, which the contract cannot ask of the host."""
+        raise CapabilityMissing(self.name, Capability.PURGE)
 
     async def ban(self, change: StatusChange) -> AccountState:
-        raise CapabilityMissing(self.name, Capability.STATUS)
+        """The host bans the account for `change.case_id` until `change.until` (None: until
+        lifted) and signs it out everywhere; `previous_case` is the case that was in charge."""
+        return await self._status(change, AccountStatus.BANNED)
 
     async def lift_ban(self, change: StatusChange) -> AccountState:
-        raise CapabilityMissing(self.name, Capability.STATUS)
+        """Banned → active, if the ban is still the one `change.case_id` set ("" for a ban no
+        case is in charge of); otherwise `applied=False` with what the account is."""
+        return await self._status(change, AccountStatus.ACTIVE)
+
+    async def _status(self, change: StatusChange, status: AccountStatus) -> AccountState:
+        key = await self._key(change.account_id)
+        if key is None:
+            return AccountState(applied=False, status=AccountStatus.PURGED)
+        # One key per case and status (a ban case bans, then lifts); a ban no case is in
+        # charge of is lifted once per account and moment.
+        change_id = change.case_id or f"{change.account_id}_{int(change.at.timestamp())}"
+        response = await self._call(
+            "POST",
+            f"/accounts/{_segment(key)}/status",
+            {
+                "status": status.value,
+                "case_id": change.case_id or None,
+                "since": change.at.isoformat(),
+                "until": change.until.isoformat() if change.until else None,
+                "reason": change.reason,
+                "actor": {"kind": change.actor.kind.value, "name": change.actor.name},
+            },
+            key=f"st_{change_id}_{status.value}",
+        )
+        if response.status_code == 404:
+            return AccountState(applied=False, status=AccountStatus.PURGED)
+        if response.status_code not in (200, 409):
+            raise self._unexpected(response, "a new status")
+        answer = self._payload(response)
+        if response.status_code == 409 and answer.get("error") != "not_in_charge":
+            raise self._unexpected(response, "a new status")
+        try:
+            return AccountState(
+                applied=response.status_code == 200,
+                status=_STATUS[str(answer["status"])],
+                until=_time(answer.get("status_until")),
+                case_id=answer.get("status_case") or None,
+                previous_case=answer.get("previous_case") or None,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise self._unexpected(response, "a new status") from err
 
     async def reactivate(
         self,
@@ -368,7 +422,8 @@ class HttpDirectory:
         case_id: str | None = None,
         reason: str | None = None,
     ) -> str | None:
-        """Reclaim never deactivates a host's account: nothing to do unless it is gone."""
+        """Reclaim never deactivates a host's account: nothing to do unless it is gone or
+        banned."""
         account = await self.get(account_id)
         if account is None or account.status is AccountStatus.BANNED:
             raise AccountGone(account_id)

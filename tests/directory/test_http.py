@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,20 @@ import pytest
 from sqlalchemy.engine import Engine
 from standardwebhooks import Webhook
 
-from reclaim.contracts import ACCOUNT_HOLDER, CaseError
+from reclaim.contracts import (
+    ACCOUNT_HOLDER,
+    AccountState,
+    AccountStatus,
+    Actor,
+    ActorKind,
+    CaseError,
+    StatusChange,
+)
 from reclaim.directory import (
     AccountExists,
     AccountGone,
+    Capability,
+    CapabilityMissing,
     DirectoryUnavailable,
     PasswordRejected,
     directory_for,
@@ -32,6 +42,7 @@ from tests.host_app import HOST_SECRET
 from tests.stack import TEST_PASSWORDS, TEST_SECRET
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
+BAN_TIMER = Actor(ActorKind.SYSTEM, "ban timer")
 JANE = {"id": "u-17", "username": "jane", "email": "jane@example.com", "phone": None}
 Answer = Callable[[httpx.Request], httpx.Response]
 
@@ -185,3 +196,144 @@ async def test_a_host_that_times_out_or_answers_garbage_is_unavailable(
     host.answer = lambda request: httpx.Response(200, json={**JANE, "status": "disabled"})
     disabled = await directory.find(Identifier(IdentifierKind.USERNAME, "jane"))
     assert disabled is not None and disabled.status.value == "banned"
+
+
+def _status_answer(request: httpx.Request) -> httpx.Response:
+    """A host that applies the status it is sent (the ban replaced `del_old`)."""
+    sent = _body(request)
+    banned = sent["status"] == "banned"
+    return httpx.Response(
+        200,
+        json={
+            **JANE,
+            "status": sent["status"],
+            "status_until": sent["until"] if banned else None,
+            "status_case": sent["case_id"] if banned else None,
+            "previous_case": "del_old" if banned else None,
+        },
+    )
+
+
+async def test_a_ban_and_its_lift_are_status_calls_with_one_key_per_change(
+    directory: HttpDirectory, host: Host
+):
+    account_id = await _jane(directory)
+    host.answer = _status_answer
+    olivia = Actor(ActorKind.OPERATOR, "olivia")
+    ban = StatusChange("ban_1", account_id, NOW, olivia, "spam", NOW + timedelta(days=2))
+
+    first = await directory.ban(ban)
+    again = await directory.ban(ban)  # the activity, retried
+    lifted = await directory.lift_ban(StatusChange("ban_1", account_id, NOW, BAN_TIMER, "time"))
+
+    assert (
+        first
+        == again
+        == AccountState(
+            applied=True,
+            status=AccountStatus.BANNED,
+            until=NOW + timedelta(days=2),
+            case_id="ban_1",
+            previous_case="del_old",
+        )
+    )
+    assert lifted == AccountState(applied=True, status=AccountStatus.ACTIVE)
+    sent = host.requests[-3:]
+    assert [(r.method, r.url.path) for r in sent] == [("POST", "/reclaim/accounts/u-17/status")] * 3
+    keys = [r.headers["idempotency-key"] for r in sent]
+    assert [r.headers["webhook-id"] for r in sent] == keys
+    assert keys == ["st_ban_1_banned", "st_ban_1_banned", "st_ban_1_active"]
+    assert _body(sent[0]) == {
+        "status": "banned",
+        "case_id": "ban_1",
+        "since": NOW.isoformat(),
+        "until": (NOW + timedelta(days=2)).isoformat(),
+        "reason": "spam",
+        "actor": {"kind": "operator", "name": "olivia"},
+    }
+    assert _body(sent[2])["actor"] == {"kind": "system", "name": "ban timer"}
+
+
+async def test_a_ban_no_case_is_in_charge_of_is_lifted_under_a_key_of_its_own(
+    directory: HttpDirectory, host: Host
+):
+    account_id = await _jane(directory)
+    host.answer = _status_answer
+    change = StatusChange("", account_id, NOW, Actor(ActorKind.OPERATOR, "olivia"))
+
+    await directory.lift_ban(change)
+
+    assert _body(host.requests[-1])["case_id"] is None
+    key = host.requests[-1].headers["idempotency-key"]
+    assert key == f"st_{account_id}_{int(NOW.timestamp())}_active"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            409,
+            {**JANE, "error": "not_in_charge", "status": "banned", "status_case": "ban_2"},
+            AccountState(applied=False, status=AccountStatus.BANNED, case_id="ban_2"),
+        ),
+        (404, {"error": "not_found"}, AccountState(applied=False, status=AccountStatus.PURGED)),
+    ],
+)
+async def test_a_lift_the_host_refuses_is_not_applied(
+    directory: HttpDirectory, host: Host, status: int, body: dict[str, Any], expected: Any
+):
+    account_id = await _jane(directory)
+    host.answer = lambda request: httpx.Response(status, json=body)
+
+    lifted = await directory.lift_ban(StatusChange("ban_1", account_id, NOW, BAN_TIMER))
+
+    assert lifted == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(503, {"error": "maintenance"}), (409, {"error": "something else"}), (200, {"no": "status"})],
+)
+async def test_a_status_answer_outside_the_contract_is_retried(
+    directory: HttpDirectory, host: Host, status: int, body: dict[str, Any]
+):
+    account_id = await _jane(directory)
+    host.answer = lambda request: httpx.Response(status, json=body)
+
+    with pytest.raises(DirectoryUnavailable):
+        await directory.ban(StatusChange("ban_1", account_id, NOW, BAN_TIMER, "spam"))
+
+
+async def test_deactivation_is_refused_for_want_of_a_purge(directory: HttpDirectory, host: Host):
+    account_id = await _jane(directory)
+    sent = len(host.requests)
+
+    with pytest.raises(CapabilityMissing, match=r"\(purge\): delete the account in the directory"):
+        await directory.deactivate(
+            StatusChange("del_1", account_id, NOW, ACCOUNT_HOLDER, until=NOW + timedelta(days=30))
+        )
+
+    assert len(host.requests) == sent  # nothing asked of the host
+    assert Capability.STATUS in directory.capabilities
+    assert Capability.PURGE not in directory.capabilities
+
+
+async def test_a_ban_reads_back_with_its_end_reason_and_case(directory: HttpDirectory, host: Host):
+    until = NOW + timedelta(days=2)
+    host.answer = lambda request: httpx.Response(
+        200,
+        json={
+            **JANE,
+            "status": "banned",
+            "status_since": NOW.isoformat(),
+            "status_until": until.isoformat(),
+            "status_reason": "spam",
+            "status_case": "ban_1",
+        },
+    )
+
+    found = await directory.find(Identifier(IdentifierKind.USERNAME, "jane"))
+
+    assert found is not None
+    assert (found.status, found.status_since, found.status_until) == ("banned", NOW, until)
+    assert (found.status_reason, found.status_case) == ("spam", "ban_1")
