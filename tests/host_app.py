@@ -101,18 +101,23 @@ class HostApp:
 
 @dataclass
 class Proxy:
-    """Between Reclaim and the host. `down`: answers 503 without asking the host. `lose`:
-    forwards the next N requests whose path ends so, then answers 503 anyway (the host
-    applied the change, its answer was lost)."""
+    """Between Reclaim and the host. `down`: answers 503 without asking the host. `down_on`:
+    the host goes down (`down` set, `down_since` noted) at the first request whose path ends
+    so, which gets 503 already. `lose`: forwards the next N requests whose path ends so, then
+    answers 503 anyway (the host applied the change, its answer was lost)."""
 
     target: str
     down: bool = False
+    down_on: str | None = None
+    down_since: float | None = None  # time.monotonic()
     lose: dict[str, int] = field(default_factory=dict)
     seen: list[tuple[str, str]] = field(default_factory=list)  # (path, webhook-id)
 
     async def handle(self, request: Request) -> Response:
         path = request.url.path
         self.seen.append((path, request.headers.get("webhook-id", "")))
+        if self.down_on is not None and path.endswith(self.down_on):
+            self.down, self.down_on, self.down_since = True, None, time.monotonic()
         if self.down:
             return Response('{"error": "maintenance"}', status_code=503)
         async with httpx.AsyncClient(base_url=self.target) as http:

@@ -1,6 +1,6 @@
 """Recovering the users of a host application, end to end: the real API and worker, the
 reference host (examples/host_directory/app.py) as a process of its own with its own user
-table, every request signed, a host that answers 503 for a while."""
+table, every request signed, bans set at the host, a host that answers 503 for a minute."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ from typing import Any
 import httpx
 import pytest
 from standardwebhooks import Webhook
+from typer.testing import CliRunner
 
+from reclaim.cli import app as cli_app
+from reclaim.contracts import Actor, ActorKind
+from reclaim.lifecycle.contracts import LifecycleState, LifecycleStatus
+from reclaim.notify.outbox import text_of
+from tests import words
 from tests.conftest import StackParts
 from tests.host_app import HOST_SECRET, HostApp, Proxy, serve_proxy
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, running_stack, settings_env
 
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
@@ -45,8 +51,10 @@ def _settings(url: str, **more: Any) -> dict[str, Any]:
     }
 
 
-async def _poll(read: Callable[[], Awaitable[Any]], until: Callable[[Any], bool]) -> Any:
-    deadline = time.monotonic() + 30
+async def _poll(
+    read: Callable[[], Awaitable[Any]], until: Callable[[Any], bool], within: float = 30
+) -> Any:
+    deadline = time.monotonic() + within
     while True:
         answer = await read()
         if until(answer):
@@ -107,7 +115,7 @@ async def test_a_host_user_recovers_by_email_and_by_phone(
         assert (refused.status_code, refused.json()["error"]) == (501, "not_supported")
 
 
-async def test_a_host_answering_503_for_a_while_loses_nothing_and_applies_once(
+async def test_a_host_answering_503_refuses_new_cases_and_a_lost_answer_is_applied_once(
     host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
 ):
     proxy = Proxy(host.origin)
@@ -169,3 +177,149 @@ async def test_requests_are_signed_and_a_wrong_secret_is_named(
         in (ready.json()["directory"])
     )
     assert (opened.status_code, opened.json()["error"]) == (503, "temporarily_unavailable")
+
+
+async def test_a_ban_reaches_the_host_refuses_recovery_and_its_lifting_gives_it_back(
+    host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    proxy = Proxy(host.origin)
+    async with serve_proxy(proxy) as proxied:
+        settings, engine = stack_parts(**_settings(proxied))
+        async with running_stack(settings, engine, mail, sms) as stack:
+            cases = stack.services.lifecycle
+            jane = await cases.account_id("jane")
+            signed_in = await host.login("jane", OLD)
+            # The host applies the ban but its answer is lost: the activity sends it again.
+            proxy.lose["/status"] = 1
+
+            ban = await cases.ban(jane, "spam", Actor(ActorKind.OPERATOR, "olivia"), 2 * 86_400)
+
+            assert isinstance(ban, LifecycleStatus), ban
+            assert (ban.state, ban.account_status) == (LifecycleState.BANNED, "banned")
+            assert ban.until is not None
+            [(status, case, reason, until)] = host.query(
+                "SELECT status, status_case, status_reason, status_until FROM users "
+                "WHERE username = 'jane'"
+            )
+            assert (status, case, reason) == ("banned", ban.case_id, "spam")
+            assert datetime.fromisoformat(until) == ban.until
+            sent = [key for path, key in proxy.seen if path.endswith("/status")]
+            assert sent == [f"st_{ban.case_id}_banned"] * 2
+            assert host.query(
+                "SELECT status, actor FROM status_changes WHERE case_id = ?", ban.case_id
+            ) == [("banned", "operator: olivia")]  # applied once
+            assert host.query(
+                "SELECT revoked FROM sessions WHERE token = ?", signed_in.json()["session"]
+            ) == [(1,)]
+            refused = await host.login("jane", OLD)
+            assert (refused.status_code, refused.json()) == (403, {"error": "account_banned"})
+
+            # A recovery for her: the usual answer, no code, a notice saying why.
+            banned = await stack.open_case("jane@example.com")
+            assert banned["destination"] == "j•••@e•••.com"
+            notice = await mail.wait_for(lambda m: "suspended" in m["Subject"])
+            assert notice["To"] == "jane@example.com"
+            assert f"suspended until {words.moment(ban.until)}" in text_of(notice)
+            assert "Reason given: spam" in text_of(notice)
+            wrong = await stack.http.post(
+                f"/v1/recovery/{banned['case_id']}/code", json={"code": "123456"}
+            )
+            assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_code")
+            assert not any("recovery code" in m["Subject"] for m in mail.to("jane@example.com"))
+
+            # Deactivation would end in a purge the contract cannot ask for: refused whole.
+            env = settings_env(stack.settings)
+            said = await asyncio.to_thread(
+                CliRunner().invoke, cli_app, ["accounts", "deactivate", "bob"], env=env
+            )
+            assert said.exit_code == 1
+            assert "cannot do this (purge): delete the account in the directory itself" in (
+                said.output
+            )
+            assert host.query("SELECT status FROM users WHERE username = 'bob'") == [("active",)]
+
+            lifted = await cases.unban(jane, Actor(ActorKind.OPERATOR, "olivia"), "appeal")
+
+            assert lifted is not None and lifted.state is LifecycleState.LIFTED
+            assert host.query(
+                "SELECT status, status_case, status_until FROM users WHERE username = 'jane'"
+            ) == [("active", None, None)]
+            await mail.wait_for(
+                lambda m: m["To"] == "jane@example.com" and "available again" in m["Subject"]
+            )
+            assert (await host.login("jane", OLD)).status_code == 200
+            case = await stack.open_case("jane@example.com")
+            token = await _token(stack, case["case_id"], await mail.code_for("jane@example.com"))
+            assert (await _choose(stack, case["case_id"], token, NEW)).status_code == 200
+            assert (await host.login("jane", NEW)).status_code == 200
+            assert host.query(
+                "SELECT status, actor FROM status_changes WHERE case_id = ? ORDER BY id",
+                ban.case_id,
+            ) == [("banned", "operator: olivia"), ("active", "operator: olivia")]
+
+
+# How long the host is away in the test below.
+OUTAGE = 60.0
+
+
+async def test_a_host_down_for_a_minute_while_the_password_is_set_completes_the_case_once(
+    host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """The host goes down as the new password reaches it, for a minute. The activity retries
+    (LEDGER_RETRY: after 1, 2, 4, 8, 16, then every 30 s), the person is told to try again
+    meanwhile, and once the host is back the case completes with the password applied once."""
+    proxy = Proxy(host.origin)
+    async with serve_proxy(proxy) as proxied:
+        settings, engine = stack_parts(**_settings(proxied))
+        async with running_stack(settings, engine, mail, sms) as stack:
+            case = await stack.open_case("jane")
+            case_id = case["case_id"]
+            token = await _token(stack, case_id, await mail.code_for("jane@example.com"))
+            proxy.down_on = "/password"  # down from the moment the password arrives
+
+            first = await _choose(stack, case_id, token, NEW)
+
+            # The API waited its deadline for the update, then said to try again: no 500.
+            assert proxy.down_since is not None
+            assert first.status_code == 503, first.text
+            assert first.json()["error"] == "temporarily_unavailable"
+            assert first.headers["retry-after"] == "5"
+            # Meanwhile, what the person (or anybody) sees, asked every few seconds.
+            answers: set[tuple[str, int, str]] = set()
+            while time.monotonic() - proxy.down_since < OUTAGE:
+                seen = await stack.http.get(f"/v1/recovery/{case_id}")
+                answers.add(("status", seen.status_code, seen.json()["state"]))
+                again = await _choose(stack, case_id, token, NEW)
+                answers.add(("password again", again.status_code, again.json()["error"]))
+                other = await stack.http.post("/v1/recovery", json={"identifier": "bob"})
+                answers.add(("new case", other.status_code, other.json()["error"]))
+                await asyncio.sleep(5)  # the person's pace, not a wait for state
+            assert answers == {
+                ("status", 200, "verified"),
+                ("password again", 503, "temporarily_unavailable"),
+                ("new case", 503, "temporarily_unavailable"),
+            }
+            assert host.query("SELECT count(*) FROM passwords WHERE case_id = ?", case_id) == [(0,)]
+            proxy.down = False
+            back = time.monotonic()
+
+            final = await _poll(
+                lambda: stack.http.get(f"/v1/recovery/{case_id}"),
+                lambda r: r.json()["state"] == "completed",
+                within=45,  # the longest retry interval (30 s), and some
+            )
+
+            assert final.status_code == 200
+            waited = time.monotonic() - back
+            print(f"outage {OUTAGE:.0f} s; completed {waited:.1f} s after the host came back")
+            assert host.query("SELECT count(*) FROM passwords WHERE case_id = ?", case_id) == [
+                (1,)
+            ]  # applied once
+            sent = {key for path, key in proxy.seen if path.endswith("/password")}
+            assert len(sent) == 1 and sent.pop().startswith(f"pw_{case_id}_")
+            assert (await host.login("jane", NEW)).status_code == 200
+            # The person's own retry, now: taken, the case is completed, nothing applied again.
+            retried = await _choose(stack, case_id, token, NEW)
+            assert (retried.status_code, retried.json()["state"]) == (200, "completed")
+            assert host.query("SELECT count(*) FROM passwords WHERE case_id = ?", case_id) == [(1,)]
+            await sms.wait_for("+14155550123", "password of jane was changed")
