@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from reclaim.cli import app as cli_app
-from reclaim.contracts import Actor, ActorKind
+from reclaim.contracts import Actor, ActorKind, StatusChange
 from reclaim.lifecycle.contracts import LifecycleState, LifecycleStatus
 from reclaim.notify.outbox import text_of
 from tests import words
@@ -237,6 +237,11 @@ async def test_a_ban_reaches_the_host_refuses_recovery_and_its_lifting_gives_it_
                 said.output
             )
             assert host.query("SELECT status FROM users WHERE username = 'bob'") == [("active",)]
+
+            # An older ban case's timer cannot lift this ban: the host answers not in charge.
+            stale = StatusChange("ban_older", jane, datetime.now(UTC), Actor(ActorKind.SYSTEM, "t"))
+            assert (await cases.apply_lift(stale)).applied is False
+            assert host.query("SELECT status FROM users WHERE username = 'jane'") == [("banned",)]
 
             lifted = await cases.unban(jane, Actor(ActorKind.OPERATOR, "olivia"), "appeal")
 
