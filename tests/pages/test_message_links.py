@@ -83,7 +83,7 @@ async def _every_kind_of_message(stack: Stack) -> None:
     await _staff(stack, key, f"/v1/staff/cases/{approved}/request-info", {"questions": ["Why?"]})
     decided = await stack.http.post(
         f"/v1/staff/cases/{approved}/approve", headers={"Authorization": f"Bearer {key}"}
-    )  # the contacts replaced; then the new password held, the old contacts told
+    )  # the new password held, the old contacts told; then the contacts replaced
     held = decided.json()["decision"]["recovery_case_id"]
     kim_code = await stack.mail.code_for("kim.new@example.net")
     kim_token = (
@@ -92,6 +92,10 @@ async def _every_kind_of_message(stack: Stack) -> None:
     await stack.http.post(
         f"/v1/recovery/{held}/password", json={"reset_token": kim_token, "new_password": NEW}
     )
+    await stack.mail.wait_for(
+        lambda m: m["To"] == "kim@example.com" and "recovering" in m["Subject"]
+    )
+    await stack.services.recovery.change_hold(held, end_now=True)
     guessed = (await stack.open_case("lee@example.com"))["case_id"]  # someone is guessing
     lee_code = await stack.mail.code_for("lee@example.com")
     for wrong in wrong_codes(lee_code, 3):  # the budget (2 an hour here) and one more
