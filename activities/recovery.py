@@ -29,7 +29,7 @@ from reclaim.recovery.contracts import (
     ResetApplied,
     Stopped,
 )
-from reclaim.recovery.service import RecoveryService, Superseded
+from reclaim.recovery.service import HandoverFailed, RecoveryService, Superseded
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,13 @@ class RecoveryActivities:
             except AccountGone as err:
                 raise ApplicationError(
                     "the account is gone or banned", type=CaseError.NO_ACCOUNT, non_retryable=True
+                ) from err
+            except HandoverFailed as err:
+                raise ApplicationError(
+                    "the account could not move to the claim's address (taken by another "
+                    "account, or the account is gone or banned): nothing changed",
+                    type=CaseError.NO_ACCOUNT,
+                    non_retryable=True,
                 ) from err
             except PasswordRejected as err:
                 raise ApplicationError(

@@ -39,6 +39,8 @@ from worker import build_worker, courier_for
 # Cheap argon2 for tests: the cost profile is configuration, not behaviour.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
 TEST_SECRET = "test-secret-key-with-enough-entropy-0123456789"
+# The password a claimant chooses in `Stack.handed_over`.
+HANDOVER_PASSWORD = "quince harbour velvet lighthouse"
 TEST_PASSWORDS = Passwords(
     FAST_ARGON2["argon2_time_cost"],
     FAST_ARGON2["argon2_memory_cost"],
@@ -163,7 +165,8 @@ class Stack:
 
     async def approved_claim(self, username: str, contact: str, reason: str) -> str:
         """A claim filed, assigned and approved over the API by a supervisor: the id of the
-        recovery case it opens to `contact` (whose contacts it replaced)."""
+        recovery case it opens to `contact` (which replaces the account's contacts when that
+        case's new password takes effect, after the claim's hold)."""
         _, key = await self.services.support.add_staff(f"sup-{uuid.uuid4().hex[:8]}", "supervisor")
         staff = {"Authorization": f"Bearer {key}"}
         filed = await self.http.post(
@@ -175,6 +178,22 @@ class Stack:
         approved = await self.http.post(f"/v1/staff/cases/{claim}/approve", headers=staff)
         assert approved.status_code == 202, approved.text
         return str(approved.json()["decision"]["recovery_case_id"])
+
+    async def handed_over(self, username: str, contact: str, reason: str) -> str:
+        """`approved_claim`, then its claimant recovers at `contact` (its first code there)
+        with `HANDOVER_PASSWORD` and an operator ends the hold now: the account's contacts are
+        replaced by `contact`. The id of the claim's recovery case."""
+        case_id = await self.approved_claim(username, contact, reason)
+        code = await self.mail.code_for(contact)
+        granted = await self.http.post(f"/v1/recovery/{case_id}/code", json={"code": code})
+        held = await self.http.post(
+            f"/v1/recovery/{case_id}/password",
+            json={"reset_token": granted.json()["reset_token"], "new_password": HANDOVER_PASSWORD},
+        )
+        assert held.json()["state"] == "held", held.text
+        ended = await self.services.recovery.change_hold(case_id, end_now=True)
+        assert ended.state.value == "completed", ended
+        return case_id
 
 
 @asynccontextmanager

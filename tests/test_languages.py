@@ -75,6 +75,14 @@ def _every_message(t: Text) -> dict[str, messages.Message]:
             until=AT,
             stop_url=LINKS.stop("rc_x", "s" * 43),
         ),
+        "recovery_held_handover": messages.recovery_held(
+            t,
+            product="Reclaim",
+            username="jane",
+            until=AT,
+            stop_url=LINKS.stop("rc_x", "s" * 43),
+            new_contact="j•••@e•••.net",
+        ),
         "no_account": messages.no_account(t, **common),
         "password_changed": messages.password_changed(t, username="jane", at=AT, **common),
         "account_deactivated": messages.account_deactivated(
@@ -95,6 +103,7 @@ def _every_message(t: Text) -> dict[str, messages.Message]:
         "contact_replaced": messages.contact_replaced(
             t, username="jane", new_contact="j•••@e•••.net", **common
         ),
+        "handover_failed": messages.handover_failed(t, **claim),
         "claim_escalated": messages.claim_escalated(
             t, product="Reclaim", case_id="sc_x", level="decision"
         ),
@@ -114,5 +123,8 @@ def test_every_message_renders_in_every_language(locale: str):
     assert code.sms.endswith("\n\n@reclaim.example #042917")  # the WebOTP line, in any language
     assert f"https://reclaim.example/recover/rc_x?proof={'p' * 43}" in code.text
     assert f"https://reclaim.example/recover/rc_x?proof={'p' * 43}" in code.sms
-    held = _every_message(Text(locale))["recovery_held"]
-    assert f"https://reclaim.example/stop/rc_x?token={'s' * 43}" in held.text + held.sms
+    for kind in ("recovery_held", "recovery_held_handover"):
+        held = _every_message(Text(locale))[kind]
+        assert f"https://reclaim.example/stop/rc_x?token={'s' * 43}" in held.text + held.sms
+    handover = _every_message(Text(locale))["recovery_held_handover"]
+    assert "j•••@e•••.net" in handover.text and "j•••@e•••.net" in handover.sms

@@ -230,34 +230,66 @@ def guessing(t: Text, *, product: str, username: str, links: Links) -> Message:
 
 
 def recovery_held(
-    t: Text, *, product: str, username: str, until: datetime, stop_url: str
+    t: Text,
+    *,
+    product: str,
+    username: str,
+    until: datetime,
+    stop_url: str,
+    new_contact: str | None = None,
 ) -> Message:
+    """`new_contact`: the (masked) address an approved support claim moves the account to when
+    the hold ends, replacing this one and any phone number."""
     when = t.moment(until)
     title = t("Someone is recovering your %(product)s account", product=product)
-    first = t(
-        "Someone is recovering the %(product)s account %(username)s and chose a new password. "
-        "As the account's contact details changed recently, it takes effect only on %(when)s.",
-        product=product,
-        username=username,
-        when=when,
-    )
-    second = t("If this was you, there is nothing to do.")
-    third = t(
-        "If it was not, stop it now: the new password never takes effect, every device is "
-        "signed out, and our support team looks into it."
-    )
-    return _message(
-        title,
-        [(first, None), (second, None), (third, stop_url)],
-        t(
+    if new_contact is None:
+        first = t(
+            "Someone is recovering the %(product)s account %(username)s and chose a new "
+            "password. As the account's contact details changed recently, it takes effect only "
+            "on %(when)s.",
+            product=product,
+            username=username,
+            when=when,
+        )
+        third = t(
+            "If it was not, stop it now: the new password never takes effect, every device is "
+            "signed out, and our support team looks into it."
+        )
+        sms = t(
             "%(product)s: a new password for %(username)s takes effect on %(when)s. "
             "Not you? Stop it: %(url)s",
             product=product,
             username=username,
             when=when,
             url=stop_url,
-        ),
-    )
+        )
+    else:
+        first = t(
+            "After a support claim, someone is recovering the %(product)s account %(username)s "
+            "and chose a new password. On %(when)s the account will receive its mail at "
+            "%(contact)s instead: this address (and any phone number) will no longer belong to "
+            "it, and the new password will take effect.",
+            product=product,
+            username=username,
+            when=when,
+            contact=new_contact,
+        )
+        third = t(
+            "If it was not, stop it now: the account keeps its contact details, the new "
+            "password never takes effect, every device is signed out, and our support team "
+            "looks into it."
+        )
+        sms = t(
+            "%(product)s: after a support claim, %(username)s moves to %(contact)s with a new "
+            "password on %(when)s. Not you? Stop it: %(url)s",
+            product=product,
+            username=username,
+            contact=new_contact,
+            when=when,
+            url=stop_url,
+        )
+    second = t("If this was you, there is nothing to do.")
+    return _message(title, [(first, None), (second, None), (third, stop_url)], sms)
 
 
 def account_deactivated(
@@ -507,6 +539,36 @@ def contact_replaced(
             product=product,
             username=username,
             url=links.support("compromised"),
+        ),
+    )
+
+
+def handover_failed(t: Text, *, product: str, case_id: str, links: Links) -> Message:
+    """To the claimant: when the hold of an approved claim's recovery ended, the account could
+    not move to their address. Nothing changed."""
+    return _message(
+        t(
+            "Your %(product)s support claim %(case_id)s could not be completed",
+            product=product,
+            case_id=case_id,
+        ),
+        [
+            (
+                t(
+                    "Your claim %(case_id)s was approved, but when the waiting period ended the "
+                    "account could not be moved to this address (another account uses it now, "
+                    "or the account was closed). Nothing was changed and the new password did "
+                    "not take effect.",
+                    case_id=case_id,
+                ),
+                None,
+            ),
+            (t("You may file a new claim at any time:"), links.support()),
+        ],
+        t(
+            "%(product)s: claim %(case_id)s could not be completed; nothing was changed.",
+            product=product,
+            case_id=case_id,
         ),
     )
 

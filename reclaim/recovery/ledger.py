@@ -42,6 +42,10 @@ class RateLimited:
 class CaseFacts:
     unknown_address: str | None
     locale: str | None
+    # The case an approved claim opened with a hold: the claim's verified address (None once
+    # the case closed) and the claim.
+    handover_email: str | None = None
+    handover_claim: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ class RecoveryLedger:
             if row is not None and row.closed_at is None:
                 row.state, row.closed_at = closing.state.value, closing.at
                 row.wrong_codes, row.resends = closing.wrong_codes, closing.resends
-                row.unknown_address = None
+                row.unknown_address = row.handover_email = None
                 session.add(row)
                 session.commit()
 
@@ -194,15 +198,31 @@ class RecoveryLedger:
 
     async def facts(self, case_id: str) -> CaseFacts:
         """What the case's messages need from its row: where to say that no account uses
-        the address typed (unknown email addresses and phone numbers only), and the language."""
+        the address typed (unknown email addresses and phone numbers only), the language, and
+        for the case an approved claim opened with a hold, the address the account moves to."""
 
         def work(session: Session) -> CaseFacts:
             row = session.get(RecoveryCase, case_id)
             if row is None:
                 return CaseFacts(None, None)
-            return CaseFacts(row.unknown_address, row.locale)
+            return CaseFacts(
+                row.unknown_address, row.locale, row.handover_email, row.handover_claim
+            )
 
         return await in_session(self._engine, work)
+
+    async def forget_account(self, account_id: int) -> None:
+        """The account was purged: its cases forget the addresses they were to move it to."""
+
+        def work(session: Session) -> None:
+            session.execute(
+                update(RecoveryCase)
+                .where(col(RecoveryCase.account_id) == account_id)
+                .values(handover_email=None)
+            )
+            session.commit()
+
+        await in_session(self._engine, work)
 
     async def cases_of(self, account_id: int, limit: int | None = None) -> list[CaseRow]:
         """The account's cases, newest first."""
@@ -291,6 +311,8 @@ def _insert_below(session: Session, case: RecoveryCase, limit: int | None) -> bo
         "unknown_address": case.unknown_address,
         "locale": case.locale,
         "opened_at": case.opened_at,
+        "handover_email": case.handover_email,
+        "handover_claim": case.handover_claim,
         "wrong_codes": 0,
         "resends": 0,
     }

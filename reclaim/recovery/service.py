@@ -22,11 +22,18 @@ import structlog
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from reclaim.contracts import AccountStatus, CaseError, Channel
-from reclaim.directory import AccountGone, AccountRecord, Directory, NewPassword
+from reclaim.contracts import AccountStatus, Actor, ActorKind, CaseError, Channel
+from reclaim.directory import (
+    AccountExists,
+    AccountGone,
+    AccountRecord,
+    Directory,
+    NewPassword,
+    PasswordRejected,
+)
 from reclaim.errors import NotFound, Refused, Unavailable
 from reclaim.i18n import Text, supported
-from reclaim.identifiers import IdentifierKind, InvalidIdentifier, identifier_digest
+from reclaim.identifiers import IdentifierKind, InvalidIdentifier, identifier_digest, mask_email
 from reclaim.identifiers import parse_identifier as parse
 from reclaim.lifecycle.service import LifecycleService
 from reclaim.notify import messages
@@ -55,7 +62,7 @@ from reclaim.recovery.contracts import (
     Stopped,
     SubmitCode,
 )
-from reclaim.recovery.ledger import CaseRow, RateLimited, RecoveryLedger
+from reclaim.recovery.ledger import CaseFacts, CaseRow, RateLimited, RecoveryLedger
 from reclaim.recovery.rules import plan_case
 from reclaim.security import CASE_ID_PREFIX, Keys, new_case_id, new_code, new_token
 from reclaim.settings import Settings
@@ -118,6 +125,12 @@ class StoppedBy:
 
 class Superseded(Exception):
     """An approved claim took the account over: this older case may not change its password."""
+
+
+class HandoverFailed(Exception):
+    """When the hold of an approved claim's case ended, the account could not move to the
+    claim's address (another account uses it now, the account was purged or banned): nothing
+    changed, the claimant was told, and the case ends cancelled."""
 
 
 class RecoveryService:
@@ -464,10 +477,20 @@ class RecoveryService:
 
     # -- for the support service -------------------------------------------------------------
 
-    async def open_for_claim(self, case_id: str, account_id: int, email: str, at: datetime) -> None:
+    async def open_for_claim(
+        self,
+        case_id: str,
+        account_id: int,
+        email: str,
+        at: datetime,
+        *,
+        handover_claim: str | None = None,
+    ) -> None:
         """Record the case an approved claim opens to its verified address (the claim's
         workflow starts it as a child), outside the rate limit, and stop the account's older
-        cases. Applying it again changes nothing."""
+        cases. With `handover_claim` the account does not hold the address yet: the code goes
+        to it all the same, and it replaces the account's contacts when the case's new
+        password takes effect, after the hold. Applying it again changes nothing."""
         if await self._ledger.exists(case_id):
             return
         opened = await self._ledger.open(
@@ -477,6 +500,8 @@ class RecoveryService:
                 identifier_digest=identifier_digest(self._keys, IdentifierKind.EMAIL, email),
                 channel=Channel.EMAIL.value,
                 opened_at=at,
+                handover_email=email if handover_claim else None,
+                handover_claim=handover_claim,
             ),
             per_hour=None,
         )
@@ -514,6 +539,8 @@ class RecoveryService:
         if account is None or account.status is AccountStatus.PURGED:
             raise Undeliverable("the account no longer exists")
         address = account.address(request.channel)
+        if facts.handover_email and request.channel is Channel.EMAIL:
+            address = facts.handover_email  # an approved claim's: the account moves there later
         if not address:
             raise Undeliverable(f"the account has no {request.channel} contact")
         contact = Contact(request.channel, address)
@@ -587,7 +614,9 @@ class RecoveryService:
         account = await self._directory.get(notice.account_id)
         if account is None or account.status is AccountStatus.PURGED:
             return
-        recovering = account.address(notice.channel)
+        facts = await self._ledger.facts(notice.case_id)
+        # An approved claim's case recovers through the claim's address, not yet the account's.
+        recovering = facts.handover_email or account.address(notice.channel)
         others = [Contact(channel, address) for channel, address in account.contacts]
         # The addresses replaced lately (an approved claim's case was told to hold for them).
         since = datetime.now(UTC) - timedelta(days=self._settings.recent_contact_days)
@@ -603,8 +632,9 @@ class RecoveryService:
         await self._notifier.queue_once(
             notice.case_id, NotificationKind.HOLD, list(owed), numbered=True
         )
-        facts = await self._ledger.facts(notice.case_id)
         t = Text(facts.locale or self._settings.default_locale)
+        # An approved claim's case: these addresses are replaced too when the hold ends.
+        moving_to = mask_email(facts.handover_email) if facts.handover_email else None
         for attempt, contact in await self._notifier.recipients(
             notice.case_id, NotificationKind.HOLD
         ):
@@ -623,6 +653,7 @@ class RecoveryService:
                         username=account.username,
                         until=notice.until,
                         stop_url=stop_url,
+                        new_contact=moving_to,
                     ),
                 )
             except Undeliverable:
@@ -634,21 +665,36 @@ class RecoveryService:
 
     async def apply_reset(self, reset: ApplyReset) -> AccountRecord:
         """The new password in the directory (with its history, every session signed out, a
-        deactivated account reactivated), then the case recorded as completed. Running it
-        again for the same case changes nothing. Raises `Superseded`, `AccountGone` or
-        `reclaim.directory.PasswordRejected`."""
+        deactivated account reactivated), then the case recorded as completed. For the case
+        an approved claim opened with a hold, the claim's address replaces the account's
+        contacts first, in the same step. Running it again for the same case changes nothing
+        (the directory applies each change once per case). Raises `Superseded`, `AccountGone`,
+        `HandoverFailed` or `reclaim.directory.PasswordRejected`."""
+        facts = await self._ledger.facts(reset.case_id)
         account = await self._directory.get(reset.account_id)
         if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
+            if facts.handover_claim is not None and not await self._ledger.completed(reset.case_id):
+                await self._handover_failed(reset.case_id, facts)
+                raise HandoverFailed(reset.case_id)
             raise AccountGone(reset.account_id)
         if not await self._ledger.completed(reset.case_id):
             if await self._ledger.superseded(reset.case_id):
                 raise Superseded(reset.case_id)
-            reactivated = await self._directory.set_password(
-                reset.account_id,
-                NewPassword(reset.password_hash, reset.sealed_password),
-                case_id=reset.case_id,
-                at=reset.at,
-            )
+            if facts.handover_email is not None and facts.handover_claim is not None:
+                await self._hand_over(reset, facts.handover_email, facts.handover_claim, facts)
+            try:
+                reactivated = await self._directory.set_password(
+                    reset.account_id,
+                    NewPassword(reset.password_hash, reset.sealed_password),
+                    case_id=reset.case_id,
+                    at=reset.at,
+                )
+            except PasswordRejected:
+                # The directory's own policy, asked only now: the case ends and the person
+                # recovers again, at the address the hold let the account move to.
+                if facts.handover_claim is not None:
+                    await self._tell_contacts_replaced(reset.case_id, reset.account_id)
+                raise
             await self.close(
                 CaseClosing(
                     reset.case_id, CaseState.COMPLETED, reset.at, reset.wrong_codes, reset.resends
@@ -658,16 +704,81 @@ class RecoveryService:
                 await self._lifecycle.signal_reactivated(reactivated)
         return await self._directory.get(reset.account_id) or account
 
+    async def _hand_over(
+        self, reset: ApplyReset, email: str, claim_id: str, facts: CaseFacts
+    ) -> None:
+        """The hold of an approved claim's case ended unstopped: the claim's address replaces
+        the account's (the phone goes too), once for the claim however often this runs."""
+        try:
+            reactivated = await self._directory.replace_contacts(
+                reset.account_id,
+                email=email,
+                case_id=claim_id,
+                at=reset.at,
+                actor=Actor(ActorKind.SYSTEM, "hold"),
+                reason=f"support claim {claim_id} approved; its recovery's hold ended",
+            )
+        except (AccountExists, AccountGone) as err:
+            await self._handover_failed(reset.case_id, facts)
+            raise HandoverFailed(reset.case_id) from err
+        if reactivated is not None:
+            await self._lifecycle.signal_reactivated(reactivated)
+
+    async def _handover_failed(self, case_id: str, facts: CaseFacts) -> None:
+        """Tell the claimant that nothing changed (once per case)."""
+        log.warning("handover_failed", case_id=case_id, claim=facts.handover_claim)
+        if facts.handover_email is None or facts.handover_claim is None:
+            return
+        try:
+            await self._notifier.tell(
+                case_id,
+                NotificationKind.HANDOVER_FAILED,
+                0,
+                Contact(Channel.EMAIL, facts.handover_email),
+                messages.handover_failed(
+                    Text(facts.locale or self._settings.default_locale),
+                    product=self._settings.product_name,
+                    case_id=facts.handover_claim,
+                    links=self._settings.links,
+                ),
+            )
+        except Undeliverable:
+            log.warning("handover_failed_undeliverable", case_id=case_id)
+
+    async def _tell_contacts_replaced(self, case_id: str, account_id: int) -> None:
+        """The addresses an approved claim's case replaced when its hold ended (owed since the
+        approval, under the claim) hear where the account's mail goes now."""
+        facts = await self._ledger.facts(case_id)
+        if facts.handover_claim is None:
+            return
+        account = await self._directory.get(account_id)
+        if account is None or account.status is AccountStatus.PURGED or not account.email:
+            return
+        await self._notifier.flush(
+            facts.handover_claim,
+            NotificationKind.CONTACT_REPLACED,
+            messages.contact_replaced(
+                Text(facts.locale or self._settings.default_locale),
+                product=self._settings.product_name,
+                username=account.username,
+                new_contact=mask_email(account.email),
+                links=self._settings.links,
+            ),
+        )
+
     async def tell_password_changed(
         self, case_id: str, account: AccountRecord | int, at: datetime
     ) -> None:
-        """Tell every contact of the account that its password changed."""
+        """Tell every contact of the account that its password changed (and, after an
+        approved claim's hold, the addresses it replaced that they no longer belong to it)."""
         if isinstance(account, int):
             found = await self._directory.get(account)
             if found is None or found.status is AccountStatus.PURGED:
                 return
             account = found
         facts = await self._ledger.facts(case_id)
+        if facts.handover_claim is not None:
+            await self._tell_contacts_replaced(case_id, account.id)
         message = messages.password_changed(
             Text(facts.locale or self._settings.default_locale),
             product=self._settings.product_name,
@@ -690,6 +801,7 @@ class RecoveryService:
         cases = await self._ledger.cases_of(account_id)
         await self._notifier.forget_recipients([case.case_id for case in cases])
         await self._notifier.forget_recipients_like(guessing_key(account_id, None))
+        await self._ledger.forget_account(account_id)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -158,6 +158,11 @@ class RecoveryCase(SQLModel, table=True):
     # The language of the request that opened the case: its code and notices are written in it.
     locale: str | None = Field(default=None, max_length=8)
     opened_at: datetime = Field(sa_column=when(index=True))
+    # The case an approved claim opens with a hold: the claim's verified address (its code goes
+    # there; it replaces the account's contacts when the new password takes effect; wiped when
+    # the case closes) and the claim, which names the replacement in the directory's record.
+    handover_email: str | None = Field(default=None, max_length=254)
+    handover_claim: str | None = Field(default=None, max_length=40)
     state: str | None = Field(default=None, max_length=16)  # final state, None while open
     closed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
     wrong_codes: int = 0
@@ -200,6 +205,7 @@ class NotificationKind:
     ESCALATION = "escalation"
     GUESSING = "guessing"  # someone is guessing codes for the account
     HOLD = "hold"  # a held recovery: "Wasn't you? Stop it"
+    HANDOVER_FAILED = "handover_failed"  # a claim's handover could not be done at the hold's end
 
 
 class Notification(SQLModel, table=True):

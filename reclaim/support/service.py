@@ -976,11 +976,16 @@ class SupportService:
         """An approved takeover or lost-contact claim: the verified contact replaces the
         account's addresses (the phone goes too: the claim did not verify one), every session
         is signed out, the old addresses are told, and a recovery case is open to the new
-        address. Each step is applied once however often the activity is retried."""
+        address. With a claim hold (`claim_recovery_hold`) the replacement waits for it: the
+        recovery case's code goes to the claim's address, the old addresses hear of the
+        replacement with a link to stop it when the new password is held, and the recovery
+        service replaces the contacts (and tells them) when it takes effect; a stop leaves
+        them as they are. Each step is applied once however often the activity is retried."""
         claim = await self._ledger.get(request.case_id)
         assert claim is not None
         new_email = claim.contact_email
         destination = mask_email(new_email)
+        held = self._settings.claim_recovery_hold > 0
         recovery_case_id = await self._ledger.handover_case_id(request.case_id)
         if not await self._recovery.case_recorded(recovery_case_id):
             account = await self._directory.get(request.account_id)
@@ -1002,11 +1007,19 @@ class SupportService:
             await self._notifier.queue_once(
                 request.case_id, NotificationKind.CONTACT_REPLACED, owed
             )
-            if self._settings.claim_recovery_hold:
+            if held:
                 # The recovery case waits out a hold: these addresses may stop it meanwhile.
                 await self._notifier.queue_once(
                     recovery_case_id, NotificationKind.HOLD, owed, numbered=True
                 )
+                await self._recovery.open_for_claim(
+                    recovery_case_id,
+                    request.account_id,
+                    new_email,
+                    request.at,
+                    handover_claim=request.case_id,
+                )
+                return Resolution(recovery_case_id=recovery_case_id, destination=destination)
             try:
                 reactivated = await self._directory.replace_contacts(
                     request.account_id,
@@ -1027,6 +1040,8 @@ class SupportService:
             await self._recovery.open_for_claim(
                 recovery_case_id, request.account_id, new_email, request.at
             )
+        elif held:
+            return Resolution(recovery_case_id=recovery_case_id, destination=destination)
         account = await self._directory.get(request.account_id)
         await self._notifier.flush(
             request.case_id,

@@ -153,7 +153,7 @@ async def test_every_secret_is_compared_in_constant_time_wherever_it_is_checked(
 
         # A hold's stop link: a recovery through the address an approved claim just set is
         # held, and the address it replaced gets a link to stop it.
-        await stack.approved_claim("jane", "jane.new@example.net", "lost_contact")
+        await stack.handed_over("jane", "jane.new@example.net", "lost_contact")
         case = await stack.open_case("jane.new@example.net")
         code = await stack.mail.code_for("jane.new@example.net", nth=2)
         token = (

@@ -111,7 +111,7 @@ async def test_a_recovery_through_a_contact_changed_lately_is_held_and_the_old_o
     stack: Stack,
 ):
     await stack.add_account(*JANE, OLD)
-    await stack.approved_claim("jane", "jane.new@example.net", "lost_contact")
+    await stack.handed_over("jane", "jane.new@example.net", "lost_contact")
 
     # Days later (within RECLAIM_RECENT_CONTACT_DAYS) a self-service recovery by the new address.
     case = await stack.open_case("jane.new@example.net")

@@ -357,7 +357,8 @@ async def test_a_claim_filed_questioned_answered_and_approved_in_the_browser(
         await page.locator("#password").fill(NEW)
         await page.locator("#confirm").fill(NEW)
         await page.locator("form[action$='/password'] button").click()
-        # The contacts were replaced: the new password waits out the hold, and says until when.
+        # The new password (and the contacts' replacement) waits out the hold, and says until
+        # when.
         await expect(page.get_by_role("status")).to_contain_text(HOLD_SAVED[locale])
         await accessible(page)
         assert (await stack.sign_in("jane.new@example.net", NEW)).status_code == 401

@@ -29,7 +29,10 @@ CASE_PAGES = (
 )
 PAGES = [
     (re.compile(r"^/recover/rc_[\w-]{22}(\?proof=[\w-]{43})?$"), CASE_PAGES),
-    (re.compile(r"^/stop/rc_[\w-]{22}\?token=[\w-]{43}$"), ("Wasn&#39;t you?", "Wasn't you?")),
+    (
+        re.compile(r"^/stop/rc_[\w-]{22}\?token=[\w-]{43}$"),
+        ("Wasn&#39;t you?", "Wasn't you?", "already took effect"),
+    ),
     (re.compile(r"^/recover$"), ("Forgot your password?",)),
     (re.compile(r"^/signin$"), ("Sign in",)),
     (re.compile(r"^/support(\?reason=\w+)?$"), ("Ask our support team",)),
@@ -83,7 +86,7 @@ async def _every_kind_of_message(stack: Stack) -> None:
     await _staff(stack, key, f"/v1/staff/cases/{approved}/request-info", {"questions": ["Why?"]})
     decided = await stack.http.post(
         f"/v1/staff/cases/{approved}/approve", headers={"Authorization": f"Bearer {key}"}
-    )  # the contacts replaced; then the new password held, the old contacts told
+    )  # the new password held, the old contacts told with a link to stop it
     held = decided.json()["decision"]["recovery_case_id"]
     kim_code = await stack.mail.code_for("kim.new@example.net")
     kim_token = (
@@ -92,6 +95,10 @@ async def _every_kind_of_message(stack: Stack) -> None:
     await stack.http.post(
         f"/v1/recovery/{held}/password", json={"reset_token": kim_token, "new_password": NEW}
     )
+    # Another claim's hold ends: its old addresses are told they were replaced (its stop
+    # link then says the recovery already took effect).
+    await stack.add_account("max", "max@example.com", "+14155550177", PASSWORD)
+    await stack.handed_over("max", "max.new@example.net", "lost_contact")
     guessed = (await stack.open_case("lee@example.com"))["case_id"]  # someone is guessing
     lee_code = await stack.mail.code_for("lee@example.com")
     for wrong in wrong_codes(lee_code, 3):  # the budget (2 an hour here) and one more
@@ -110,7 +117,7 @@ async def _every_kind_of_message(stack: Stack) -> None:
         ("nobody@example.com", "account recovery"),
         ("ann@example.com", "available again"),
         ("joe@example.com", "deactivated"),
-        ("kim@example.com", "contact details"),
+        ("max@example.com", "contact details"),
         ("kim.new@example.net", "recovery code"),
         ("kim@example.com", "recovering"),
         ("lee@example.com", "guessing"),
@@ -121,7 +128,7 @@ async def _every_kind_of_message(stack: Stack) -> None:
         await stack.mail.wait_for(
             lambda m, a=address, s=subject: m["To"] == a and s in m["Subject"], timeout=30
         )
-    await stack.sms.wait_for("+14155550188", "contact details")
+    await stack.sms.wait_for("+14155550177", "contact details")
     await stack.sms.wait_for("+14155550188", "Stop it")
 
 

@@ -5,19 +5,21 @@ supervisor rule, and what approval does to the account."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import Session
-from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from reclaim.contracts import AccountStatus
 from reclaim.lifecycle.contracts import LifecycleState
 from reclaim.notify.outbox import text_of
+from reclaim.recovery.contracts import CaseState, RecoveryOutcome, RecoveryStatus
 from reclaim.store.models import SupportClaim
 from reclaim.support.contracts import (
     ClaimReason,
@@ -30,7 +32,7 @@ from reclaim.support.contracts import (
 from reclaim.temporal import search_attributes as sa
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.workflows.lifecycle_harness import Lifecycle, lifecycle_stack
+from tests.workflows.lifecycle_harness import PASSWORD, Lifecycle, lifecycle_stack
 from tests.workflows.support_harness import (
     CONTACT,
     OTHER_SUPERVISOR,
@@ -43,6 +45,7 @@ from tests.workflows.support_harness import (
 LEADS = "support-leads@example.com"
 REX = Reviewer(3, "rex", StaffRole.REVIEWER)  # a second reviewer
 DAY = 86_400
+NEW_PASSWORD = "plum orchard lantern quietly"
 
 
 @pytest.fixture
@@ -73,6 +76,32 @@ async def _claim_row(
         if time.monotonic() > deadline:
             raise AssertionError(f"the claim's row never got there: {row}")
         await asyncio.sleep(0.02)
+
+
+async def _contacts(life: Lifecycle, account_id: int) -> tuple[str | None, str | None]:
+    """The account's email and phone, as the directory answers."""
+    account = await life.directory.get(account_id)
+    assert account is not None
+    return account.email, account.phone
+
+
+async def _recover(life: Lifecycle, case_id: str, password: str) -> RecoveryStatus:
+    """The claimant types the code mailed to the claim's address, then a new password."""
+    code = await life.mail.code_for(CONTACT)
+    granted = await life.services.recovery.submit_code(case_id, code)
+    return await life.services.recovery.set_password(case_id, granted.reset_token, password)
+
+
+async def _past_the_hold(life: Lifecycle, hold_until: datetime) -> None:
+    """Time skips to a second after the hold ends (no further: past the last timer of every
+    case the test server would wait in real time)."""
+    remaining = hold_until - await life.env.get_current_time()
+    await life.env.sleep(max(remaining.total_seconds(), 0) + 1)
+
+
+async def _recovery_outcome(life: Lifecycle, case_id: str) -> CaseState:
+    handle = life.env.client.get_workflow_handle(case_id, result_type=RecoveryOutcome)
+    return (await handle.result()).state
 
 
 async def test_the_claimant_gets_the_token_by_mail_and_the_evidence_sets_the_risk(
@@ -193,20 +222,33 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
     assert approved.decision is not None and approved.decision.by == "reviewer:rita"
     recovery_case_id = approved.decision.recovery_case_id
     assert recovery_case_id is not None and recovery_case_id.startswith("rc_")
-    account = life.account(account_id)
-    assert (account.email, account.phone) == (CONTACT, None)
-    assert signed_in.token is not None
-    assert await life.directory.session(signed_in.token) is None
-    code = await life.mail.code_for(CONTACT)  # the child recovery case sent it
-    assert len(code) == 6
-    recovery = life.env.client.get_workflow_handle(recovery_case_id)
-    assert (await recovery.describe()).status == WorkflowExecutionStatus.RUNNING
-    # The old addresses are told.
-    told = await _mail(life, "jane@example.com", "now receives its mail at j•••@e•••.net")
-    assert CONTACT not in told
-    await sms.wait_for("+14155550123", "contact details of jane were changed")
     decided = await _mail(life, CONTACT, "was approved")
     assert recovery_case_id in decided and "Evidence checks out." in decided
+    # The claimant recovers at the verified address, which the account does not hold yet.
+    held = await _recover(life, recovery_case_id, NEW_PASSWORD)
+    assert held.state is CaseState.HELD and held.hold_until is not None
+    # During the claim's hold (RECLAIM_CLAIM_RECOVERY_HOLD, 72 h) nothing changes: the old
+    # addresses are told what will, each with a link to stop it.
+    await life.env.sleep(3 * DAY - 3600)
+    assert await _contacts(life, account_id) == ("jane@example.com", "+14155550123")
+    assert signed_in.token is not None
+    assert await life.directory.session(signed_in.token) is not None
+    assert (await life.sign_in(CONTACT, NEW_PASSWORD)).token is None
+    told = await _mail(life, "jane@example.com", "will receive its mail at j•••@e•••.net")
+    assert f"/stop/{recovery_case_id}?token=" in told and CONTACT not in told
+    await sms.wait_for("+14155550123", f"/stop/{recovery_case_id}?token=")
+
+    await _past_the_hold(life, held.hold_until)
+
+    assert (await _recovery_outcome(life, recovery_case_id)) is CaseState.COMPLETED
+    assert await _contacts(life, account_id) == (CONTACT, None)
+    assert (await life.sign_in(CONTACT, NEW_PASSWORD)).token is not None
+    assert (await life.sign_in("jane", PASSWORD)).token is None
+    assert await life.directory.session(signed_in.token) is None
+    # Now the old addresses are told their addresses were replaced.
+    replaced = await _mail(life, "jane@example.com", "now receives its mail at j•••@e•••.net")
+    assert CONTACT not in replaced
+    await sms.wait_for("+14155550123", "contact details of jane were changed")
     final = await claim.closed()
     assert [e.action for e in final.timeline] == [
         "submitted",
@@ -214,6 +256,78 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
         "assigned",
         "approved",
     ]
+
+
+async def test_a_stop_during_the_claims_hold_keeps_the_old_contacts_for_good(
+    desk: SupportDesk, sms: SmsGateway
+):
+    life = desk.life
+    account_id = await life.add_account(phone="+14155550123")
+    claim = await desk.file(**STRONG_EVIDENCE)
+    await claim.assign()
+    recovery_case_id = (await claim.approve()).decision.recovery_case_id  # type: ignore[union-attr]
+    assert recovery_case_id is not None
+    held = await _recover(life, recovery_case_id, NEW_PASSWORD)
+    assert held.hold_until is not None
+    told = await _mail(life, "jane@example.com", "will receive its mail at j•••@e•••.net")
+    stop = re.search(rf"/stop/{recovery_case_id}\?token=([\w-]{{43}})", told)
+    assert stop is not None
+    await life.env.sleep(DAY)
+
+    stopped, filed = await life.services.stop_recovery(recovery_case_id, stop.group(1))
+
+    assert stopped.contact.address == "jane@example.com" and filed is not None
+    # The case is over: its hold's timer is gone, nothing is left to replace the contacts.
+    assert (await _recovery_outcome(life, recovery_case_id)) is CaseState.CANCELLED
+    assert await _contacts(life, account_id) == ("jane@example.com", "+14155550123")
+    assert (await life.sign_in("jane", PASSWORD)).token is not None
+    assert (await life.sign_in(CONTACT, NEW_PASSWORD)).token is None
+    await _mail(life, "jane@example.com", filed.case_id)  # the claim the stop filed
+    replaced = [m for m in life.mail.to("jane@example.com") if "now receives" in text_of(m)]
+    assert replaced == []
+
+
+async def test_a_handover_that_cannot_be_done_when_the_hold_ends_changes_nothing(
+    desk: SupportDesk,
+):
+    life = desk.life
+    account_id = await life.add_account(phone="+14155550123")
+    claim = await desk.file(**STRONG_EVIDENCE)
+    await claim.assign()
+    recovery_case_id = (await claim.approve()).decision.recovery_case_id  # type: ignore[union-attr]
+    assert recovery_case_id is not None
+    held = await _recover(life, recovery_case_id, NEW_PASSWORD)
+    await life.add_account("joe", CONTACT)  # meanwhile another account takes the address
+    assert held.hold_until is not None
+
+    await _past_the_hold(life, held.hold_until)
+
+    assert (await _recovery_outcome(life, recovery_case_id)) is CaseState.CANCELLED
+    assert await _contacts(life, account_id) == ("jane@example.com", "+14155550123")
+    assert (await life.sign_in("jane", PASSWORD)).token is not None
+    assert (await life.sign_in("jane", NEW_PASSWORD)).token is None
+    failed = await _mail(life, CONTACT, "could not be moved to this address")
+    assert claim.case_id in failed
+    replaced = [m for m in life.mail.to("jane@example.com") if "now receives" in text_of(m)]
+    assert replaced == []
+
+
+async def test_without_a_claim_hold_the_contacts_are_replaced_at_approval(
+    time_env: WorkflowEnvironment, tmp_path: Path, mail: MailSink, sms: SmsGateway
+):
+    async with lifecycle_stack(time_env, tmp_path, mail, sms, claim_recovery_hold=0) as life:
+        desk = SupportDesk(life)
+        account_id = await life.add_account(phone="+14155550123")
+        claim = await desk.file(**STRONG_EVIDENCE)
+        await claim.assign()
+        recovery_case_id = (await claim.approve()).decision.recovery_case_id  # type: ignore[union-attr]
+        assert recovery_case_id is not None
+
+        assert await _contacts(life, account_id) == (CONTACT, None)
+        await _mail(life, "jane@example.com", "now receives its mail at j•••@e•••.net")
+        completed = await _recover(life, recovery_case_id, NEW_PASSWORD)
+        assert completed.state is CaseState.COMPLETED
+        assert (await life.sign_in(CONTACT, NEW_PASSWORD)).token is not None
 
 
 @pytest.mark.parametrize(
@@ -241,7 +355,9 @@ async def test_a_reviewer_not_in_charge_cannot_approve_a_claim_assigned_to_someo
     await claim.answer()
     approved = await claim.approve(by=REX)
     assert approved.state is ClaimState.APPROVED
-    assert life.account(account_id).email == CONTACT
+    assert approved.decision is not None and approved.decision.recovery_case_id
+    await life.mail.code_for(CONTACT)  # the claim's recovery case: the hold comes next
+    assert life.account(account_id).email == "jane@example.com"  # until the hold ends
 
 
 async def test_a_reviewers_high_risk_approval_waits_for_another_supervisor(desk: SupportDesk):
