@@ -976,7 +976,8 @@ class SupportService:
         """An approved takeover or lost-contact claim: the verified contact replaces the
         account's addresses (the phone goes too: the claim did not verify one), every session
         is signed out, the old addresses are told, and a recovery case is open to the new
-        address. With a claim hold (`claim_recovery_hold`) the replacement waits for it: the
+        address. With a claim hold (`claim_recovery_hold`) the replacement waits for it (the
+        sign-out does not): the
         recovery case's code goes to the claim's address, the old addresses hear of the
         replacement with a link to stop it when the new password is held, and the recovery
         service replaces the contacts (and tells them) when it takes effect; a stop leaves
@@ -1012,6 +1013,9 @@ class SupportService:
                 await self._notifier.queue_once(
                     recovery_case_id, NotificationKind.HOLD, owed, numbered=True
                 )
+                # Whoever holds a session now (a hijacker, in a takeover claim) is out at once;
+                # the owner, if the claim was not theirs, signs in again and stops the hold.
+                await self._directory.revoke_sessions(request.account_id, request.at)
                 await self._recovery.open_for_claim(
                     recovery_case_id,
                     request.account_id,

@@ -228,19 +228,25 @@ async def test_an_approved_takeover_claim_hands_the_ldap_account_to_the_verified
         approved = await stack.http.post(f"/v1/staff/cases/{case_id}/approve", headers=rita)
 
         assert approved.status_code == 202, approved.text
-        assert slapd.read(JANE_DN, "mail", "mobile") == {"mail": ["jane.new@example.net"]}
+        before = {"mail": [LDAP_JANE["mail"]], "mobile": [LDAP_JANE["mobile"]]}
+        assert slapd.read(JANE_DN, "mail", "mobile") == before  # not before the hold ends
         recovery_case_id = approved.json()["decision"]["recovery_case_id"]
         code = await mail.code_for("jane.new@example.net")
         token = await _verify(stack, recovery_case_id, code)
         done = await _choose(stack, recovery_case_id, token, PASSWORDS[0])
         assert (done.status_code, done.json()["state"]) == (200, "held")
         assert not slapd.binds(JANE_DN, PASSWORDS[0])  # not before the hold ends
+        await mail.wait_for(lambda m: m["To"] == LDAP_JANE["mail"] and "recovering" in m["Subject"])
+        await stack.services.recovery.change_hold(recovery_case_id, end_now=True)
+        await _poll(
+            lambda: stack.http.get(f"/v1/recovery/{recovery_case_id}"),
+            lambda r: r.json()["state"] == "completed",
+        )
+        assert slapd.binds(JANE_DN, PASSWORDS[0])
+        assert slapd.read(JANE_DN, "mail", "mobile") == {"mail": ["jane.new@example.net"]}
         await mail.wait_for(
             lambda m: m["To"] == LDAP_JANE["mail"] and "contact details" in m["Subject"]
         )
-        await mail.wait_for(lambda m: m["To"] == LDAP_JANE["mail"] and "recovering" in m["Subject"])
-        await stack.services.recovery.change_hold(recovery_case_id, end_now=True)
-        assert slapd.binds(JANE_DN, PASSWORDS[0])
 
 
 async def test_an_appeal_for_an_account_locked_in_ldap_is_refused_with_what_to_do(

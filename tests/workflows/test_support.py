@@ -227,12 +227,13 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
     # The claimant recovers at the verified address, which the account does not hold yet.
     held = await _recover(life, recovery_case_id, NEW_PASSWORD)
     assert held.state is CaseState.HELD and held.hold_until is not None
-    # During the claim's hold (RECLAIM_CLAIM_RECOVERY_HOLD, 72 h) nothing changes: the old
-    # addresses are told what will, each with a link to stop it.
+    # Whoever was signed in (a hijacker, in a takeover) was signed out at the approval.
+    assert signed_in.token is not None
+    assert await life.directory.session(signed_in.token) is None
+    # During the claim's hold (RECLAIM_CLAIM_RECOVERY_HOLD, 72 h) nothing else changes: the
+    # old addresses are told what will, each with a link to stop it.
     await life.env.sleep(3 * DAY - 3600)
     assert await _contacts(life, account_id) == ("jane@example.com", "+14155550123")
-    assert signed_in.token is not None
-    assert await life.directory.session(signed_in.token) is not None
     assert (await life.sign_in(CONTACT, NEW_PASSWORD)).token is None
     told = await _mail(life, "jane@example.com", "will receive its mail at j•••@e•••.net")
     assert f"/stop/{recovery_case_id}?token=" in told and CONTACT not in told
@@ -244,7 +245,6 @@ async def test_a_takeover_claim_that_waits_five_days_is_approved_and_hands_the_a
     assert await _contacts(life, account_id) == (CONTACT, None)
     assert (await life.sign_in(CONTACT, NEW_PASSWORD)).token is not None
     assert (await life.sign_in("jane", PASSWORD)).token is None
-    assert await life.directory.session(signed_in.token) is None
     # Now the old addresses are told their addresses were replaced.
     replaced = await _mail(life, "jane@example.com", "now receives its mail at j•••@e•••.net")
     assert CONTACT not in replaced
