@@ -27,7 +27,6 @@ import asyncio
 import statistics
 import sys
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -229,7 +228,7 @@ async def settled(sink: OtlpSink, quiet_s: float = 1.0, wait_up_to: float = 30.0
 
 async def settled_requests(
     stack: ProcessStack, quiet_s: float = 1.0, wait_up_to: float = 15.0
-) -> Counter[str]:
+) -> dict[str, float]:
     """The server's request counters once its workflow and activity tasks have stopped
     moving for `quiet_s` (its metrics lag a little behind the work), or after `wait_up_to`."""
     deadline = time.monotonic() + wait_up_to
@@ -237,7 +236,7 @@ async def settled_requests(
     while time.monotonic() < deadline:
         await asyncio.sleep(quiet_s)
         again = await asyncio.to_thread(stack.server_requests)
-        if all(again[name] == counts[name] for name in SETTLED_WHEN_STILL):
+        if all(again.get(name) == counts.get(name) for name in SETTLED_WHEN_STILL):
             return again
         counts = again
     return counts
@@ -277,7 +276,9 @@ async def run_round(
             0.0, machine_after - machine_before - sum(round_.cpu_s.values())
         )
     server_after = await settled_requests(stack)
-    round_.server = {name: server_after[name] - server_before[name] for name in server_after}
+    round_.server = {
+        name: count - server_before.get(name, 0.0) for name, count in server_after.items()
+    }
     round_.events = await history_lengths(client, ids[:EVENT_SAMPLE])
     round_.actions = [await billable_actions(client, i) for i in ids[:EVENT_SAMPLE]]
     return round_

@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,12 +300,12 @@ class ProcessStack:
             used["bench"] = own.user + own.system
         return used
 
-    def server_requests(self) -> Counter[str]:
+    def server_requests(self) -> dict[str, float]:
         """The Temporal server's request counters so far, from its own metrics: each RPC
         (`service_requests`: frontend, history and matching each count theirs) and each call
         to its persistence, by operation, keyed `rpc <operation>` / `persistence <operation>`
         / `visibility <operation>`. Empty if the metrics do not answer."""
-        counts: Counter[str] = Counter()
+        counts: dict[str, float] = {}
         try:
             text = httpx.get(
                 f"http://127.0.0.1:{self.temporal_metrics_port}/metrics", timeout=10
@@ -318,7 +317,7 @@ class ProcessStack:
             if match is not None:
                 operation = _OPERATION.search(match["labels"])
                 name = f"{_SERVER_METRICS[match['metric']]} {operation[1] if operation else '?'}"
-                counts[name] += float(match["value"])
+                counts[name] = counts.get(name, 0.0) + float(match["value"])
         return counts
 
     def launch(self, name: str, argv: list[str]) -> None:
