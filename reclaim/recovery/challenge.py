@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,12 +31,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from altcha import ChallengeOptionsV1, PayloadV1, create_challenge_v1, verify_solution_v1
+from altcha.v1 import hmac_hex
 
 from reclaim.security import Keys
 from reclaim.settings import Settings
 
 # The longest payload a client may send (a solution is about 300 characters).
 MAX_PAYLOAD = 2048
+_ALGORITHMS = ("SHA-1", "SHA-256", "SHA-512")
 _FIELDS = {"algorithm": str, "challenge": str, "number": int, "salt": str, "signature": str}
 
 
@@ -81,8 +84,16 @@ class Challenges:
         or another identifier's signature, an expired challenge). Raises `MalformedProof`
         when the text is not a payload at all."""
         solution = parse(payload)
+        key = self._keys.challenge_key(identifier)
+        if solution["algorithm"] not in _ALGORITHMS:
+            return None
+        # The signature is checked here in constant time first: the library compares it with
+        # `==`, and it then only ever sees a signature that is ours.
+        signature = hmac_hex(solution["algorithm"], solution["challenge"].encode(), key)
+        if not hmac.compare_digest(signature.encode(), solution["signature"].encode()):
+            return None
         fields = (solution[name] for name in _FIELDS)
-        good, _ = verify_solution_v1(PayloadV1(*fields), self._keys.challenge_key(identifier))
+        good, _ = verify_solution_v1(PayloadV1(*fields), key)
         if not good:
             return None
         params = parse_qs(solution["salt"].partition("?")[2])

@@ -8,6 +8,7 @@ import base64
 
 import httpx
 
+from tests.conftest import Seen
 from tests.proof import solved
 from tests.stack import Stack
 
@@ -58,7 +59,7 @@ async def test_the_owner_locked_out_by_five_requests_on_each_identifier_gets_thr
 
 
 async def test_a_solution_opens_one_case_for_its_identifier_and_the_next_costs_more(
-    stack: Stack,
+    stack: Stack, comparisons: Seen
 ):
     await _hammer(stack, "ghost_user", "other_ghost")
     first = (await _open(stack, "ghost_user")).json()["challenge"]
@@ -74,6 +75,8 @@ async def test_a_solution_opens_one_case_for_its_identifier_and_the_next_costs_m
     assert "not accepted" in replayed.json()["message"]
     assert replayed.json()["challenge"]["maxNumber"] == 2 * first["maxNumber"]  # one more case
     assert elsewhere.status_code == 429  # bound to the identifier it was made for
+    # Its signature compared in constant time, right and wrong (tests/e2e/test_constant_time.py).
+    assert comparisons[("reclaim/recovery/challenge.py", "Challenges.check")] == {True, False}
 
 
 async def test_difficulty_grows_with_each_case_over_the_limit_up_to_the_cap(stack: Stack):

@@ -45,6 +45,10 @@ ELSEWHERE = {
         "tests/e2e/test_ldap_recovery.py::"
         "test_an_approved_takeover_claim_hands_the_ldap_account_to_the_verified_address"
     ),
+    ("reclaim/recovery/challenge.py", "Challenges.check"): (
+        "tests/e2e/test_challenge.py::"
+        "test_a_solution_opens_one_case_for_its_identifier_and_the_next_costs_more"
+    ),
     ("reclaim/support/service.py", "SupportService.finish_sign_in"): (
         "tests/console/test_auth.py::test_a_callback_that_is_not_this_browsers_sign_in_is_refused"
     ),
