@@ -101,6 +101,7 @@ DOCS_PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <link rel="stylesheet" href="/assets/swagger/swagger-ui.css">
+<link rel="stylesheet" href="/assets/docs.css">
 </head>
 <body>
 <main id="swagger-ui"></main>
