@@ -154,7 +154,10 @@ async def test_a_replaced_address_stops_the_held_recovery_from_its_link(
         f"/v1/recovery/{recovery_id}/password", json={"reset_token": token, "new_password": NEW}
     )
     assert held.json()["state"] == "held"
-    session = (await stack.sign_in("mallory@example.net", OLD)).json()["session_token"]
+    # The claim's address takes the account over only when the hold ends: until then the
+    # old password still opens it, and whoever signs in is signed out by the stop.
+    assert (await stack.sign_in("mallory@example.net", OLD)).status_code == 401
+    session = (await stack.sign_in("jane", OLD)).json()["session_token"]
     notice = await stack.mail.wait_for(
         lambda m: m["To"] == "jane@example.com" and "recovering" in m["Subject"]
     )
