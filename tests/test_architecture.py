@@ -147,26 +147,6 @@ def test_workflows_import_only_contracts_and_case_texts():
     assert {path: found for path, found in imported.items() if found} == {}
 
 
-# Notes the project grew from live outside the repository: nothing may point at them. Their
-# names are put together here, so this file does not itself name them.
-_OUTSIDE_NOTES = tuple(f"{name}.md" for name in ("DESIGN", "TEMPORAL-NOTES", "STYLE"))
-
-
-def test_nothing_cites_notes_outside_the_repository():
-    texts = [
-        *PRODUCT,
-        *(REPO / "docs").rglob("*.md"),
-        REPO / "README.md",
-        *REPO.glob("tests/**/*.py"),
-    ]
-
-    def cites(path: Path) -> bool:
-        text = path.read_text(encoding="utf-8")
-        return any(note in text for note in _OUTSIDE_NOTES)
-
-    assert _where(texts, cites) == []
-
-
 # What would make a workflow behave differently on replay: the clock, randomness, ids, files.
 _NONDETERMINISTIC_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "open"}
 _NONDETERMINISTIC_MODULES = {"random", "secrets", "uuid", "os", "time", "socket", "pathlib"}
