@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from ldap3 import Connection
 from ldap3.extend import MicrosoftExtendedOperations
 from sqlalchemy.engine import Engine
 
@@ -301,16 +302,29 @@ async def test_an_encrypted_connection_checks_the_servers_certificate(
     await unknown_ca.aclose()
 
 
+@pytest.mark.parametrize("refusal", ["raised", "answered"])
 async def test_a_password_check_never_binds_in_clear_when_starttls_is_refused(
-    slapd: Slapd, sqlite_engine: Engine
+    slapd: Slapd, sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch, refusal: str
 ):
     """A claim's candidate password (or a retried reset's new one) is checked by a bind of
-    its own: when the server (or someone in between) refuses StartTLS, nothing is sent."""
-    directory = _directory(slapd, sqlite_engine, ldap_starttls=True)  # slapd has no TLS here
+    its own: when the server (or someone in between) refuses StartTLS, nothing is sent,
+    whether ldap3 raises (this slapd has no TLS) or answers False."""
+    directory = _directory(slapd, sqlite_engine, ldap_starttls=True)
     assert isinstance(directory, LdapDirectory)
+    binds: list[str] = []
+    real_bind = Connection.bind
+
+    def bind(connection: Connection, *args: Any, **kwargs: Any) -> Any:
+        binds.append(connection.user)
+        return real_bind(connection, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "bind", bind)
+    if refusal == "answered":
+        monkeypatch.setattr(Connection, "start_tls", lambda *args, **kwargs: False)
 
     with pytest.raises(DirectoryUnavailable, match="refused StartTLS"):
         await directory._binds(JANE_DN, LDAP_OLD)
+    assert JANE_DN not in binds
     await directory.aclose()
 
 
