@@ -494,6 +494,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warmup", type=non_negative, default=10, help="untimed submissions first (default: 10)"
     )
+    stack_options(parser)
+
+
+def stack_options(parser: argparse.ArgumentParser) -> None:
+    """What every benchmark on a `ProcessStack` takes: the argon2 cost, where its JSON goes,
+    and whether its temporary directory is kept."""
     parser.add_argument(
         "--default-argon2",
         action="store_true",
@@ -504,7 +510,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         default=None,
-        help="JSON results file (default: bench/results/code-latency-<UTC timestamp>.json)",
+        help="JSON results file (default: bench/results/<benchmark>-<UTC timestamp>.json)",
     )
     parser.add_argument(
         "--keep-dir",

@@ -45,6 +45,7 @@ from bench.code_latency import (
     percentile,
     positive,
     save_report,
+    stack_options,
     temporal_version,
 )
 from bench.otlp_sink import OtlpSink
@@ -583,13 +584,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=positive, default=200, help="cases per round and kind")
     parser.add_argument("--concurrency", type=positive, default=50, help="cases in flight")
     parser.add_argument("--rounds", type=positive, default=3, help="rounds of each kind")
-    parser.add_argument(
-        "--default-argon2",
-        action="store_true",
-        help="Reclaim's default argon2 cost instead of OWASP's minimum",
-    )
-    parser.add_argument("--output", type=Path, help="JSON results (default: bench/results/)")
-    parser.add_argument("--keep-dir", action="store_true", help="keep databases and logs")
+    stack_options(parser)
     parser.add_argument(
         "--no-sign-in",
         dest="sign_in",

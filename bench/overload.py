@@ -37,7 +37,15 @@ from typing import Any
 import httpx
 from sqlmodel import Session
 
-from bench.code_latency import log, machine, percentile, positive, save_report, temporal_version
+from bench.code_latency import (
+    log,
+    machine,
+    percentile,
+    positive,
+    save_report,
+    stack_options,
+    temporal_version,
+)
 from bench.stack import (
     OWASP_MINIMUM,
     RECLAIM_DEFAULTS,
@@ -546,13 +554,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="RECLAIM_NAME=value for the API and the worker (repeatable)",
     )
-    parser.add_argument(
-        "--default-argon2",
-        action="store_true",
-        help="Reclaim's default argon2 cost instead of OWASP's minimum",
-    )
-    parser.add_argument("--output", type=Path, help="JSON results (default: bench/results/)")
-    parser.add_argument("--keep-dir", action="store_true", help="keep databases and logs")
+    stack_options(parser)
 
 
 def main(args: argparse.Namespace) -> int:
