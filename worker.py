@@ -24,13 +24,18 @@ from activities.lifecycle import LifecycleActivities
 from activities.recovery import RecoveryActivities
 from activities.support import SupportActivities
 from reclaim.directory import check_settings
+from reclaim.lifecycle.contracts import PROVEN_UPDATES as LIFECYCLE_PROVEN
 from reclaim.logs import ActivityLogContext
 from reclaim.notify.courier import Courier
+from reclaim.recovery.contracts import PROVEN_UPDATES as RECOVERY_PROVEN
 from reclaim.services import Services, build_services, courier_for
 from reclaim.settings import Settings
 from reclaim.store.engine import make_engine
 from reclaim.store.migrations import require_current
+from reclaim.support.audit import RefusalRecorder
+from reclaim.support.contracts import PROVEN_UPDATES as CLAIM_PROVEN
 from reclaim.temporal.connection import connect_options, connect_when_up, worker_runtime
+from reclaim.temporal.proofs import ActorProofs, ProvenActors, validated
 from reclaim.tracing import WORKER, check_environment, from_env, traced, workflow_runner
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
@@ -39,6 +44,9 @@ from workflows.support import SupportCaseWorkflow
 log = structlog.get_logger(__name__)
 
 WORKFLOWS = [RecoveryWorkflow, AccountDeletionWorkflow, AccountBanWorkflow, SupportCaseWorkflow]
+# The updates that act on someone's say-so and must prove who sent them.
+PROVEN_UPDATES = [*RECOVERY_PROVEN, *CLAIM_PROVEN, *LIFECYCLE_PROVEN]
+validated(WORKFLOWS, PROVEN_UPDATES)
 
 __all__ = ["build_worker", "courier_for", "run_worker"]
 
@@ -73,7 +81,14 @@ def build_worker(
         max_cached_workflows=settings.worker_max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace),
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout),
-        interceptors=[ActivityLogContext()],
+        interceptors=[
+            ActivityLogContext(),
+            ProvenActors(
+                ActorProofs(services.keys.actor_proof_key, window=settings.actor_proof_window),
+                PROVEN_UPDATES,
+                RefusalRecorder(engine),
+            ),
+        ],
         workflow_runner=runner,
     )
 

@@ -66,6 +66,9 @@ class Keys:
         self._stop = _derive(secret, b"reclaim/v1/stop")
         self._challenge = _derive(secret, b"reclaim/v1/proof-of-work")
         self._at_rest = AESGCM(_derive(secret, b"reclaim/v1/at-rest"))
+        # Signs who asks for an update (reclaim/temporal/proofs.py): held by the API, the
+        # command line and the worker, never by Temporal or the codec endpoint.
+        self.actor_proof_key = _derive(secret, b"reclaim/v1/actor-proof")
 
     @staticmethod
     def _mac(key: bytes, *parts: str) -> str:

@@ -45,6 +45,7 @@ from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 from reclaim.temporal.codec import EncryptionCodec
 from reclaim.temporal.pollers import TaskQueuePollers
+from reclaim.temporal.proofs import ActorProofs
 
 log = structlog.get_logger(__name__)
 
@@ -187,7 +188,9 @@ def build_services(
     courier = courier or courier_for(settings)
     directory = directory_for(settings, engine, keys, passwords)
     notifier = Notifier(engine, courier, keys, settings.resolved_webotp_domain)
-    lifecycle = LifecycleService(client, directory, notifier, settings)
+    lifecycle = LifecycleService(
+        client, directory, notifier, settings, ActorProofs(keys.actor_proof_key)
+    )
     recovery = RecoveryService(
         client, RecoveryLedger(engine), directory, notifier, keys, settings, lifecycle
     )

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # deadline: every case the dead worker held would answer 503 once; 3 s leaves the
     # request time to be served by another worker.
     worker_sticky_timeout: float = Field(3.0, gt=0)
+    # How far apart the clock of the door that signed a request (API, command line) and
+    # Temporal's may be, for the worker to take the request's proof of who sent it
+    # (reclaim/temporal/proofs.py). Also how long a captured proof could be sent again.
+    actor_proof_window: int = Field(300, ge=1)
     # Workflows run without Temporal's sandbox: it re-imports each workflow's module for
     # every new case and wraps every activation, about a fifth of the worker's CPU. Their
     # determinism is kept by the tests instead (which run them inside the sandbox), the

@@ -28,3 +28,48 @@ def test_a_code_digest_is_bound_to_its_case_and_every_digest_to_its_use():
     other = Keys(b"another-deployment-secret-987654")
     assert other.code_digest("rc_a", code) != KEYS.code_digest("rc_a", code)
     assert other.token_digest(code) != KEYS.token_digest(code)
+
+
+def test_an_actor_proof_binds_the_case_the_update_every_field_and_the_time():
+    from datetime import UTC, datetime
+
+    from reclaim.support.contracts import Approve, AssignRequest, Reviewer, StaffRole
+    from reclaim.temporal.proofs import PROOF_WINDOW, ActorProofs
+
+    minted_at = 1_800_000_000.0
+    proofs = ActorProofs(KEYS.actor_proof_key, clock=lambda: minted_at)
+    rita = Reviewer(7, "rita", StaffRole.REVIEWER)
+    signed = proofs.sign("sc_a", "approve", Approve(rita, "checked"))
+    now = datetime.fromtimestamp(minted_at + 10, UTC)
+
+    assert proofs.problem("sc_a", "approve", signed, now) is None
+    # Another case, another update, a changed note or a raised role: refused.
+    assert proofs.problem("sc_b", "approve", signed, now) is not None
+    assert proofs.problem("sc_a", "reject", signed, now) is not None
+    changed = Approve(rita, "changed", proof=signed.proof)
+    assert proofs.problem("sc_a", "approve", changed, now) is not None
+    boss = Approve(Reviewer(7, "rita", StaffRole.SUPERVISOR), "checked", proof=signed.proof)
+    assert proofs.problem("sc_a", "approve", boss, now) is not None
+    # None, an empty or a malformed proof, or an argument of another kind.
+    for arg in (Approve(rita, "checked"), Approve(rita, "checked", proof="x.y"), None):
+        assert proofs.problem("sc_a", "approve", arg, now) is not None
+    moved = AssignRequest(rita, None, proof=signed.proof)
+    assert proofs.problem("sc_a", "approve", moved, now) is not None
+    # Fresh within the window either side (hosts' clocks differ), stale beyond it.
+    late = datetime.fromtimestamp(minted_at + PROOF_WINDOW + 1, UTC)
+    early = datetime.fromtimestamp(minted_at - PROOF_WINDOW - 1, UTC)
+    assert proofs.problem("sc_a", "approve", signed, late) == "the request's proof is out of date"
+    assert proofs.problem("sc_a", "approve", signed, early) is not None
+
+
+def test_every_proven_update_has_a_validator_or_the_worker_does_not_start():
+    import pytest
+
+    import worker
+    from reclaim.temporal.proofs import validated
+
+    validated(worker.WORKFLOWS, worker.PROVEN_UPDATES)  # as the worker does on import
+    # The lifecycle workflows' `applied` update has no validator: naming it proven is refused
+    # (the check runs in the validator step, which the SDK skips without a validator).
+    with pytest.raises(ValueError, match=r"AccountBanWorkflow\.applied is proven but has no"):
+        validated(worker.WORKFLOWS, [("AccountBanWorkflow", "applied")])

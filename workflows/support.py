@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         ProvideInfo,
         Question,
         Reject,
+        ReleaseRequest,
         RequestInfo,
         Resolution,
         ResolveClaim,
@@ -145,13 +146,38 @@ class SupportCaseWorkflow:
     @assign.validator
     def _can_assign(self, request: AssignRequest) -> None:
         self._refuse_unless(*self._open_states())
-        if (
-            request.to not in (None, request.by.name)
-            and request.by.role is not StaffRole.SUPERVISOR
-        ):
+        if request.by.role is StaffRole.SUPERVISOR:
+            return
+        if request.to not in (None, request.by.name):
             raise _refusal(
                 CaseError.SUPERVISOR_REQUIRED, "Only a supervisor assigns a claim to someone else."
             )
+        if self._assignee not in (None, request.by.name):
+            raise _refusal(
+                CaseError.SUPERVISOR_REQUIRED,
+                f"This claim is assigned to {self._assignee}: only a supervisor moves it, "
+                f"or {self._assignee} releases it.",
+                assignee=self._assignee,
+            )
+
+    @workflow.update(
+        name=ClaimCalls.RELEASE,
+        description="The assignee (or a supervisor) gives the claim back to the queue.",
+    )
+    def release(self, request: ReleaseRequest) -> ClaimView:
+        self._note(request.by, "released", self._assignee)
+        self._assignee = None
+        self._move_to(self._state)
+        return self.staff_view()
+
+    @release.validator
+    def _can_release(self, request: ReleaseRequest) -> None:
+        self._refuse_unless(*DECIDING, ClaimState.AWAITING_CONFIRMATION)
+        if self._assignee is None:
+            raise _refusal(
+                CaseError.INVALID_STATE, "Nobody is assigned to this claim.", assignee=None
+            )
+        self._refuse_unless_in_charge(request.by)
 
     @workflow.update(name=ClaimCalls.REQUEST_INFO)
     def request_info(self, request: RequestInfo) -> ClaimView:

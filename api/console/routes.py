@@ -281,7 +281,7 @@ async def case_file(request: Request, case_id: str, services: AppServices) -> Re
     )
 
 
-ACTIONS = ("assign", "ask", "approve", "confirm", "reject")
+ACTIONS = ("assign", "release", "ask", "approve", "confirm", "reject")
 
 
 @router.post("/cases/{case_id}/{action}", response_class=HTMLResponse)
@@ -300,6 +300,9 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
             to = form.get("to", "").strip() or None
             await support.assign(case_id, member, to, origin)
             done = "assigned"
+        elif action == "release":
+            await support.release(case_id, member, origin)
+            done = "released"
         elif action == "ask":
             questions = [q.strip() for q in form.get("questions", "").splitlines() if q.strip()]
             if not questions:

@@ -42,6 +42,7 @@ VIEWS = {
 }
 DONE = {
     "assigned": "The claim is assigned.",
+    "released": "The claim is back in the queue, assigned to nobody.",
     "asked": "Your questions were mailed to the claimant; the claim waits for the answer.",
     "approved": "Approved: the claimant is told, and what the approval does is done.",
     "requested": "Your approval waits for a supervisor's confirmation: a high-risk claim needs "

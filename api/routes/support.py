@@ -342,6 +342,19 @@ async def assign(
 
 
 @staff.post(
+    "/cases/{case_id}/release",
+    status_code=202,
+    response_model=Summary,
+    responses=_DECISION_ERRORS,
+    summary="Give a claim back to the queue (its assignee, or a supervisor)",
+)
+async def release(
+    case_id: str, services: AppServices, member: StaffMember, origin: ApiOrigin
+) -> Summary:
+    return _summary(await services.support.release(case_id, member, origin))
+
+
+@staff.post(
     "/cases/{case_id}/request-info",
     status_code=202,
     response_model=Summary,

@@ -75,14 +75,21 @@ def hold(
         int | None,
         typer.Option("--extend", help="Seconds to add to the hold", min=1, metavar="SECONDS"),
     ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who is doing this, for the record [default: $USER]")
+    ] = None,
 ) -> None:
     """A held recovery (its new password waits out a hold): end the hold now, or extend it."""
     if end_now == (extend is not None):
         raise fail("say --end-now or --extend SECONDS")
 
     async def work(services: Services) -> Any:
+        actor = operator(by)
         return await services.recovery.change_hold(
-            case_id, end_now=end_now, extend_seconds=extend or 0
+            case_id,
+            end_now=end_now,
+            extend_seconds=extend or 0,
+            by=f"{actor.kind.value}:{actor.name}",
         )
 
     status = with_services(settings_for_command(), work)

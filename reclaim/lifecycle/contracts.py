@@ -26,6 +26,10 @@ class LifecycleCalls(StrEnum):
     STATUS = "status"
 
 
+# Lifting a ban acts on someone's say-so: proven (reclaim/temporal/proofs.py).
+PROVEN_UPDATES = [(LifecycleCalls.BAN_WORKFLOW.value, LifecycleCalls.LIFT.value)]
+
+
 class LifecycleActivity(StrEnum):
     DEACTIVATE_ACCOUNT = "deactivate_account"
     PURGE_ACCOUNT = "purge_account"
@@ -81,6 +85,7 @@ class LiftRequest:
 
     actor: Actor
     reason: str | None = None
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 class NoticeKind(StrEnum):

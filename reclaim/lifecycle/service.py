@@ -65,6 +65,7 @@ from reclaim.settings import Settings
 from reclaim.store.models import utcnow
 from reclaim.temporal import calls, search_attributes
 from reclaim.temporal.case_text import STATIC_DETAILS
+from reclaim.temporal.proofs import ActorProofs
 
 log = structlog.get_logger(__name__)
 
@@ -86,9 +87,15 @@ class NotBanned(Exception):
 
 class LifecycleService:
     def __init__(
-        self, client: Client, directory: Directory, notifier: Notifier, settings: Settings
+        self,
+        client: Client,
+        directory: Directory,
+        notifier: Notifier,
+        settings: Settings,
+        proofs: ActorProofs,
     ) -> None:
         self._client = client
+        self._proofs = proofs
         self._directory = directory
         self._notifier = notifier
         self._settings = settings
@@ -245,7 +252,9 @@ class LifecycleService:
             try:
                 status: LifecycleStatus = await handle.execute_update(
                     LifecycleCalls.LIFT,
-                    LiftRequest(actor, reason),
+                    self._proofs.sign(
+                        account.status_case, LifecycleCalls.LIFT, LiftRequest(actor, reason)
+                    ),
                     result_type=LifecycleStatus,
                     rpc_timeout=self._timeout,
                 )

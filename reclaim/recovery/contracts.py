@@ -56,6 +56,15 @@ class RecoveryCalls(StrEnum):
     CHANGE_HOLD = "change_hold"  # update: an operator ends the hold now or extends it
 
 
+# A contact's stop and an operator's change of a hold act on someone's say-so: proven
+# (reclaim/temporal/proofs.py). A code, a proof link and a reset token prove themselves: only
+# their keyed digests match.
+PROVEN_UPDATES = [
+    (RecoveryCalls.WORKFLOW.value, RecoveryCalls.STOP.value),
+    (RecoveryCalls.WORKFLOW.value, RecoveryCalls.CHANGE_HOLD.value),
+]
+
+
 class RecoveryActivity(StrEnum):
     """The workflow calls its activities by name, so it never imports database code."""
 
@@ -257,6 +266,7 @@ class StopHold:
     """A contact stopped the held recovery: named by the keyed digest of its address."""
 
     contact_digest: str
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)
@@ -265,6 +275,8 @@ class HoldChange:
 
     end_now: bool = False
     extend_seconds: int = 0
+    by: str = ""  # "operator:<name>"
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ from reclaim.settings import Settings
 from reclaim.store.models import NotificationKind, RecoveryCase
 from reclaim.temporal import calls, search_attributes
 from reclaim.temporal.case_text import STATIC_DETAILS
+from reclaim.temporal.proofs import ActorProofs
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +150,7 @@ class RecoveryService:
         self._directory = directory
         self._notifier = notifier
         self._keys = keys
+        self._proofs = ActorProofs(keys.actor_proof_key)
         self._settings = settings
         self._lifecycle = lifecycle
         self._timeout = timedelta(seconds=settings.temporal_rpc_timeout)
@@ -408,7 +410,12 @@ class RecoveryService:
         )
 
     async def change_hold(
-        self, case_id: str, *, end_now: bool = False, extend_seconds: int = 0
+        self,
+        case_id: str,
+        *,
+        end_now: bool = False,
+        extend_seconds: int = 0,
+        by: str = "operator",
     ) -> RecoveryStatus:
         """`reclaim cases hold`: the held new password takes effect now (answered once it
         has, or after the RPC timeout), or later."""
@@ -416,7 +423,9 @@ class RecoveryService:
         status = await calls.update(
             lambda: handle.execute_update(
                 RecoveryCalls.CHANGE_HOLD,
-                HoldChange(end_now=end_now, extend_seconds=extend_seconds),
+                self._proofs.sign(
+                    case_id, RecoveryCalls.CHANGE_HOLD, HoldChange(end_now, extend_seconds, by)
+                ),
                 result_type=RecoveryStatus,
                 rpc_timeout=self._timeout,
             ),
@@ -441,7 +450,11 @@ class RecoveryService:
         status = await calls.update(
             lambda: handle.execute_update(
                 RecoveryCalls.STOP,
-                StopHold(self._keys.identifier_digest(contact.address)),
+                self._proofs.sign(
+                    case_id,
+                    RecoveryCalls.STOP,
+                    StopHold(self._keys.identifier_digest(contact.address)),
+                ),
                 result_type=RecoveryStatus,
                 rpc_timeout=self._timeout,
             ),

@@ -7,14 +7,20 @@ It never holds a key, a token, a session or a password: actions and the reviewer
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from reclaim.store.engine import in_session
 from reclaim.store.models import StaffAudit, utcnow
+from reclaim.temporal.proofs import RefusedAction
+
+log = structlog.get_logger(__name__)
 
 DETAIL_MAX = 2000
 
@@ -103,3 +109,63 @@ class AuditLog:
             ]
 
         return await in_session(self._engine, work)
+
+
+class RefusalRecorder:
+    """Writes the worker's refusals of unproven updates (reclaim/temporal/proofs.py) to the
+    audit, as sent "over temporal": the request reached a workflow without passing a door.
+
+    Called from workflow code's thread, it only queues; one thread of its own writes, so a
+    flood of forged updates never holds up a workflow task (beyond `BACKLOG` waiting, the
+    rest are logged and not written)."""
+
+    BACKLOG = 1000
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.Queue[RefusedAction] = queue.Queue(self.BACKLOG)
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, refused: RefusedAction) -> None:
+        log.warning(
+            "update refused: no proof of who sent it",
+            case_id=refused.case_id,
+            update=refused.update,
+            claimed_by=refused.claimed_by,
+            claimed_role=refused.claimed_role,
+            problem=refused.problem,
+        )
+        try:
+            self._queue.put_nowait(refused)
+        except queue.Full:
+            return
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_forever, name="reclaim-refusals", daemon=True
+                )
+                self._writer.start()
+
+    def _write_forever(self) -> None:
+        while True:
+            refused = self._queue.get()
+            entry = StaffAudit(
+                at=utcnow(),
+                staff_name=refused.claimed_by,
+                role=refused.claimed_role,
+                channel="temporal",
+                address=None,
+                case_id=refused.case_id,
+                action=refused.update[:32],
+                detail=refused.problem[:DETAIL_MAX],
+                outcome="refused: forged_actor",
+            )
+            try:
+                with Session(self._engine) as session:
+                    session.add(entry)
+                    session.commit()
+            except Exception:  # the database is away: the log line above stays
+                log.exception("could not record a refused update in the audit")
+            finally:
+                self._queue.task_done()

@@ -70,8 +70,26 @@ class ClaimCalls(StrEnum):
     CONFIRM_APPROVAL = "confirm_approval"
     REJECT = "reject"
     CANCEL = "cancel"
+    RELEASE = "release"
     STAFF_VIEW = "staff_view"
     CLAIMANT_VIEW = "claimant_view"
+
+
+# The updates that act on someone's say-so: each carries a proof of who sent it, checked by the
+# worker before the validator (reclaim/temporal/proofs.py).
+PROVEN_UPDATES = [
+    (ClaimCalls.WORKFLOW.value, update.value)
+    for update in (
+        ClaimCalls.ASSIGN,
+        ClaimCalls.REQUEST_INFO,
+        ClaimCalls.PROVIDE_INFO,
+        ClaimCalls.APPROVE,
+        ClaimCalls.CONFIRM_APPROVAL,
+        ClaimCalls.REJECT,
+        ClaimCalls.CANCEL,
+        ClaimCalls.RELEASE,
+    )
+]
 
 
 class ClaimActivity(StrEnum):
@@ -171,12 +189,22 @@ class Decision:
 class AssignRequest:
     by: Reviewer
     to: str | None = None  # a reviewer's name; None: the one asking
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """The assignee gives the claim back to the queue (a supervisor may too)."""
+
+    by: Reviewer
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)
 class RequestInfo:
     by: Reviewer
     questions: list[str]
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)
@@ -184,12 +212,14 @@ class ProvideInfo:
     """The claimant answered: the text stays in the database, the case learns when."""
 
     answered_at: datetime
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)
 class Approve:
     by: Reviewer
     note: str | None = None
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)
@@ -199,6 +229,7 @@ class ConfirmApproval:
 
     by: Reviewer
     note: str | None = None  # replaces the reviewer's note for the claimant, when given
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)
@@ -216,6 +247,7 @@ class ApprovalRequest:
 class Reject:
     by: Reviewer
     reason: str
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)
@@ -224,6 +256,7 @@ class CancelClaim:
 
     by: str  # "operator:<name>"
     reason: str
+    proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
 
 
 @dataclass(frozen=True)

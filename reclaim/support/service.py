@@ -76,6 +76,7 @@ from reclaim.support.contracts import (
     Escalation,
     ProvideInfo,
     Reject,
+    ReleaseRequest,
     RequestInfo,
     Resolution,
     ResolveClaim,
@@ -96,6 +97,7 @@ from reclaim.support.staff import NameTaken, SignedIn, StaffExists, StaffRoster,
 from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 from reclaim.temporal.case_text import STATIC_DETAILS
+from reclaim.temporal.proofs import ActorProofs
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -230,6 +232,7 @@ class SupportService:
         self._directory = directory
         self._notifier = notifier
         self._keys = keys
+        self._proofs = ActorProofs(keys.actor_proof_key)
         self._settings = settings
         self._recovery = recovery
         self._lifecycle = lifecycle
@@ -562,6 +565,17 @@ class SupportService:
             return await self._update(case_id, ClaimCalls.ASSIGN, request, ClaimView)
 
         return await self._audited(by, origin, case_id, "assign", to or by.name, act)
+
+    async def release(self, case_id: str, by: Reviewer, origin: Origin | None = None) -> ClaimView:
+        """Give a claim back to the queue: its assignee, or a supervisor. A claim assigned to
+        someone else is moved only by a supervisor, so a reviewer who cannot take it asks its
+        assignee to release it."""
+
+        async def act() -> ClaimView:
+            request = ReleaseRequest(by)
+            return await self._update(case_id, ClaimCalls.RELEASE, request, ClaimView)
+
+        return await self._audited(by, origin, case_id, "release", None, act)
 
     async def request_info(
         self, case_id: str, by: Reviewer, questions: list[str], origin: Origin | None = None
@@ -918,7 +932,10 @@ class SupportService:
 
         return await calls.update(
             lambda: handle.execute_update(
-                name, arg, result_type=result_type, rpc_timeout=self._timeout
+                name,
+                self._proofs.sign(case_id, name, arg),
+                result_type=result_type,
+                rpc_timeout=self._timeout,
             ),
             NOT_FOUND,
             closed,

@@ -323,3 +323,45 @@ async def test_claims_are_validated_and_limited_per_contact_address(stack: Stack
     )
     assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
     assert int(limited.headers["Retry-After"]) > 3000
+
+
+async def test_a_claim_held_by_one_reviewer_is_moved_by_a_supervisor_or_released_by_them(
+    stack: Stack,
+):
+    await stack.add_account("jane", "jane@example.com", "+14155550123", PASSWORD)
+    rita = await _staff(stack, "rita", StaffRole.REVIEWER)
+    omar = await _staff(stack, "omar", StaffRole.REVIEWER)
+    sam = await _staff(stack, "sam", StaffRole.SUPERVISOR)
+    case_id = (await _file(stack))["case_id"]
+    staff = f"/v1/staff/cases/{case_id}"
+    assert (await stack.http.post(f"{staff}/assign", headers=rita)).status_code == 202
+
+    # Omar cannot take Rita's claim, nor release it, nor decide it.
+    taken = await stack.http.post(f"{staff}/assign", headers=omar)
+    assert taken.status_code == 403, taken.text
+    assert taken.json()["error"] == "supervisor_required"
+    assert "assigned to rita" in taken.json()["message"]
+    assert (await stack.http.post(f"{staff}/release", headers=omar)).status_code == 403
+    rejected = await stack.http.post(f"{staff}/reject", json={"reason": "no"}, headers=omar)
+    assert rejected.json()["error"] == "not_assignee"
+    assert (await stack.http.get(staff, headers=omar)).json()["assignee"] == "rita"
+
+    # Rita gives it back to the queue; then Omar may take it.
+    released = await stack.http.post(f"{staff}/release", headers=rita)
+    assert released.status_code == 202, released.text
+    assert released.json()["assignee"] is None
+    assert (await stack.http.post(f"{staff}/assign", headers=omar)).json()["assignee"] == "omar"
+    # A supervisor moves it to whomever they choose.
+    moved = await stack.http.post(f"{staff}/assign", json={"assignee": "rita"}, headers=sam)
+    assert moved.json()["assignee"] == "rita"
+
+    audit = await stack.services.support.audit_entries(case_id=case_id)
+    assert [(e.staff_name, e.action, e.detail, e.outcome) for e in reversed(audit)] == [
+        ("rita", "assign", "rita", "done"),
+        ("omar", "assign", "omar", "refused: supervisor_required"),
+        ("omar", "release", None, "refused: not_assignee"),
+        ("omar", "reject", "no", "refused: not_assignee"),
+        ("rita", "release", None, "done"),
+        ("omar", "assign", "omar", "done"),
+        ("sam", "assign", "rita", "done"),
+    ]

@@ -23,6 +23,7 @@ from reclaim.support.contracts import (
     StaffRole,
 )
 from reclaim.support.service import FiledClaim
+from reclaim.temporal.proofs import ActorProofs
 from tests.workflows.lifecycle_harness import PASSWORD, Lifecycle
 
 REVIEWER = Reviewer(1, "rita", StaffRole.REVIEWER)
@@ -51,7 +52,9 @@ class Claim:
         return view
 
     async def update(self, name: str, arg: object) -> ClaimView:
-        view: ClaimView = await self.handle.execute_update(name, arg, result_type=ClaimView)
+        """As a door sends it: signed (reclaim/temporal/proofs.py)."""
+        signed = self.desk.proofs.sign(self.case_id, name, arg)
+        view: ClaimView = await self.handle.execute_update(name, signed, result_type=ClaimView)
         return view
 
     async def assign(self, by: Reviewer = REVIEWER, to: str | None = None) -> ClaimView:
@@ -62,7 +65,8 @@ class Claim:
 
     async def answer(self) -> None:
         at = await self.desk.life.env.get_current_time()
-        await self.handle.execute_update(ClaimCalls.PROVIDE_INFO, ProvideInfo(at))
+        signed = self.desk.proofs.sign(self.case_id, ClaimCalls.PROVIDE_INFO, ProvideInfo(at))
+        await self.handle.execute_update(ClaimCalls.PROVIDE_INFO, signed)
 
     async def approve(self, by: Reviewer = REVIEWER, note: str | None = None) -> ClaimView:
         return await self.update(ClaimCalls.APPROVE, Approve(by, note))
@@ -89,6 +93,11 @@ class Claim:
 @dataclass
 class SupportDesk:
     life: Lifecycle
+
+    @property
+    def proofs(self) -> ActorProofs:
+        """What a door signs with (reclaim/temporal/proofs.py)."""
+        return ActorProofs(self.life.services.keys.actor_proof_key)
 
     async def file(
         self, reason: ClaimReason = ClaimReason.COMPROMISED, username: str = "jane", **evidence: Any

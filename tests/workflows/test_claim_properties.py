@@ -46,6 +46,7 @@ from reclaim.support.contracts import (
     Evidence,
     ProvideInfo,
     Reject,
+    ReleaseRequest,
     RequestInfo,
     Resolution,
     ResolveClaim,
@@ -75,6 +76,7 @@ ACTORS = st.sampled_from(["assignee", "assignee", "rita", "rex", "sam"])
 ACTIONS = st.sampled_from(
     ["assign"] * 3
     + ["assign to rita", "assign to rex", "assign to sam"]
+    + ["release"]
     + ["ask"] * 3
     + ["answer"] * 3
     + ["approve"] * 2
@@ -222,11 +224,23 @@ class ClaimModel:
             return refused
         if to not in (None, by.name) and by.role is not StaffRole.SUPERVISOR:
             return Expected(CaseError.SUPERVISOR_REQUIRED)
+        if self.assignee not in (None, by.name) and by.role is not StaffRole.SUPERVISOR:
+            return Expected(CaseError.SUPERVISOR_REQUIRED)  # only a supervisor moves it
         self.assignee = to or by.name
         if self.state is ClaimState.SUBMITTED:
             self.state = ClaimState.IN_REVIEW
         if self.state is ClaimState.IN_REVIEW:
             self._set_deadline("decision", self.setup.rules.decision_sla, now)
+        return ACCEPTED
+
+    def release(self, by: Reviewer) -> Expected:
+        if refused := self._refuse_unless(*DECIDING, ClaimState.AWAITING_CONFIRMATION):
+            return refused
+        if self.assignee is None:
+            return Expected(CaseError.INVALID_STATE)
+        if refused := self._refuse_unless_in_charge(by):
+            return refused
+        self.assignee = None
         return ACCEPTED
 
     def ask(self, by: Reviewer, now: datetime) -> Expected:
@@ -341,6 +355,9 @@ class ClaimMachine(CaseMachine):
             to = None if action == "assign" else action.removeprefix("assign to ")
             expected = model.assign(by, to, now)
             update, request = ClaimCalls.ASSIGN, AssignRequest(by, to)
+        elif action == "release":
+            expected = model.release(by)
+            update, request = ClaimCalls.RELEASE, ReleaseRequest(by)
         elif action == "ask":
             expected = model.ask(by, now)
             update = ClaimCalls.REQUEST_INFO
