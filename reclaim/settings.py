@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     product_name: str = "Reclaim"
     public_url: str = "http://127.0.0.1:8000"
+    # The host names (`Host` header, without the port) requests may name, comma-separated;
+    # any other gets 400 `host_not_allowed`. Default: the public URL's host only.
+    allowed_hosts: str | None = None
     # The language of pages and messages when the person's browser asks for none Reclaim
     # speaks (en, fr, es).
     default_locale: str = "en"
@@ -262,6 +265,28 @@ class Settings(BaseSettings):
         if self.webotp_domain:
             return self.webotp_domain
         return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def public_origin(self) -> str:
+        """`scheme://host[:port]` of the public URL, lower-case: the only origin a form of
+        Reclaim's pages posts from."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def public_https(self) -> bool:
+        return urlsplit(self.public_url).scheme.lower() == "https"
+
+    @property
+    def resolved_allowed_hosts(self) -> frozenset[str]:
+        """The host names a request may name: RECLAIM_ALLOWED_HOSTS, else the public URL's."""
+        if self.allowed_hosts:
+            named = (h.strip().lower().rstrip(".") for h in self.allowed_hosts.split(","))
+            return frozenset(h for h in named if h)
+        public = (urlsplit(self.public_url).hostname or "").lower()
+        if self.dev_mode:  # `reclaim dev` on this machine: its loopback names too
+            return frozenset({public, "127.0.0.1", "localhost", "::1"})
+        return frozenset({public})
 
     @property
     def resolved_support_url(self) -> str:
