@@ -270,8 +270,7 @@ class Settings(BaseSettings):
     def public_origin(self) -> str:
         """`scheme://host[:port]` of the public URL, lower-case: the only origin a form of
         Reclaim's pages posts from."""
-        parts = urlsplit(self.public_url)
-        return f"{parts.scheme}://{parts.netloc}".lower()
+        return origin_of(self.public_url)
 
     @property
     def public_https(self) -> bool:
@@ -417,6 +416,17 @@ def contrast(first: str, second: str) -> float:
 
     lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
     return (lighter + 0.05) / (darker + 0.05)
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-case, without the scheme's default port (as a
+    browser writes an `Origin` header)."""
+    parts = urlsplit(url.strip())
+    scheme, netloc = parts.scheme.lower(), parts.netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and netloc.endswith(default):
+        netloc = netloc.removesuffix(default)
+    return f"{scheme}://{netloc}"
 
 
 def load_settings() -> Settings:

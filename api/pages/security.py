@@ -16,13 +16,12 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from typing import Literal
-from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reclaim.settings import Settings
+from reclaim.settings import Settings, origin_of
 
 CSRF_COOKIE = "reclaim_csrf"
 CSRF_FIELD = "csrf"
@@ -128,11 +127,6 @@ def csrf_ok(request: Request, form: Mapping[str, object], settings: Settings) ->
     if not cookie or not isinstance(field, str):
         return False
     origin = request.headers.get("origin")
-    if origin and origin != "null" and _origin(origin) != settings.public_origin:
+    if origin and origin != "null" and origin_of(origin) != settings.public_origin:
         return False
     return hmac.compare_digest(cookie.encode(), field.encode())
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()

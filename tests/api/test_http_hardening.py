@@ -228,10 +228,11 @@ async def test_a_form_is_accepted_only_from_the_public_urls_origin(site: Site):
         forged = await _sign_in_form(http, Host="alias.example", Origin="https://alias.example")
         other = await _sign_in_form(http, Origin="https://evil.example")
         ours = await _sign_in_form(http, Origin=PUBLIC)
+        default_port = await _sign_in_form(http, Origin=f"{PUBLIC}:443")
         no_origin = await _sign_in_form(http)
 
     for refused in (forged, other):
         assert refused.status_code == 403
         assert "expired" in refused.text.lower()
-    for accepted in (ours, no_origin):
+    for accepted in (ours, default_port, no_origin):
         assert accepted.status_code != 403, accepted.text[:300]
