@@ -8,6 +8,7 @@ that never connects: every answer checked here is given before a workflow would 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from reclaim.settings import Settings
 from reclaim.store.engine import make_engine
 from reclaim.store.migrations import create_schema
 from tests.conftest import FAST_ARGON2, TEST_SECRET
+from tests.stack import serve_api
 
 PUBLIC = "https://reclaim.example"
 # A case id and a claim id of the shape Reclaim gives them, naming no case.
@@ -236,3 +238,39 @@ async def test_a_form_is_accepted_only_from_the_public_urls_origin(site: Site):
         assert "expired" in refused.text.lower()
     for accepted in (ours, default_port, no_origin):
         assert accepted.status_code != 403, accepted.text[:300]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_behind_uvicorn_a_crlf_id_gets_its_404_and_logs_no_traceback(
+    sqlite_url: str, tmp_path: Path
+):
+    """A real server: a header built from such an id made uvicorn drop the connection
+    (`Invalid HTTP header value`) and log a traceback."""
+    settings = Settings(
+        secret_key=TEST_SECRET,
+        state_dir=tmp_path,
+        database_url=sqlite_url,
+        temporal_address="127.0.0.1:9",
+        **FAST_ARGON2,
+    )  # the default public URL, http://127.0.0.1:8000: its host is the server's
+    records = _Records()
+    async with serve_api(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        logging.getLogger("uvicorn").addHandler(records)
+        try:
+            stop = await http.get("/stop/abc%0d%0aX-Evil:1?token=x")
+            recover = await http.get("/recover/abc%0d%0aSet-Cookie:a=b?proof=x")
+        finally:
+            logging.getLogger("uvicorn").removeHandler(records)
+
+    for response in (stop, recover):
+        assert response.status_code == 404
+        assert "x-evil" not in response.headers and "set-cookie" not in response.headers
+    assert not [r for r in records.records if r.levelno >= logging.WARNING or r.exc_info]
