@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import console, pages
 from api.admission import Admission
 from api.errors import install_error_handlers
+from api.guard import AllowedHosts, IdShapes, SafeRedirects
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, RequestObserver
 from api.pages.security import SecurityHeaders
@@ -85,7 +86,13 @@ def create_app(
     app.add_middleware(codec.CodecCors, settings=settings)
     # Inside the security headers (a refusal page has the pages' CSP) and the request metrics.
     app.add_middleware(Admission, settings=settings, metrics=metrics)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(pages.LanguageSwitch, router=app.router)
+    # A request for another host, or naming an id of no shape Reclaim gives, is refused
+    # before it takes a slot or reaches a route (api/guard.py).
+    app.add_middleware(IdShapes, settings=settings)
+    app.add_middleware(AllowedHosts, settings=settings)
+    app.add_middleware(SafeRedirects)  # every Location: our own path, or a site a route chose
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(RequestObserver, metrics=metrics)  # outermost: sees every request
     app.include_router(recovery.router)
     app.include_router(lifecycle.sessions)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     product_name: str = "Reclaim"
     public_url: str = "http://127.0.0.1:8000"
+    # The host names (`Host` header, without the port) requests may name, comma-separated;
+    # any other gets 400 `host_not_allowed`. Default: the public URL's host only.
+    allowed_hosts: str | None = None
     # The language of pages and messages when the person's browser asks for none Reclaim
     # speaks (en, fr, es).
     default_locale: str = "en"
@@ -268,6 +271,27 @@ class Settings(BaseSettings):
         return urlsplit(self.public_url).hostname or "localhost"
 
     @property
+    def public_origin(self) -> str:
+        """`scheme://host[:port]` of the public URL, lower-case: the only origin a form of
+        Reclaim's pages posts from."""
+        return origin_of(self.public_url)
+
+    @property
+    def public_https(self) -> bool:
+        return urlsplit(self.public_url).scheme.lower() == "https"
+
+    @property
+    def resolved_allowed_hosts(self) -> frozenset[str]:
+        """The host names a request may name: RECLAIM_ALLOWED_HOSTS, else the public URL's."""
+        if self.allowed_hosts:
+            named = (h.strip().lower().rstrip(".") for h in self.allowed_hosts.split(","))
+            return frozenset(h for h in named if h)
+        public = (urlsplit(self.public_url).hostname or "").lower()
+        if self.dev_mode:  # `reclaim dev` on this machine: its loopback names too
+            return frozenset({public, "127.0.0.1", "localhost", "::1"})
+        return frozenset({public})
+
+    @property
     def resolved_support_url(self) -> str:
         return self.support_url or f"{self.public_url.rstrip('/')}/support"
 
@@ -396,6 +420,17 @@ def contrast(first: str, second: str) -> float:
 
     lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
     return (lighter + 0.05) / (darker + 0.05)
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-case, without the scheme's default port (as a
+    browser writes an `Origin` header)."""
+    parts = urlsplit(url.strip())
+    scheme, netloc = parts.scheme.lower(), parts.netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and netloc.endswith(default):
+        netloc = netloc.removesuffix(default)
+    return f"{scheme}://{netloc}"
 
 
 def load_settings() -> Settings:

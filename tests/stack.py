@@ -73,6 +73,9 @@ def stack_settings(
         "sms_provider": "webhook",
         "sms_webhook_url": sms.url,
         "public_url": "https://reclaim.example",
+        # The tests reach the API at its own address (uvicorn on 127.0.0.1) besides the
+        # public URL's host; production allows the public URL's only.
+        "allowed_hosts": "reclaim.example,127.0.0.1",
         # Production runs workflows without the sandbox (it costs a fifth of the worker's
         # CPU); the tests run them inside it, so a workflow that reaches for the clock, I/O
         # or randomness fails here first.

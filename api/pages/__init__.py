@@ -12,8 +12,10 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.guard import own_path
 from api.pages import lifecycle, recovery, support
 from api.pages.forms import FormExpired
 from api.pages.render import LANG_COOKIE, render
@@ -62,16 +64,16 @@ def install(app: FastAPI, settings: Settings) -> None:
     async def _expired(request: Request, exc: FormExpired) -> Response:
         return render(request, settings, "expired.html", 403)
 
-    app.add_middleware(LanguageSwitch)
-
 
 class LanguageSwitch:
-    """`?lang=fr` on any page: remembered in a cookie, then the same page without it. Every
-    other request goes straight through (as a BaseHTTPMiddleware around all of them, this
-    cost the API about 9 % of its CPU)."""
+    """`?lang=fr` on any page: remembered in a cookie, then the same page without it (a
+    path of one of Reclaim's routes, relative; any other, `//evil.example/` included: `/`).
+    Every other request goes straight through (as a BaseHTTPMiddleware around all of them,
+    this cost the API about 9 % of its CPU)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, router: Router) -> None:
         self.app = app
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -87,11 +89,18 @@ class LanguageSwitch:
             await self.app(scope, receive, send)
             return
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
-        target = request.url.path + (f"?{urlencode(kept)}" if kept else "")
+        path = own_path(scope["path"])
+        if path == "/" or not self._routed(scope):
+            path, kept = "/", []
+        target = path + (f"?{urlencode(kept)}" if kept else "")
         response = RedirectResponse(target, status_code=303)
         if supported(chosen):
             set_cookie(response, request, LANG_COOKIE, supported(chosen) or "", path="/")
         await response(scope, receive, send)
+
+    def _routed(self, scope: Scope) -> bool:
+        """A route of the app answers this GET (not just a 404)."""
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.router.routes)
 
 
 DOCS_PAGE = """<!doctype html>

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import AppServices
 from api.errors import from_domain
+from api.guard import is_case_id
 from api.pages.forms import posted, see_other
 from api.pages.render import page_locale, render, text_for
 from api.pages.security import set_cookie
@@ -39,6 +39,20 @@ RESET_COOKIE = "reclaim_reset"
 PROOF_COOKIE = "reclaim_proof"
 STOP_COOKIE = "reclaim_stop"
 CODE = re.compile(r"^\d{6}$")
+
+
+def _case_path(case_id: str) -> str:
+    """The case's pages, where its cookies live: from the route, for an id of a case's
+    shape only (`api.guard.IdShapes` answers 404 for any other before a route runs)."""
+    if not is_case_id(case_id):
+        raise ValueError("not a case id")
+    return f"/recover/{case_id}"
+
+
+def _stop_path(case_id: str) -> str:
+    if not is_case_id(case_id):
+        raise ValueError("not a case id")
+    return f"/stop/{case_id}"
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -116,13 +130,13 @@ def _start_again(
 async def case_page(request: Request, case_id: str, services: AppServices) -> Response:
     proof = request.query_params.get("proof")
     if proof:  # a code message's link: keep the proof, take it out of the address
-        response = see_other(f"/recover/{case_id}")
+        response = see_other(_case_path(case_id))
         set_cookie(
             response,
             request,
             PROOF_COOKIE,
             proof[:64],
-            path=f"/recover/{case_id}",
+            path=_case_path(case_id),
             max_age=services.settings.case_ttl,
             samesite="lax",  # kept from a message's link
         )
@@ -137,7 +151,7 @@ async def case_page(request: Request, case_id: str, services: AppServices) -> Re
 async def back_to_case(case_id: str) -> Response:
     """The address a form posts to, opened as a page: a refused form is shown there, so its
     language links, a reload from the address bar or a bookmark lead here. The case's page."""
-    return see_other(f"/recover/{quote(case_id, safe='')}")
+    return see_other(_case_path(case_id))
 
 
 @router.post("/recover/{case_id}/proof", response_class=HTMLResponse)
@@ -158,7 +172,7 @@ async def submit_proof(request: Request, case_id: str, services: AppServices) ->
             # A link of an earlier code: this proof is not the current code's.
             err = Refused("invalid_link", err.message)
         response = await _case(request, services, case_id, error=err)
-        response.delete_cookie(PROOF_COOKIE, path=f"/recover/{case_id}")
+        response.delete_cookie(PROOF_COOKIE, path=_case_path(case_id))
         return response
     return _verified(request, settings, case_id, granted.reset_token)
 
@@ -181,16 +195,16 @@ async def submit_code(request: Request, case_id: str, services: AppServices) -> 
 
 def _verified(request: Request, settings: Settings, case_id: str, reset_token: str) -> Response:
     """The code (or its link) was right: on to the new password, with the reset token."""
-    response = see_other(f"/recover/{case_id}")
+    response = see_other(_case_path(case_id))
     set_cookie(
         response,
         request,
         RESET_COOKIE,
         reset_token,
-        path=f"/recover/{case_id}",
+        path=_case_path(case_id),
         max_age=settings.reset_window,
     )
-    response.delete_cookie(PROOF_COOKIE, path=f"/recover/{case_id}")
+    response.delete_cookie(PROOF_COOKIE, path=_case_path(case_id))
     return response
 
 
@@ -201,7 +215,7 @@ async def resend(request: Request, case_id: str, services: AppServices) -> Respo
         await services.recovery.resend(case_id)
     except DomainError as err:
         return await _case(request, services, case_id, error=err)
-    return see_other(f"/recover/{case_id}?resent=1")
+    return see_other(_case_path(case_id) + "?resent=1")
 
 
 @router.post("/recover/{case_id}/password", response_class=HTMLResponse)
@@ -226,8 +240,8 @@ async def set_password(request: Request, case_id: str, services: AppServices) ->
         await services.recovery.set_password(case_id, token, password)
     except DomainError as err:
         return await _case(request, services, case_id, error=err)
-    response = see_other(f"/recover/{case_id}")
-    response.delete_cookie(RESET_COOKIE, path=f"/recover/{case_id}")
+    response = see_other(_case_path(case_id))
+    response.delete_cookie(RESET_COOKIE, path=_case_path(case_id))
     return response
 
 
@@ -295,13 +309,13 @@ def _facts(case: RecoveryStatus, attempts: int) -> dict[str, Any]:
 async def stop_page(request: Request, case_id: str, services: AppServices) -> Response:
     token = request.query_params.get("token")
     if token:  # the link from the message: keep its signature, take it out of the address
-        response = see_other(f"/stop/{case_id}")
+        response = see_other(_stop_path(case_id))
         set_cookie(
             response,
             request,
             STOP_COOKIE,
             token[:64],
-            path=f"/stop/{case_id}",
+            path=_stop_path(case_id),
             max_age=services.settings.claim_recovery_hold + 86_400,
             samesite="lax",  # kept from a message's link
         )

@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from api.guard import own_path
 from api.pages.security import csrf_token, set_cookie
 from reclaim.i18n import LOCALES, NAMES, Text, negotiate, supported
 from reclaim.settings import Settings
@@ -62,7 +63,7 @@ def render(
         "locale": t.locale,
         "direction": t.direction,
         "languages": [(code, NAMES[code]) for code in LOCALES],
-        "path": request.url.path,
+        "path": own_path(request.url.path),
         "product": settings.product_name,
         "has_logo": settings.brand_logo is not None,
         "support_contact": settings.support_contact,

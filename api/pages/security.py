@@ -6,7 +6,8 @@ read, and a token on every form (CSRF).
   no-referrer`, `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`.
 - Forms carry the value of a random `reclaim_csrf` cookie (SameSite=Strict, HttpOnly) in a
   hidden field: a post whose field and cookie differ (another site's form, an expired page)
-  is refused, as is one whose `Origin` is not Reclaim's.
+  is refused, as is one whose `Origin` is not the public URL's (RECLAIM_PUBLIC_URL; never
+  the origin the request's own `Host` names).
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from typing import Literal
-from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reclaim.settings import Settings
+from reclaim.settings import Settings, origin_of
 
 CSRF_COOKIE = "reclaim_csrf"
 CSRF_FIELD = "csrf"
@@ -48,23 +48,38 @@ HEADERS = {
 }
 
 
+HSTS = b"max-age=31536000; includeSubDomains"
+# Staff's answers (claims, evidence, contacts) are never kept by a cache, the browser's included.
+NO_STORE_PREFIXES = ("/v1/staff/", "/console")
+
+
 class SecurityHeaders:
     """Every response, pages and JSON alike, carries the headers above (a header the route
-    set itself wins)."""
+    set itself wins); `Strict-Transport-Security` when the public URL is https; `Cache-Control:
+    no-store` on the staff's JSON and the console, whatever the route said."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
+        self.headers = dict(HEADERS)
+        if settings.public_https:
+            self.headers[b"strict-transport-security"] = HSTS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        staff = scope["path"] == "/v1/staff" or scope["path"].startswith(NO_STORE_PREFIXES)
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in HEADERS.items() if k not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                if staff:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                present = {name.lower() for name, _ in headers}
+                extra = [(k, v) for k, v in self.headers.items() if k not in present]
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -112,16 +127,6 @@ def csrf_ok(request: Request, form: Mapping[str, object], settings: Settings) ->
     if not cookie or not isinstance(field, str):
         return False
     origin = request.headers.get("origin")
-    if origin and origin != "null" and not _same_origin(origin, request, settings):
+    if origin and origin != "null" and origin_of(origin) != settings.public_origin:
         return False
     return hmac.compare_digest(cookie.encode(), field.encode())
-
-
-def _same_origin(origin: str, request: Request, settings: Settings) -> bool:
-    allowed = {_origin(settings.public_url), _origin(str(request.base_url))}
-    return _origin(origin) in allowed
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()

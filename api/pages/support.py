@@ -11,13 +11,13 @@ without it, so it stays out of the history, the logs and any `Referer`.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import AppServices
 from api.errors import from_domain
+from api.guard import is_claim_id
 from api.pages.forms import posted, see_other
 from api.pages.render import page_locale, render, text_for
 from api.pages.security import set_cookie
@@ -114,7 +114,7 @@ async def claim_page(request: Request, case_id: str, services: AppServices) -> R
             await services.support.claimant_view(case_id, token)
         except DomainError as err:
             return await _claim(request, services, case_id, None, err)
-        response = see_other(f"/support/claims/{case_id}")
+        response = see_other(_claim_path(case_id))
         _keep_token(response, request, case_id, token)
         return response
     return await _claim(request, services, case_id, request.cookies.get(CLAIM_COOKIE))
@@ -125,7 +125,7 @@ async def claim_page(request: Request, case_id: str, services: AppServices) -> R
 async def back_to_claim(case_id: str) -> Response:
     """The address a form posts to, opened as a page (a refused form is shown there: its
     language links, a reload from the address bar): the claim's page."""
-    return see_other(f"/support/claims/{quote(case_id, safe='')}")
+    return see_other(_claim_path(case_id))
 
 
 @router.post("/support/claims/{case_id}/token", response_class=HTMLResponse)
@@ -136,7 +136,7 @@ async def enter_token(request: Request, case_id: str, services: AppServices) -> 
         await services.support.claimant_view(case_id, token)
     except DomainError as err:
         return await _claim(request, services, case_id, None, err)
-    response = see_other(f"/support/claims/{case_id}")
+    response = see_other(_claim_path(case_id))
     _keep_token(response, request, case_id, token)
     return response
 
@@ -155,7 +155,15 @@ async def answer(request: Request, case_id: str, services: AppServices) -> Respo
         await services.support.answer(case_id, token, text[:4000])
     except DomainError as err:
         return await _claim(request, services, case_id, token, err)
-    return see_other(f"/support/claims/{case_id}?answered=1")
+    return see_other(_claim_path(case_id) + "?answered=1")
+
+
+def _claim_path(case_id: str) -> str:
+    """The claim's pages, where its cookie lives: from the route, for an id of a claim's
+    shape only (`api.guard.IdShapes` answers 404 for any other before a route runs)."""
+    if not is_claim_id(case_id):
+        raise ValueError("not a claim id")
+    return f"/support/claims/{case_id}"
 
 
 def _keep_token(response: Response, request: Request, case_id: str, token: str) -> None:
@@ -164,7 +172,7 @@ def _keep_token(response: Response, request: Request, case_id: str, token: str) 
         request,
         CLAIM_COOKIE,
         token,
-        path=f"/support/claims/{case_id}",
+        path=_claim_path(case_id),
         max_age=CLAIM_COOKIE_AGE,
         samesite="lax",  # kept from a message's link
     )

@@ -69,7 +69,7 @@ async def test_a_burst_past_the_limit_is_told_to_come_back_while_the_slot_is_bus
     async with one_slot_app(stack) as (http, held):
         holder = await _busy(http, held)
         burst = await asyncio.gather(
-            *(http.get(f"/v1/recovery/rc_{n:026d}") for n in range(5)), return_exceptions=True
+            *(http.get(f"/v1/recovery/rc_{n:022d}") for n in range(5)), return_exceptions=True
         )
         # All five were answered while the one slot was still taken.
         assert not holder.done()
@@ -105,7 +105,7 @@ async def test_a_browser_gets_the_try_again_page_with_the_pages_headers(stack: S
 async def test_health_metrics_and_assets_answer_while_the_process_is_full(stack: Stack):
     async with one_slot_app(stack) as (http, held):
         holder = await _busy(http, held)
-        refused = await http.get("/v1/recovery/rc_00000000000000000000000000")
+        refused = await http.get("/v1/recovery/rc_0000000000000000000000")
         health = await http.get("/healthz")
         ready = await http.get("/readyz")
         asset = await http.get("/assets/app.css")
