@@ -241,6 +241,10 @@ class RecoveryLedger:
                     where=col(NoAccountNotice.sent_at) <= now - interval,
                 ).returning(col(NoAccountNotice.case_id))
             ).first()
+            # The rows of addresses that may hear it again are of no more use.
+            session.execute(
+                delete(NoAccountNotice).where(col(NoAccountNotice.sent_at) <= now - interval)
+            )
             session.commit()
             if taken is not None:
                 return True
