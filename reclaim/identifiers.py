@@ -92,6 +92,50 @@ def parse_identifier(raw: str, default_region: str | None = None) -> Identifier:
     return Identifier(IdentifierKind.USERNAME, normalize_username(text))
 
 
+# What the large mail providers ignore in the local part of their own addresses: every
+# spelling delivers to one mailbox, so a "no account here" notice counts them as one address.
+# Only what the provider documents is stripped: another domain's server may deliver
+# `jane+x@` and `j.ane@` to other people, so elsewhere only the case goes.
+#   Gmail: dots and "+tag" (and googlemail.com is the same mailbox as gmail.com);
+#   Outlook.com (outlook/hotmail/live), iCloud (icloud/me/mac), Fastmail, Proton: "+tag".
+_SAME_MAILBOX_DOMAIN = {"googlemail.com": "gmail.com"}
+_IGNORE_DOTS = frozenset({"gmail.com"})
+_IGNORE_TAGS = frozenset(
+    {
+        "gmail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "fastmail.com",
+        "fastmail.fm",
+        "protonmail.com",
+        "protonmail.ch",
+        "proton.me",
+        "pm.me",
+    }
+)
+
+
+def notice_address(address: str) -> str:
+    """The mailbox an email address (or the number a phone number, as given in E.164)
+    reaches, for counting the notices sent to it: `Stranger+x@GoogleMail.com` and
+    `s.t.r.anger@gmail.com` are both `stranger@gmail.com`; `jane+x@example.org` stays as
+    it is, but lower-case."""
+    text = address.strip().lower()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text  # a phone number
+    domain = _SAME_MAILBOX_DOMAIN.get(domain, domain)
+    if domain in _IGNORE_TAGS:
+        local = local.split("+", 1)[0]
+    if domain in _IGNORE_DOTS:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
+
+
 def mask_email(email: str) -> str:
     """`jane.doe@example.com` → `j•••@e•••.com`: enough to recognise, too little to harvest."""
     local, _, domain = email.partition("@")

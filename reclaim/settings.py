@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     # Tell an email address or phone number that nobody has an account under it when someone
     # asks to recover one there (the person asking sees the same answer either way).
     notify_unknown: bool = True
+    # At most one such notice per address (or number) per this many seconds, counted on the
+    # address as its mailbox provider reads it (reclaim.identifiers.notice_address): asking
+    # again and again, however the address is spelt, mails a stranger once a day at most.
+    no_account_notice_interval: int = Field(86_400, ge=1)
 
     # Account lifecycle (reclaim/lifecycle).
     deletion_grace: int = Field(30 * 86_400, ge=1)  # deactivation → purge

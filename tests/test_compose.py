@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from reclaim.cli import app
 from reclaim.security import Keys
 from reclaim.settings import Settings
 from reclaim.temporal.codec import parse_keys
@@ -43,6 +45,16 @@ def _depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
     deps = service.get("depends_on") or {}
     assert isinstance(deps, dict), "depends_on must name a condition for each service"
     return deps
+
+
+def _mounted(service: dict[str, Any]) -> dict[str, str]:
+    """Where each file is mounted in the container → where it comes from, read-only mounts."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if volume.endswith(":ro"):  # the source may be `${VARIABLE:-default}/file`
+            source, target = volume.removesuffix(":ro").rsplit(":", 1)
+            mounts[target] = source
+    return mounts
 
 
 def _seconds(duration: str) -> float:
@@ -80,7 +92,10 @@ def test_every_reclaim_variable_the_compose_file_sets_is_a_setting():
 def test_secrets_come_from_the_environment_only():
     secret = re.compile(r"SECRET|KEYS?$|PASSWORD|PWD|(?<!PASS_ACCESS_)TOKEN$|DATABASE_URL")
     for name, service in SERVICES.items():
+        mounted = _mounted(service)
         for variable, value in _environment(service).items():
+            if value in mounted:  # the path of a key file mounted read-only: no secret
+                continue
             if secret.search(variable):
                 assert INTERPOLATED.search(value), f"{name}: {variable} is written in clear"
     assert not re.search(r"(?m)^\s*(ENV|ARG)\b.*(SECRET|PASSWORD|KEYS|TOKEN)", DOCKERFILE)
@@ -212,3 +227,116 @@ def test_the_commands_given_for_the_secrets_make_values_reclaim_accepts():
             assert [key_id for key_id, _ in parse_keys(made)] == ["2026-11"]
         else:
             assert re.fullmatch(r"[0-9a-f]{48}", made)  # safe inside a connection URL
+
+
+# Temporal's front door (docs/deploy.md): whoever reaches the frontend can signal and update
+# every case, so it is published nowhere and takes only the stack's own client certificates.
+CERTS = "${TEMPORAL_CERTS_DIR:-./deploy/temporal/certs}/"
+RECLAIM_SERVICES = sorted(name for name, service in SERVICES.items() if "build" in service)
+
+
+def test_the_temporal_frontend_is_published_nowhere_and_on_a_private_network_only():
+    temporal = SERVICES["temporal"]
+
+    assert "ports" not in temporal and "expose" not in temporal
+    assert temporal["networks"] == ["temporal"]
+    assert COMPOSE["networks"]["temporal"] == {"internal": True}
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            assert not str(port).endswith(":7233"), f"{name} publishes {port}"
+            # What is published is on loopback only (the Web UI has no sign-in of its own).
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    # Who is on the network: the server, its database and schema, and its clients.
+    on_it = {
+        name for name, service in SERVICES.items() if "temporal" in service.get("networks", [])
+    }
+    assert on_it == {
+        "postgres",
+        "temporal-schema",
+        "temporal",
+        "temporal-setup",
+        "api",
+        "worker",
+        "temporal-ui",
+    }
+
+
+def test_the_frontend_requires_a_client_certificate_of_the_stack_s_ca():
+    env = _environment(SERVICES["temporal"])
+    mounted = _mounted(SERVICES["temporal"])
+
+    assert env["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+    assert env["TEMPORAL_TLS_FRONTEND_SERVER_NAME"] == env["TEMPORAL_TLS_INTERNODE_SERVER_NAME"]
+    assert env["TEMPORAL_TLS_FRONTEND_SERVER_NAME"] == "temporal"  # its service name
+    assert "true" not in (
+        env["TEMPORAL_TLS_FRONTEND_DISABLE_HOST_VERIFICATION"],
+        env["TEMPORAL_TLS_INTERNODE_DISABLE_HOST_VERIFICATION"],
+    )
+    files = {
+        "TEMPORAL_TLS_SERVER_CERT": "server.pem",
+        "TEMPORAL_TLS_SERVER_KEY": "server.key",
+        "TEMPORAL_TLS_FRONTEND_CERT": "server.pem",
+        "TEMPORAL_TLS_FRONTEND_KEY": "server.key",
+        "TEMPORAL_TLS_SERVER_CA_CERT": "ca.pem",
+        "TEMPORAL_TLS_CLIENT1_CA_CERT": "ca.pem",
+    }
+    for variable, made in files.items():
+        assert mounted[env[variable]] == CERTS + made, variable
+    assert not any(
+        source.endswith("ca.key") for s in SERVICES.values() for source in _mounted(s).values()
+    )
+
+
+@pytest.mark.parametrize("name", RECLAIM_SERVICES)
+def test_every_reclaim_service_connects_with_its_client_certificate(name: str):
+    env = _environment(SERVICES[name])
+    mounted = _mounted(SERVICES[name])
+
+    assert env["RECLAIM_TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert env["RECLAIM_TEMPORAL_TLS_SERVER_NAME"] == "temporal"
+    assert "RECLAIM_TEMPORAL_TLS" not in env  # on, since the files are set
+    for variable, made in [("CERT", "reclaim.pem"), ("KEY", "reclaim.key"), ("CA", "ca.pem")]:
+        assert mounted[env[f"RECLAIM_TEMPORAL_TLS_{variable}"]] == CERTS + made, variable
+    # The `temporal` CLI of the image, the same way.
+    assert env["TEMPORAL_TLS_CLIENT_CERT_PATH"] == env["RECLAIM_TEMPORAL_TLS_CERT"]
+    assert env["TEMPORAL_TLS_CLIENT_KEY_PATH"] == env["RECLAIM_TEMPORAL_TLS_KEY"]
+    assert env["TEMPORAL_TLS_SERVER_CA_CERT_PATH"] == env["RECLAIM_TEMPORAL_TLS_CA"]
+    assert env["TEMPORAL_TLS_SERVER_NAME"] == "temporal"
+
+
+def test_the_web_ui_connects_with_a_client_certificate_of_its_own():
+    env = _environment(SERVICES["temporal-ui"])
+    mounted = _mounted(SERVICES["temporal-ui"])
+
+    assert env["TEMPORAL_TLS_SERVER_NAME"] == "temporal"
+    assert env["TEMPORAL_TLS_ENABLE_HOST_VERIFICATION"] == "true"
+    for variable, made in [
+        ("CERT", "temporal-ui.pem"),
+        ("KEY", "temporal-ui.key"),
+        ("CA", "ca.pem"),
+    ]:
+        assert mounted[env[f"TEMPORAL_TLS_{variable}"]] == CERTS + made, variable
+
+
+def test_reclaim_temporal_certs_by_default_makes_every_file_the_compose_file_mounts(
+    tmp_path: Path,
+):
+    made = CliRunner().invoke(app, ["temporal", "certs", "--out", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+
+    mounted = {
+        source.removeprefix(CERTS)
+        for service in SERVICES.values()
+        for source in _mounted(service).values()
+        if source.startswith(CERTS)
+    }
+    assert mounted == {
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "reclaim.pem",
+        "reclaim.key",
+        "temporal-ui.pem",
+        "temporal-ui.key",
+    }
+    assert mounted <= {path.name for path in tmp_path.iterdir()}

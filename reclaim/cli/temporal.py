@@ -1,9 +1,11 @@
-"""`reclaim temporal`: prepare a Temporal namespace for Reclaim, and rotate payload keys."""
+"""`reclaim temporal`: prepare a Temporal namespace for Reclaim, rotate payload keys, and make
+the certificates of mTLS to a self-hosted frontend."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -77,3 +79,51 @@ def temporal_new_codec_key(
             raise typer.BadParameter(f"{key_id} is already a key id", param_hint="--id")
         spec = f"{spec},{keep}"
     typer.echo(spec)
+
+
+@app.command("certs")
+def temporal_certs(
+    out: Annotated[Path, typer.Option("--out", help="The directory to write them into.")],
+    dns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dns",
+            help="A DNS name of the frontend, as clients dial it (repeat for more; the first "
+            "names the certificate). Default: temporal, the compose file's service.",
+        ),
+    ] = None,
+    ip: Annotated[
+        list[str] | None, typer.Option("--ip", help="An IP address of the frontend (repeat).")
+    ] = None,
+    client: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--client",
+            help="A client certificate to make, by name (repeat). Default: reclaim (the API, "
+            "the workers, the setup) and temporal-ui (the Web UI).",
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="How long the leaf certificates last.")] = 365,
+) -> None:
+    """Make the certificates for mTLS to a self-hosted Temporal frontend: a CA, the server's
+    certificate and the clients' (keys 0600; nothing is overwritten)."""
+    from reclaim.temporal.certs import CertsExist, write_certs
+
+    try:
+        written = write_certs(
+            out,
+            dns_names=dns or ["temporal"],
+            ip_addresses=ip or [],
+            clients=client or ["reclaim", "temporal-ui"],
+            days=days,
+        )
+    except CertsExist as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from err
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    for path in written.files:
+        typer.echo(str(path))
+    typer.echo(
+        f"Keep {out / 'ca.key'} out of every container: it signs new certificates.", err=True
+    )

@@ -20,7 +20,13 @@ from reclaim.contracts import seconds_until
 from reclaim.recovery.challenge import Proof
 from reclaim.recovery.contracts import CaseClosing, CaseState
 from reclaim.store.engine import in_session
-from reclaim.store.models import CodeGuess, RecoveryCase, SpentChallenge, UTCDateTime
+from reclaim.store.models import (
+    CodeGuess,
+    NoAccountNotice,
+    RecoveryCase,
+    SpentChallenge,
+    UTCDateTime,
+)
 
 RATE_WINDOW = timedelta(hours=1)
 
@@ -208,6 +214,46 @@ class RecoveryLedger:
             return CaseFacts(
                 row.unknown_address, row.locale, row.handover_email, row.handover_claim
             )
+
+        return await in_session(self._engine, work)
+
+    async def claim_no_account_notice(
+        self, address_digest: str, case_id: str, now: datetime, interval: timedelta
+    ) -> bool:
+        """Whether case `case_id` may tell the address (under its digest) that no account
+        uses it: yes if the address was never told, or last told `interval` ago or more (the
+        case takes the turn, in one statement: of two concurrent cases one only gets it), or
+        if this very case took the turn (a retried activity sends its notice again)."""
+
+        def work(session: Session) -> bool:
+            dialect = session.get_bind().dialect.name
+            upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = upsert(NoAccountNotice).values(
+                address_digest=address_digest, case_id=case_id, sent_at=now
+            )
+            taken = session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[col(NoAccountNotice.address_digest)],
+                    set_={
+                        "case_id": statement.excluded.case_id,
+                        "sent_at": statement.excluded.sent_at,
+                    },
+                    where=col(NoAccountNotice.sent_at) <= now - interval,
+                ).returning(col(NoAccountNotice.case_id))
+            ).first()
+            # The rows of addresses that may hear it again are of no more use.
+            session.execute(
+                delete(NoAccountNotice).where(col(NoAccountNotice.sent_at) <= now - interval)
+            )
+            session.commit()
+            if taken is not None:
+                return True
+            holder = session.execute(
+                select(col(NoAccountNotice.case_id)).where(
+                    col(NoAccountNotice.address_digest) == address_digest
+                )
+            ).scalar()
+            return holder == case_id
 
         return await in_session(self._engine, work)
 

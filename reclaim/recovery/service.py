@@ -33,7 +33,13 @@ from reclaim.directory import (
 )
 from reclaim.errors import NotFound, Refused, Unavailable
 from reclaim.i18n import Text, supported
-from reclaim.identifiers import IdentifierKind, InvalidIdentifier, identifier_digest, mask_email
+from reclaim.identifiers import (
+    IdentifierKind,
+    InvalidIdentifier,
+    identifier_digest,
+    mask_email,
+    notice_address,
+)
 from reclaim.identifiers import parse_identifier as parse
 from reclaim.lifecycle.service import LifecycleService
 from reclaim.notify import messages
@@ -529,14 +535,24 @@ class RecoveryService:
     async def issue_code(self, request: IssueCode, now: datetime) -> IssuedCode:
         """Deliver the code of `request.attempt` (and its proof, in the message's link) and
         return their digests. For a case without an account, tell the address typed that no
-        account uses it (first attempt only), and return the digests of a code nobody will
-        ever receive."""
+        account uses it (first attempt only, and once per `no_account_notice_interval` per
+        address however it is spelt), and return the digests of a code nobody will ever
+        receive."""
         settings = self._settings
         facts = await self._ledger.facts(request.case_id)
         t = Text(facts.locale or settings.default_locale)
         if request.account_id is None:
             address = facts.unknown_address if request.attempt == 0 else None
-            if address is not None and settings.notify_unknown:
+            if (
+                address is not None
+                and settings.notify_unknown
+                and await self._ledger.claim_no_account_notice(
+                    self._keys.identifier_digest(f"no_account:{notice_address(address)}"),
+                    request.case_id,
+                    now,
+                    timedelta(seconds=settings.no_account_notice_interval),
+                )
+            ):
                 await self._notifier.tell(
                     request.case_id,
                     NotificationKind.NO_ACCOUNT,
@@ -544,7 +560,9 @@ class RecoveryService:
                     Contact(request.channel, address),
                     messages.no_account(t, product=settings.product_name, links=settings.links),
                 )
-            else:  # nothing to send: take as long as a send does (the delivery state shows it)
+            else:
+                # Nothing to send (or the address heard it lately): take as long as a send
+                # does (the delivery state shows it), so the person asking cannot tell.
                 await asyncio.sleep(self._notifier.typical_send_seconds(request.channel))
             return self._issued(request.case_id, new_code())
 

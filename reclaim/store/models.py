@@ -194,6 +194,19 @@ class SpentChallenge(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=when(index=True))
 
 
+class NoAccountNotice(SQLModel, table=True):
+    """The last "no account here" notice each address (or number) was sent, so that it hears
+    it once per `no_account_notice_interval` at most, however often and however spelt it is
+    asked about. Kept under a keyed digest of the address as its provider reads it
+    (`reclaim.identifiers.notice_address`), never the address itself."""
+
+    __tablename__ = "no_account_notice"
+
+    address_digest: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(max_length=40)  # the case that sent it (a retry of it sends again)
+    sent_at: datetime = Field(sa_column=when(index=True))
+
+
 class NotificationKind:
     CODE = "code"
     NO_ACCOUNT = "no_account"

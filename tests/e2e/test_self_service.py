@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.codes import wrong_codes
-from tests.stack import Stack, sql_directory
+from tests.conftest import StackParts
+from tests.mailbox import MailSink
+from tests.sms_gateway import SmsGateway
+from tests.stack import Stack, running_stack, sql_directory
 
 OLD = "correct horse battery staple"
 NEW = "violet tangerine marmalade kayak"
@@ -175,6 +179,66 @@ async def test_an_unknown_email_gets_the_same_answer_and_a_notice(stack: Stack):
         for c in (known, unknown)
     ]
     assert views[0] == views[1]
+
+
+async def test_a_stranger_asked_about_five_times_however_spelt_gets_one_notice(stack: Stack):
+    spellings = [
+        "stranger@gmail.com",
+        "Stranger+x@GMail.com",
+        "s.t.r.anger@gmail.com",
+        "STRANGER@googlemail.com",
+        "st.ranger+promo@gmail.com",
+    ]
+
+    opened = [await stack.open_case(spelt) for spelt in spellings]
+    views = [
+        await _poll_case(stack, case["case_id"], lambda b: b["delivery"] == "sent")
+        for case in opened
+    ]
+    another = await stack.open_case("someone.else@gmail.com")
+    await _poll_case(stack, another["case_id"], lambda b: b["delivery"] == "sent")
+
+    # The stranger heard it once, from the first request; another address has its own.
+    notice = await stack.mail.wait_for(lambda m: m["To"] == "stranger@gmail.com")
+    assert "no account" in notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    await stack.mail.wait_for(lambda m: m["To"] == "someone.else@gmail.com")
+    assert sorted(str(m["To"]) for m in stack.mail.messages) == [
+        "someone.else@gmail.com",
+        "stranger@gmail.com",
+    ]
+    # Whoever asked saw the same answers, notice sent or not: only ids and times differ.
+    moving = ("case_id", "code_expires_at", "resend_available_at", "expires_at")
+
+    def same(body: dict) -> dict:
+        return {k: v for k, v in body.items() if k not in moving}
+
+    assert all(same(o) == same(opened[0]) for o in opened), opened
+    assert all(same(v) == same(views[0]) for v in views), views
+    assert (views[0]["state"], views[0]["delivery"]) == ("awaiting_code", "sent")
+
+
+async def test_once_the_interval_has_passed_the_stranger_hears_it_again(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(no_account_notice_interval=2)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        first = await stack.open_case("stranger@gmail.com")
+        await _poll_case(stack, first["case_id"], lambda b: b["delivery"] == "sent")
+        assert len(mail.to("stranger@gmail.com")) == 1
+        # Asked again (each time spelt anew, below the rate limit) until a second notice goes
+        # out: not before the interval, and soon after it.
+        deadline = time.monotonic() + 20
+        n = 0
+        while len(mail.messages) < 2:
+            assert time.monotonic() < deadline, mail.summary()
+            n += 1
+            case = await stack.open_case(f"stranger+{n}@gmail.com")
+            await _poll_case(stack, case["case_id"], lambda b: b["delivery"] == "sent")
+        second = mail.messages[1]
+        assert second["To"] == f"stranger+{n}@gmail.com"
+        assert (
+            parsedate_to_datetime(second["Date"]) - parsedate_to_datetime(mail.messages[0]["Date"])
+        ).total_seconds() >= 1  # a Date header is to the second
 
 
 async def test_an_unknown_username_gets_a_believable_stable_destination(stack: Stack):

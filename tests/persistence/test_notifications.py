@@ -5,6 +5,7 @@ retried, codes kept only sealed."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from reclaim.notify.errors import Undeliverable
 from reclaim.notify.mail import Mailer
 from reclaim.notify.outbox import parse_mail, text_of
 from reclaim.notify.sms import WebhookSms
+from reclaim.recovery import service as service_module
 from reclaim.recovery.contracts import CaseClosing, CaseState, IssueCode
 from reclaim.recovery.service import RecoveryService
 from reclaim.security import Keys, new_case_id
@@ -395,6 +397,103 @@ async def test_an_unknown_address_hears_once_that_no_account_uses_it_and_never_a
         assert smtp.handed == []
     [row] = _rows(engine, case_id)
     assert (row.kind, row.attempt, row.sealed_code) == ("no_account", 0, None)
+
+
+async def test_a_stranger_asked_about_again_and_again_however_spelt_hears_once_a_day(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, tmp_path: Path
+):
+    spellings = [
+        "Stranger+x@GMail.com",
+        "s.t.r.anger@gmail.com",
+        "STRANGER@googlemail.com",
+        "stranger+news@gmail.com",
+        "stranger@gmail.com",
+    ]
+    # Each request as a process of its own might serve it (an API replica, a worker restarted).
+    for n, address in enumerate(spellings):
+        recovery, courier = await _recovery(engine, smtp, gateway, _settings(tmp_path))
+        try:
+            case_id = _case(engine, None, unknown_address=address)
+            await recovery.issue_code(_issue(case_id, None), T0 + timedelta(minutes=n))
+        finally:
+            await courier.aclose()
+    recovery, courier = await _recovery(engine, smtp, gateway, _settings(tmp_path))
+    try:
+        [mail] = smtp.handed
+        assert mail["To"] == "Stranger+x@GMail.com"
+        assert "no account uses it" in text_of(mail)
+
+        # Another address has a notice of its own; one that only looks alike elsewhere too.
+        for other in ("someone.else@gmail.com", "stranger+x@example.org", "stranger@example.org"):
+            await recovery.issue_code(_issue(_case(engine, None, unknown_address=other), None), T0)
+        assert [m["To"] for m in smtp.handed[1:]] == [
+            "someone.else@gmail.com",
+            "stranger+x@example.org",
+            "stranger@example.org",
+        ]
+
+        # A day after the first notice, the stranger may hear it again, once.
+        late = _case(engine, None, unknown_address="st.ranger@gmail.com")
+        await recovery.issue_code(_issue(late, None), T0 + timedelta(seconds=86_399))
+        assert len(smtp.handed) == 4
+        for _ in range(2):
+            case_id = _case(engine, None, unknown_address="st.ranger@gmail.com")
+            await recovery.issue_code(_issue(case_id, None), T0 + timedelta(days=1))
+        assert [m["To"] for m in smtp.handed[4:]] == ["st.ranger@gmail.com"]
+    finally:
+        await courier.aclose()
+    # The database keeps when each address was told under a keyed digest, never the address;
+    # and only while it matters (the others' turns, a day old, are gone).
+    with engine.connect() as connection:
+        rows = list(connection.execute(text("SELECT * FROM no_account_notice")))
+    kept = " ".join(str(v) for row in rows for v in row)
+    assert "stranger" not in kept.lower() and "gmail" not in kept.lower()
+    assert len(rows) == 1
+
+
+async def test_a_notice_skipped_takes_as_long_as_a_send_and_a_retry_of_the_sender_still_sends(
+    engine: Engine,
+    smtp: SmtpServer,
+    notifier: RecoveryService,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(notifier_module.Notifier, "typical_send_seconds", lambda self, ch: 0.0123)
+    monkeypatch.setattr(service_module.asyncio, "sleep", sleep)
+    first = _case(engine, None, unknown_address="nobody@example.com")
+    second = _case(engine, None, unknown_address="Nobody@Example.com")
+
+    await notifier.issue_code(_issue(first, None), T0)
+    await notifier.issue_code(_issue(second, None), T0)
+    await notifier.issue_code(_issue(first, None), T0 + timedelta(minutes=1))  # a retry
+
+    assert len(smtp.handed) == 1
+    assert waits == [0.0123]  # the second case waited what a send takes, as if it had sent
+
+
+async def test_two_cases_for_one_stranger_at_once_send_one_notice(
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
+):
+    cases = [_case(engine, None, unknown_address="nobody@example.com") for _ in range(4)]
+    cases += [_case(engine, None, Channel.SMS, unknown_address="+14155550199") for _ in range(4)]
+
+    await asyncio.gather(
+        *(
+            notifier.issue_code(
+                _issue(c, None, channel=Channel.SMS if n >= 4 else Channel.EMAIL), T0
+            )
+            for n, c in enumerate(cases)
+        )
+    )
+
+    assert [m["To"] for m in smtp.handed] == ["nobody@example.com"]
+    assert [m["to"] for m in gateway.posted] == ["+14155550199"]
 
 
 async def test_an_unknown_address_hears_nothing_when_notify_unknown_is_off(
