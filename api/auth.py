@@ -14,7 +14,7 @@ from api.deps import AppServices
 from api.errors import ApiError
 from reclaim.errors import Unauthorized, Unavailable
 from reclaim.support.audit import Origin
-from reclaim.support.contracts import Reviewer
+from reclaim.support.contracts import Reviewer, StaffRole
 
 
 def bearer(authorization: str | None, missing: Unauthorized) -> str:
@@ -61,13 +61,28 @@ CODEC_NEEDS_KEY = ApiError(
 )
 
 
-async def codec_caller(
+async def codec_reader(
     request: Request,
     services: AppServices,
     authorization: Annotated[str | None, Header()] = None,
 ) -> None:
-    """Who may open or seal payloads: a member of staff (key or single sign-on token), for
-    this deployment's namespace; in dev mode, the `reclaim dev` Web UI on this machine."""
+    await _codec_caller(request, services, authorization, sealing=False)
+
+
+async def codec_sealer(
+    request: Request,
+    services: AppServices,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    await _codec_caller(request, services, authorization, sealing=True)
+
+
+async def _codec_caller(
+    request: Request, services: AppServices, authorization: str | None, *, sealing: bool
+) -> None:
+    """Who may open or seal payloads: a member of staff (key or single sign-on token) whose
+    role RECLAIM_CODEC_ROLES names, for this deployment's namespace, and never a reviewer to
+    seal; in dev mode, the `reclaim dev` Web UI on this machine."""
     settings = services.settings
     namespace = request.headers.get("x-namespace")
     if namespace and namespace != settings.temporal_namespace:
@@ -76,13 +91,22 @@ async def codec_caller(
     if settings.dev_mode and origin in settings.resolved_ui_origins:
         return  # the `reclaim dev` Web UI on this machine
     try:
-        await services.support.staff_for_bearer(bearer(authorization, NO_STAFF_KEY))
+        member = await services.support.staff_for_bearer(bearer(authorization, NO_STAFF_KEY))
     except Unauthorized as err:
         raise CODEC_NEEDS_KEY from err
     except Unavailable as err:  # the identity provider's keys could not be fetched
         raise ApiError(
             503, "temporarily_unavailable", err.message, headers={"Retry-After": "5"}
         ) from err
+    roles = settings.resolved_codec_roles - ({StaffRole.REVIEWER.value} if sealing else set())
+    if member.role.value not in roles:
+        raise ApiError(
+            403,
+            "role_not_allowed",
+            f"The codec endpoint {'seals' if sealing else 'opens'} payloads for "
+            f"{', '.join(sorted(roles)) or 'nobody'} only; a {member.role.value} reads "
+            "claims in the console.",
+        )
 
 
 def metrics_scraper(
@@ -106,7 +130,8 @@ def metrics_scraper(
 SessionToken = Annotated[str, Depends(session_token)]
 ClaimToken = Annotated[str, Depends(claim_token)]
 StaffMember = Annotated[Reviewer, Depends(staff_member)]
-CodecCaller = Depends(codec_caller)
+CodecReader = Depends(codec_reader)
+CodecSealer = Depends(codec_sealer)
 MetricsScraper = Depends(metrics_scraper)
 
 

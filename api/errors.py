@@ -57,6 +57,7 @@ REFUSAL_STATUS = {
     CaseError.PASSWORD_REUSED: 422,
     CaseError.SUPERVISOR_REQUIRED: 403,
     CaseError.NOT_ASSIGNEE: 403,
+    "reviewer_required": 403,
     CaseError.CANNOT_RESOLVE: 409,
     "invalid_link": 400,
     CaseError.SAME_PERSON: 403,

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # The Temporal Web UI's origin, the only one allowed to call the codec endpoint from a
     # browser. Default: the `reclaim dev` UI.
     ui_origin: str | None = None
+    # Which staff roles the codec endpoint opens histories for (comma-separated). Sealing
+    # (`/codec/encode`, to send a signal or update from the Web UI or CLI) is for the same
+    # roles, never for a reviewer whatever this says.
+    codec_roles: str = "supervisor,operator"
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -370,6 +374,10 @@ class Settings(BaseSettings):
         if self.codec_keys is not None:
             return EncryptionCodec(parse_keys(self.codec_keys.get_secret_value()))
         return EncryptionCodec([derived_key(self.secret_bytes())])
+
+    @property
+    def resolved_codec_roles(self) -> frozenset[str]:
+        return frozenset(r.strip().lower() for r in self.codec_roles.split(",") if r.strip())
 
     @property
     def resolved_ui_origins(self) -> list[str]:

@@ -73,3 +73,34 @@ def test_every_proven_update_has_a_validator_or_the_worker_does_not_start():
     # (the check runs in the validator step, which the SDK skips without a validator).
     with pytest.raises(ValueError, match=r"AccountBanWorkflow\.applied is proven but has no"):
         validated(worker.WORKFLOWS, [("AccountBanWorkflow", "applied")])
+
+
+def test_the_codec_reads_only_what_it_sealed():
+    import asyncio
+
+    from temporalio.api.common.v1 import Payload
+    from temporalio.converter import DataConverter
+
+    from reclaim.temporal.codec import EncryptionCodec, data_converter, new_key_spec, parse_keys
+
+    codec = EncryptionCodec(parse_keys(new_key_spec("k1")))
+    converter = data_converter(codec)
+    plain = Payload(metadata={"encoding": b"json/plain"}, data=b'{"role": "supervisor"}')
+    empty = Payload(metadata={"encoding": b"binary/null"})
+
+    async def round_trip() -> None:
+        # Ours comes back; "no value" is taken as it is; anything else cannot be read.
+        [sealed] = await converter.encode(["ours"])
+        assert await converter.decode([sealed]) == ["ours"]
+        assert await converter.decode([empty]) == [None]
+        try:
+            await converter.decode([plain])
+        except Exception as err:
+            assert "refused-unsealed" in str(err)
+        else:
+            raise AssertionError("an unsealed payload was read")
+        # The codec endpoint shows it as it is (to be seen, never to be trusted).
+        assert codec.reveal([plain]) == [plain]
+        assert await DataConverter.default.decode([plain]) == [{"role": "supervisor"}]
+
+    asyncio.run(round_trip())

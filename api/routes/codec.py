@@ -2,7 +2,8 @@
 here to read them (`/codec/decode`) or to send a signal or query with arguments
 (`/codec/encode`).
 
-Staff only: `Authorization: Bearer rk_…` (the CLI's `--codec-auth`), or, when staff sign in
+Staff whose role RECLAIM_CODEC_ROLES names (supervisors and operators by default; sealing never
+for a reviewer): `Authorization: Bearer rk_…` (the CLI's `--codec-auth`), or, when staff sign in
 through the identity provider (RECLAIM_OIDC_ISSUER), one of its ID or access tokens for
 Reclaim's client id naming someone with a role (the Web UI behind the same single sign-on).
 The one exception is the
@@ -23,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
-from api.auth import CodecCaller
+from api.auth import CodecReader, CodecSealer
 from api.deps import AppServices
 from api.errors import ApiError
 from reclaim.settings import Settings
@@ -69,8 +70,8 @@ def _to_json(payload: Payload) -> PayloadJson:
 @router.post(
     "/encode",
     response_model=Payloads,
-    responses={400: _ERROR, 401: _ERROR},
-    dependencies=[CodecCaller],
+    responses={400: _ERROR, 401: _ERROR, 403: _ERROR},
+    dependencies=[CodecSealer],
 )
 async def encode(body: Payloads, services: AppServices) -> Payloads:
     encoded = await services.codec.encode([_from_json(p) for p in body.payloads])
@@ -80,12 +81,12 @@ async def encode(body: Payloads, services: AppServices) -> Payloads:
 @router.post(
     "/decode",
     response_model=Payloads,
-    responses={400: _ERROR, 401: _ERROR},
-    dependencies=[CodecCaller],
+    responses={400: _ERROR, 401: _ERROR, 403: _ERROR},
+    dependencies=[CodecReader],
 )
 async def decode(body: Payloads, services: AppServices) -> Payloads:
     try:
-        decoded = await services.codec.decode([_from_json(p) for p in body.payloads])
+        decoded = services.codec.reveal([_from_json(p) for p in body.payloads])
     except (CodecKeyError, InvalidTag) as err:
         raise ApiError(
             400, "undecryptable", "A payload was not encrypted with any key this codec has."

@@ -176,6 +176,8 @@ class SetPassword:
     # The new password as the account's directory takes it (`reclaim.directory.NewPassword`):
     # an argon2id hash for the built-in directory, or, for a directory that needs the password
     # itself (LDAP, a host application), "" here and the password sealed for this case below.
+    # The hash travels sealed for its case (`reclaim.directory.port.seal_hash`): the codec
+    # endpoint, which shows histories to staff, cannot open it.
     password_hash: str
     sealed_password: str | None = None
 

@@ -31,6 +31,7 @@ from reclaim.directory import (
     NewPassword,
     PasswordRejected,
 )
+from reclaim.directory.port import open_hash, seal_hash
 from reclaim.errors import NotFound, Refused, Unavailable
 from reclaim.i18n import Text, supported
 from reclaim.identifiers import (
@@ -369,7 +370,7 @@ class RecoveryService:
             if opened is not None and (await self._reset_context(handle, token_digest)).accepted:
                 return await self.status(case_id)
             raise
-        change = SetPassword(token_digest, new.hash, new.sealed)
+        change = SetPassword(token_digest, seal_hash(self._keys, case_id, new.hash), new.sealed)
 
         async def refusal() -> Exception:
             # The case ended between the token check and this call (its window closed).
@@ -716,7 +717,10 @@ class RecoveryService:
             try:
                 reactivated = await self._directory.set_password(
                     reset.account_id,
-                    NewPassword(reset.password_hash, reset.sealed_password),
+                    NewPassword(
+                        open_hash(self._keys, reset.case_id, reset.password_hash),
+                        reset.sealed_password,
+                    ),
                     case_id=reset.case_id,
                     at=reset.at,
                 )

@@ -50,6 +50,8 @@ class ClaimState(StrEnum):
 class StaffRole(StrEnum):
     REVIEWER = "reviewer"
     SUPERVISOR = "supervisor"
+    # Runs the service: reads cases through the codec endpoint, decides no claim.
+    OPERATOR = "operator"
 
 
 class ContactMatch(StrEnum):

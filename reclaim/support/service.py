@@ -209,6 +209,13 @@ class Unresolvable(Exception):
     """The approval cannot be applied; the message says why, for the reviewer."""
 
 
+async def _refuse_operator() -> Any:
+    raise Refused(
+        "reviewer_required",
+        "Operators read claims; a reviewer or a supervisor acts on them.",
+    )
+
+
 class SupportService:
     def __init__(
         self,
@@ -784,6 +791,8 @@ class SupportService:
         act: Callable[[], Awaitable[T]],
     ) -> T:
         """Run a member of staff's action on a claim and record it with how it ended."""
+        if by.role is StaffRole.OPERATOR:  # runs the service, decides no claim
+            act = _refuse_operator
         if origin is None:
             return await act()
         try:

@@ -17,6 +17,7 @@ import binascii
 import secrets
 from collections.abc import Sequence
 
+import structlog
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -24,12 +25,26 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
 
 ENCODING = b"binary/encrypted"
+# What the worker and our clients take unsealed: nothing but "no value", which names no one
+# and says nothing (an update or signal without arguments from the `temporal` CLI). A payload
+# anyone on the Temporal network could have written is refused before any workflow sees it.
+UNSEALED_ALLOWED = frozenset({b"binary/null"})
 KEY_ID = "encryption-key-id"
 DERIVED_KEY_ID = "derived-1"
+
+log = structlog.get_logger(__name__)
 
 
 class CodecKeyError(ValueError):
     pass
+
+
+# What an unsealed payload becomes: an encoding no converter reads, so the value it carried
+# never reaches a handler. Raising in the codec instead would fail the whole workflow task,
+# again at every retry, and hold the case (and every update after it) until the sender gave
+# up; failing where the value is read instead rejects the update, drops the signal, and the
+# case goes on. On a client, reading one is an error just the same.
+REFUSED = b"binary/refused-unsealed"
 
 
 def parse_keys(spec: str) -> list[tuple[str, bytes]]:
@@ -76,6 +91,24 @@ class EncryptionCodec(PayloadCodec):
         return [self.encrypt(payload) for payload in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """What the worker and the clients read: only payloads this codec sealed (and the
+        empty ones in `UNSEALED_ALLOWED`); any other is replaced by one nobody can read
+        (`REFUSED`), so its value is an error wherever it is used."""
+        return [self._sealed_only(payload) for payload in payloads]
+
+    def _sealed_only(self, payload: Payload) -> Payload:
+        encoding = payload.metadata.get("encoding", b"")
+        if encoding == ENCODING:
+            return self.decrypt(payload)
+        if encoding in UNSEALED_ALLOWED:
+            return payload
+        log.warning("payload_refused", encoding=encoding.decode(errors="replace"))
+        return Payload(metadata={"encoding": REFUSED})
+
+    def reveal(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """What the codec endpoint shows staff: sealed payloads opened, any other as it is
+        (a history may hold what someone on the Temporal network wrote; showing it is how
+        it is seen)."""
         return [self.decrypt(payload) for payload in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:

@@ -25,8 +25,8 @@ PASSWORD = "correct horse battery staple"
 UI = "http://127.0.0.1:8233"
 
 
-async def _key(stack: Stack, role: StaffRole = StaffRole.REVIEWER) -> dict[str, str]:
-    _, key = await stack.services.support.add_staff("rita", role.value)
+async def _key(stack: Stack, role: StaffRole = StaffRole.SUPERVISOR) -> dict[str, str]:
+    _, key = await stack.services.support.add_staff(f"{role.value}-1", role.value)
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -105,6 +105,56 @@ async def test_the_codec_endpoint_round_trips_for_staff_and_refuses_everyone_els
         "/codec/decode", json={"payloads": []}, headers={**key, "X-Namespace": "prod"}
     )
     assert namespace.status_code == 403
+
+
+async def test_the_codec_endpoint_opens_for_the_roles_that_need_it_and_seals_for_no_reviewer(
+    stack: Stack,
+):
+    supervisor = await _key(stack)
+    operator = await _key(stack, StaffRole.OPERATOR)
+    reviewer = await _key(stack, StaffRole.REVIEWER)
+    sealed = (
+        await stack.http.post(
+            "/codec/encode", json={"payloads": [_json(PLAIN)]}, headers=supervisor
+        )
+    ).json()["payloads"]
+
+    # An operator reads and seals (the Web UI's signal and update forms); a reviewer neither:
+    # they read claims in the console, and a payload they sealed could pass for ours.
+    for key, may in ((operator, True), (reviewer, False)):
+        for call in ("decode", "encode"):
+            answer = await stack.http.post(f"/codec/{call}", json={"payloads": sealed}, headers=key)
+            if may:
+                assert answer.status_code == 200, answer.text
+            else:
+                assert (answer.status_code, answer.json()["error"]) == (403, "role_not_allowed")
+                assert "supervisor" in answer.json()["message"]
+    # An operator decides no claim.
+    claim = await stack.http.post(
+        "/v1/support-cases",
+        json={"username": "nobody", "contact_email": "n@example.net", "reason": "compromised"},
+    )
+    took = await stack.http.post(
+        f"/v1/staff/cases/{claim.json()['case_id']}/assign", headers=operator
+    )
+    assert (took.status_code, took.json()["error"]) == (403, "reviewer_required")
+
+
+async def test_the_codec_endpoint_roles_are_a_setting(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(codec_roles="operator,reviewer")
+    async with running_stack(settings, engine, mail, sms, worker=False) as stack:
+        reviewer, supervisor = await _key(stack, StaffRole.REVIEWER), await _key(stack)
+        sealed = _json(settings.codec().encrypt(PLAIN))
+        body = {"payloads": [sealed]}
+        assert (await stack.http.post("/codec/decode", json=body, headers=reviewer)).is_success
+        # Sealing stays out of a reviewer's reach whatever the setting says.
+        sealing = await stack.http.post("/codec/encode", json=body, headers=reviewer)
+        assert sealing.status_code == 403
+        assert (
+            await stack.http.post("/codec/decode", json=body, headers=supervisor)
+        ).status_code == 403
 
 
 async def test_browsers_may_call_the_codec_from_the_web_ui_origin_only(stack: Stack):

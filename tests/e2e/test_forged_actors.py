@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from reclaim.security import Keys
@@ -138,3 +138,25 @@ async def test_a_reviewer_cannot_confirm_their_own_approval_as_an_invented_super
     view = await stack.services.support.staff_view(case_id)
     assert view.state is ClaimState.AWAITING_CONFIRMATION
     assert view.decision is None
+
+
+async def test_a_payload_not_sealed_by_us_reaches_no_workflow(stack: Stack):
+    """The codec is a second wall: a plain payload (what the `temporal` CLI sends without
+    our key) never reaches a handler. The update is rejected at once, and the case goes on
+    for the people who act through the doors."""
+    case_id = await _high_risk_claim(stack)
+    plain = await Client.connect(
+        stack.settings.temporal_address, namespace=stack.settings.temporal_namespace
+    )
+    handle = plain.get_workflow_handle(case_id)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await asyncio.wait_for(handle.execute_update(ClaimCalls.ASSIGN, AssignRequest(NOBODY)), 20)
+    assert "Failed decoding arguments" in str(refused.value.cause)  # not even read
+
+    # The claim answers and moves for a reviewer who acts through the API.
+    assert (await stack.services.support.staff_view(case_id)).assignee is None
+    _, key = await stack.services.support.add_staff("sam", StaffRole.SUPERVISOR.value)
+    taken = await stack.http.post(
+        f"/v1/staff/cases/{case_id}/assign", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert (taken.status_code, taken.json()["assignee"]) == (202, "sam")
