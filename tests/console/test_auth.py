@@ -204,8 +204,10 @@ async def test_the_codec_endpoint_takes_the_providers_tokens_and_refuses_bad_one
         return answer.status_code
 
     assert await codec(issuer.token("sam")) == 200  # an access token for Reclaim
-    assert await codec(issuer.token("rita", nonce="n")) == 200  # an ID token
-    assert await codec(issuer.token("rita", audience=["other", CLIENT_ID])) == 200
+    assert await codec(issuer.token("sam", nonce="n")) == 200  # an ID token
+    assert await codec(issuer.token("sam", audience=["other", CLIENT_ID])) == 200
+    # A reviewer's good token is a reviewer's: the codec seals nothing for them.
+    assert await codec(issuer.token("rita", nonce="n")) == 403
     refused = {
         "another issuer": issuer.token("sam", issuer="https://other.example"),
         "another issuer's key": issuer.token("sam", key=new_key("elsewhere")),
@@ -217,7 +219,7 @@ async def test_the_codec_endpoint_takes_the_providers_tokens_and_refuses_bad_one
     }
     for what, token in refused.items():
         assert await codec(token) == 401, what
-    _, key = await sso_stack.services.support.add_staff("kim", "reviewer")
+    _, key = await sso_stack.services.support.add_staff("kim", "supervisor")
     assert await codec(key) == 200  # staff keys still work
     await sso_stack.services.support.disable_staff("kim", "olivia", _CLI)
     assert await codec(key) == 401

@@ -49,6 +49,10 @@ ELSEWHERE = {
         "tests/e2e/test_challenge.py::"
         "test_a_solution_opens_one_case_for_its_identifier_and_the_next_costs_more"
     ),
+    ("reclaim/temporal/proofs.py", "ActorProofs.problem"): (
+        "tests/e2e/test_forged_actors.py::"
+        "test_a_reviewer_cannot_confirm_their_own_approval_as_an_invented_supervisor"
+    ),
     ("reclaim/support/service.py", "SupportService.finish_sign_in"): (
         "tests/console/test_auth.py::test_a_callback_that_is_not_this_browsers_sign_in_is_refused"
     ),

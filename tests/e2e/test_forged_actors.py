@@ -26,6 +26,7 @@ from reclaim.support.contracts import (
     StaffRole,
 )
 from reclaim.temporal.proofs import FORGED_ACTOR, ActorProofs
+from tests.conftest import Seen
 from tests.stack import Stack
 
 PASSWORD = "correct horse battery staple"
@@ -99,7 +100,7 @@ async def test_a_supervisor_who_does_not_exist_cannot_take_or_approve_a_claim(st
 
 
 async def test_a_reviewer_cannot_confirm_their_own_approval_as_an_invented_supervisor(
-    stack: Stack,
+    stack: Stack, comparisons: Seen
 ):
     case_id = await _high_risk_claim(stack)
     _, key = await stack.services.support.add_staff("rita", StaffRole.REVIEWER.value)
@@ -138,6 +139,8 @@ async def test_a_reviewer_cannot_confirm_their_own_approval_as_an_invented_super
     view = await stack.services.support.staff_view(case_id)
     assert view.state is ClaimState.AWAITING_CONFIRMATION
     assert view.decision is None
+    # The proof's signature was compared in constant time, and said yes and no.
+    assert comparisons[("reclaim/temporal/proofs.py", "ActorProofs.problem")] == {True, False}
 
 
 async def test_a_payload_not_sealed_by_us_reaches_no_workflow(stack: Stack):
