@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from reclaim.contracts import CaseError
 from reclaim.recovery.contracts import CaseState, Delivery, RecoveryRules
+from reclaim.settings import Settings
 from tests.codes import wrong_codes
+from tests.stack import TEST_SECRET
 from tests.workflows.harness import KEYS, Ledger, details, recovery_case, refusal
 from workflows.recovery import RecoveryWorkflow
 
@@ -173,6 +176,38 @@ async def test_the_reset_window_closes_and_the_token_then_answers_reset_expired(
 
         assert (await case.handle.result()).state is CaseState.EXPIRED
         context = await case.handle.query(RecoveryWorkflow.reset_context, KEYS.token_digest("t1"))
+        assert context.problem == CaseError.RESET_EXPIRED
+        assert case.ledger.resets == []
+
+
+async def test_the_reset_window_is_its_own_setting_not_the_codes_lifetime(
+    time_env: WorkflowEnvironment, tmp_path: Path
+):
+    """RECLAIM_RESET_WINDOW (600 s here), not RECLAIM_CODE_TTL (120 s): the token still works
+    5 s before the window closes, and answers reset_expired 5 s after."""
+    settings = Settings(secret_key=TEST_SECRET, state_dir=tmp_path, code_ttl=120, reset_window=600)
+    rules = settings.recovery_rules
+
+    async with recovery_case(time_env, rules=rules) as case:
+        verified_at = await time_env.get_current_time()
+        accepted = await case.submit(case.code(), token="in-time")
+        await time_env.sleep(600 - 5)
+
+        assert (await case.status()).state is CaseState.VERIFIED
+        done = await case.set_password(token="in-time")
+
+        assert done.state is CaseState.COMPLETED
+        assert timedelta(seconds=599) <= accepted.reset_expires_at - verified_at
+        assert accepted.reset_expires_at - verified_at <= timedelta(seconds=601)
+
+    async with recovery_case(time_env, rules=rules) as case:
+        await case.submit(case.code(), token="too-late")
+        await time_env.sleep(600 + 5)
+
+        assert (await case.handle.result()).state is CaseState.EXPIRED
+        context = await case.handle.query(
+            RecoveryWorkflow.reset_context, KEYS.token_digest("too-late")
+        )
         assert context.problem == CaseError.RESET_EXPIRED
         assert case.ledger.resets == []
 
