@@ -399,6 +399,32 @@ async def test_a_reviewers_high_risk_approval_waits_for_another_supervisor(desk:
     assert (await life.outcome(ban.case_id)).state is LifecycleState.LIFTED
 
 
+async def test_another_reviewer_cannot_confirm_a_reviewers_high_risk_approval(
+    desk: SupportDesk,
+):
+    """Two people, one of them a supervisor: a second reviewer (not the one who asked) is
+    refused as a reviewer, and nothing is applied until a supervisor confirms."""
+    life = desk.life
+    account_id = await life.add_account()
+    await life.ban(account_id)
+    claim = await desk.file(ClaimReason.BANNED)
+    await claim.assign()
+    asked = await claim.approve(note="Appeal accepted.")
+    assert asked.state is ClaimState.AWAITING_CONFIRMATION
+
+    refused = await claim.refusal(claim.confirm(by=REX))
+
+    assert refused.type == "supervisor_required", refused.message
+    view = await claim.view()
+    assert view.state is ClaimState.AWAITING_CONFIRMATION
+    assert view.decision is None
+    assert life.account(account_id).status == AccountStatus.BANNED
+    confirmed = await claim.confirm(by=SUPERVISOR)  # the control: a supervisor may
+    assert confirmed.state is ClaimState.APPROVED
+    assert confirmed.decision is not None and confirmed.decision.by == "supervisor:sam"
+    assert life.account(account_id).status == AccountStatus.ACTIVE
+
+
 async def test_whoever_asks_for_an_approval_never_confirms_it(desk: SupportDesk):
     """A member of staff whose role became supervisor after asking still cannot confirm."""
     account_id = await desk.life.add_account()
