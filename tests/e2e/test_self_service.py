@@ -347,6 +347,28 @@ async def test_password_refusals_keep_the_token_usable(stack: Stack):
     assert (await stack.sign_in("jane", NEW)).status_code == 200
 
 
+async def test_a_new_password_containing_the_emails_local_part_is_refused_for_it(stack: Stack):
+    # The local part (jane.doe) is not the username (jdoe): only the email rule can refuse it.
+    await stack.add_account("jdoe", "jane.doe@example.com", None, OLD)
+    case = await stack.open_case("jdoe")
+    code = await stack.mail.code_for("jane.doe@example.com")
+    token = (
+        await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+    ).json()["reset_token"]
+    url = f"/v1/recovery/{case['case_id']}/password"
+
+    weak = await stack.http.post(
+        url, json={"reset_token": token, "new_password": "violet Jane.Doe tangerine marmalade"}
+    )
+
+    assert weak.status_code == 422, weak.text
+    assert weak.json()["error"] == "weak_password"
+    assert "contains_email" in weak.json()["reasons"], weak.json()
+    assert "contains_username" not in weak.json()["reasons"]
+    done = await stack.http.post(url, json={"reset_token": token, "new_password": NEW})
+    assert done.json() == {"case_id": case["case_id"], "state": "completed"}  # the control
+
+
 async def test_the_fifth_most_recent_password_is_refused_and_the_sixth_accepted(stack: Stack):
     # Oldest first: the password jane signed up with, then five earlier recoveries.
     passwords = [
