@@ -9,6 +9,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlmodel import Session
+
+from reclaim.directory.tables import Account
 from reclaim.notify.outbox import text_of
 from tests.stack import Stack
 
@@ -134,3 +137,49 @@ async def test_a_recovery_through_a_contact_changed_lately_is_held_and_the_old_o
     told = await stack.mail.wait_for(lambda m: m["To"] == "jane@example.com" and stop in text_of(m))
     texted = await stack.sms.wait_for("+14155550123", stop)
     assert re.search(r"token=([\w-]{43})", text_of(told)).group(1) not in texted  # type: ignore[union-attr]
+
+
+def _contacts_changed(stack: Stack, account_id: int, ago: timedelta) -> None:
+    """As if an approved claim had replaced the account's contacts `ago`."""
+    with Session(stack.engine) as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        account.contacts_changed_at = datetime.now(UTC) - ago
+        session.add(account)
+        session.commit()
+
+
+async def _recover(stack: Stack, email: str) -> tuple[str, dict[str, Any]]:
+    """A self-service recovery by `email` up to its new password: the case and its answer."""
+    case = await stack.open_case(email)
+    code = await stack.mail.code_for(email)
+    token = (
+        await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+    ).json()["reset_token"]
+    answer = await stack.http.post(
+        f"/v1/recovery/{case['case_id']}/password",
+        json={"reset_token": token, "new_password": NEW},
+    )
+    assert answer.status_code == 200, answer.text
+    return case["case_id"], dict(answer.json())
+
+
+async def test_the_recent_contact_window_is_counted_in_days(stack: Stack):
+    """RECLAIM_RECENT_CONTACT_DAYS (7 by default): contacts changed 2 days ago hold the
+    recovery, 8 days ago they do not."""
+    assert stack.settings.recent_contact_days == 7
+    recent = await stack.add_account("jane", "jane@example.com", None, OLD)
+    settled = await stack.add_account("joe", "joe@example.com", None, OLD)
+    _contacts_changed(stack, recent, timedelta(days=2))
+    _contacts_changed(stack, settled, timedelta(days=8))
+
+    held_case, held = await _recover(stack, "jane@example.com")
+    done_case, done = await _recover(stack, "joe@example.com")
+
+    assert held == {"case_id": held_case, "state": "held"}, held
+    view = (await stack.http.get(f"/v1/recovery/{held_case}")).json()
+    hold = datetime.fromisoformat(view["hold_until"]) - datetime.now(UTC)
+    assert timedelta(hours=23) < hold <= timedelta(hours=24)  # RECLAIM_RECOVERY_HOLD
+    assert (await stack.sign_in("jane", NEW)).status_code == 401
+    assert done == {"case_id": done_case, "state": "completed"}, done
+    assert (await stack.sign_in("joe", NEW)).status_code == 200
