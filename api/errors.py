@@ -53,6 +53,7 @@ REFUSAL_STATUS = {
     CaseError.RESEND_LIMIT: 429,
     CaseError.INVALID_TOKEN: 403,
     CaseError.RESET_EXPIRED: 410,
+    "token_used": 409,
     CaseError.WEAK_PASSWORD: 422,
     CaseError.PASSWORD_REUSED: 422,
     CaseError.SUPERVISOR_REQUIRED: 403,

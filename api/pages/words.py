@@ -88,6 +88,17 @@ def problem(t: Text, error: DomainError) -> Problem:
         )
     if code in ("invalid_token", "reset_expired"):
         return Problem(t("The time to choose a new password ran out. Start again."), None, True)
+    if code == "token_used":
+        changed = details.get("changed_at")
+        if changed:
+            when = t.moment(datetime.fromisoformat(changed))
+            return Problem(
+                t(
+                    "Your password was already changed on %(when)s: this one was not saved.",
+                    when=when,
+                )
+            )
+        return Problem(t("Your password was already changed: this one was not saved."))
     if code == "weak_password":
         reasons = [REASONS[r](t) for r in details.get("reasons", []) if r in REASONS]
         return Problem(" ".join(reasons) or t("Choose a stronger password."), "password")

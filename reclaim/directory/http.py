@@ -258,6 +258,10 @@ class HttpDirectory:
     async def password_reused(self, account_id: int, password: str) -> bool:
         return any(await self._matches(account_id, [password]))
 
+    async def is_current_password(self, account_id: int, password: str) -> bool:
+        # The host checks its recent passwords, the current one first: the nearest it offers.
+        return any(await self._matches(account_id, [password]))
+
     async def new_password(self, case_id: str, password: str) -> NewPassword:
         return NewPassword(sealed=seal_password(self._keys, case_id, password))
 

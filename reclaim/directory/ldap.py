@@ -356,6 +356,10 @@ class LdapDirectory:
         entry = await self._entry_by_id(account_id)
         return entry is not None and any(_verify(h, password) for h in entry.hashes)
 
+    async def is_current_password(self, account_id: int, password: str) -> bool:
+        entry = await self._entry_by_id(account_id)
+        return entry is not None and await self._binds(entry.dn, password)
+
     async def new_password(self, case_id: str, password: str) -> NewPassword:
         return NewPassword(sealed=seal_password(self._keys, case_id, password))
 

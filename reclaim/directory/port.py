@@ -280,6 +280,11 @@ class Directory(Protocol):
 
     async def password_reused(self, account_id: int, password: str) -> bool: ...
 
+    async def is_current_password(self, account_id: int, password: str) -> bool:
+        """Whether `password` is the account's password now: asked only once a reset token
+        is spent, to tell a retried request from another password under the same token."""
+        ...
+
     async def new_password(self, case_id: str, password: str) -> NewPassword:
         """The password prepared for `set_password` (hashed, or sealed for the case)."""
         ...

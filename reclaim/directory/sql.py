@@ -209,6 +209,13 @@ class SqlDirectory:
 
         return await self._run(work)
 
+    async def is_current_password(self, account_id: int, password: str) -> bool:
+        def work(session: Session) -> bool:
+            account = session.get(Account, account_id)
+            return self._passwords.verify(account.password_hash if account else None, password)
+
+        return await self._run(work)
+
     async def new_password(self, case_id: str, password: str) -> NewPassword:
         return NewPassword(hash=await asyncio.to_thread(self._passwords.hash, password))
 

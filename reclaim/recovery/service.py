@@ -355,8 +355,8 @@ class RecoveryService:
         else:
             token_digest = self._keys.token_digest(reset_token)
             context = await self._reset_context(handle, token_digest)
-            if context.accepted:  # sent again after a lost answer: it was taken
-                return await self.status(case_id)
+            if context.accepted:  # sent again after a lost answer, or another password
+                return await self._taken(case_id, context.account_id, password)
             if context.problem is not None:
                 raise ended_refusal(context.problem)
             account_id = context.account_id
@@ -368,7 +368,7 @@ class RecoveryService:
             # The same request again after a lost answer: its password is now the account's
             # (reused), yet it was taken. Only a refusal asks the workflow.
             if opened is not None and (await self._reset_context(handle, token_digest)).accepted:
-                return await self.status(case_id)
+                return await self._taken(case_id, account_id, password)
             raise
         change = SetPassword(token_digest, seal_hash(self._keys, case_id, new.hash), new.sealed)
 
@@ -391,8 +391,27 @@ class RecoveryService:
         except Refused:
             # A twin request (the same token, sent twice) may have been taken first.
             if (await self._reset_context(handle, token_digest)).accepted:
-                return await self.status(case_id)
+                return await self._taken(case_id, account_id, password)
             raise
+
+    async def _taken(self, case_id: str, account_id: int | None, password: str) -> RecoveryStatus:
+        """The token's password was taken already. The same request again (its answer was
+        lost) is told so; another password under the spent token is refused with when the
+        password changed. Only a spent token reaches here: the normal path checks nothing."""
+        status = await self.status(case_id)
+        if status.state != CaseState.COMPLETED or account_id is None:
+            return status  # held, not applied yet: nothing to compare with
+        if await self._directory.is_current_password(account_id, password):
+            return status
+        account = await self._directory.get(account_id)
+        changed_at = account.password_changed_at if account is not None else None
+        when = f" ({changed_at.isoformat()})" if changed_at is not None else ""
+        raise Refused(
+            "token_used",
+            f"This reset token was used already: the password was changed{when}. "
+            "Sign in with that password, or start a new recovery.",
+            changed_at=changed_at.isoformat() if changed_at is not None else None,
+        )
 
     # -- operators ---------------------------------------------------------------------------
 

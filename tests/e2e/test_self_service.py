@@ -339,10 +339,31 @@ async def test_password_refusals_keep_the_token_usable(stack: Stack):
     assert (forged.status_code, forged.json()["error"]) == (403, "invalid_token")
     done = await stack.http.post(url, json={"reset_token": token, "new_password": NEW})
     assert done.json() == {"case_id": case["case_id"], "state": "completed"}
-    # The token is spent: sent again (a lost answer), it says where its change went, and
-    # changes nothing more.
-    again = await stack.http.post(url, json={"reset_token": token, "new_password": NEW + "!"})
+    # The token is spent: the same request again (a lost answer) says where its change went.
+    again = await stack.http.post(url, json={"reset_token": token, "new_password": NEW})
     assert (again.status_code, again.json()) == (200, done.json())
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
+
+
+async def test_a_spent_token_with_another_password_is_refused_with_when_it_changed(stack: Stack):
+    await _jane(stack)
+    case = await stack.open_case("jane")
+    code = await stack.mail.code_for("jane@example.com")
+    token = (
+        await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+    ).json()["reset_token"]
+    url = f"/v1/recovery/{case['case_id']}/password"
+    done = await stack.http.post(url, json={"reset_token": token, "new_password": NEW})
+    assert done.json() == {"case_id": case["case_id"], "state": "completed"}
+
+    other = await stack.http.post(url, json={"reset_token": token, "new_password": NEW + "!"})
+    same = await stack.http.post(url, json={"reset_token": token, "new_password": NEW})
+
+    assert (other.status_code, other.json()["error"]) == (409, "token_used"), other.text
+    changed_at = datetime.fromisoformat(other.json()["changed_at"])
+    assert abs(datetime.now(UTC) - changed_at) < timedelta(minutes=1)
+    assert "already" in other.json()["message"]
+    assert (same.status_code, same.json()) == (200, done.json())  # a lost answer, retried
     assert (await stack.sign_in("jane", NEW + "!")).status_code == 401
     assert (await stack.sign_in("jane", NEW)).status_code == 200
 

@@ -91,6 +91,33 @@ async def test_a_recovery_by_email_from_start_to_finish(stack: Stack, person: Pe
     assert (await person.open(case_url)).status_code == 200
 
 
+async def test_another_password_after_the_change_is_refused_and_says_when(
+    stack: Stack, person: Person
+):
+    """The answer to the change was lost (its cookie kept): a second, different password under
+    the spent token is not saved, and the page says the password was already changed."""
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    await person.open("/recover")
+    await person.submit("/recover", identifier="jane@example.com", channel="")
+    case_url = person.url.removeprefix(str(stack.http.base_url))
+    code = await stack.mail.code_for("jane@example.com")
+    form = await person.submit(f"{case_url}/code", code=code)
+    cookie = next(c for c in person.http.cookies.jar if c.name == "reclaim_reset")
+    await person.submit(f"{case_url}/password", password=NEW, confirm=NEW)
+    assert "Your password is changed" in person.text
+    person.http.cookies.jar.set_cookie(cookie)  # as if the answer never came
+    person.back_to(form)
+
+    other = NEW + " again"
+    refused = await person.submit(f"{case_url}/password", password=other, confirm=other)
+
+    assert refused.status_code == 409
+    assert "Your password was already changed on " in person.text
+    assert "this one was not saved" in person.text
+    assert (await stack.sign_in("jane", other)).status_code == 401
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
+
+
 async def test_a_form_posted_from_elsewhere_does_nothing(stack: Stack, person: Person):
     await person.open("/recover")
 
