@@ -1,16 +1,19 @@
 """Every error leaves as JSON `{"error": code, "message": text, ...}`: never a stack trace,
 never a 500 for bad input. The services' domain errors (`reclaim.errors`) are mapped to HTTP
-here, in one table."""
+here, in one table. A browser (`Accept: text/html`) asking for a path outside `/v1/` gets a
+page instead for a 404, a 405 and an unexpected 500 (`app.state.error_page`, set by the
+pages); an unexpected error's page and JSON name a `reference`, its details only in the log."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reclaim.contracts import CaseError
@@ -116,6 +119,29 @@ _HTTP_ERRORS = {
 }
 
 
+# The statuses a browser gets a page for; any other error is JSON whoever asks.
+PAGE_STATUSES = frozenset({404, 405, 500})
+# `(request, status, reference)` -> the page (api.pages sets it as `app.state.error_page`).
+ErrorPage = Callable[[Request, int, str | None], Response]
+
+
+def _page(request: Request, status: int, reference: str | None = None) -> Response | None:
+    """The error's page when a browser asked for a page, else None (JSON)."""
+    path = request.url.path
+    if path == "/v1" or path.startswith("/v1/") or status not in PAGE_STATUSES:
+        return None
+    if "text/html" not in request.headers.get("accept", ""):
+        return None
+    error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if error_page is None:
+        return None
+    try:
+        return error_page(request, status, reference)
+    except Exception:  # the page itself failed: the JSON answer still goes out
+        log.exception("error_page_failed", status=status)
+        return None
+
+
 def _field(location: tuple[Any, ...]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -153,12 +179,27 @@ def install_error_handlers(app: FastAPI) -> None:
         ).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        page = _page(request, exc.status_code)
+        if page is not None:
+            page.headers.update(exc.headers or {})  # a 405's Allow
+            return page
         code = _HTTP_ERRORS.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return ApiError(exc.status_code, code, message, headers=exc.headers).response()
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
-        return ApiError(500, "internal_error", "Something went wrong on our side.").response()
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        reference = secrets.token_hex(6)
+        log.exception(
+            "unhandled_error",
+            path=request.url.path,
+            error=type(exc).__name__,
+            reference=reference,
+        )
+        page = _page(request, 500, reference)
+        if page is not None:
+            return page
+        return ApiError(
+            500, "internal_error", "Something went wrong on our side.", reference=reference
+        ).response()

@@ -60,6 +60,13 @@ def install(app: FastAPI, settings: Settings) -> None:
     )
     app.mount("/assets", StaticFiles(directory=STATIC), name="assets")
 
+    def error_page(request: Request, status: int, reference: str | None) -> Response:
+        response = render(request, settings, "error.html", status, reference=reference)
+        del response.headers["set-cookie"]  # not even a form token: it has no form
+        return response
+
+    app.state.error_page = error_page  # api.errors: what a browser gets for a 404, 405, 500
+
     @app.exception_handler(FormExpired)
     async def _expired(request: Request, exc: FormExpired) -> Response:
         return render(request, settings, "expired.html", 403)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine
+from structlog.testing import capture_logs
 from temporalio.client import Client
 
 from api.app import create_app
@@ -66,6 +67,7 @@ def site(engine: Engine, tmp_path: Path) -> Site:
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as http,
             ):
                 http.services = services  # type: ignore[attr-defined]
+                http.app = app  # type: ignore[attr-defined]
                 yield http
         finally:
             await services.aclose()
@@ -274,3 +276,79 @@ async def test_behind_uvicorn_a_crlf_id_gets_its_404_and_logs_no_traceback(
         assert response.status_code == 404
         assert "x-evil" not in response.headers and "set-cookie" not in response.headers
     assert not [r for r in records.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+async def test_a_browser_gets_a_page_for_an_unknown_path_in_its_language(site: Site):
+    async with site() as http:
+        english = await http.get("/no-such-page", headers=BROWSER)
+        french = await http.get("/no-such-page", headers={**BROWSER, "Accept-Language": "fr"})
+        spanish = await http.get("/no-such-page", headers={**BROWSER, "Accept-Language": "es"})
+
+    assert english.status_code == 404
+    assert english.headers["content-type"].startswith("text/html")
+    assert "This page does not exist" in english.text
+    assert 'href="/"' in english.text
+    assert (french.status_code, spanish.status_code) == (404, 404)
+    assert "Cette page n'existe pas" in french.text.replace("&#39;", "'"), french.text
+    assert "Esta página no existe" in spanish.text
+    assert english.headers["content-security-policy"]  # the pages' headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", "/no-such-page", 404, "not_found"),
+        ("GET", "/v1/nothing", 404, "not_found"),
+        ("GET", "/v1", 404, "not_found"),
+        ("DELETE", "/signin", 405, "method_not_allowed"),
+        ("DELETE", "/v1/recovery", 405, "method_not_allowed"),
+    ],
+)
+async def test_an_api_client_gets_json_and_a_browser_json_under_v1(
+    site: Site, method: str, path: str, status: int, error: str
+):
+    async with site() as http:
+        client = await http.request(method, path, headers={"Accept": "application/json"})
+        browser = await http.request(method, path, headers=BROWSER)
+
+    assert (client.status_code, client.json()["error"]) == (status, error)
+    if path.startswith("/v1"):
+        assert (browser.status_code, browser.json()["error"]) == (status, error)
+    else:
+        assert browser.status_code == status
+        assert "This page does not exist" in browser.text
+    if status == 405:
+        assert client.headers["allow"] and browser.headers["allow"]
+
+
+async def test_an_unexpected_error_shows_a_reference_and_logs_the_details(site: Site):
+    async def broken() -> None:
+        raise RuntimeError("secret detail of the failure")
+
+    async with site() as http:
+        app = http.app  # type: ignore[attr-defined]
+        app.add_api_route("/broken", broken)
+        app.add_api_route("/v1/broken", broken)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC) as raw:
+            with capture_logs() as logged:
+                page = await raw.get("/broken", headers={**BROWSER, "Accept-Language": "es"})
+                api = await raw.get("/v1/broken", headers=BROWSER)
+
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "secret detail" not in page.text and "Traceback" not in page.text
+    reference = api.json()["reference"]
+    assert (api.status_code, api.json()["error"]) == (500, "internal_error")
+    assert "secret detail" not in api.text
+    shown = page.text.split("referencia: ")[1][:12]
+    assert len(shown) == 12 and shown != reference
+    failures = [e for e in logged if e["event"] == "unhandled_error"]
+    assert [(e["reference"], e["error"], e["path"]) for e in failures] == [
+        (shown, "RuntimeError", "/broken"),
+        (reference, "RuntimeError", "/v1/broken"),
+    ]
+    assert all(e.get("exc_info") for e in failures)  # the traceback, in the log only

@@ -148,6 +148,17 @@ async def test_signed_in_and_an_expired_form_are_accessible(stack: Stack, browse
         await accessible(page)
 
 
+async def test_an_unknown_address_is_a_page_in_the_persons_language(stack: Stack, browser: Browser):
+    async with person(browser, str(stack.http.base_url), locale="fr-FR") as page:
+        answer = await page.goto("/no-such-page")
+
+        assert answer is not None and answer.status == 404
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Cette page n'existe pas")
+        await accessible(page)
+        await page.get_by_role("link", name="Revenir à l'accueil").click()
+        await expect(page).to_have_url(re.compile(r"/$"))
+
+
 async def test_the_page_when_the_service_is_unreachable_is_accessible(
     tmp_path: Path, mail: MailSink, sms: SmsGateway, browser: Browser
 ):
