@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import ApiError
+from api.errors import ApiError, wants_page
 from api.metrics import ApiMetrics
 from api.pages.render import render, text_for
 from api.pages.words import Problem
@@ -41,7 +41,6 @@ from reclaim.temporal.deadline import request_deadline
 RETRY_AFTER = 1
 BYPASS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/favicon.ico"})
 BYPASS_PREFIXES = ("/assets/",)
-JSON_PREFIXES = ("/v1/", "/codec/", "/dev/")
 OVERLOADED = (
     "The service is busy with other requests right now and did not start yours: nothing was "
     "done. Try again in a moment."
@@ -114,15 +113,6 @@ def opens_a_case(scope: Scope) -> bool:
 
 def exempt(path: str) -> bool:
     return path in BYPASS_PATHS or path.startswith(BYPASS_PREFIXES)
-
-
-def wants_page(scope: Scope) -> bool:
-    """A person's browser (a page, a form post) rather than a program calling the API."""
-    path: str = scope.get("path", "")
-    if path.startswith(JSON_PREFIXES):
-        return False
-    accept = dict(scope.get("headers") or []).get(b"accept", b"")
-    return b"text/html" in accept
 
 
 class Admission:

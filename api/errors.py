@@ -1,8 +1,9 @@
 """Every error leaves as JSON `{"error": code, "message": text, ...}`: never a stack trace,
 never a 500 for bad input. The services' domain errors (`reclaim.errors`) are mapped to HTTP
-here, in one table. A browser (`Accept: text/html`) asking for a path outside `/v1/` gets a
-page instead for a 404, a 405 and an unexpected 500 (`app.state.error_page`, set by the
-pages); an unexpected error's page and JSON name a `reference`, its details only in the log."""
+here, in one table. A browser (`Accept: text/html`) asking for a path outside `/v1/`,
+`/codec/` and `/dev/` gets a page instead for a 404, a 405 and an unexpected 500
+(`app.state.error_page`, set by the pages); an unexpected error's page and JSON name a
+`reference`, its details only in the log."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from reclaim.contracts import CaseError
 from reclaim.directory import CapabilityMissing, DirectoryUnavailable
@@ -119,6 +121,19 @@ _HTTP_ERRORS = {
 }
 
 
+# Paths that answer programs only: JSON whatever the Accept header says.
+JSON_PREFIXES = ("/v1/", "/codec/", "/dev/")
+
+
+def wants_page(scope: Scope) -> bool:
+    """A person's browser (a page, a form post) rather than a program calling the API."""
+    path: str = scope.get("path", "")
+    if path.startswith(JSON_PREFIXES) or path == "/v1":
+        return False
+    accept = dict(scope.get("headers") or []).get(b"accept", b"")
+    return b"text/html" in accept
+
+
 # The statuses a browser gets a page for; any other error is JSON whoever asks.
 PAGE_STATUSES = frozenset({404, 405, 500})
 # `(request, status, reference)` -> the page (api.pages sets it as `app.state.error_page`).
@@ -127,10 +142,7 @@ ErrorPage = Callable[[Request, int, str | None], Response]
 
 def _page(request: Request, status: int, reference: str | None = None) -> Response | None:
     """The error's page when a browser asked for a page, else None (JSON)."""
-    path = request.url.path
-    if path == "/v1" or path.startswith("/v1/") or status not in PAGE_STATUSES:
-        return None
-    if "text/html" not in request.headers.get("accept", ""):
+    if status not in PAGE_STATUSES or not wants_page(request.scope):
         return None
     error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
     if error_page is None:

@@ -24,6 +24,7 @@ from reclaim.i18n import supported
 from reclaim.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
+FAVICON = STATIC / "favicon.svg"  # also /favicon.ico, and linked from every page
 LOGO_TYPES = {".png", ".svg", ".jpg", ".jpeg", ".webp"}
 # Swagger UI 5 (it reads the OpenAPI 3.1 document FastAPI writes), as the fastapi-offline
 # package ships it: swagger-ui-bundle.js and swagger-ui.css, served under /assets/swagger.
@@ -47,6 +48,15 @@ def install(app: FastAPI, settings: Settings) -> None:
             return Response(status_code=404)
         media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return Response(path.read_bytes(), media_type=media)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        """What a browser asks for on any page, whatever the pages link (an SVG icon)."""
+        return Response(
+            FAVICON.read_bytes(),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "max-age=86400"},
+        )
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
@@ -116,6 +126,7 @@ DOCS_PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/swagger/swagger-ui.css">
 <link rel="stylesheet" href="/assets/docs.css">
 </head>

@@ -59,6 +59,19 @@ async def test_the_api_manual_works_offline(person: Person):
         assert (await person.http.get(asset)).status_code == 200, asset
 
 
+async def test_the_site_has_an_icon_at_favicon_ico_and_every_page_links_it(person: Person):
+    icon = await person.http.get("/favicon.ico")
+
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/")
+    assert icon.content.lstrip().startswith(b"<svg")
+    for path in ("/", "/recover", "/docs", "/no-such-page"):
+        page = await person.http.get(path, headers={"Accept": "text/html"})
+        linked = re.findall(r'<link rel="icon" href="([^"]+)"', page.text)
+        assert linked, path
+        assert (await person.http.get(linked[0])).headers["content-type"].startswith("image/")
+
+
 async def test_a_recovery_by_email_from_start_to_finish(stack: Stack, person: Person):
     await stack.add_account("jane", "jane@example.com", "+14155550123", OLD)
     await stack.sign_in("jane", OLD)  # a session elsewhere, to be signed out
