@@ -140,17 +140,23 @@ class Services:
         return stopped, claim
 
     async def list_cases(
-        self, *, kind: str | None = None, state: str | None = None, limit: int = 50
+        self,
+        *,
+        kind: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        include_closed: bool = False,
     ) -> list[CaseLine]:
         """This deployment's cases (its task queue) from Temporal visibility, newest first:
-        the open ones, or all in one state. `kind` and `state` must be checked by the caller
-        (a kind from `KINDS`, a state of letters and '_')."""
+        the open ones (the closed ones too with `include_closed`), or all in one state.
+        `kind` and `state` must be checked by the caller (a kind from `KINDS`, a state of
+        letters and '_')."""
         clauses = [f'TaskQueue = "{self.settings.task_queue}"']
         kinds = [kind] if kind else list(KINDS)
         clauses.append(f"{sa.CASE_KIND.name} IN ({', '.join(f'{k!r}' for k in kinds)})")
         if state:
             clauses.append(f'{sa.CASE_STATE.name} = "{state}"')
-        else:
+        elif not include_closed:
             clauses.append('ExecutionStatus = "Running"')
         query = " AND ".join(clauses)
         timeout = timedelta(seconds=self.settings.temporal_rpc_timeout)

@@ -146,6 +146,24 @@ def test_temporal_setup_creates_the_namespace_then_registers_the_search_attribut
     assert set(names) <= custom
 
 
+def test_cases_list_with_nothing_open_says_so_and_how_to_see_closed_ones(
+    cli_env: Path, dev_server: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RECLAIM_TEMPORAL_ADDRESS", dev_server)
+    monkeypatch.setenv("RECLAIM_TASK_QUEUE", f"empty-{uuid.uuid4().hex[:8]}")  # no case ever
+
+    listed = runner.invoke(app, ["cases", "list"])
+    every = runner.invoke(app, ["cases", "list", "--all"])
+    claims = runner.invoke(app, ["cases", "list", "--kind", "support_claim"])
+    in_review = runner.invoke(app, ["cases", "list", "--state", "in_review"])
+
+    assert (listed.exit_code, listed.stdout) == (0, ""), listed.output
+    assert listed.stderr == "No open cases.\nClosed ones too: reclaim cases list --all\n"
+    assert (every.exit_code, every.stdout, every.stderr) == (0, "", "No cases.\n")
+    assert claims.stderr.startswith("No open support_claim cases.\n")
+    assert (in_review.exit_code, in_review.stderr) == (0, "No cases in state in_review.\n")
+
+
 def test_a_command_prints_its_answer_and_nothing_else_unless_asked(cli_env: Path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 

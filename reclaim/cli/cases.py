@@ -19,17 +19,34 @@ def list_cases(
     state: Annotated[str | None, typer.Option(help="e.g. awaiting_code, in_review")] = None,
     kind: Annotated[str | None, typer.Option(help=f"one of {', '.join(KINDS)}")] = None,
     limit: int = 50,
+    all_cases: Annotated[
+        bool, typer.Option("--all", help="closed cases too (cancelled, completed...)")
+    ] = False,
 ) -> None:
-    """This deployment's cases from Temporal visibility: the open ones, or all in one state."""
+    """This deployment's cases from Temporal visibility, newest first: the open ones (with
+    --all the closed ones too), or all in one state."""
     if state and not state.replace("_", "").isalpha():
         raise fail(f"not a state: {state}")
     if kind and kind not in KINDS:
         raise fail(f"not a kind of case: {kind} (one of {', '.join(KINDS)})")
 
     async def work(services: Services) -> Any:
-        return await services.list_cases(kind=kind, state=state, limit=limit)
+        return await services.list_cases(
+            kind=kind, state=state, limit=limit, include_closed=all_cases
+        )
 
-    for case in with_services(settings_for_command(), work):
+    cases = with_services(settings_for_command(), work)
+    if not cases:  # said on stderr: a script reading the list gets an empty one
+        what = f"{kind} " if kind else ""
+        if state:
+            typer.echo(f"No {what}cases in state {state}.", err=True)
+        elif all_cases:
+            typer.echo(f"No {what}cases.", err=True)
+        else:
+            typer.echo(f"No open {what}cases.", err=True)
+            typer.echo("Closed ones too: reclaim cases list --all", err=True)
+        return
+    for case in cases:
         line = f"{case.case_id}  {case.kind:16} {case.state:17} {case.detail or '-':12}"
         line += f"  opened {case.opened_at:%Y-%m-%d %H:%M:%S}"
         if case.next_deadline is not None:

@@ -104,6 +104,33 @@ async def test_cases_cancel_stops_every_kind_of_case(stack: Stack):
     assert "there is nothing to stop" in again.output
 
 
+async def test_cases_list_all_shows_the_closed_cases_too_newest_first(stack: Stack):
+    await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    await stack.add_account("joe", "joe@example.com", None, PASSWORD)
+    first = (await stack.open_case("jane@example.com"))["case_id"]
+    second = (await stack.open_case("joe@example.com"))["case_id"]
+    for case_id in (first, second):
+        stopped = await _cli(stack, "cases", "cancel", case_id, "--reason", "drill")
+        assert stopped.exit_code == 0, stopped.output
+
+    expected = [[second, "self_service", "cancelled"], [first, "self_service", "cancelled"]]
+    # Visibility catches up with the closed cases: asked again until it has (20 s at most).
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        every = await _cli(stack, "cases", "list", "--all")
+        listed = [line.split()[:3] for line in every.stdout.splitlines()]
+        ours = [line for line in listed if line[0] in (first, second)]
+        if ours == expected or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    opened = await _cli(stack, "cases", "list")
+
+    assert every.exit_code == 0, every.output
+    assert ours == expected  # newest first
+    assert opened.exit_code == 0 and opened.stdout == ""
+    assert opened.stderr.startswith("No open cases.")
+
+
 async def test_cases_show_of_an_unknown_case_says_so_in_one_line(stack: Stack):
     for case_id in ("rc_AAAAAAAAAAAAAAAAAAAAAA", "sc_AAAAAAAAAAAAAAAAAAAAAA", "nonsense"):
         result = await _cli(stack, "cases", "show", case_id)
