@@ -149,6 +149,9 @@ async def test_a_new_password_goes_through_the_server_and_the_old_one_stops_work
     assert await ldap.password_reused(jane.id, LDAP_OLD)
     assert await ldap.password_reused(jane.id, NEW)
     assert not await ldap.password_reused(jane.id, "an entirely different one 42")
+    # Under a spent reset token: the password now (a bind), not one of the history.
+    assert await ldap.is_current_password(jane.id, NEW)
+    assert not await ldap.is_current_password(jane.id, LDAP_OLD)
     assert await ldap.matching_passwords(jane.id, [LDAP_OLD, "never used it 1", NEW]) == 2
     assert await ldap.matching_passwords(None, [LDAP_OLD]) == 0
     changed = await ldap.get(jane.id)
