@@ -19,7 +19,7 @@ from api.guard import own_path
 from api.pages import lifecycle, recovery, support
 from api.pages.forms import FormExpired
 from api.pages.render import LANG_COOKIE, render
-from api.pages.security import set_cookie
+from api.pages.security import HEADERS, set_cookie
 from reclaim.i18n import supported
 from reclaim.settings import Settings
 
@@ -73,6 +73,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     def error_page(request: Request, status: int, reference: str | None) -> Response:
         response = render(request, settings, "error.html", status, reference=reference)
         del response.headers["set-cookie"]  # not even a form token: it has no form
+        # A 500's page leaves from outside every middleware: the pages' headers go with it.
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name.decode(), value.decode())
         return response
 
     app.state.error_page = error_page  # api.errors: what a browser gets for a 404, 405, 500

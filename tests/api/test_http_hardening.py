@@ -341,6 +341,7 @@ async def test_an_unexpected_error_shows_a_reference_and_logs_the_details(site: 
     assert page.status_code == 500
     assert page.headers["content-type"].startswith("text/html")
     assert "secret detail" not in page.text and "Traceback" not in page.text
+    assert page.headers["content-security-policy"] and page.headers["x-frame-options"] == "DENY"
     reference = api.json()["reference"]
     assert (api.status_code, api.json()["error"]) == (500, "internal_error")
     assert "secret detail" not in api.text
