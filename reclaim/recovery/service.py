@@ -399,8 +399,12 @@ class RecoveryService:
         lost) is told so; another password under the spent token is refused with when the
         password changed. Only a spent token reaches here: the normal path checks nothing."""
         status = await self.status(case_id)
-        if status.state != CaseState.COMPLETED or account_id is None:
+        if status.state != CaseState.COMPLETED:
             return status  # held, not applied yet: nothing to compare with
+        if account_id is None:  # a token from before passes were signed: the ledger knows
+            account_id = await self._ledger.account_of(case_id)
+            if account_id is None:
+                return status
         if await self._directory.is_current_password(account_id, password):
             return status
         account = await self._directory.get(account_id)
