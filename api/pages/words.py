@@ -19,6 +19,7 @@ class Problem:
     message: str
     field: str | None = None
     start_again: bool = False  # the next step is a new request
+    at_field: str | None = None  # the field's shorter message, when the summary says more
 
 
 def minutes(t: Text, seconds: int) -> str:
@@ -66,6 +67,7 @@ def problem(t: Text, error: DomainError) -> Problem:
                 left,
             ),
             "code",
+            at_field=t("That code is not right."),
         )
     if code == "invalid_link":
         return Problem(

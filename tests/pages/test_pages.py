@@ -131,6 +131,24 @@ async def test_another_password_after_the_change_is_refused_and_says_when(
     assert (await stack.sign_in("jane", NEW)).status_code == 200
 
 
+async def test_a_wrong_code_is_told_once_in_the_summary_and_once_at_the_field(
+    stack: Stack, person: Person
+):
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    case_url = await _open_case(person, "jane@example.com")
+    code = await stack.mail.code_for("jane@example.com")
+
+    await person.submit(f"{case_url}/code", code="000000" if code != "000000" else "111111")
+
+    summary = re.search(r'<div class="problem".*?</div>', person.page, re.S)
+    at_field = re.search(r'<span class="error-text" id="code-error">(.*?)</span>', person.page)
+    assert summary is not None and at_field is not None, person.page
+    assert "That code is not right. You have 4 tries left." in summary[0]
+    assert at_field[1] == "That code is not right."
+    assert person.text.count("That code is not right") == 2
+    assert len(re.findall(r"4 (tries|more times)", person.text)) == 1, person.text
+
+
 async def test_a_form_posted_from_elsewhere_does_nothing(stack: Stack, person: Person):
     await person.open("/recover")
 
