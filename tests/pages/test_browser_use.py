@@ -136,3 +136,42 @@ async def _open(page: Page, identifier: str) -> None:
     await page.locator("#identifier").fill(identifier)
     await page.locator("form[action='/recover'] button[type=submit]").click()
     await page.wait_for_url(CASE)
+
+
+async def test_send_a_new_code_waits_for_its_countdown(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway, browser: Browser
+):
+    """With JavaScript the button is disabled until the countdown ends; without it the page
+    says when it works, and pressing it sooner answers on the code's page with that time."""
+    words = WORDS["en-US"]
+    settings, engine = stack_parts(resend_cooldown=4)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await stack.add_account("jane", "jane@example.com", None, OLD)
+        async with person(browser, str(stack.http.base_url)) as page:
+            await _open(page, "jane@example.com")
+            button = page.get_by_role("button", name=words.send_new_code)
+
+            await expect(button).to_be_disabled()
+            await expect(page.locator("#resend-when")).to_contain_text(words.new_code_in)
+            await accessible(page)
+            await expect(button).to_be_enabled(timeout=10_000)
+            await expect(page.locator("#resend-when")).to_have_text(words.new_code_now)
+            await button.click()
+            await expect(page.get_by_role("status")).to_contain_text(words.new_code_sent)
+
+        async with person(browser, str(stack.http.base_url), javascript=False) as page:
+            await _open(page, "jane@example.com")
+            button = page.get_by_role("button", name=words.send_new_code)
+            await expect(button).to_be_enabled()
+            await expect(page.locator("#resend-when")).to_contain_text(
+                "You can ask for a new code at"
+            )
+            await button.click()
+
+            await expect(page.get_by_role("alert")).to_contain_text(
+                "before asking for another code"
+            )
+            await expect(page.get_by_role("heading", level=1)).to_have_text("Enter your code")
+            await expect(page.locator("#resend-when")).to_contain_text(
+                "You can ask for a new code at"
+            )

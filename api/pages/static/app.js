@@ -1,5 +1,5 @@
-// Pages work without this file; with it, times count down and a code's delivery updates in
-// place.
+// Pages work without this file; with it, times count down (a button waiting for one stays
+// disabled until then) and a code's delivery updates in place.
 (function () {
   "use strict";
 
@@ -19,6 +19,13 @@
       var minutes = Math.floor(left / 60);
       var template = el.getAttribute("data-template") || "%s";
       el.textContent = template.replace("%s", minutes + ":" + pad(left % 60));
+    });
+    // <button data-until="ISO time">: disabled until then (without this file the page says
+    // when it works, and pressing it sooner says so again).
+    document.querySelectorAll("button[data-until]").forEach(function (button) {
+      var early = Date.parse(button.getAttribute("data-until")) > now;
+      button.disabled = early;
+      if (!early) { button.removeAttribute("data-until"); }
     });
   }
 
