@@ -25,12 +25,15 @@ from api.pages.words import Problem, problem
 from reclaim.errors import DomainError, NotFound, Unauthorized
 from reclaim.services import Services
 from reclaim.support.contracts import ClaimantView, ClaimReason, ClaimState
+from reclaim.support.evidence import MAX_PREVIOUS_PASSWORDS
 
 router = APIRouter(include_in_schema=False)
 
 CLAIM_COOKIE = "reclaim_claim"
 REASONS = [reason.value for reason in ClaimReason]
-PASSWORD_FIELDS = 3
+PASSWORD_FIELDS = (
+    MAX_PREVIOUS_PASSWORDS  # all without JavaScript; with it, one, then more on demand
+)
 CLAIM_COOKIE_AGE = 60 * 86_400  # a claim lives for days or weeks
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from playwright.async_api import Browser, Locator, Page, expect
 
+from reclaim.support.evidence import MAX_PREVIOUS_PASSWORDS
 from tests.codes import wrong_codes
 from tests.conftest import StackParts
 from tests.mailbox import MailSink, smtp_server
@@ -175,3 +176,28 @@ async def test_send_a_new_code_waits_for_its_countdown(
             await expect(page.locator("#resend-when")).to_contain_text(
                 "You can ask for a new code at"
             )
+
+
+async def test_the_support_form_takes_as_many_previous_passwords_as_the_api(
+    stack: Stack, browser: Browser
+):
+    """With JavaScript one field, and "Add another password" up to the limit; without it every
+    field at once."""
+    async with person(browser, str(stack.http.base_url)) as page:
+        await page.goto("/support")
+        fields = page.locator("input[id^=password_]:visible")
+        add = page.get_by_role("button", name="Add another password")
+
+        await expect(fields).to_have_count(1)
+        for shown in range(2, MAX_PREVIOUS_PASSWORDS + 1):
+            await add.click()
+            await expect(fields).to_have_count(shown)
+            await expect(fields.nth(shown - 1)).to_be_focused()
+        await expect(add).to_be_hidden()
+        await accessible(page)
+
+    async with person(browser, str(stack.http.base_url), javascript=False) as page:
+        await page.goto("/support")
+        fields = page.locator("input[id^=password_]:visible")
+        await expect(fields).to_have_count(MAX_PREVIOUS_PASSWORDS)
+        await expect(page.get_by_role("button", name="Add another password")).to_be_hidden()

@@ -52,7 +52,31 @@
       });
   }
 
+  // <div data-more> fields (empty ones hidden) and <button data-add-more hidden>: the button
+  // shows the next one, until none is left. Without this file every field shows.
+  function moreFields() {
+    var button = document.querySelector("button[data-add-more]");
+    if (!button) { return; }
+    function hiddenOnes() {
+      return Array.prototype.filter.call(
+        document.querySelectorAll("[data-more]"), function (el) { return el.hidden; });
+    }
+    document.querySelectorAll("[data-more]").forEach(function (el) {
+      var input = el.querySelector("input");
+      el.hidden = !(input && input.value);
+    });
+    button.hidden = hiddenOnes().length === 0;
+    button.addEventListener("click", function () {
+      var next = hiddenOnes()[0];
+      if (!next) { return; }
+      next.hidden = false;
+      next.querySelector("input").focus();
+      button.hidden = hiddenOnes().length === 0;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    moreFields();
     countdowns();
     setInterval(countdowns, 1000);
     setTimeout(watchDelivery, 1500);
