@@ -60,6 +60,7 @@ class Problem:
     field: str | None = None
     status: int = 409
     start_again: bool = False  # the pages' problem box asks
+    at_field: str | None = None  # the pages' field macro asks (the console says it once)
 
 
 def state_words(state: str | None) -> str:
