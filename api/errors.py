@@ -52,6 +52,7 @@ class ApiError(Exception):
 REFUSAL_STATUS = {
     CaseError.INVALID_CODE: 400,
     CaseError.CODE_EXPIRED: 410,
+    CaseError.CODE_REPLACED: 410,
     CaseError.CASE_LOCKED: 423,
     CaseError.INVALID_STATE: 409,
     CaseError.RESEND_COOLDOWN: 429,

@@ -93,6 +93,8 @@ class CaseError(StrEnum):
 
     INVALID_CODE = "invalid_code"
     CODE_EXPIRED = "code_expired"
+    # A code (or its link) that a newer one replaced: typed, it costs no try.
+    CODE_REPLACED = "code_replaced"
     CASE_LOCKED = "case_locked"
     INVALID_STATE = "invalid_state"
     RESEND_COOLDOWN = "resend_cooldown"

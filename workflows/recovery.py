@@ -102,6 +102,9 @@ class RecoveryWorkflow:
         # The wrong codes typed for the current code: typed again (a retry after a lost
         # answer), one gets the same answer and is not counted twice.
         self._wrong: set[str] = set()
+        # The digests (code and link proof) of the codes a newer one replaced: typed, they are
+        # answered "a newer code was sent" by the validator, which writes nothing to history.
+        self._replaced: set[str] = set()
         self._reset_token_digest: str | None = None
         self._reset_expires_at: datetime | None = None
         self._resetting = False
@@ -223,6 +226,7 @@ class RecoveryWorkflow:
             return
         self._refuse_unless_awaiting_code()
         self._refuse_a_known_wrong_code(attempt)
+        self._refuse_a_replaced_code(attempt)
         if workflow.now() >= self._rules.code_expires_at(self._issued_at):
             raise _refusal(
                 CaseError.CODE_EXPIRED,
@@ -520,6 +524,22 @@ class RecoveryWorkflow:
                 attempts_left=self._rules.max_attempts - self._wrong_codes,
             )
 
+    def _refuse_a_replaced_code(self, attempt: SubmitCode) -> None:
+        """A code (or link) of an earlier message: the person has the account's contact, so
+        they hear that a newer code was sent and when; it costs no try. Nobody without a code
+        can tell from this (a case with no account keeps no codes)."""
+        if (
+            attempt.evaluate
+            and attempt.code_digest in self._replaced
+            and not self._code_is(attempt.code_digest)
+        ):
+            raise _refusal(
+                CaseError.CODE_REPLACED,
+                "A newer code was sent: type the code from the latest message.",
+                sent_at=self._issued_at.isoformat(),
+                attempts_left=self._rules.max_attempts - self._wrong_codes,
+            )
+
     def _tell_someone_is_guessing(self) -> None:
         """The account's guess budget is spent: its holder hears of it (once per case here;
         the activity tells them once an hour whatever the case)."""
@@ -581,6 +601,7 @@ class RecoveryWorkflow:
         """Start delivering a fresh code; the previous one dies now, delivered or not."""
         if self._sending is not None:
             self._sending.cancel()
+        self._keep_replaced(self._code_digest, self._proof_digest)
         self._code_digest = None
         self._proof_digest = None
         self._wrong.clear()
@@ -616,6 +637,12 @@ class RecoveryWorkflow:
             self._proof_digest = issued.proof_digest
             self._delivery = Delivery.SENT
             self._show()
+        else:  # sent, but a newer code was asked for meanwhile
+            self._keep_replaced(issued.code_digest, issued.proof_digest)
+
+    def _keep_replaced(self, *digests: str | None) -> None:
+        if self._case.account_id is not None:
+            self._replaced.update(digest for digest in digests if digest)
 
     def _watch_deadline(self) -> None:
         """Expire the case at the current deadline. A timer whose deadline has moved since

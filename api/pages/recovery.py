@@ -169,8 +169,10 @@ async def submit_proof(request: Request, case_id: str, services: AppServices) ->
         granted = await services.recovery.submit_proof(case_id, proof)
     except DomainError as err:
         if isinstance(err, Refused) and err.code == CaseError.INVALID_CODE:
-            # A link of an earlier code: this proof is not the current code's.
+            # Not this case's link (or a link whose code was already used).
             err = Refused("invalid_link", err.message)
+        elif isinstance(err, Refused) and err.code == CaseError.CODE_REPLACED:
+            err = Refused("replaced_link", err.message)
         response = await _case(request, services, case_id, error=err)
         response.delete_cookie(PROOF_COOKIE, path=_case_path(case_id))
         return response

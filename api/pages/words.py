@@ -79,6 +79,24 @@ def problem(t: Text, error: DomainError) -> Problem:
         )
     if code == "code_expired":
         return Problem(t("This code has expired. Ask for a new one below."), "code")
+    if code == "code_replaced":
+        sent = details.get("sent_at")
+        when = t.moment(datetime.fromisoformat(sent)) if isinstance(sent, str) else None
+        return Problem(
+            t("We sent a newer code on %(when)s: type the code from the latest message.", when=when)
+            if when
+            else t("We sent a newer code: type the code from the latest message."),
+            "code",
+            at_field=t("A newer code replaced this one."),
+        )
+    if code == "replaced_link":
+        return Problem(
+            t(
+                "A newer message replaced this one: open the link in the latest message, "
+                "or type its code."
+            ),
+            None,
+        )
     if code == "case_locked":
         return Problem(t("Too many wrong codes: this request is locked. Start again."), None, True)
     if code == "resend_cooldown":

@@ -319,6 +319,40 @@ async def test_a_resend_too_soon_answers_with_the_wait(stack: Stack):
     assert response.headers["Retry-After"] == str(body["retry_after_seconds"])
 
 
+async def test_after_a_resend_the_earlier_code_answers_that_a_newer_one_was_sent(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(resend_cooldown=0, guesses_per_hour=1)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await _jane(stack)
+        case = await stack.open_case("jane@example.com")
+        first = await mail.code_for("jane@example.com")
+        resent = await stack.http.post(f"/v1/recovery/{case['case_id']}/resend")
+        assert resent.status_code == 202, resent.text
+        if await mail.code_for("jane@example.com", nth=2) == first:
+            return  # the new code equals the old one (1 in a million): nothing to tell apart
+        url = f"/v1/recovery/{case['case_id']}/code"
+
+        typed = [await stack.http.post(url, json={"code": first}) for _ in range(2)]
+
+        for answer in typed:
+            body = answer.json()
+            assert (answer.status_code, body["error"], body["attempts_left"]) == (
+                410,
+                "code_replaced",
+                5,
+            )
+            assert (
+                body["message"] == "A newer code was sent: type the code from the latest message."
+            )
+            sent_at = datetime.fromisoformat(body["sent_at"])
+            assert abs(sent_at - datetime.now(UTC)) < timedelta(minutes=1)
+        # Not a guess: the account's one guess an hour is still there for the newest code.
+        newest = await mail.code_for("jane@example.com", nth=2)
+        accepted = await stack.http.post(url, json={"code": newest})
+        assert accepted.status_code == 200, accepted.text
+
+
 async def test_password_refusals_keep_the_token_usable(stack: Stack):
     await _jane(stack)
     case = await stack.open_case("jane")

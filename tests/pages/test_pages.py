@@ -425,6 +425,54 @@ async def test_past_the_last_new_code_the_page_says_to_start_again(
             await person.aclose()
 
 
+async def test_the_code_and_link_of_an_earlier_message_say_a_newer_code_was_sent(
+    stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(resend_cooldown=0)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        await stack.add_account("jane", "jane@example.com", None, OLD)
+        person, other_tab = Person(str(stack.http.base_url)), Person(str(stack.http.base_url))
+        try:
+            case_url = await _open_case(person, "jane@example.com")
+            first = await mail.code_for("jane@example.com")
+            [message] = mail.to("jane@example.com")
+            link = re.search(
+                r"https://\S+(/recover/rc_[\w-]{22}\?proof=[\w-]{43})", text_of(message)
+            )
+            assert link is not None
+            await person.submit(f"{case_url}/resend")
+            if await mail.code_for("jane@example.com", nth=2) == first:
+                pytest.skip("the new code happened to equal the old one (1 in a million)")
+
+            await person.submit(f"{case_url}/code", code=first)
+
+            summary = re.search(r'<div class="problem".*?</div>', person.page, re.S)
+            at_field = re.search(
+                r'<span class="error-text" id="code-error">(.*?)</span>', person.page
+            )
+            assert summary is not None and at_field is not None, person.page
+            assert "We sent a newer code on " in summary[0]
+            assert re.search(
+                rf"We sent a newer code on {MOMENT}: type the code from the latest message\.",
+                person.text,
+            ), person.text
+            assert at_field[1] == "A newer code replaced this one."
+            assert "not right" not in person.text
+            # It cost no try: five wrong codes still lock the request, not four.
+            status = await stack.services.recovery.status(case_url.rsplit("/", 1)[1])
+            assert status.attempts_left == 5
+
+            await other_tab.open(link.group(1))  # the first message's link, in a new tab
+            await other_tab.submit(f"{case_url}/proof")
+            assert (
+                "A newer message replaced this one: open the link in the latest message, "
+                "or type its code." in other_tab.text
+            )
+        finally:
+            await person.aclose()
+            await other_tab.aclose()
+
+
 async def test_an_expired_code_says_so_and_a_new_one_is_on_the_same_page(
     stack_parts: StackParts, mail: MailSink, sms: SmsGateway
 ):

@@ -78,19 +78,48 @@ async def test_a_resend_after_expiry_issues_a_fresh_code_that_works(
         assert (await case.status()).state is CaseState.VERIFIED
 
 
-async def test_the_old_code_dies_on_resend(time_env: WorkflowEnvironment):
+async def test_the_old_code_dies_on_resend_and_is_told_a_newer_one_was_sent(
+    time_env: WorkflowEnvironment,
+):
     async with recovery_case(time_env) as case:
-        first = case.code(0)
+        first, first_link = case.code(0), case.proof(0)
         await time_env.sleep(60)
-        await case.resend()
+        resent = await case.resend()
+        assert resent.code_expires_at is not None
+        sent_at = resent.code_expires_at - timedelta(seconds=RecoveryRules().code_ttl)
         await case.wait_delivered()
         if case.code(1) == first:
             pytest.skip("the fresh code happened to equal the old one (1 in a million)")
 
+        typed = await refusal(case.submit(first))
+        linked = await refusal(case.submit_proof(first_link))
+
+        # Told apart from a wrong code, and it costs no try: the person has the contact.
+        for error in (typed, linked):
+            assert error.type == CaseError.CODE_REPLACED
+            assert details(error) == {"sent_at": sent_at.isoformat(), "attempts_left": 5}
+        assert (await case.status()).attempts_left == 5
+        other = next(code for code in wrong_codes(case.code(1), 2) if code != first)
+        wrong = await refusal(case.submit(other))
+        assert (wrong.type, details(wrong)["attempts_left"]) == (CaseError.INVALID_CODE, 4)
+        await case.submit(case.code(1))
+        assert (await case.status()).state is CaseState.VERIFIED
+
+
+async def test_without_an_account_an_earlier_code_is_only_a_wrong_one(
+    time_env: WorkflowEnvironment,
+):
+    # Nobody holds a code of a case without an account; whatever they type after a resend is
+    # answered as any wrong code is on a known account's case (the words, the count).
+    async with recovery_case(time_env, account_id=None) as case:
+        first = case.code(0)
+        await time_env.sleep(60)
+        await case.resend()
+        await case.wait_delivered()
+
         error = await refusal(case.submit(first))
 
-        assert error.type == CaseError.INVALID_CODE
-        assert details(error)["attempts_left"] == 4
+        assert (error.type, details(error)) == (CaseError.INVALID_CODE, {"attempts_left": 4})
 
 
 async def test_wrong_codes_count_down_and_the_fifth_locks_the_case(
@@ -364,7 +393,7 @@ async def test_an_old_codes_proof_dies_with_it(time_env: WorkflowEnvironment):
 
         error = await refusal(case.submit_proof(old))
 
-        assert error.type == CaseError.INVALID_CODE
+        assert error.type == CaseError.CODE_REPLACED
         await case.submit_proof(case.proof(1))
         assert (await case.status()).state is CaseState.VERIFIED
 

@@ -125,12 +125,17 @@ class RecoveryModel:
             return Expected(CaseError.INVALID_STATE, {"state": self.state.value})
         return None
 
-    def submit(self, code: str, right: bool, token: str, now: datetime) -> Expected:
+    def submit(
+        self, code: str, right: bool, token: str, now: datetime, *, replaced: bool = False
+    ) -> Expected:
+        """`replaced`: the code of an earlier send (not the current one's)."""
         if (refused := self._takes_codes()) is not None:
             return refused
+        left = self.rules.max_attempts - self.wrong_codes
         if code in self.tried:  # the same wrong code again (a retry): counted once
-            left = self.rules.max_attempts - self.wrong_codes
             return Expected(CaseError.INVALID_CODE, {"attempts_left": left})
+        if replaced and self.known:  # told a newer code was sent; it costs no attempt
+            return Expected(CaseError.CODE_REPLACED, {"attempts_left": left})
         if now >= self.code_expires_at:
             return Expected(CaseError.CODE_EXPIRED)  # and it costs no attempt
         if right and self.known:
@@ -221,13 +226,17 @@ class RecoveryCaseMachine(CaseMachine):
         token = f"reset-token-{self.tokens}"
         was_open = model.is_open
 
-        expected = model.submit(code, code == current, token, now)
+        earlier = {self.ledger.codes[(self.case_id, sent)] for sent in range(model.resends)}
+        replaced = code in earlier and code != current
+        expected = model.submit(code, code == current, token, now, replaced=replaced)
 
         got = self.update(
             RecoveryWorkflow.submit_code,
             SubmitCode(KEYS.code_digest(self.case_id, code), KEYS.token_digest(token)),
         )
         self.same("code", expected, got, was_open)
+        if expected.refusal is CaseError.CODE_REPLACED and not got.finished:
+            assert near(datetime.fromisoformat(got.details["sent_at"]), model.issued_at)
         if expected is ACCEPTED:
             assert isinstance(got.result, CodeAccepted)
             assert near(got.result.reset_expires_at, model.reset_expires_at)
