@@ -35,6 +35,7 @@ from reclaim.security import (
     Passwords,
 )
 from reclaim.settings import Settings
+from reclaim.store.flash import Flashes
 from reclaim.support.audit import AuditLog
 from reclaim.support.contracts import ClaimReason
 from reclaim.support.ledger import SupportLedger
@@ -77,6 +78,8 @@ class Services:
     support: SupportService
     lifecycle: LifecycleService
     codec: EncryptionCodec
+    # What a refused form showed, for the page its redirect leads to.
+    flashes: Flashes
     # Whether a worker polls the task queue (`/readyz`).
     workers: TaskQueuePollers
 
@@ -225,6 +228,7 @@ def build_services(
         support=support,
         lifecycle=lifecycle,
         codec=settings.codec(),
+        flashes=Flashes(engine, keys),
         workers=TaskQueuePollers(client, settings.task_queue),
     )
 

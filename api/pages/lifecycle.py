@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import AppServices
 from api.errors import from_domain
 from api.pages.forms import posted, see_other
+from api.pages.refusals import Refusal, forget, refused, shown
 from api.pages.render import render, text_for
 from api.pages.security import set_cookie
 from api.pages.words import Problem, problem
@@ -20,11 +21,28 @@ from reclaim.errors import DomainError, Refused, Unauthorized
 router = APIRouter(include_in_schema=False)
 
 SESSION_COOKIE = "reclaim_session"
+SIGN_IN = "/signin"
 
 
 @router.get("/signin", response_class=HTMLResponse)
 async def sign_in_form(request: Request, services: AppServices) -> Response:
-    return render(request, services.settings, "signin.html", problem=None, identifier="")
+    """The form; after a refused one, why, and the identifier typed (never the password)."""
+    settings = services.settings
+    again = await shown(request, services, SIGN_IN)
+    if again is None:
+        return render(request, settings, "signin.html", problem=None, identifier="")
+    page = render(
+        request,
+        settings,
+        "signin.html",
+        again.status,
+        problem=again.problem,
+        identifier=again.typed.get("identifier", ""),
+        suspended=bool(again.extra.get("suspended")),
+        ends_at=_moment(again.extra.get("ends_at")),
+        appeal=settings.links.support("banned"),
+    )
+    return forget(page, request, SIGN_IN)
 
 
 @router.post("/signin", response_class=HTMLResponse)
@@ -33,31 +51,19 @@ async def sign_in(request: Request, services: AppServices) -> Response:
     form = await posted(request, settings)
     t = text_for(request, settings)
     identifier = form.get("identifier", "").strip()
+    typed = {"identifier": identifier}
     try:
         token = await services.lifecycle.sign_in(identifier, form.get("password", ""))
     except Unauthorized:
         found = Problem(t("The identifier or the password is not right."), "identifier")
-        return render(request, settings, "signin.html", 401, problem=found, identifier=identifier)
-    except Refused as refused:
-        suspended = refused.code == "account_banned"
-        found = problem(t, refused)
-        return render(
-            request,
-            settings,
-            "signin.html",
-            from_domain(refused).status,
-            problem=found,
-            identifier=identifier,
-            suspended=suspended,
-            ends_at=_moment(refused.details.get("ends_at")),
-            appeal=settings.links.support("banned"),
-        )
+        return await refused(request, services, SIGN_IN, Refusal(found, 401, typed))
+    except Refused as err:
+        extra = {"suspended": err.code == "account_banned", "ends_at": err.details.get("ends_at")}
+        refusal = Refusal(problem(t, err), from_domain(err).status, typed, extra)
+        return await refused(request, services, SIGN_IN, refusal)
     except DomainError as err:
-        found = problem(t, err)
-        return render(
-            request, settings, "signin.html", from_domain(err).status, problem=found,
-            identifier=identifier,
-        )  # fmt: skip
+        refusal = Refusal(problem(t, err), from_domain(err).status, typed)
+        return await refused(request, services, SIGN_IN, refusal)
     response = see_other("/account")
     set_cookie(response, request, SESSION_COOKIE, token, path="/")
     return response

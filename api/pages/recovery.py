@@ -24,6 +24,7 @@ from api.deps import AppServices
 from api.errors import from_domain
 from api.guard import is_case_id
 from api.pages.forms import posted, see_other
+from api.pages.refusals import Refusal, forget, refused, shown
 from api.pages.render import page_locale, render, text_for
 from api.pages.security import set_cookie
 from api.pages.words import Problem, problem
@@ -39,6 +40,7 @@ RESET_COOKIE = "reclaim_reset"
 PROOF_COOKIE = "reclaim_proof"
 STOP_COOKIE = "reclaim_stop"
 CODE = re.compile(r"^\d{6}$")
+START = "/recover"
 
 
 def _case_path(case_id: str) -> str:
@@ -62,15 +64,20 @@ async def home(request: Request, services: AppServices) -> Response:
 
 @router.get("/recover", response_class=HTMLResponse)
 async def start(request: Request, services: AppServices) -> Response:
-    return render(
+    """The form; after a refused one, its problem and the identifier typed."""
+    again = await shown(request, services, START)
+    typed = again.typed if again else {}
+    page = render(
         request,
         services.settings,
         "recover_start.html",
-        problem=None,
-        identifier="",
-        channel="",
-        challenge=None,
+        again.status if again else 200,
+        problem=again.problem if again else None,
+        identifier=typed.get("identifier", ""),
+        channel=typed.get("channel", ""),
+        challenge=again.extra.get("challenge") if again else None,
     )
+    return forget(page, request, START)
 
 
 @router.post("/recover", response_class=HTMLResponse)
@@ -85,24 +92,25 @@ async def open_case(request: Request, services: AppServices) -> Response:
     channel = {"email": Channel.EMAIL, "sms": Channel.SMS}.get(chosen)
     again = {"identifier": identifier, "channel": chosen if channel else ""}
     if not identifier:
-        return _start_again(request, services, again, Problem("", "identifier"), 422)
+        return await _start_again(request, services, again, Problem("", "identifier"), 422)
     try:
         status = await services.recovery.open(
             identifier, channel, page_locale(request, settings), form.get("altcha") or None
         )
     except DomainError as err:
-        return _start_again(request, services, again, None, 422, err)
+        return await _start_again(request, services, again, None, 422, err)
     return see_other(f"/recover/{status.case_id}")
 
 
-def _start_again(
+async def _start_again(
     request: Request,
     services: Services,
-    typed: dict[str, Any],
+    typed: dict[str, str],
     found: Problem | None,
     status: int,
     error: DomainError | None = None,
 ) -> Response:
+    """Back to the form, which shows the problem and keeps what was typed."""
     t = text_for(request, services.settings)
     challenge = None
     if error is not None:
@@ -115,15 +123,8 @@ def _start_again(
             t("Enter the email address, phone number or username of your account."),
             "identifier",
         )
-    return render(
-        request,
-        services.settings,
-        "recover_start.html",
-        status,
-        problem=found,
-        challenge=challenge,
-        **typed,
-    )
+    extra = {"challenge": challenge} if challenge else {}
+    return await refused(request, services, START, Refusal(found, status, typed, extra))
 
 
 @router.get("/recover/{case_id}", response_class=HTMLResponse)
@@ -141,7 +142,10 @@ async def case_page(request: Request, case_id: str, services: AppServices) -> Re
             samesite="lax",  # kept from a message's link
         )
         return response
-    return await _case(request, services, case_id)
+    again = await shown(request, services, _case_path(case_id))
+    found, status = (again.problem, again.status) if again else (None, 200)
+    page = await _case(request, services, case_id, found, status)
+    return forget(page, request, _case_path(case_id))
 
 
 @router.get("/recover/{case_id}/code")
@@ -164,7 +168,7 @@ async def submit_proof(request: Request, case_id: str, services: AppServices) ->
     if not proof:
         t = text_for(request, settings)
         found = Problem(t("This browser did not open the link from the message: type the code."))
-        return await _case(request, services, case_id, found, 409)
+        return await _refused(request, services, case_id, found, 409)
     try:
         granted = await services.recovery.submit_proof(case_id, proof)
     except DomainError as err:
@@ -173,7 +177,7 @@ async def submit_proof(request: Request, case_id: str, services: AppServices) ->
             err = Refused("invalid_link", err.message)
         elif isinstance(err, Refused) and err.code == CaseError.CODE_REPLACED:
             err = Refused("replaced_link", err.message)
-        response = await _case(request, services, case_id, error=err)
+        response = await _refused(request, services, case_id, error=err)
         response.delete_cookie(PROOF_COOKIE, path=_case_path(case_id))
         return response
     return _verified(request, settings, case_id, granted.reset_token)
@@ -187,11 +191,11 @@ async def submit_code(request: Request, case_id: str, services: AppServices) -> 
     if not CODE.match(code):
         t = text_for(request, settings)
         found = Problem(t("A code is 6 digits: type the one we sent you."), "code")
-        return await _case(request, services, case_id, found, 422)
+        return await _refused(request, services, case_id, found, 422)
     try:
         granted = await services.recovery.submit_code(case_id, code)
     except DomainError as err:
-        return await _case(request, services, case_id, error=err)
+        return await _refused(request, services, case_id, error=err)
     return _verified(request, settings, case_id, granted.reset_token)
 
 
@@ -216,7 +220,7 @@ async def resend(request: Request, case_id: str, services: AppServices) -> Respo
     try:
         await services.recovery.resend(case_id)
     except DomainError as err:
-        return await _case(request, services, case_id, error=err)
+        return await _refused(request, services, case_id, error=err)
     return see_other(_case_path(case_id) + "?resent=1")
 
 
@@ -229,22 +233,37 @@ async def set_password(request: Request, case_id: str, services: AppServices) ->
     token = request.cookies.get(RESET_COOKIE, "")
     if not password:
         found = Problem(t("Choose a new password."), "password")
-        return await _case(request, services, case_id, found, 422)
+        return await _refused(request, services, case_id, found, 422)
     if password != again:
         found = Problem(t("The two passwords are not the same: type it again."), "confirm")
-        return await _case(request, services, case_id, found, 422)
+        return await _refused(request, services, case_id, found, 422)
     if not token:
         found = Problem(
             t("This browser did not enter the code: enter it again, or start again."), None, True
         )
-        return await _case(request, services, case_id, found, 409)
+        return await _refused(request, services, case_id, found, 409)
     try:
         await services.recovery.set_password(case_id, token, password)
     except DomainError as err:
-        return await _case(request, services, case_id, error=err)
+        return await _refused(request, services, case_id, error=err)
     response = see_other(_case_path(case_id))
     response.delete_cookie(RESET_COOKIE, path=_case_path(case_id))
     return response
+
+
+async def _refused(
+    request: Request,
+    services: Services,
+    case_id: str,
+    found: Problem | None = None,
+    status: int = 200,
+    error: DomainError | None = None,
+) -> Response:
+    """A refused form of the case's: back to its page, which says `found` (or `error`, in
+    words). Nothing typed is kept: the case's forms take only codes and passwords."""
+    if error is not None:
+        found, status = problem(text_for(request, services.settings), error), _status(error)
+    return await refused(request, services, _case_path(case_id), Refusal(found, status))
 
 
 async def _case(
@@ -253,13 +272,10 @@ async def _case(
     case_id: str,
     found: Problem | None = None,
     status: int = 200,
-    error: DomainError | None = None,
 ) -> Response:
-    """The case's page in its current state, with `found` (or `error`, in words) if any."""
+    """The case's page in its current state, with `found` if any."""
     settings = services.settings
     t = text_for(request, settings)
-    if error is not None:
-        found, status = problem(t, error), _status(error)
     try:
         case = await services.recovery.status(case_id)
         attempts = 0
@@ -322,7 +338,10 @@ async def stop_page(request: Request, case_id: str, services: AppServices) -> Re
             samesite="lax",  # kept from a message's link
         )
         return response
-    return await _stop(request, services, case_id)
+    again = await shown(request, services, _stop_path(case_id))
+    found, status = (again.problem, again.status) if again else (None, 200)
+    page = await _stop(request, services, case_id, found, status)
+    return forget(page, request, _stop_path(case_id))
 
 
 @router.post("/stop/{case_id}", response_class=HTMLResponse)
@@ -335,7 +354,8 @@ async def stop(request: Request, case_id: str, services: AppServices) -> Respons
             case_id, token, page_locale(request, settings)
         )
     except DomainError as err:
-        return await _stop(request, services, case_id, err)
+        found = problem(text_for(request, settings), err)
+        return await refused(request, services, _stop_path(case_id), Refusal(found, _status(err)))
     return render(
         request,
         settings,
@@ -348,11 +368,14 @@ async def stop(request: Request, case_id: str, services: AppServices) -> Respons
 
 
 async def _stop(
-    request: Request, services: Services, case_id: str, error: DomainError | None = None
+    request: Request,
+    services: Services,
+    case_id: str,
+    found: Problem | None = None,
+    status: int = 200,
 ) -> Response:
     settings = services.settings
     t = text_for(request, settings)
-    found, status = (problem(t, error), _status(error)) if error is not None else (None, 200)
     try:
         case = await services.recovery.hold_stop_preview(
             case_id, request.cookies.get(STOP_COOKIE, "")

@@ -19,10 +19,12 @@ from api.deps import AppServices
 from api.errors import from_domain
 from api.guard import is_claim_id
 from api.pages.forms import posted, see_other
+from api.pages.refusals import Refusal, forget, refused, shown
 from api.pages.render import page_locale, render, text_for
 from api.pages.security import set_cookie
 from api.pages.words import Problem, problem
 from reclaim.errors import DomainError, NotFound, Unauthorized
+from reclaim.i18n import Text
 from reclaim.services import Services
 from reclaim.support.contracts import ClaimantView, ClaimReason, ClaimState
 from reclaim.support.evidence import MAX_PREVIOUS_PASSWORDS
@@ -35,10 +37,16 @@ PASSWORD_FIELDS = (
     MAX_PREVIOUS_PASSWORDS  # all without JavaScript; with it, one, then more on demand
 )
 CLAIM_COOKIE_AGE = 60 * 86_400  # a claim lives for days or weeks
+FORM = "/support"
 
 
 @router.get("/support", response_class=HTMLResponse)
 async def claim_form(request: Request, services: AppServices) -> Response:
+    """The form; after a refused one, its problem and what was typed (never a password)."""
+    again = await shown(request, services, FORM)
+    if again is not None:
+        page = _form(request, services, again.typed, again.problem, again.status)
+        return forget(page, request, FORM)
     reason = request.query_params.get("reason")
     return _form(request, services, {"reason": reason if reason in REASONS else ""})
 
@@ -71,10 +79,12 @@ async def file_claim(request: Request, services: AppServices) -> Response:
     values = {k: form.get(k, "").strip() for k in _KEPT}
     reason = form.get("reason", "")
     if reason not in REASONS:
-        return _form(request, services, values, Problem(t("Choose what happened."), "reason"), 422)
+        found = Problem(t("Choose what happened."), "reason")
+        return await refused(request, services, FORM, Refusal(found, 422, values))
     for field in ("username", "contact_email"):
         if not values[field]:
-            return _form(request, services, values, Problem(_REQUIRED[field](t), field), 422)
+            found = Problem(_REQUIRED[field](t), field)
+            return await refused(request, services, FORM, Refusal(found, 422, values))
     passwords = [form.get(f"password_{n}", "") for n in range(PASSWORD_FIELDS)]
     try:
         filed = await services.support.file(
@@ -88,8 +98,8 @@ async def file_claim(request: Request, services: AppServices) -> Response:
             locale=page_locale(request, settings),
         )
     except DomainError as err:
-        found = problem(t, err)
-        return _form(request, services, values, found, from_domain(err).status)
+        status = from_domain(err).status
+        return await refused(request, services, FORM, Refusal(problem(t, err), status, values))
     response = see_other(f"/support/claims/{filed.case_id}?filed=1")
     _keep_token(response, request, filed.case_id, filed.claim_token)
     return response
@@ -120,7 +130,14 @@ async def claim_page(request: Request, case_id: str, services: AppServices) -> R
         response = see_other(_claim_path(case_id))
         _keep_token(response, request, case_id, token)
         return response
-    return await _claim(request, services, case_id, request.cookies.get(CLAIM_COOKIE))
+    again = await shown(request, services, _claim_path(case_id))
+    token = request.cookies.get(CLAIM_COOKIE)
+    if again is None:
+        return await _claim(request, services, case_id, token)
+    page = await _claim(
+        request, services, case_id, token, None, again.problem, again.status, again.typed
+    )
+    return forget(page, request, _claim_path(case_id))
 
 
 @router.get("/support/claims/{case_id}/answer")
@@ -138,7 +155,7 @@ async def enter_token(request: Request, case_id: str, services: AppServices) -> 
     try:
         await services.support.claimant_view(case_id, token)
     except DomainError as err:
-        return await _claim(request, services, case_id, None, err)
+        return await _refused(request, services, case_id, err)
     response = see_other(_claim_path(case_id))
     _keep_token(response, request, case_id, token)
     return response
@@ -153,11 +170,11 @@ async def answer(request: Request, case_id: str, services: AppServices) -> Respo
     if not text:
         t = text_for(request, settings)
         found = Problem(t("Write your answer before sending it."), "answer")
-        return await _claim(request, services, case_id, token, None, found, 422)
+        return await refused(request, services, _claim_path(case_id), Refusal(found, 422))
     try:
         await services.support.answer(case_id, token, text[:4000])
     except DomainError as err:
-        return await _claim(request, services, case_id, token, err)
+        return await _refused(request, services, case_id, err, {"answer": text[:4000]})
     return see_other(_claim_path(case_id) + "?answered=1")
 
 
@@ -181,6 +198,27 @@ def _keep_token(response: Response, request: Request, case_id: str, token: str) 
     )
 
 
+async def _refused(
+    request: Request,
+    services: Services,
+    case_id: str,
+    error: DomainError,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    """A refused form of the claim's: back to its page, which says why and keeps the answer
+    typed (never the token). A claim that does not exist is not there to go back to."""
+    settings = services.settings
+    t = text_for(request, settings)
+    if isinstance(error, NotFound):
+        return render(request, settings, "gone.html", 404)
+    if isinstance(error, Unauthorized):
+        found, status = _wrong_token(t), 401
+    else:
+        found, status = problem(t, error), from_domain(error).status
+    refusal = Refusal(found, status, typed or {})
+    return await refused(request, services, _claim_path(case_id), refusal)
+
+
 async def _claim(
     request: Request,
     services: Services,
@@ -189,6 +227,7 @@ async def _claim(
     error: DomainError | None = None,
     found: Problem | None = None,
     status: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> Response:
     """The claim's page; without a valid token, the form that asks for it."""
     settings = services.settings
@@ -209,10 +248,7 @@ async def _claim(
             return render(request, settings, "unavailable.html", 503, problem=problem(t, err))
     if view is None:
         if isinstance(error, Unauthorized):
-            found = Problem(
-                t("This claim token is not right: copy it again from our mail."), "token"
-            )
-            status = 401
+            found, status = _wrong_token(t), 401
         return render(request, settings, "claim_token.html", status, case_id=case_id, problem=found)
     return render(
         request,
@@ -221,10 +257,15 @@ async def _claim(
         status,
         claim=_facts(view),
         problem=found,
+        typed_answer=(typed or {}).get("answer", ""),
         filed=request.query_params.get("filed") == "1",
         answered=request.query_params.get("answered") == "1",
         sla=settings.first_response_sla,
     )
+
+
+def _wrong_token(t: Text) -> Problem:
+    return Problem(t("This claim token is not right: copy it again from our mail."), "token")
 
 
 def _facts(view: ClaimantView) -> dict[str, Any]:

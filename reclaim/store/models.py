@@ -241,3 +241,15 @@ class Notification(SQLModel, table=True):
     failures: int = 0  # delivery attempts the provider refused or that never reached it
     provider_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow, sa_column=when())
+
+
+class PageFlash(SQLModel, table=True):
+    """What a refused form showed, and what was typed in it (never a password or a code), kept
+    for the one page the browser is sent to next (post/redirect/get), so that reloading that
+    page posts nothing. Sealed for that page, kept minutes, read once (`reclaim.store.flash`)."""
+
+    __tablename__ = "page_flash"
+
+    flash_id: str = Field(primary_key=True, max_length=32)
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: datetime = Field(sa_column=when(index=True))

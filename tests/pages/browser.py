@@ -101,6 +101,7 @@ class Words:
     over: str  # a closed request's heading
     too_many: str
     not_right: str
+    replaced: str  # the code of a message a newer one replaced, before when it was sent
     tries_left: tuple[str, str]  # one try left, {n} tries left
     new_code_in: str  # the countdown, before its m:ss
     new_code_now: str
@@ -130,6 +131,7 @@ WORDS = {
         over="This request is over",
         too_many="Too many wrong codes",
         not_right="That code is not right",
+        replaced="We sent a newer code on ",
         tries_left=("You have {n} try left.", "You have {n} tries left."),
         new_code_in="You can ask for a new code in ",
         new_code_now="You can ask for a new code now.",
@@ -154,6 +156,7 @@ WORDS = {
         over="Cette demande est terminée",
         too_many="Trop de codes erronés",
         not_right="Ce code n'est pas le bon",
+        replaced="Nous avons envoyé un code plus récent le ",
         tries_left=("Il vous reste {n} essai.", "Il vous reste {n} essais."),
         new_code_in="Vous pourrez demander un nouveau code dans ",
         new_code_now="Vous pouvez maintenant demander un nouveau code.",
@@ -178,6 +181,7 @@ WORDS = {
         over="Esta solicitud ha terminado",
         too_many="Demasiados códigos incorrectos",
         not_right="Ese código no es correcto",
+        replaced="Enviamos un código más reciente el ",
         tries_left=("Le queda {n} intento.", "Le quedan {n} intentos."),
         new_code_in="Podrá pedir un código nuevo dentro de ",
         new_code_now="Ya puede pedir un código nuevo.",

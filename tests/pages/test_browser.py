@@ -221,6 +221,33 @@ async def test_wrong_codes_lock_the_request_and_say_what_to_do(
         await expect(page.get_by_role("heading", level=1)).to_have_text(words.forgot)
 
 
+async def test_a_reload_after_a_refused_form_posts_nothing_and_shows_the_case(
+    stack: Stack, browser: Browser
+):
+    words = WORDS["en-US"]
+    await stack.add_account("jane", "jane@example.com", None, OLD)
+    async with person(browser, str(stack.http.base_url)) as page:
+        await _start(page, "jane")
+        case_url = page.url
+        code = await stack.mail.code_for("jane@example.com")
+        posts: list[str] = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        await page.locator("#code").fill(wrong_codes(code, 1)[0])
+        await page.locator("form[action$='/code'] button").click()
+        await expect(page.get_by_role("alert")).to_contain_text(words.not_right)
+        await expect(page.locator("#code")).to_be_focused()
+        assert page.url == case_url  # the case's page, not the address the form posted to
+        assert len(posts) == 1
+
+        await page.reload()
+
+        await expect(page.get_by_role("alert")).to_have_count(0)  # said once, not again
+        await expect(page.get_by_label(words.code, exact=True)).to_be_visible()
+        assert len(posts) == 1  # the reload sent no form
+        status = await stack.services.recovery.status(case_url.rsplit("/", 1)[1])
+        assert status.attempts_left == 4  # one wrong code counted, not two
+
+
 @pytest.mark.parametrize("locale", ["en-US", "fr-FR"])
 async def test_a_new_code_after_its_countdown_and_the_old_one_dies(
     stack_parts: StackParts, mail: MailSink, sms: SmsGateway, browser: Browser, locale: str
@@ -243,7 +270,9 @@ async def test_a_new_code_after_its_countdown_and_the_old_one_dies(
             if second != first:
                 await page.locator("#code").fill(first)
                 await page.locator("form[action$='/code'] button").click()
-                await expect(page.get_by_role("alert")).to_contain_text(words.not_right)
+                # Told apart from a wrong code: the person has the newer message.
+                await expect(page.get_by_role("alert")).to_contain_text(words.replaced)
+                await accessible(page)
             await page.locator("#code").fill(second)
             await page.locator("form[action$='/code'] button").click()
             await expect(page.get_by_role("heading", level=1)).to_have_text(words.choose)

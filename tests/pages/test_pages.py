@@ -269,20 +269,37 @@ def _path(person: Person) -> str:
     return person.url.removeprefix(str(person.http.base_url).rstrip("/"))
 
 
-async def test_after_each_refused_recovery_form_the_switcher_opens_the_case(
+def _sent_back(person: Person, posted_to: str, page: str, status: int, said: str) -> None:
+    """The form posted to `posted_to` was refused: the answer was a redirect (303) to `page`,
+    which says why with the refusal's status."""
+    response = person.response
+    assert response is not None
+    assert [(r.status_code, r.url.path) for r in response.history] == [(303, posted_to)]
+    assert (_path(person), response.status_code) == (page, status), person.text
+    assert said in person.text, person.text
+
+
+async def _reloaded(person: Person, page: str, said: str) -> None:
+    """A reload of the page a refused form led to posts nothing: the page, without the
+    problem (it was said once)."""
+    again = await person.open(page)
+    assert (again.status_code, again.history) == (200, [])
+    assert said not in person.text
+
+
+async def test_each_refused_recovery_form_redirects_to_the_case_which_a_reload_shows_again(
     stack: Stack, person: Person
 ):
-    """A refused form comes back at the address it was posted to (`…/resend`, `…/code`,
-    `…/proof`, `…/password`): a language chosen there opens the case's page in it."""
+    """A refused form (`…/resend`, `…/code`, `…/proof`, `…/password`) leads back to the case's
+    page, which says why; reloading it asks nothing; a language chosen there opens it in it."""
     await stack.add_account("jane", "jane@example.com", None, OLD)
     await person.open("/recover")
     await person.submit("/recover", identifier="jane@example.com", channel="")
     case_url = _path(person)
 
     async def refused_then_switched(action: str, status: int, said: str, language: str) -> None:
-        assert _path(person) == f"{case_url}/{action}"
-        assert person.response is not None and person.response.status_code == status
-        assert said in person.text
+        _sent_back(person, f"{case_url}/{action}", case_url, status, said)
+        await _reloaded(person, case_url, said)
         switched = await _switch(person, language)
         assert switched.status_code == 200, person.text
         assert _path(person) == case_url
@@ -314,12 +331,14 @@ async def test_after_each_refused_recovery_form_the_switcher_opens_the_case(
     await person.submit(f"{case_url}/password", password=NEW, confirm=OLD)
     await refused_then_switched("password", 422, "The two passwords are not the same", "fr")
     assert "Choisissez un nouveau mot de passe" in person.text
+    # Neither password went anywhere: not in the page, not in a cookie.
+    assert NEW not in person.page and OLD not in person.page
+    assert all(NEW not in v and OLD not in v for v in person.http.cookies.values())
 
 
-async def test_after_each_refused_claim_form_the_switcher_opens_the_claim(
-    stack: Stack, person: Person
-):
-    """The claim's forms (`…/token`, `…/answer`) too: the claim's page, in the language chosen."""
+async def test_each_refused_claim_form_redirects_to_the_claims_page(stack: Stack, person: Person):
+    """The claim's forms (`…/token`, `…/answer`) too: back to the claim's page, which says
+    why (and never shows the token typed), in the language chosen there."""
     await stack.add_account("jane", "jane@example.com", None, OLD)
     filed = await stack.http.post(
         "/v1/support-cases",
@@ -331,8 +350,9 @@ async def test_after_each_refused_claim_form_the_switcher_opens_the_claim(
 
     await person.open(claim_url)
     await person.submit(f"{claim_url}/token", token="not-the-token")
-    assert _path(person) == f"{claim_url}/token"
-    assert "This claim token is not right" in person.text
+    _sent_back(person, f"{claim_url}/token", claim_url, 401, "This claim token is not right")
+    assert "not-the-token" not in person.page
+    await _reloaded(person, claim_url, "This claim token is not right")
     await _switch(person, "fr")
     assert _path(person) == claim_url
     assert "Ouvrir votre demande d'assistance" in person.text
@@ -345,13 +365,54 @@ async def test_after_each_refused_claim_form_the_switcher_opens_the_claim(
     await person.submit(f"{claim_url}/token", token=token)
     assert "Which city?" in person.text
     await person.submit(f"{claim_url}/answer", answer=" ")
-    assert _path(person) == f"{claim_url}/answer"
-    assert person.response is not None and person.response.status_code == 422
+    _sent_back(person, f"{claim_url}/answer", claim_url, 422, "Écrivez votre réponse")
     await _switch(person, "en")
     assert _path(person) == claim_url
     assert '<html lang="en"' in person.page
     assert "Your support claim" in person.text
     assert "Which city?" in person.text
+
+    # The reviewer decides while the claimant writes: the answer is refused, and the page
+    # the browser is sent back to says the claim is closed.
+    rejected = await stack.http.post(
+        f"/v1/staff/cases/{claim}/reject",
+        json={"reason": "The account holder did not answer."},
+        headers=staff,
+    )
+    assert rejected.status_code == 202, rejected.text
+    await person.submit(f"{claim_url}/answer", answer="Lyon, since 2019.")
+    _sent_back(person, f"{claim_url}/answer", claim_url, 409, "cannot do that any more")
+    assert 'action="/support/claims/' not in person.page  # no answer form left
+
+
+async def test_a_refused_start_sign_in_or_claim_form_keeps_what_was_typed_but_no_password(
+    stack: Stack, person: Person
+):
+    await person.open("/signin")
+    await person.submit("/signin", identifier="jane@example.com", password=OLD)
+    _sent_back(person, "/signin", "/signin", 401, "The identifier or the password is not right")
+    assert 'value="jane@example.com"' in person.page and OLD not in person.page
+    await _reloaded(person, "/signin", "is not right")
+
+    await person.open("/support")
+    await person.submit(
+        "/support",
+        reason="lost_contact",
+        username="",
+        contact_email="jane@new.example",
+        description="I lost my phone in Lyon.",
+        password_0=OLD,
+    )
+    _sent_back(person, "/support", "/support", 422, "Enter the username of the account.")
+    assert 'value="jane@new.example"' in person.page
+    assert "I lost my phone in Lyon.</textarea>" in person.page
+    assert OLD not in person.page
+    await _reloaded(person, "/support", "Enter the username of the account.")
+    assert "jane@new.example" not in person.page
+
+    await person.open("/recover")
+    await person.submit("/recover", identifier="", channel="")
+    _sent_back(person, "/recover", "/recover", 422, "Enter the email address, phone number")
 
 
 async def test_after_an_expired_sign_out_form_the_switcher_opens_the_sign_in_page(
