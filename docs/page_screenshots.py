@@ -1,4 +1,4 @@
-"""Take the screenshots of the pages (README, "Pages") from a real `reclaim dev`.
+"""Take the screenshots of the pages (docs/pages.md) from a real `reclaim dev`.
 
     apt-get install chromium          # Debian's Chromium; never a downloaded browser
     .venv/bin/python docs/page_screenshots.py
