@@ -1,7 +1,8 @@
 """Configuration: every knob is a `RECLAIM_*` environment variable (pydantic-settings).
 
-Durations are whole seconds, as in the README's tables, so that an operator can shrink
-them for a drill (`RECLAIM_CODE_TTL=30`) without learning a duration syntax.
+Durations are whole seconds, as in the tables of docs/user-guide.md and docs/configuration.md,
+so that an operator can shrink them for a drill (`RECLAIM_CODE_TTL=30`) without learning a
+duration syntax.
 """
 
 from __future__ import annotations

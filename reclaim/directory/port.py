@@ -208,7 +208,7 @@ class CapabilityMissing(DirectoryError):
     def __init__(self, directory: str, capability: Capability) -> None:
         super().__init__(
             f"the {directory} account directory cannot do this ({capability.value}): "
-            f"{_MISSING.get(capability, 'see the README, Connecting your accounts')}"
+            f"{_MISSING.get(capability, 'see docs/directories.md')}"
         )
         self.capability = capability
 
