@@ -54,9 +54,9 @@ __all__ = ["build_worker", "courier_for", "run_worker"]
 def activities(services: Services) -> list[Callable[..., Any]]:
     """Every activity of every feature, bound to this process's services."""
     return [
-        *RecoveryActivities(services.recovery).all(),
+        *RecoveryActivities(services.recovery_steps).all(),
         *SupportActivities(services.support).all(),
-        *LifecycleActivities(services.lifecycle, services.recovery, services.support).all(),
+        *LifecycleActivities(services.lifecycle, services.recovery_steps, services.support).all(),
     ]
 
 

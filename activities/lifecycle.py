@@ -11,13 +11,13 @@ from temporalio import activity
 from reclaim.contracts import AccountState, PurgeAccount, StatusChange
 from reclaim.lifecycle.contracts import AccountNotice, LifecycleActivity
 from reclaim.lifecycle.service import LifecycleService
-from reclaim.recovery.service import RecoveryService
+from reclaim.recovery.steps import RecoverySteps
 from reclaim.support.service import SupportService
 
 
 class LifecycleActivities:
     def __init__(
-        self, lifecycle: LifecycleService, recovery: RecoveryService, support: SupportService
+        self, lifecycle: LifecycleService, recovery: RecoverySteps, support: SupportService
     ) -> None:
         self._lifecycle = lifecycle
         self._recovery = recovery

@@ -1,5 +1,5 @@
 """The self-service recovery activities: deliver a code, apply the new password, tell every
-contact, record how the case ended. Each is a thin adapter over `RecoveryService`: it turns
+contact, record how the case ended. Each is a thin adapter over `RecoverySteps`: it turns
 the service's refusals into the `ApplicationError` types the workflow matches on."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from reclaim.recovery.contracts import (
     ResetApplied,
     Stopped,
 )
-from reclaim.recovery.service import HandoverFailed, RecoveryService, Superseded
+from reclaim.recovery.steps import HandoverFailed, RecoverySteps, Superseded
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ INLINE_NOTICE_TIMEOUT = 5.0
 
 
 class RecoveryActivities:
-    def __init__(self, recovery: RecoveryService) -> None:
+    def __init__(self, recovery: RecoverySteps) -> None:
         self._recovery = recovery
 
     @activity.defn(name=RecoveryActivity.ISSUE_CODE)

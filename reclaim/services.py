@@ -24,8 +24,10 @@ from reclaim.notify.courier import Courier
 from reclaim.notify.mail import Mailer
 from reclaim.notify.notifier import Notifier
 from reclaim.notify.sms import sms_provider
+from reclaim.recovery.cases import RecoveryCases
 from reclaim.recovery.ledger import RecoveryLedger
-from reclaim.recovery.service import RecoveryService, StoppedBy
+from reclaim.recovery.oversight import StoppedBy
+from reclaim.recovery.steps import RecoverySteps
 from reclaim.security import (
     BAN_CASE_PREFIX,
     CASE_ID_PREFIX,
@@ -74,7 +76,8 @@ class Services:
     directory: Directory
     notifier: Notifier
     courier: Courier
-    recovery: RecoveryService
+    recovery: RecoveryCases
+    recovery_steps: RecoverySteps  # for the recovery activities only
     support: SupportService
     lifecycle: LifecycleService
     codec: EncryptionCodec
@@ -200,9 +203,9 @@ def build_services(
     lifecycle = LifecycleService(
         client, directory, notifier, settings, ActorProofs(keys.actor_proof_key)
     )
-    recovery = RecoveryService(
-        client, RecoveryLedger(engine), directory, notifier, keys, settings, lifecycle
-    )
+    recovery_ledger = RecoveryLedger(engine)
+    recovery = RecoveryCases(client, recovery_ledger, directory, notifier, keys, settings)
+    recovery_steps = RecoverySteps(recovery_ledger, directory, notifier, keys, settings, lifecycle)
     support = SupportService(
         client,
         SupportLedger(engine, keys),
@@ -225,6 +228,7 @@ def build_services(
         notifier=notifier,
         courier=courier,
         recovery=recovery,
+        recovery_steps=recovery_steps,
         support=support,
         lifecycle=lifecycle,
         codec=settings.codec(),

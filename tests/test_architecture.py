@@ -73,7 +73,9 @@ def test_only_services_start_signal_update_or_query_workflows():
 
     assert callers == [
         "reclaim/lifecycle/service.py",
-        "reclaim/recovery/service.py",
+        "reclaim/recovery/cases.py",
+        "reclaim/recovery/door.py",
+        "reclaim/recovery/oversight.py",
         "reclaim/services.py",
         "reclaim/support/service.py",
         # The client's interceptor: passes the services' own calls on, timeouts cut to the

@@ -46,8 +46,8 @@ from reclaim.notify import messages
 from reclaim.notify.errors import Undeliverable
 from reclaim.notify.messages import Message
 from reclaim.notify.notifier import Contact, Notifier
+from reclaim.recovery.cases import RecoveryCases
 from reclaim.recovery.ledger import CaseRow
-from reclaim.recovery.service import RecoveryService
 from reclaim.security import CLAIM_CASE_PREFIX, Keys, new_case_id, new_token
 from reclaim.settings import Settings
 from reclaim.store.models import (
@@ -226,7 +226,7 @@ class SupportService:
         notifier: Notifier,
         keys: Keys,
         settings: Settings,
-        recovery: RecoveryService,
+        recovery: RecoveryCases,
         lifecycle: LifecycleService,
         audit: AuditLog | None = None,
         oidc: OidcProvider | None = None,

@@ -31,7 +31,7 @@ PLACES = {
     ("workflows/recovery.py", "RecoveryWorkflow._reset_problem"): "a reset token's digest",
     ("workflows/recovery.py", "RecoveryWorkflow.reset_context"): "a spent reset token",
     ("reclaim/security.py", "Keys.open_reset_pass"): "a reset pass's signature",
-    ("reclaim/recovery/service.py", "RecoveryService._stopper"): "a hold's stop link",
+    ("reclaim/recovery/oversight.py", "CaseOversight._stopper"): "a hold's stop link",
     ("api/pages/security.py", "csrf_ok"): "a page's form token",
     ("reclaim/support/staff.py", "StaffRoster.authenticate.<locals>.work"): "a staff key's digest",
     ("reclaim/support/ledger.py", "SupportLedger.token_matches"): "a claim token's digest",

@@ -20,7 +20,7 @@ from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.recovery import ledger
 from reclaim.recovery.challenge import Proof
 from reclaim.recovery.contracts import ApplyReset, CaseClosing, CaseState
-from reclaim.recovery.service import Superseded
+from reclaim.recovery.steps import Superseded
 from reclaim.security import Keys, Passwords, new_case_id
 from reclaim.services import Services
 from reclaim.store.models import Notification, RecoveryCase, SpentChallenge
@@ -265,7 +265,7 @@ async def test_a_reset_changes_the_password_once_even_when_applied_twice(
     new_hash = TEST_PASSWORDS.hash("violet tangerine marmalade kayak")
 
     for _ in range(2):  # a retried activity
-        await offline_services.recovery.apply_reset(_reset(case_id, account_id, new_hash))
+        await offline_services.recovery_steps.apply_reset(_reset(case_id, account_id, new_hash))
 
     with Session(engine) as session:
         account = session.get(Account, account_id)
@@ -302,7 +302,7 @@ async def test_a_case_a_claim_took_over_may_not_reset(engine: Engine, offline_se
         )
 
     with pytest.raises(Superseded):
-        await offline_services.recovery.apply_reset(_reset(older, account_id, "new"))
+        await offline_services.recovery_steps.apply_reset(_reset(older, account_id, "new"))
 
     with Session(engine) as session:
         account = session.get(Account, account_id)
@@ -329,8 +329,8 @@ async def test_closing_a_case_keeps_the_first_ending_and_wipes_kept_codes(
         session.commit()
         case_id = row.case_id
 
-    await offline_services.recovery.close(CaseClosing(case_id, CaseState.LOCKED, T0, 5, 0))
-    await offline_services.recovery.close(CaseClosing(case_id, CaseState.EXPIRED, T0, 5, 0))
+    await offline_services.recovery_steps.close(CaseClosing(case_id, CaseState.LOCKED, T0, 5, 0))
+    await offline_services.recovery_steps.close(CaseClosing(case_id, CaseState.EXPIRED, T0, 5, 0))
 
     with Session(engine) as session:
         row = session.get(RecoveryCase, case_id)

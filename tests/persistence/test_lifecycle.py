@@ -94,7 +94,7 @@ async def test_a_purge_leaves_no_personal_data_and_runs_once_however_often_it_is
         session.commit()
 
     services = offline_services
-    purge = LifecycleActivities(services.lifecycle, services.recovery, services.support)
+    purge = LifecycleActivities(services.lifecycle, services.recovery_steps, services.support)
     assert (await purge.purge_account(_purge_request(account_id))).applied
     before_retry = _everything(engine)
     # The activity, retried after its answer was lost.
@@ -206,13 +206,13 @@ async def test_a_recovery_reactivates_a_deactivated_account_but_not_a_banned_one
     await _deactivate(engine, account_id)
     reset = ApplyReset(new_case_id(), account_id, TEST_PASSWORDS.hash("a new password"), T0, 0, 0)
 
-    account = await offline_services.recovery.apply_reset(reset)
+    account = await offline_services.recovery_steps.apply_reset(reset)
 
     assert account.status == AccountStatus.ACTIVE
     changes = (await directory.overview(account_id)).changes  # type: ignore[union-attr]
     assert [(c.action, c.reason) for c in changes][-1] == ("reactivated", "completed a recovery")
     await directory.ban(StatusChange("ban_1", account_id, T0, OPERATOR, "spam"))
     with pytest.raises(AccountGone):
-        await offline_services.recovery.apply_reset(
+        await offline_services.recovery_steps.apply_reset(
             ApplyReset(new_case_id(), account_id, "h", T0, 0, 0)
         )

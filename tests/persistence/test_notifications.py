@@ -27,9 +27,9 @@ from reclaim.notify.errors import Undeliverable
 from reclaim.notify.mail import Mailer
 from reclaim.notify.outbox import parse_mail, text_of
 from reclaim.notify.sms import WebhookSms
-from reclaim.recovery import service as service_module
+from reclaim.recovery import steps as steps_module
 from reclaim.recovery.contracts import CaseClosing, CaseState, IssueCode
-from reclaim.recovery.service import RecoveryService
+from reclaim.recovery.steps import RecoverySteps
 from reclaim.security import Keys, new_case_id
 from reclaim.services import build_services
 from reclaim.settings import Settings
@@ -101,7 +101,7 @@ def _settings(tmp_path: Path, **values: Any) -> Settings:
 
 async def _recovery(
     engine: Engine, smtp: SmtpServer, gateway: SmsGateway, settings: Settings
-) -> tuple[RecoveryService, Courier]:
+) -> tuple[RecoverySteps, Courier]:
     """The recovery service as the worker builds it, delivering through the test's servers
     (its Temporal client never connects: delivery calls no workflow)."""
     courier = Courier(
@@ -109,13 +109,13 @@ async def _recovery(
         WebhookSms(gateway.url, timeout=5),
     )
     client = await Client.connect("127.0.0.1:9", lazy=True)
-    return build_services(settings, client, engine, courier).recovery, courier
+    return build_services(settings, client, engine, courier).recovery_steps, courier
 
 
 @pytest.fixture
 async def notifier(
     engine: Engine, smtp: SmtpServer, gateway: SmsGateway, tmp_path: Path
-) -> AsyncIterator[RecoveryService]:
+) -> AsyncIterator[RecoverySteps]:
     recovery, courier = await _recovery(engine, smtp, gateway, _settings(tmp_path))
     yield recovery
     await courier.aclose()
@@ -185,7 +185,7 @@ def codes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def test_a_code_mail_arrives_with_a_six_digit_code_whose_digest_is_returned(
-    engine: Engine, smtp: SmtpServer, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, notifier: RecoverySteps
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id)
@@ -210,7 +210,7 @@ async def test_a_code_mail_arrives_with_a_six_digit_code_whose_digest_is_returne
 
 
 async def test_a_code_sms_ends_with_the_webotp_line_and_records_the_gateway_id(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoverySteps
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id, Channel.SMS)
@@ -232,7 +232,7 @@ async def test_a_code_sms_ends_with_the_webotp_line_and_records_the_gateway_id(
 
 
 async def test_a_send_retried_after_a_failed_delivery_resends_the_same_code(
-    engine: Engine, smtp: SmtpServer, notifier: RecoveryService, codes: list[str]
+    engine: Engine, smtp: SmtpServer, notifier: RecoverySteps, codes: list[str]
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id)
@@ -259,7 +259,7 @@ async def test_a_send_retried_after_a_failed_delivery_resends_the_same_code(
 
 
 async def test_an_sms_retried_after_a_gateway_outage_resends_the_same_code(
-    engine: Engine, gateway: SmsGateway, notifier: RecoveryService, codes: list[str]
+    engine: Engine, gateway: SmsGateway, notifier: RecoverySteps, codes: list[str]
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id, Channel.SMS)
@@ -283,7 +283,7 @@ async def test_an_sms_retried_after_a_gateway_outage_resends_the_same_code(
 
 
 async def test_a_new_attempt_gets_its_own_row_and_a_new_code(
-    engine: Engine, smtp: SmtpServer, notifier: RecoveryService, codes: list[str]
+    engine: Engine, smtp: SmtpServer, notifier: RecoverySteps, codes: list[str]
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id)
@@ -303,7 +303,7 @@ async def test_a_new_attempt_gets_its_own_row_and_a_new_code(
 
 
 async def test_a_code_is_kept_only_sealed_and_closing_the_case_wipes_it(
-    engine: Engine, smtp: SmtpServer, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, notifier: RecoverySteps
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id)
@@ -331,7 +331,7 @@ async def test_a_code_is_kept_only_sealed_and_closing_the_case_wipes_it(
 
 
 async def test_an_sms_code_for_an_account_without_a_phone_is_undeliverable(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoverySteps
 ):
     account = await _account(engine, phone=None)
     case_id = _case(engine, account.id, Channel.SMS)
@@ -343,7 +343,7 @@ async def test_an_sms_code_for_an_account_without_a_phone_is_undeliverable(
 
 
 async def test_a_provider_id_longer_than_its_column_still_marks_the_sms_sent_once(
-    engine: Engine, gateway: SmsGateway, notifier: RecoveryService
+    engine: Engine, gateway: SmsGateway, notifier: RecoverySteps
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id, Channel.SMS)
@@ -369,7 +369,7 @@ async def test_an_unknown_address_hears_once_that_no_account_uses_it_and_never_a
     engine: Engine,
     smtp: SmtpServer,
     gateway: SmsGateway,
-    notifier: RecoveryService,
+    notifier: RecoverySteps,
     channel: Channel,
     address: str,
 ):
@@ -454,7 +454,7 @@ async def test_a_stranger_asked_about_again_and_again_however_spelt_hears_once_a
 async def test_a_notice_skipped_takes_as_long_as_a_send_and_a_retry_of_the_sender_still_sends(
     engine: Engine,
     smtp: SmtpServer,
-    notifier: RecoveryService,
+    notifier: RecoverySteps,
     monkeypatch: pytest.MonkeyPatch,
 ):
     waits: list[float] = []
@@ -465,7 +465,7 @@ async def test_a_notice_skipped_takes_as_long_as_a_send_and_a_retry_of_the_sende
         await real_sleep(0)
 
     monkeypatch.setattr(notifier_module.Notifier, "typical_send_seconds", lambda self, ch: 0.0123)
-    monkeypatch.setattr(service_module.asyncio, "sleep", sleep)
+    monkeypatch.setattr(steps_module.asyncio, "sleep", sleep)
     first = _case(engine, None, unknown_address="nobody@example.com")
     second = _case(engine, None, unknown_address="Nobody@Example.com")
 
@@ -478,7 +478,7 @@ async def test_a_notice_skipped_takes_as_long_as_a_send_and_a_retry_of_the_sende
 
 
 async def test_two_cases_for_one_stranger_at_once_send_one_notice(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoverySteps
 ):
     cases = [_case(engine, None, unknown_address="nobody@example.com") for _ in range(4)]
     cases += [_case(engine, None, Channel.SMS, unknown_address="+14155550199") for _ in range(4)]
@@ -517,7 +517,7 @@ async def test_an_unknown_address_hears_nothing_when_notify_unknown_is_off(
 
 
 async def test_password_changed_tells_the_email_and_the_phone_once_each_even_if_called_twice(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoverySteps
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id)
@@ -541,7 +541,7 @@ async def test_password_changed_tells_the_email_and_the_phone_once_each_even_if_
 
 
 async def test_a_phone_the_sms_provider_refuses_for_good_does_not_stop_the_email(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoverySteps
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id)
@@ -556,7 +556,7 @@ async def test_a_phone_the_sms_provider_refuses_for_good_does_not_stop_the_email
 
 
 async def test_an_email_the_mail_server_refuses_for_good_does_not_stop_the_sms(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoverySteps
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id)
@@ -570,7 +570,7 @@ async def test_an_email_the_mail_server_refuses_for_good_does_not_stop_the_sms(
 
 
 async def test_an_sms_outage_after_the_password_changed_email_is_retried_without_a_second_email(
-    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoveryService
+    engine: Engine, smtp: SmtpServer, gateway: SmsGateway, notifier: RecoverySteps
 ):
     account = await _account(engine)
     case_id = _case(engine, account.id)
