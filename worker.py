@@ -55,8 +55,8 @@ def activities(services: Services) -> list[Callable[..., Any]]:
     """Every activity of every feature, bound to this process's services."""
     return [
         *RecoveryActivities(services.recovery).all(),
-        *SupportActivities(services.support).all(),
-        *LifecycleActivities(services.lifecycle, services.recovery, services.support).all(),
+        *SupportActivities(services.claim_steps).all(),
+        *LifecycleActivities(services.lifecycle, services.recovery, services.claim_steps).all(),
     ]
 
 

@@ -75,7 +75,8 @@ def test_only_services_start_signal_update_or_query_workflows():
         "reclaim/lifecycle/service.py",
         "reclaim/recovery/service.py",
         "reclaim/services.py",
-        "reclaim/support/service.py",
+        "reclaim/support/claims.py",
+        "reclaim/support/queue.py",
         # The client's interceptor: passes the services' own calls on, timeouts cut to the
         # request's deadline; it makes none of its own.
         "reclaim/temporal/deadline.py",
