@@ -114,7 +114,7 @@ async def _refuse_operator() -> Any:
 
 
 class Claims:
-    """A support claim's door: every call that reaches its workflow."""
+    """The support claim's door: every start, update and query of its workflow."""
 
     def __init__(
         self,

@@ -40,7 +40,7 @@ class Unresolvable(Exception):
 
 
 class ClaimSteps:
-    """The steps a support claim's activities run; each is safe to retry."""
+    """What a support claim's activities do."""
 
     def __init__(
         self,
