@@ -55,8 +55,10 @@ def activities(services: Services) -> list[Callable[..., Any]]:
     """Every activity of every feature, bound to this process's services."""
     return [
         *RecoveryActivities(services.recovery_steps).all(),
-        *SupportActivities(services.support).all(),
-        *LifecycleActivities(services.lifecycle, services.recovery_steps, services.support).all(),
+        *SupportActivities(services.claim_steps).all(),
+        *LifecycleActivities(
+            services.lifecycle, services.recovery_steps, services.claim_steps
+        ).all(),
     ]
 
 

@@ -12,16 +12,16 @@ from reclaim.contracts import AccountState, PurgeAccount, StatusChange
 from reclaim.lifecycle.contracts import AccountNotice, LifecycleActivity
 from reclaim.lifecycle.service import LifecycleService
 from reclaim.recovery.steps import RecoverySteps
-from reclaim.support.service import SupportService
+from reclaim.support.steps import ClaimSteps
 
 
 class LifecycleActivities:
     def __init__(
-        self, lifecycle: LifecycleService, recovery: RecoverySteps, support: SupportService
+        self, lifecycle: LifecycleService, recovery: RecoverySteps, claim_steps: ClaimSteps
     ) -> None:
         self._lifecycle = lifecycle
         self._recovery = recovery
-        self._support = support
+        self._claim_steps = claim_steps
 
     @activity.defn(name=LifecycleActivity.DEACTIVATE_ACCOUNT)
     async def deactivate_account(self, change: StatusChange) -> AccountState:
@@ -35,7 +35,7 @@ class LifecycleActivities:
         state = await self._lifecycle.apply_purge(request)
         if state.applied:
             await self._recovery.forget_account(request.account_id)
-            await self._support.forget_account(request.account_id)
+            await self._claim_steps.forget_account(request.account_id)
         return state
 
     @activity.defn(name=LifecycleActivity.BAN_ACCOUNT)

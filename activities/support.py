@@ -1,5 +1,5 @@
 """The support claim activities: apply an approval, mail the claimant and the support leads,
-record the closed claim. Thin adapters over `SupportService`."""
+record the closed claim. Thin adapters over `ClaimSteps`."""
 
 from __future__ import annotations
 
@@ -16,30 +16,30 @@ from reclaim.support.contracts import (
     Resolution,
     ResolveClaim,
 )
-from reclaim.support.service import SupportService
+from reclaim.support.steps import ClaimSteps
 
 
 class SupportActivities:
-    def __init__(self, support: SupportService) -> None:
-        self._support = support
+    def __init__(self, steps: ClaimSteps) -> None:
+        self._steps = steps
 
     @activity.defn(name=ClaimActivity.RESOLVE_CLAIM)
     async def resolve_claim(self, request: ResolveClaim) -> Resolution:
         """Apply an approval. One that cannot be applied (the account was purged, is
         banned...) comes back as `problem`, for the reviewer; the claim stays open."""
-        return await self._support.resolve(request)
+        return await self._steps.resolve(request)
 
     @activity.defn(name=ClaimActivity.NOTIFY_CLAIMANT)
     async def notify_claimant(self, notice: ClaimNotice) -> None:
-        await self._support.notify_claimant(notice)
+        await self._steps.notify_claimant(notice)
 
     @activity.defn(name=ClaimActivity.NOTIFY_ESCALATION)
     async def notify_escalation(self, escalation: Escalation) -> None:
-        await self._support.notify_escalation(escalation)
+        await self._steps.notify_escalation(escalation)
 
     @activity.defn(name=ClaimActivity.RECORD_CLAIM)
     async def record_claim(self, closing: ClaimClosing) -> None:
-        await self._support.record(closing)
+        await self._steps.record(closing)
 
     def all(self) -> list[Callable[..., Any]]:
         return [

@@ -48,7 +48,7 @@ def claim_token(authorization: Annotated[str | None, Header()] = None) -> str:
 async def staff_member(
     services: AppServices, authorization: Annotated[str | None, Header()] = None
 ) -> Reviewer:
-    return await services.support.staff_member(bearer(authorization, NO_STAFF_KEY))
+    return await services.staff_members.staff_member(bearer(authorization, NO_STAFF_KEY))
 
 
 CODEC_NEEDS_KEY = ApiError(
@@ -91,7 +91,7 @@ async def _codec_caller(
     if settings.dev_mode and origin in settings.resolved_ui_origins:
         return  # the `reclaim dev` Web UI on this machine
     try:
-        member = await services.support.staff_for_bearer(bearer(authorization, NO_STAFF_KEY))
+        member = await services.signin.staff_for_bearer(bearer(authorization, NO_STAFF_KEY))
     except Unauthorized as err:
         raise CODEC_NEEDS_KEY from err
     except Unavailable as err:  # the identity provider's keys could not be fetched

@@ -39,11 +39,15 @@ from reclaim.security import (
 from reclaim.settings import Settings
 from reclaim.store.flash import Flashes
 from reclaim.support.audit import AuditLog
+from reclaim.support.claims import Claims, FiledClaim
 from reclaim.support.contracts import ClaimReason
 from reclaim.support.ledger import SupportLedger
+from reclaim.support.members import StaffMembers
 from reclaim.support.oidc import oidc_provider
-from reclaim.support.service import FiledClaim, SupportService
+from reclaim.support.queue import ClaimQueue
+from reclaim.support.signin import StaffSignIn
 from reclaim.support.staff import StaffRoster
+from reclaim.support.steps import ClaimSteps
 from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 from reclaim.temporal.codec import EncryptionCodec
@@ -78,7 +82,13 @@ class Services:
     courier: Courier
     recovery: RecoveryCases
     recovery_steps: RecoverySteps  # for the recovery activities only
-    support: SupportService
+    # Support, by who calls it: the claim's door, the reviewers' queue, the members of staff,
+    # the console's sign-in, and what the claim activities do.
+    claims: Claims
+    claim_queue: ClaimQueue
+    staff_members: StaffMembers
+    signin: StaffSignIn
+    claim_steps: ClaimSteps
     lifecycle: LifecycleService
     codec: EncryptionCodec
     # What a refused form showed, for the page its redirect leads to.
@@ -89,7 +99,7 @@ class Services:
     async def aclose(self) -> None:
         await self.courier.aclose()
         await self.directory.aclose()
-        await self.support.aclose()
+        await self.signin.aclose()
 
     # -- every kind of case, for operators ---------------------------------------------------
 
@@ -99,7 +109,7 @@ class Services:
         if case_id.startswith(CASE_ID_PREFIX):
             kind, view = sa.SELF_SERVICE, await self.recovery.status(case_id)
         elif case_id.startswith(CLAIM_CASE_PREFIX):
-            kind, view = sa.SUPPORT_CLAIM, await self.support.staff_view(case_id)
+            kind, view = sa.SUPPORT_CLAIM, await self.claims.staff_view(case_id)
         elif case_id.startswith((DELETION_CASE_PREFIX, BAN_CASE_PREFIX)):
             deletion = case_id.startswith(DELETION_CASE_PREFIX)
             kind = sa.ACCOUNT_DELETION if deletion else sa.ACCOUNT_BAN
@@ -114,7 +124,7 @@ class Services:
         if case_id.startswith(CASE_ID_PREFIX):
             await self.recovery.cancel(case_id, reason)
         elif case_id.startswith(CLAIM_CASE_PREFIX):
-            await self.support.cancel(case_id, actor, reason)
+            await self.claims.cancel(case_id, actor, reason)
         elif case_id.startswith((DELETION_CASE_PREFIX, BAN_CASE_PREFIX)):
             await self.lifecycle.cancel(case_id, actor, reason)
         else:
@@ -132,7 +142,7 @@ class Services:
         if stopped.contact.channel is Channel.EMAIL and stopped.username:
             address = stopped.contact.address
             try:
-                claim = await self.support.file(
+                claim = await self.claims.file(
                     username=stopped.username,
                     contact_email=address,
                     reason=ClaimReason.COMPROMISED,
@@ -206,19 +216,8 @@ def build_services(
     recovery_ledger = RecoveryLedger(engine)
     recovery = RecoveryCases(client, recovery_ledger, directory, notifier, keys, settings)
     recovery_steps = RecoverySteps(recovery_ledger, directory, notifier, keys, settings, lifecycle)
-    support = SupportService(
-        client,
-        SupportLedger(engine, keys),
-        StaffRoster(engine, keys),
-        directory,
-        notifier,
-        keys,
-        settings,
-        recovery,
-        lifecycle,
-        AuditLog(engine),
-        oidc_provider(settings),
-    )
+    ledger, roster, audit = SupportLedger(engine, keys), StaffRoster(engine, keys), AuditLog(engine)
+    members = StaffMembers(roster, audit)
     return Services(
         settings=settings,
         engine=engine,
@@ -229,7 +228,11 @@ def build_services(
         courier=courier,
         recovery=recovery,
         recovery_steps=recovery_steps,
-        support=support,
+        claims=Claims(client, ledger, roster, directory, keys, settings, recovery, audit),
+        claim_queue=ClaimQueue(client, settings),
+        staff_members=members,
+        signin=StaffSignIn(roster, members, keys, settings, audit, oidc_provider(settings)),
+        claim_steps=ClaimSteps(ledger, directory, notifier, settings, recovery, lifecycle),
         lifecycle=lifecycle,
         codec=settings.codec(),
         flashes=Flashes(engine, keys),

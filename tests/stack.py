@@ -170,7 +170,9 @@ class Stack:
         """A claim filed, assigned and approved over the API by a supervisor: the id of the
         recovery case it opens to `contact` (which replaces the account's contacts when that
         case's new password takes effect, after the claim's hold)."""
-        _, key = await self.services.support.add_staff(f"sup-{uuid.uuid4().hex[:8]}", "supervisor")
+        _, key = await self.services.staff_members.add_staff(
+            f"sup-{uuid.uuid4().hex[:8]}", "supervisor"
+        )
         staff = {"Authorization": f"Bearer {key}"}
         filed = await self.http.post(
             "/v1/support-cases",

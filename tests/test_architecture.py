@@ -1,5 +1,6 @@
 """The layers of docs/architecture.md, checked on the source: accounts only through the
-directory port, workflows only through the feature services, no SQL above them."""
+directory port, workflows only through each feature's door modules, activities only through
+its steps modules, no SQL above them, no feature module over 500 lines without a reason."""
 
 from __future__ import annotations
 
@@ -57,31 +58,112 @@ def test_only_the_outside_directories_and_the_migrations_import_the_account_link
     ]
 
 
-def test_only_services_start_signal_update_or_query_workflows():
-    calls = {
-        "start_workflow",
-        "get_workflow_handle",
-        "execute_update",
-        "list_workflows",
-        "signal",
-        "query",
-    }
+# Each feature's modules by who calls them, in one place. A feature's door modules are what
+# routes, pages, the console, the CLI and `Services` call for a case: the only ones that start,
+# update, signal or query its workflows. Its queue modules list and count its workflows from
+# visibility (a door may too). Its steps modules are what its activities call. Lifecycle is
+# one service module, its door and its steps (403 lines: split it when it grows).
+DOORS = {
+    "lifecycle": ["reclaim/lifecycle/service.py"],
+    "recovery": [
+        "reclaim/recovery/cases.py",
+        "reclaim/recovery/door.py",
+        "reclaim/recovery/oversight.py",
+    ],
+    "support": ["reclaim/support/claims.py"],
+}
+QUEUES = {
+    "support": ["reclaim/support/queue.py"],
+}
+STEPS = {
+    "lifecycle": ["reclaim/lifecycle/service.py"],
+    "recovery": ["reclaim/recovery/steps.py"],
+    "support": ["reclaim/support/steps.py"],
+}
+# The client's interceptor: passes the doors' own calls on, timeouts cut to the request's
+# deadline; it makes none of its own.
+INTERCEPTOR = "reclaim/temporal/deadline.py"
+
+
+def _modules(*by_feature: dict[str, list[str]]) -> list[str]:
+    return sorted({path for modules in by_feature for paths in modules.values() for path in paths})
+
+
+def test_the_feature_modules_named_here_exist():
+    for path in _modules(DOORS, QUEUES, STEPS):
+        assert (REPO / path).is_file(), path
+
+
+def test_only_door_modules_start_signal_update_or_query_workflows():
+    calls = {"start_workflow", "get_workflow_handle", "execute_update", "signal", "query"}
     callers = _where(
         [p for p in PRODUCT if not p.is_relative_to(REPO / "workflows")],
         lambda p: _attributes(p) & calls,
     )
 
-    assert callers == [
-        "reclaim/lifecycle/service.py",
-        "reclaim/recovery/cases.py",
-        "reclaim/recovery/door.py",
-        "reclaim/recovery/oversight.py",
-        "reclaim/services.py",
-        "reclaim/support/service.py",
-        # The client's interceptor: passes the services' own calls on, timeouts cut to the
-        # request's deadline; it makes none of its own.
-        "reclaim/temporal/deadline.py",
+    assert callers == sorted([*_modules(DOORS), INTERCEPTOR])
+
+
+def test_only_door_and_queue_modules_list_or_count_workflows():
+    calls = {"list_workflows", "count_workflows"}
+    callers = _where(
+        [p for p in PRODUCT if not p.is_relative_to(REPO / "workflows")],
+        lambda p: _attributes(p) & calls,
+    )
+
+    allowed = [
+        *_modules(DOORS, QUEUES),
+        INTERCEPTOR,
+        "reclaim/services.py",  # every kind of case, for operators (`reclaim cases list`)
     ]
+    assert set(callers) <= set(allowed), sorted(set(callers) - set(allowed))
+
+
+def test_activities_call_only_a_features_steps_modules():
+    """Of a feature's package an activity imports its contracts and its steps modules; the
+    doors, queues and the rest are for the routes, pages, console and CLI."""
+    features = tuple(f"reclaim.{feature}." for feature in DOORS)
+    steps = {path.removesuffix(".py").replace("/", ".") for path in _modules(STEPS)}
+
+    def outside_steps(module: str) -> bool:
+        if not module.startswith(features) or module.split(".")[2] == "contracts":
+            return False
+        return ".".join(module.split(".")[:3]) not in steps
+
+    imported = {
+        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if outside_steps(m))
+        for p in sorted((REPO / "activities").glob("*.py"))
+    }
+
+    assert {path: found for path, found in imported.items() if found} == {}
+
+
+MAX_LINES = 500
+# Modules of a feature package allowed over MAX_LINES: {path: (limit, reason)}.
+LONG_MODULES: dict[str, tuple[int, str]] = {}
+
+
+def test_no_feature_module_is_over_500_lines():
+    """A module of a feature package (reclaim/recovery, reclaim/support, reclaim/lifecycle)
+    has at most MAX_LINES lines: past that, split it by who calls it (door, queue, steps...).
+
+    To let one module grow past it, add it (or raise its limit) in LONG_MODULES with the
+    reason, in the commit that makes it grow, and say why in the commit message; an entry
+    whose module is back under MAX_LINES, or gone, fails here until it is removed."""
+    found = {
+        str(p.relative_to(REPO)): len(p.read_text(encoding="utf-8").splitlines())
+        for feature in DOORS
+        for p in sorted((REPO / "reclaim" / feature).rglob("*.py"))
+    }
+
+    too_long = {
+        path: lines
+        for path, lines in found.items()
+        if lines > LONG_MODULES.get(path, (MAX_LINES, ""))[0]
+    }
+    stale = [path for path in LONG_MODULES if found.get(path, 0) <= MAX_LINES]
+    assert too_long == {}
+    assert stale == []
 
 
 def test_routes_the_cli_and_activities_call_services_not_sql_or_temporal():

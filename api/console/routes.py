@@ -22,8 +22,9 @@ from api.pages.security import set_cookie
 from reclaim.errors import DomainError, NotFound, Unauthorized, Unavailable
 from reclaim.services import Services
 from reclaim.support.audit import Origin
+from reclaim.support.claims import CaseFile
 from reclaim.support.contracts import ClaimReason, ClaimState, Reviewer, Risk, StaffRole
-from reclaim.support.service import QUEUE_VIEWS, CaseFile, QueueFilter
+from reclaim.support.queue import QUEUE_VIEWS, QueueFilter
 from reclaim.support.staff import SignedIn
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -66,7 +67,7 @@ def _page(
         templates=templates,
         locale="en",
         member=member,
-        provider=services.support.identity_provider,
+        provider=services.signin.identity_provider,
         words=view,
         **facts,
     )
@@ -78,7 +79,7 @@ def _origin(request: Request) -> Origin:
 
 async def _signed_in(request: Request, services: Services) -> SignedIn | None:
     try:
-        return await services.support.console_member(request.cookies.get(SESSION_COOKIE))
+        return await services.signin.console_member(request.cookies.get(SESSION_COOKIE))
     except Unauthorized:
         return None
 
@@ -108,7 +109,7 @@ async def sign_in_page(request: Request, services: AppServices) -> Response:
 @router.post("/signin", response_class=HTMLResponse)
 async def sign_in_with_key(request: Request, services: AppServices) -> Response:
     form = await posted(request, services.settings)
-    if services.support.identity_provider is not None:
+    if services.signin.identity_provider is not None:
         problem = view.Problem("Sign in with your organisation's account.", status=400)
         return _page(request, services, "console_signin.html", 400, problem=problem)
     key = form.get("key", "").strip()
@@ -116,7 +117,7 @@ async def sign_in_with_key(request: Request, services: AppServices) -> Response:
         problem = view.Problem("Enter your staff key.", "key", 422)
         return _page(request, services, "console_signin.html", 422, problem=problem)
     try:
-        _, token = await services.support.sign_in_with_key(key, _origin(request))
+        _, token = await services.signin.sign_in_with_key(key, _origin(request))
     except Unauthorized as err:
         problem = view.Problem(err.message, "key", 401)
         return _page(request, services, "console_signin.html", 401, problem=problem)
@@ -126,7 +127,7 @@ async def sign_in_with_key(request: Request, services: AppServices) -> Response:
 @router.get("/signin/sso")
 async def sign_in_with_provider(request: Request, services: AppServices) -> Response:
     try:
-        url, sealed = await services.support.begin_sign_in()
+        url, sealed = await services.signin.begin_sign_in()
     except DomainError as err:
         problem = view.refusal(err)
         return _page(request, services, "console_signin.html", problem.status, problem=problem)
@@ -155,7 +156,7 @@ async def provider_callback(request: Request, services: AppServices) -> Response
         )
     else:
         try:
-            _, token = await services.support.finish_sign_in(
+            _, token = await services.signin.finish_sign_in(
                 params.get("code", ""), params.get("state", ""), sealed, _origin(request)
             )
         except DomainError as err:
@@ -189,7 +190,7 @@ async def sign_out(request: Request, services: AppServices) -> Response:
     signed_in = await _signed_in(request, services)
     if signed_in is not None:
         token = request.cookies.get(SESSION_COOKIE, "")
-        await services.support.sign_out(token, signed_in.member, _origin(request))
+        await services.signin.sign_out(token, signed_in.member, _origin(request))
     response = see_other("/console/signin?out=1")
     response.delete_cookie(SESSION_COOKIE, path="/console")
     return response
@@ -211,7 +212,7 @@ async def queue(request: Request, services: AppServices) -> Response:
         state=params.get("state") if params.get("state") in _OPEN_STATES else None,
     )
     try:
-        page = await services.support.console_queue(member, chosen)
+        page = await services.claim_queue.console_queue(member, chosen)
     except Unavailable as err:
         problem = view.refusal(err)
         return _page(request, services, "console_unavailable.html", 503, member, problem=problem)
@@ -293,15 +294,15 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
     member = signed_in.member
     if action not in ACTIONS:
         return _page(request, services, "console_gone.html", 404, member)
-    support, origin = services.support, _origin(request)
+    claims, origin = services.claims, _origin(request)
     note = form.get("note", "").strip()[:MAX_TEXT] or None
     try:
         if action == "assign":
             to = form.get("to", "").strip() or None
-            await support.assign(case_id, member, to, origin)
+            await claims.assign(case_id, member, to, origin)
             done = "assigned"
         elif action == "release":
-            await support.release(case_id, member, origin)
+            await claims.release(case_id, member, origin)
             done = "released"
         elif action == "ask":
             questions = [q.strip() for q in form.get("questions", "").splitlines() if q.strip()]
@@ -317,13 +318,13 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
                     422,
                 )
                 return await _case(request, services, member, case_id, problem=problem, kept=form)
-            await support.request_info(case_id, member, questions, origin)
+            await claims.request_info(case_id, member, questions, origin)
             done = "asked"
         elif action == "approve":
-            decided = await support.approve(case_id, member, note, origin)
+            decided = await claims.approve(case_id, member, note, origin)
             done = "requested" if decided.state is ClaimState.AWAITING_CONFIRMATION else "approved"
         elif action == "confirm":
-            await support.confirm(case_id, member, note, origin)
+            await claims.confirm(case_id, member, note, origin)
             done = "confirmed"
         else:
             reason = form.get("reason", "").strip()[:MAX_TEXT]
@@ -332,7 +333,7 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
                     "Write the reason: the claimant reads it in our mail.", "reason", 422
                 )
                 return await _case(request, services, member, case_id, problem=problem, kept=form)
-            await support.reject(case_id, member, reason, origin)
+            await claims.reject(case_id, member, reason, origin)
             done = "rejected"
     except DomainError as err:
         if isinstance(err, NotFound):
@@ -353,8 +354,8 @@ async def _case(
     kept: dict[str, str] | None = None,
 ) -> Response:
     try:
-        found = await services.support.case_file(case_id)
-        staff = [m.name for m in await services.support.staff() if m.disabled_at is None]
+        found = await services.claims.case_file(case_id)
+        staff = [m.name for m in await services.staff_members.staff() if m.disabled_at is None]
     except NotFound:
         return _page(request, services, "console_gone.html", 404, member)
     except DomainError as err:
@@ -475,13 +476,13 @@ async def case_audit(request: Request, case_id: str, services: AppServices) -> R
         return _to_sign_in()
     member = signed_in.member
     try:
-        found = await services.support.staff_view(case_id)
+        found = await services.claims.staff_view(case_id)
     except NotFound:
         return _page(request, services, "console_gone.html", 404, member)
     except DomainError as err:
         refused = view.refusal(err)
         return _page(request, services, "console_unavailable.html", 503, member, problem=refused)
-    entries = await services.support.audit_entries(case_id=case_id)
+    entries = await services.staff_members.audit_entries(case_id=case_id)
     return _page(
         request,
         services,

@@ -87,7 +87,7 @@ async def file_claim(request: Request, services: AppServices) -> Response:
             return await refused(request, services, FORM, Refusal(found, 422, values))
     passwords = [form.get(f"password_{n}", "") for n in range(PASSWORD_FIELDS)]
     try:
-        filed = await services.support.file(
+        filed = await services.claims.file(
             username=values["username"],
             contact_email=values["contact_email"],
             reason=ClaimReason(reason),
@@ -124,7 +124,7 @@ async def claim_page(request: Request, case_id: str, services: AppServices) -> R
     token = request.query_params.get("token")
     if token:  # the link from the first mail: keep the token, take it out of the address
         try:
-            await services.support.claimant_view(case_id, token)
+            await services.claims.claimant_view(case_id, token)
         except DomainError as err:
             return await _claim(request, services, case_id, None, err)
         response = see_other(_claim_path(case_id))
@@ -153,7 +153,7 @@ async def enter_token(request: Request, case_id: str, services: AppServices) -> 
     form = await posted(request, services.settings)
     token = form.get("token", "").strip()
     try:
-        await services.support.claimant_view(case_id, token)
+        await services.claims.claimant_view(case_id, token)
     except DomainError as err:
         return await _refused(request, services, case_id, err)
     response = see_other(_claim_path(case_id))
@@ -172,7 +172,7 @@ async def answer(request: Request, case_id: str, services: AppServices) -> Respo
         found = Problem(t("Write your answer before sending it."), "answer")
         return await refused(request, services, _claim_path(case_id), Refusal(found, 422))
     try:
-        await services.support.answer(case_id, token, text[:4000])
+        await services.claims.answer(case_id, token, text[:4000])
     except DomainError as err:
         return await _refused(request, services, case_id, err, {"answer": text[:4000]})
     return see_other(_claim_path(case_id) + "?answered=1")
@@ -239,7 +239,7 @@ async def _claim(
     view: ClaimantView | None = None
     if token and error is None:
         try:
-            view = await services.support.claimant_view(case_id, token)
+            view = await services.claims.claimant_view(case_id, token)
         except NotFound:
             return render(request, settings, "gone.html", 404)
         except Unauthorized:

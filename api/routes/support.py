@@ -26,7 +26,7 @@ from reclaim.support.contracts import (
     TimelineEntry,
 )
 from reclaim.support.evidence import MAX_PREVIOUS_PASSWORDS
-from reclaim.support.service import STAFF_NAME
+from reclaim.support.members import STAFF_NAME
 
 claimant = APIRouter(prefix="/v1/support-cases", tags=["support claims"])
 staff = APIRouter(prefix="/v1/staff", tags=["support staff"])
@@ -131,7 +131,7 @@ def _status(view: ClaimantView) -> ClaimStatus:
 async def file_claim(body: ClaimBody, services: AppServices) -> Filed:
     """The evidence is checked now; only its results reach the case. An unknown username
     gets the same answer (a reviewer will reject the claim)."""
-    filed = await services.support.file(
+    filed = await services.claims.file(
         username=body.username,
         contact_email=body.contact_email,
         reason=body.reason,
@@ -150,7 +150,7 @@ async def file_claim(body: ClaimBody, services: AppServices) -> Filed:
     summary="Follow a claim (claim token)",
 )
 async def claim_status(case_id: str, services: AppServices, token: ClaimToken) -> ClaimStatus:
-    return _status(await services.support.claimant_view(case_id, token))
+    return _status(await services.claims.claimant_view(case_id, token))
 
 
 @claimant.post(
@@ -163,7 +163,7 @@ async def claim_status(case_id: str, services: AppServices, token: ClaimToken) -
 async def answer(
     case_id: str, body: AnswerBody, services: AppServices, token: ClaimToken
 ) -> ClaimStatus:
-    return _status(await services.support.answer(case_id, token, body.answer))
+    return _status(await services.claims.answer(case_id, token, body.answer))
 
 
 # -- the support team --------------------------------------------------------------------------
@@ -240,7 +240,7 @@ async def queue(
         filters["assignee"] = assignee
     if escalated is not None:
         filters["escalated"] = escalated
-    found = await services.support.queue(filters, limit)
+    found = await services.claim_queue.queue(filters, limit)
     return Queue(cases=[QueueItem(**asdict(case)) for case in found])
 
 
@@ -251,7 +251,7 @@ async def queue(
     summary="A claim in full: evidence, risk, what the claimant wrote, who did what",
 )
 async def claim(case_id: str, services: AppServices, member: StaffMember) -> ClaimDetail:
-    found = await services.support.case_file(case_id)
+    found = await services.claims.case_file(case_id)
     view = found.view
     return ClaimDetail(
         case_id=view.case_id,
@@ -338,7 +338,7 @@ async def assign(
     body: AssignBody | None = None,
 ) -> Summary:
     to = body.assignee if body else None
-    return _summary(await services.support.assign(case_id, member, to, origin))
+    return _summary(await services.claims.assign(case_id, member, to, origin))
 
 
 @staff.post(
@@ -351,7 +351,7 @@ async def assign(
 async def release(
     case_id: str, services: AppServices, member: StaffMember, origin: ApiOrigin
 ) -> Summary:
-    return _summary(await services.support.release(case_id, member, origin))
+    return _summary(await services.claims.release(case_id, member, origin))
 
 
 @staff.post(
@@ -365,7 +365,7 @@ async def request_info(
     case_id: str, body: QuestionsBody, services: AppServices, member: StaffMember, origin: ApiOrigin
 ) -> Summary:
     questions = list(body.questions)
-    return _summary(await services.support.request_info(case_id, member, questions, origin))
+    return _summary(await services.claims.request_info(case_id, member, questions, origin))
 
 
 @staff.post(
@@ -384,7 +384,7 @@ async def approve(
     body: ApproveBody | None = None,
 ) -> Summary:
     note = body.note if body else None
-    return _summary(await services.support.approve(case_id, member, note, origin))
+    return _summary(await services.claims.approve(case_id, member, note, origin))
 
 
 @staff.post(
@@ -403,7 +403,7 @@ async def confirm(
 ) -> Summary:
     """The two-person rule: the resolution is applied before this answers."""
     note = body.note if body else None
-    return _summary(await services.support.confirm(case_id, member, note, origin))
+    return _summary(await services.claims.confirm(case_id, member, note, origin))
 
 
 @staff.post(
@@ -416,4 +416,4 @@ async def confirm(
 async def reject(
     case_id: str, body: RejectBody, services: AppServices, member: StaffMember, origin: ApiOrigin
 ) -> Summary:
-    return _summary(await services.support.reject(case_id, member, body.reason, origin))
+    return _summary(await services.claims.reject(case_id, member, body.reason, origin))

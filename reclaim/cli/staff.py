@@ -31,7 +31,7 @@ def add(
     digest of it is kept."""
 
     async def work(services: Services) -> Any:
-        return await services.support.add_staff(name, role)
+        return await services.staff_members.add_staff(name, role)
 
     member, key = with_services(settings_for_command(), work)
     typer.echo(f"added {member.name} ({member.role}, id {member.id}); their API key, shown once:")
@@ -43,7 +43,7 @@ def list_staff() -> None:
     """The members of staff (never their keys): role, how they sign in, active or disabled."""
 
     async def work(services: Services) -> Any:
-        return await services.support.staff()
+        return await services.staff_members.staff()
 
     for member in with_services(settings_for_command(), work):
         state = f"disabled {when(member.disabled_at)}" if member.disabled_at else "active"
@@ -57,7 +57,7 @@ def disable(name: Annotated[str, typer.Argument(help="The member's name")], by: 
     (single sign-on cannot bring them back)."""
 
     async def work(services: Services) -> Any:
-        return await services.support.disable_staff(name, operator(by).name, CLI)
+        return await services.staff_members.disable_staff(name, operator(by).name, CLI)
 
     member = with_services(settings_for_command(), work)
     typer.echo(f"disabled {member.name}: their key and console sessions no longer work")
@@ -69,7 +69,7 @@ def rotate(name: Annotated[str, typer.Argument(help="The member's name")], by: B
     console sessions it opened, stop working at once."""
 
     async def work(services: Services) -> Any:
-        return await services.support.rotate_staff_key(name, operator(by).name, CLI)
+        return await services.staff_members.rotate_staff_key(name, operator(by).name, CLI)
 
     member, key = with_services(settings_for_command(), work)
     typer.echo(f"new key for {member.name}; the old one no longer works. Shown once:")
@@ -86,7 +86,7 @@ def audit(
     and how it ended."""
 
     async def work(services: Services) -> Any:
-        return await services.support.audit_entries(case_id=case, by=by, limit=limit)
+        return await services.staff_members.audit_entries(case_id=case, by=by, limit=limit)
 
     entries = with_services(settings_for_command(), work)
     if not entries:

@@ -204,7 +204,7 @@ async def test_hsts_when_the_public_url_is_https_only(site: Site):
 
 async def test_staff_answers_are_never_stored(site: Site):
     async with site() as http:
-        _, key = await http.services.support.add_staff("sam", "supervisor")  # type: ignore[attr-defined]
+        _, key = await http.services.staff_members.add_staff("sam", "supervisor")  # type: ignore[attr-defined]
         queue = await http.get("/v1/staff/cases", headers={"Authorization": f"Bearer {key}"})
         refused = await http.get("/v1/staff/cases")
         console = await http.get("/console/signin")

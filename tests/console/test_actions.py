@@ -40,7 +40,7 @@ async def desk(stack: Stack, *members: tuple[str, str]) -> dict[str, Staff]:
     """Each member signed in with a key of their own, in a browser of their own."""
     signed: dict[str, Staff] = {}
     for name, role in members:
-        _, key = await stack.services.support.add_staff(name, role)
+        _, key = await stack.services.staff_members.add_staff(name, role)
         signed[name] = Staff(stack)
         answer = await signed[name].with_key(key)
         assert answer.status_code == 303, answer.text

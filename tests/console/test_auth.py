@@ -43,7 +43,7 @@ async def test_a_reviewer_signs_in_through_the_provider_and_appears_in_the_staff
         assert "Signed in as <strong>rita</strong> (reviewer)" in queue.text
         exchange = issuer.exchanges[-1]
         assert len(exchange["code_verifier"]) >= 43  # PKCE
-        members = {m.name: m for m in await sso_stack.services.support.staff()}
+        members = {m.name: m for m in await sso_stack.services.staff_members.staff()}
         assert members["rita"].role == "reviewer" and members["rita"].oidc_subject
         with Session(sso_stack.engine) as session:
             stored = session.exec(
@@ -116,7 +116,7 @@ async def test_a_callback_that_is_not_this_browsers_sign_in_is_refused(
         back = await rita.sso(issuer, "rita")  # and the sign-in that is this browser's
         assert back.status_code == 303
         # The state compared in constant time, both ways (tests/e2e/test_constant_time.py).
-        assert comparisons[("reclaim/support/service.py", "SupportService.finish_sign_in")] == {
+        assert comparisons[("reclaim/support/signin.py", "StaffSignIn.finish_sign_in")] == {
             True,
             False,
         }
@@ -155,7 +155,7 @@ async def test_no_session_an_expired_one_or_a_claimants_cookie_opens_nothing(
         expired = await rita.http.get("/console")
         assert (expired.status_code, expired.headers["location"]) == (303, "/console/signin")
         assert (await rita.post(f"/console/cases/{case_id}/assign")).status_code == 401
-        view = await sso_stack.services.support.staff_view(case_id)
+        view = await sso_stack.services.claims.staff_view(case_id)
         assert view.assignee is None  # nothing was done
     finally:
         await nobody.aclose()
@@ -165,8 +165,8 @@ async def test_no_session_an_expired_one_or_a_claimants_cookie_opens_nothing(
 async def test_without_a_provider_a_staff_key_signs_in_until_it_is_disabled_or_rotated(
     stack: Stack,
 ):
-    support = stack.services.support
-    _, key = await support.add_staff("rita", "reviewer")
+    members = stack.services.staff_members
+    _, key = await members.add_staff("rita", "reviewer")
     rita = StaffBrowser(stack)
     try:
         page = await rita.http.get("/console/signin")
@@ -177,13 +177,13 @@ async def test_without_a_provider_a_staff_key_signs_in_until_it_is_disabled_or_r
         signed = await rita.with_key(key)
         assert (signed.status_code, signed.headers["location"]) == (303, "/console")
         assert (await rita.http.get("/console")).status_code == 200
-        await support.rotate_staff_key("rita", "olivia", _CLI)
+        await members.rotate_staff_key("rita", "olivia", _CLI)
         assert (await rita.http.get("/console")).status_code == 303  # the session ended
         assert (await rita.with_key(key)).status_code == 401  # and the old key
 
-        _, again = await support.rotate_staff_key("rita", "olivia", _CLI)
+        _, again = await members.rotate_staff_key("rita", "olivia", _CLI)
         assert (await rita.with_key(again)).status_code == 303
-        await support.disable_staff("rita", "olivia", _CLI)
+        await members.disable_staff("rita", "olivia", _CLI)
         assert (await rita.http.get("/console")).status_code == 303
         assert (await rita.with_key(again)).status_code == 401
         api = await stack.http.get("/v1/staff/cases", headers={"Authorization": f"Bearer {again}"})
@@ -219,12 +219,12 @@ async def test_the_codec_endpoint_takes_the_providers_tokens_and_refuses_bad_one
     }
     for what, token in refused.items():
         assert await codec(token) == 401, what
-    _, key = await sso_stack.services.support.add_staff("kim", "supervisor")
+    _, key = await sso_stack.services.staff_members.add_staff("kim", "supervisor")
     assert await codec(key) == 200  # staff keys still work
-    await sso_stack.services.support.disable_staff("kim", "olivia", _CLI)
+    await sso_stack.services.staff_members.disable_staff("kim", "olivia", _CLI)
     assert await codec(key) == 401
     await StaffBrowser(sso_stack).sso(issuer, "sam")  # sam is now a member of staff
-    await sso_stack.services.support.disable_staff("sam", "olivia", _CLI)
+    await sso_stack.services.staff_members.disable_staff("sam", "olivia", _CLI)
     assert await codec(issuer.token("sam")) == 401  # a disabled member's tokens too
 
 
@@ -232,7 +232,7 @@ async def test_the_codec_endpoint_takes_the_providers_tokens_and_refuses_bad_one
 async def test_every_action_needs_the_pages_form_token(stack: Stack, action: str):
     await stack.add_account("jane", "jane@example.com", None, PASSWORD)
     case_id, _ = await file_claim(stack, **STRONG)
-    _, key = await stack.services.support.add_staff("sam", "supervisor")
+    _, key = await stack.services.staff_members.add_staff("sam", "supervisor")
     sam = StaffBrowser(stack)
     try:
         await sam.with_key(key)
@@ -251,7 +251,7 @@ async def test_every_action_needs_the_pages_form_token(stack: Stack, action: str
         for answer in (without, wrong, elsewhere):
             assert answer.status_code == 403
             assert "This form has expired" in answer.text
-        view = await stack.services.support.staff_view(case_id)
+        view = await stack.services.claims.staff_view(case_id)
         assert (view.state.value, view.assignee, view.questions) == ("submitted", None, [])
         signout = await sam.http.post("/console/signout")
         assert signout.status_code == 403
@@ -265,14 +265,14 @@ async def test_staff_members_with_the_same_name_from_the_provider_and_a_key_are_
 ):
     """A member added with a key who later signs in through the provider keeps their name
     (assignments keep working); the provider's role replaces the stored one."""
-    await sso_stack.services.support.add_staff("sue", "reviewer")
+    await sso_stack.services.staff_members.add_staff("sue", "reviewer")
     sue = StaffBrowser(sso_stack)
     try:
         assert (await sue.sso(issuer, "sue")).status_code == 303
         with Session(sso_stack.engine) as session:
             rows = session.exec(Staff.__table__.select()).all()  # type: ignore[attr-defined]
         assert len(rows) == 1
-        members = await sso_stack.services.support.staff()
+        members = await sso_stack.services.staff_members.staff()
         assert (members[0].name, members[0].role) == ("sue", "supervisor")
     finally:
         await sue.aclose()

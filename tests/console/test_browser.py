@@ -171,7 +171,7 @@ async def test_a_reviewers_high_risk_approval_waits_for_a_supervisor_who_confirm
         await expect(sam.locator("dd.state")).to_have_text("Approved")
         await expect(sam.get_by_text("by supervisor:sam")).to_be_visible()
         await accessible(sam)
-    view = await sso_stack.services.support.case_file(case_id)
+    view = await sso_stack.services.claims.case_file(case_id)
     assert view.view.decision is not None and view.view.decision.note == "The claimant called us."
     assert view.account is not None and view.account.id == account_id
 
@@ -221,10 +221,10 @@ async def test_an_approval_nobody_confirms_lapses_back_to_review(
         console_on(life) as base,
     ):
         await life.add_account()
-        filed = await life.services.support.file(
+        filed = await life.services.claims.file(
             username="jane", contact_email=CONTACT, reason=ClaimReason.BANNED
         )
-        _, key = await life.services.support.add_staff("rita", "reviewer")
+        _, key = await life.services.staff_members.add_staff("rita", "reviewer")
         async with person(browser, base, width=WIDE) as page:
             await page.goto("/console/signin")
             await page.get_by_label("Staff key").fill(key)
@@ -263,11 +263,11 @@ async def test_a_refused_sign_in_a_missing_claim_and_a_rejected_claim_are_access
 ):
     await stack.add_account("jane", "jane@example.com", None, PASSWORD)
     case_id, _ = await file_claim(stack, **STRONG)
-    support = stack.services.support
-    _, key = await support.add_staff("rita", "reviewer")
-    rita = await support.staff_member(key)
-    await support.assign(case_id, rita, None, Origin("console"))
-    await support.reject(case_id, rita, "The evidence is someone else's.", Origin("console"))
+    claims, members = stack.services.claims, stack.services.staff_members
+    _, key = await members.add_staff("rita", "reviewer")
+    rita = await members.staff_member(key)
+    await claims.assign(case_id, rita, None, Origin("console"))
+    await claims.reject(case_id, rita, "The evidence is someone else's.", Origin("console"))
     async with person(browser, str(stack.http.base_url), width=WIDE) as page:
         await page.goto("/console/signin")
         await page.get_by_label("Staff key").fill(key[:-2] + "xx")
@@ -295,7 +295,7 @@ async def test_the_page_said_when_temporal_does_not_answer_is_accessible(
     settings, engine = stack_parts()
     nowhere = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
     services = build_services(settings, nowhere, engine)
-    _, key = await services.support.add_staff("rita", "reviewer")
+    _, key = await services.staff_members.add_staff("rita", "reviewer")
     try:
         async with (
             running_stack(settings, engine, mail, sms, worker=False, api_services=services) as st,

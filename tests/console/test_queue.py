@@ -54,7 +54,7 @@ async def test_past_one_page_the_queue_shows_the_soonest_due_and_filters_reach_t
                 ]
             )
         ]
-        _, key = await stack.services.support.add_staff("sam", "supervisor")
+        _, key = await stack.services.staff_members.add_staff("sam", "supervisor")
         sam = Staff(stack)
         try:
             await sam.with_key(key)

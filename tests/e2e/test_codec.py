@@ -26,7 +26,7 @@ UI = "http://127.0.0.1:8233"
 
 
 async def _key(stack: Stack, role: StaffRole = StaffRole.SUPERVISOR) -> dict[str, str]:
-    _, key = await stack.services.support.add_staff(f"{role.value}-1", role.value)
+    _, key = await stack.services.staff_members.add_staff(f"{role.value}-1", role.value)
     return {"Authorization": f"Bearer {key}"}
 
 

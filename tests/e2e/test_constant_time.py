@@ -53,7 +53,7 @@ ELSEWHERE = {
         "tests/e2e/test_forged_actors.py::"
         "test_a_reviewer_cannot_confirm_their_own_approval_as_an_invented_supervisor"
     ),
-    ("reclaim/support/service.py", "SupportService.finish_sign_in"): (
+    ("reclaim/support/signin.py", "StaffSignIn.finish_sign_in"): (
         "tests/console/test_auth.py::test_a_callback_that_is_not_this_browsers_sign_in_is_refused"
     ),
 }
@@ -104,7 +104,7 @@ async def test_every_secret_is_compared_in_constant_time_wherever_it_is_checked(
         await stack.add_account("jane", "jane@example.com", None, PASSWORD)
 
         # A staff key, wrong then right.
-        member, key = await stack.services.support.add_staff("rita", "reviewer")
+        member, key = await stack.services.staff_members.add_staff("rita", "reviewer")
         for given, status in ((f"rk_{member.id}_not-the-key", 401), (key, 200)):
             response = await http.get(
                 "/v1/staff/cases", headers={"Authorization": f"Bearer {given}"}

@@ -61,7 +61,7 @@ async def _audit(stack: Stack, case_id: str, count: int) -> list[AuditEntry]:
     thread of its own)."""
     deadline = time.monotonic() + 10
     while True:
-        entries = await stack.services.support.audit_entries(case_id=case_id)
+        entries = await stack.services.staff_members.audit_entries(case_id=case_id)
         if len(entries) >= count or time.monotonic() > deadline:
             return entries
         await asyncio.sleep(0.05)
@@ -83,7 +83,7 @@ async def test_a_supervisor_who_does_not_exist_cannot_take_or_approve_a_claim(st
     assert (await _forged(stack, case_id, ClaimCalls.APPROVE, signed)).type == FORGED_ACTOR
 
     # Nothing happened to the claim; no code went to the attacker's address.
-    view = await stack.services.support.staff_view(case_id)
+    view = await stack.services.claims.staff_view(case_id)
     assert view.state is ClaimState.SUBMITTED
     assert view.assignee is None and view.decision is None
     assert len(stack.mail.to(CONTACT)) == 1  # the receipt, no code
@@ -103,7 +103,7 @@ async def test_a_reviewer_cannot_confirm_their_own_approval_as_an_invented_super
     stack: Stack, comparisons: Seen
 ):
     case_id = await _high_risk_claim(stack)
-    _, key = await stack.services.support.add_staff("rita", StaffRole.REVIEWER.value)
+    _, key = await stack.services.staff_members.add_staff("rita", StaffRole.REVIEWER.value)
     rita = {"Authorization": f"Bearer {key}"}
     assert (await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rita)).is_success
     asked = await stack.http.post(
@@ -136,7 +136,7 @@ async def test_a_reviewer_cannot_confirm_their_own_approval_as_an_invented_super
     )
     assert (await _forged(stack, case_id, ClaimCalls.APPROVE, raised)).type == FORGED_ACTOR
 
-    view = await stack.services.support.staff_view(case_id)
+    view = await stack.services.claims.staff_view(case_id)
     assert view.state is ClaimState.AWAITING_CONFIRMATION
     assert view.decision is None
     # The proof's signature was compared in constant time, and said yes and no.
@@ -157,8 +157,8 @@ async def test_a_payload_not_sealed_by_us_reaches_no_workflow(stack: Stack):
     assert "Failed decoding arguments" in str(refused.value.cause)  # not even read
 
     # The claim answers and moves for a reviewer who acts through the API.
-    assert (await stack.services.support.staff_view(case_id)).assignee is None
-    _, key = await stack.services.support.add_staff("sam", StaffRole.SUPERVISOR.value)
+    assert (await stack.services.claims.staff_view(case_id)).assignee is None
+    _, key = await stack.services.staff_members.add_staff("sam", StaffRole.SUPERVISOR.value)
     taken = await stack.http.post(
         f"/v1/staff/cases/{case_id}/assign", headers={"Authorization": f"Bearer {key}"}
     )

@@ -191,7 +191,7 @@ async def test_a_case_waits_while_the_ldap_server_is_down_and_finishes_after(
 
 
 async def _staff_key(stack: Stack) -> dict[str, str]:
-    _, key = await stack.services.support.add_staff("rita", "supervisor")
+    _, key = await stack.services.staff_members.add_staff("rita", "supervisor")
     return {"Authorization": f"Bearer {key}"}
 
 

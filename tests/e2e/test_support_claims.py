@@ -23,7 +23,7 @@ CONTACT = "jane.new@example.net"
 
 
 async def _staff(stack: Stack, name: str, role: StaffRole) -> dict[str, str]:
-    _, key = await stack.services.support.add_staff(name, role.value)
+    _, key = await stack.services.staff_members.add_staff(name, role.value)
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -355,7 +355,7 @@ async def test_a_claim_held_by_one_reviewer_is_moved_by_a_supervisor_or_released
     moved = await stack.http.post(f"{staff}/assign", json={"assignee": "rita"}, headers=sam)
     assert moved.json()["assignee"] == "rita"
 
-    audit = await stack.services.support.audit_entries(case_id=case_id)
+    audit = await stack.services.staff_members.audit_entries(case_id=case_id)
     assert [(e.staff_name, e.action, e.detail, e.outcome) for e in reversed(audit)] == [
         ("rita", "assign", "rita", "done"),
         ("omar", "assign", "omar", "refused: supervisor_required"),

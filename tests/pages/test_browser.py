@@ -364,7 +364,7 @@ async def test_a_claim_filed_questioned_answered_and_approved_in_the_browser(
     stack: Stack, browser: Browser, locale: str
 ):
     await stack.add_account("jane", "jane@example.com", None, OLD)
-    _, key = await stack.services.support.add_staff("sam", "supervisor")
+    _, key = await stack.services.staff_members.add_staff("sam", "supervisor")
     staff = {"Authorization": f"Bearer {key}"}
     async with person(browser, str(stack.http.base_url), locale=locale) as page:
         await page.goto("/support")

@@ -67,7 +67,7 @@ async def test_every_state_of_a_request_and_a_claim_is_accessible(
     async with running_stack(settings, engine, mail, sms) as stack:
         for name in ("jane", "joe", "ann", "kim"):
             await stack.add_account(name, f"{name}@example.com", None, OLD)
-        _, key = await stack.services.support.add_staff("sam", "supervisor")
+        _, key = await stack.services.staff_members.add_staff("sam", "supervisor")
         expiring = (await stack.open_case("kim@example.com"))["case_id"]
         superseded = (await stack.open_case("joe@example.com"))["case_id"]
         await stack.approved_claim("joe", "joe.other@example.net", "lost_contact")  # takes over

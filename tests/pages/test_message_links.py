@@ -62,7 +62,7 @@ async def _every_kind_of_message(stack: Stack) -> None:
     ann = await stack.add_account("ann", "ann@example.com", None, PASSWORD)
     await stack.add_account("kim", "kim@example.com", "+14155550188", PASSWORD)
     await stack.add_account("lee", "lee@example.com", None, PASSWORD)
-    _, key = await stack.services.support.add_staff("sam", "supervisor")
+    _, key = await stack.services.staff_members.add_staff("sam", "supervisor")
 
     case = await stack.open_case("jane@example.com")  # the code, then password changed
     code = await stack.mail.code_for("jane@example.com")

@@ -357,7 +357,7 @@ async def test_each_refused_claim_form_redirects_to_the_claims_page(stack: Stack
     assert _path(person) == claim_url
     assert "Ouvrir votre demande d'assistance" in person.text
 
-    _, key = await stack.services.support.add_staff("sam", "supervisor")
+    _, key = await stack.services.staff_members.add_staff("sam", "supervisor")
     staff = {"Authorization": f"Bearer {key}"}
     for path, body in (("assign", {}), ("request-info", {"questions": ["Which city?"]})):
         asked = await stack.http.post(f"/v1/staff/cases/{claim}/{path}", json=body, headers=staff)

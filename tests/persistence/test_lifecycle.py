@@ -94,7 +94,7 @@ async def test_a_purge_leaves_no_personal_data_and_runs_once_however_often_it_is
         session.commit()
 
     services = offline_services
-    purge = LifecycleActivities(services.lifecycle, services.recovery_steps, services.support)
+    purge = LifecycleActivities(services.lifecycle, services.recovery_steps, services.claim_steps)
     assert (await purge.purge_account(_purge_request(account_id))).applied
     before_retry = _everything(engine)
     # The activity, retried after its answer was lost.

@@ -9,6 +9,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from reclaim.support.claims import FiledClaim
 from reclaim.support.contracts import (
     Approve,
     AssignRequest,
@@ -22,7 +23,6 @@ from reclaim.support.contracts import (
     Reviewer,
     StaffRole,
 )
-from reclaim.support.service import FiledClaim
 from reclaim.temporal.proofs import ActorProofs
 from tests.workflows.lifecycle_harness import PASSWORD, Lifecycle
 
@@ -102,7 +102,7 @@ class SupportDesk:
     async def file(
         self, reason: ClaimReason = ClaimReason.COMPROMISED, username: str = "jane", **evidence: Any
     ) -> Claim:
-        filed = await self.life.services.support.file(
+        filed = await self.life.services.claims.file(
             username=username, contact_email=CONTACT, reason=reason, **evidence
         )
         return Claim(self, filed)

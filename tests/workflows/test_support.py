@@ -379,7 +379,7 @@ async def test_a_reviewers_high_risk_approval_waits_for_another_supervisor(desk:
     assert (await claim.refusal(claim.approve())).type == "invalid_state"
     attrs = (await claim.handle.describe()).typed_search_attributes
     assert attrs.get(sa.CASE_STATE) == "awaiting_confirmation"
-    claimant = await life.services.support.claimant_view(claim.case_id, claim.filed.claim_token)
+    claimant = await life.services.claims.claimant_view(claim.case_id, claim.filed.claim_token)
     assert claimant.state is ClaimState.IN_REVIEW  # to the claimant, still review
 
     confirmed = await claim.confirm(by=SUPERVISOR)
