@@ -43,6 +43,7 @@ from reclaim.recovery.contracts import (
     IssuedCode,
     Stopped,
 )
+from reclaim.recovery.handover import Handover
 from reclaim.recovery.ledger import CaseFacts, RecoveryLedger
 from reclaim.security import Keys, new_code, new_token
 from reclaim.settings import Settings
@@ -87,6 +88,7 @@ class RecoverySteps:
         self._keys = keys
         self._settings = settings
         self._lifecycle = lifecycle
+        self._handover = Handover(directory, notifier, settings, lifecycle)
 
     async def issue_code(self, request: IssueCode, now: datetime) -> IssuedCode:
         """Deliver the code of `request.attempt` (and its proof, in the message's link) and
@@ -300,10 +302,10 @@ class RecoverySteps:
         """The hold of an approved claim's case ended unstopped: the claim's address replaces
         the account's (the phone goes too), once for the claim however often this runs."""
         try:
-            reactivated = await self._directory.replace_contacts(
+            await self._handover.move_contacts(
                 reset.account_id,
-                email=email,
-                case_id=claim_id,
+                email,
+                claim_id=claim_id,
                 at=reset.at,
                 actor=Actor(ActorKind.SYSTEM, "hold"),
                 reason=f"support claim {claim_id} approved; its recovery's hold ended",
@@ -311,8 +313,6 @@ class RecoverySteps:
         except (AccountExists, AccountGone) as err:
             await self._handover_failed(reset.case_id, facts)
             raise HandoverFailed(reset.case_id) from err
-        if reactivated is not None:
-            await self._lifecycle.signal_reactivated(reactivated)
 
     async def _handover_failed(self, case_id: str, facts: CaseFacts) -> None:
         """Tell the claimant that nothing changed (once per case)."""
@@ -344,16 +344,8 @@ class RecoverySteps:
         account = await self._directory.get(account_id)
         if account is None or account.status is AccountStatus.PURGED or not account.email:
             return
-        await self._notifier.flush(
-            facts.handover_claim,
-            NotificationKind.CONTACT_REPLACED,
-            messages.contact_replaced(
-                Text(facts.locale or self._settings.default_locale),
-                product=self._settings.product_name,
-                username=account.username,
-                new_contact=mask_email(account.email),
-                links=self._settings.links,
-            ),
+        await self._handover.tell_replaced(
+            facts.handover_claim, facts.locale, account.username, mask_email(account.email)
         )
 
     async def tell_password_changed(

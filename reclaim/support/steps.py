@@ -18,6 +18,7 @@ from reclaim.notify.errors import Undeliverable
 from reclaim.notify.messages import Message
 from reclaim.notify.notifier import Contact, Notifier
 from reclaim.recovery.cases import RecoveryCases
+from reclaim.recovery.handover import Handover
 from reclaim.settings import Settings
 from reclaim.store.models import FORGOTTEN, NotificationKind, SupportClaim
 from reclaim.support.contracts import (
@@ -57,6 +58,7 @@ class ClaimSteps:
         self._settings = settings
         self._recovery = recovery
         self._lifecycle = lifecycle
+        self._handover = Handover(directory, notifier, settings, lifecycle)
 
     async def resolve(self, request: ResolveClaim) -> Resolution:
         """Apply an approval. A resolution that cannot be applied (the account was purged,
@@ -178,10 +180,10 @@ class ClaimSteps:
                 )
                 return Resolution(recovery_case_id=recovery_case_id, destination=destination)
             try:
-                reactivated = await self._directory.replace_contacts(
+                await self._handover.move_contacts(
                     request.account_id,
-                    email=new_email,
-                    case_id=request.case_id,
+                    new_email,
+                    claim_id=request.case_id,
                     at=request.at,
                     actor=Actor(ActorKind.OPERATOR, request.by.name),
                     reason=f"support claim ({request.reason.value}) approved",
@@ -192,25 +194,14 @@ class ClaimSteps:
                 raise Unresolvable(
                     "The account is gone or banned: it cannot be handed over."
                 ) from err
-            if reactivated is not None:
-                await self._lifecycle.signal_reactivated(reactivated)
             await self._recovery.open_for_claim(
                 recovery_case_id, request.account_id, new_email, request.at
             )
         elif held:
             return Resolution(recovery_case_id=recovery_case_id, destination=destination)
         account = await self._directory.get(request.account_id)
-        await self._notifier.flush(
-            request.case_id,
-            NotificationKind.CONTACT_REPLACED,
-            messages.contact_replaced(
-                Text(claim.locale or self._settings.default_locale),
-                product=self._settings.product_name,
-                username=account.username if account is not None else "",
-                new_contact=destination,
-                links=self._settings.links,
-            ),
-        )
+        username = account.username if account is not None else ""
+        await self._handover.tell_replaced(request.case_id, claim.locale, username, destination)
         return Resolution(recovery_case_id=recovery_case_id, destination=destination)
 
     async def _restore(self, request: ResolveClaim, actor: Actor) -> None:
