@@ -56,6 +56,7 @@ from reclaim.directory.port import (
     PasswordRejected,
     SessionView,
     SignIn,
+    WithoutSecondFactors,
     seal_password,
     unseal_password,
 )
@@ -74,7 +75,7 @@ _STATUS = {
 }
 
 
-class HttpDirectory:
+class HttpDirectory(WithoutSecondFactors):
     name = "http"
     capabilities = frozenset({Capability.PASSWORD_HISTORY, Capability.CONTACTS, Capability.STATUS})
 

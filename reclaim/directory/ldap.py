@@ -79,6 +79,7 @@ from reclaim.directory.port import (
     PasswordRejected,
     SessionView,
     SignIn,
+    WithoutSecondFactors,
     seal_password,
     unseal_password,
 )
@@ -134,7 +135,7 @@ class _Entry:
     locked: bool  # locked by failed binds: a recovery clears it
 
 
-class LdapDirectory:
+class LdapDirectory(WithoutSecondFactors):
     name = "ldap"
 
     def __init__(self, settings: Settings, links: Links, keys: Keys) -> None:

@@ -49,6 +49,36 @@ class Capability(StrEnum):
     CONTACTS = "contacts"  # an approved claim replaces the account's addresses
     STATUS = "status"  # deactivation, bans, their record
     PURGE = "purge"  # a deactivated account's personal data erased after its grace period
+    SECOND_FACTORS = "second_factors"  # TOTP and recovery codes kept and checked here
+
+
+class FactorKind(StrEnum):
+    """A second factor an account may have. A recovery of an account with one needs a proof
+    of one of them after the contact code (NIST SP 800-63B-4: an account bound to more than
+    one factor is not recovered by a contact code alone)."""
+
+    TOTP = "totp"  # RFC 6238, 6 digits, 30 s steps
+    RECOVERY_CODE = "recovery_code"  # one of ten saved codes, each usable once
+    # WEBAUTHN = "webauthn" comes with passkeys.
+
+
+@dataclass(frozen=True)
+class FactorSummary:
+    """One second factor of an account, as operators may see it: never a secret."""
+
+    kind: FactorKind
+    enrolled_at: datetime
+    last_used_at: datetime | None = None
+    remaining: int | None = None  # recovery codes not used yet
+
+
+@dataclass(frozen=True)
+class FactorCheck:
+    """What a second-factor proof was worth: `accepted`, and for a recovery code, how many of
+    the set are left after it."""
+
+    accepted: bool
+    recovery_codes_left: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +94,8 @@ class AccountRecord:
     password_changed_at: datetime | None = None
     # When the email or phone last changed (None: as created, or the directory cannot say).
     contacts_changed_at: datetime | None = None
+    # The kinds of second factor the account has (none: a contact code alone recovers it).
+    factors: tuple[FactorKind, ...] = ()
     # The current status since when, until when (purge time, end of a ban), why, and the
     # lifecycle case in charge of it.
     status_since: datetime | None = None
@@ -222,6 +254,7 @@ _MISSING = {
     Capability.CONTACTS: "change the account's addresses in the directory itself",
     Capability.PASSWORD_HISTORY: "the directory keeps no readable password history",
     Capability.PAST_CONTACTS: "the directory keeps no former addresses",
+    Capability.SECOND_FACTORS: "second factors are not kept by this directory (yet)",
 }
 
 
@@ -287,6 +320,35 @@ class Directory(Protocol):
 
     async def new_password(self, case_id: str, password: str) -> NewPassword:
         """The password prepared for `set_password` (hashed, or sealed for the case)."""
+        ...
+
+    # -- second factors (Capability.SECOND_FACTORS) --------------------------------------------
+
+    async def factors(self, account_id: int) -> list[FactorSummary]:
+        """The account's second factors, for operators (kinds, when, how many codes left)."""
+        ...
+
+    async def verify_factor(
+        self, account_id: int, kind: FactorKind, code: str, *, case_id: str, at: datetime
+    ) -> FactorCheck:
+        """Whether `code` proves the account's factor `kind` now: a TOTP code of the current
+        step or one step either side, each step accepted once per account (a replay refused);
+        a recovery code of the current set, spent by this. Asked again for the same case with
+        the same code (a retried activity), it answers as the first time. A kind the account
+        does not have answers not accepted, as a wrong code does."""
+        ...
+
+    async def enrol_totp(self, account_id: int, at: datetime) -> str:
+        """A new TOTP secret for the account (replacing any), kept sealed at rest: the
+        `otpauth://` URI to show once (an authenticator app reads it)."""
+        ...
+
+    async def new_recovery_codes(self, account_id: int, at: datetime) -> list[str]:
+        """Ten new recovery codes, replacing the previous set: shown once, kept as hashes."""
+        ...
+
+    async def remove_factor(self, account_id: int, kind: FactorKind) -> bool:
+        """Remove the factor; False when the account did not have it."""
         ...
 
     async def set_password(
@@ -365,6 +427,30 @@ class Directory(Protocol):
     async def create(
         self, *, username: str, email: str, phone: str | None, password: str
     ) -> AccountRecord: ...
+
+
+class WithoutSecondFactors:
+    """For a directory that keeps no second factors (`Capability.SECOND_FACTORS` absent): its
+    accounts have none, a proof of one is never accepted, enrolling one is refused."""
+
+    name: str
+
+    async def factors(self, account_id: int) -> list[FactorSummary]:
+        return []
+
+    async def verify_factor(
+        self, account_id: int, kind: FactorKind, code: str, *, case_id: str, at: datetime
+    ) -> FactorCheck:
+        return FactorCheck(accepted=False)
+
+    async def enrol_totp(self, account_id: int, at: datetime) -> str:
+        raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
+
+    async def new_recovery_codes(self, account_id: int, at: datetime) -> list[str]:
+        raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
+
+    async def remove_factor(self, account_id: int, kind: FactorKind) -> bool:
+        raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
 
 
 def require(directory: Directory, capability: Capability) -> None:

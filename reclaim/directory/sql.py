@@ -50,6 +50,7 @@ from reclaim.directory.port import (
     SessionView,
     SignIn,
     UsernameReserved,
+    WithoutSecondFactors,
     unseal_password,
 )
 from reclaim.directory.tables import (
@@ -87,7 +88,7 @@ class Action(StrEnum):
     CONTACT_REPLACED = "contact_replaced"  # an approved support claim gave it new addresses
 
 
-class SqlDirectory:
+class SqlDirectory(WithoutSecondFactors):
     name = "sql"
     capabilities = frozenset(Capability)
 
