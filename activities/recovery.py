@@ -27,7 +27,9 @@ from reclaim.recovery.contracts import (
     PasswordChangedNotice,
     RecoveryActivity,
     ResetApplied,
+    SecondFactorVerdict,
     Stopped,
+    VerifySecondFactor,
 )
 from reclaim.recovery.steps import HandoverFailed, RecoverySteps, Superseded
 
@@ -87,7 +89,9 @@ class RecoveryActivities:
                 ) from err
             try:
                 await asyncio.wait_for(
-                    self._recovery.tell_password_changed(reset.case_id, account, reset.at),
+                    self._recovery.tell_password_changed(
+                        reset.case_id, account, reset.at, reset.recovery_codes_left
+                    ),
                     INLINE_NOTICE_TIMEOUT,
                 )
             except Exception as err:  # the change stands; the workflow retries the notices
@@ -101,7 +105,9 @@ class RecoveryActivities:
 
     @activity.defn(name=RecoveryActivity.NOTIFY_PASSWORD_CHANGED)
     async def notify_password_changed(self, notice: PasswordChangedNotice) -> None:
-        await self._recovery.tell_password_changed(notice.case_id, notice.account_id, notice.at)
+        await self._recovery.tell_password_changed(
+            notice.case_id, notice.account_id, notice.at, notice.recovery_codes_left
+        )
 
     @activity.defn(name=RecoveryActivity.NOTIFY_GUESSING)
     async def notify_guessing(self, notice: GuessingNotice) -> None:
@@ -116,6 +122,12 @@ class RecoveryActivities:
     async def stop_hold(self, stopped: Stopped) -> None:
         await self._recovery.stop_held(stopped)
 
+    @activity.defn(name=RecoveryActivity.VERIFY_SECOND_FACTOR)
+    async def verify_second_factor(self, proof: VerifySecondFactor) -> SecondFactorVerdict:
+        """Ask the directory whether a second factor's code is right (it spends what it
+        accepts; a retry of this activity gets the same answer)."""
+        return await self._recovery.verify_second_factor(proof)
+
     @activity.defn(name=RecoveryActivity.RECORD_CLOSED_CASE)
     async def record_closed_case(self, closing: CaseClosing) -> None:
         await self._recovery.close(closing)
@@ -128,5 +140,6 @@ class RecoveryActivities:
             self.notify_guessing,
             self.notify_hold,
             self.stop_hold,
+            self.verify_second_factor,
             self.record_closed_case,
         ]

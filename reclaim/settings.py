@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     # Wrong codes compared per account per hour, across its identifiers, channels and cases;
     # beyond it a code is not compared (the link in the message still works).
     guesses_per_hour: int = Field(10, ge=1)
+    # For an account with a second factor: how long its proof may take once the contact code
+    # was right, and how many wrong proofs lock the case.
+    second_factor_window: int = Field(600, ge=1)
+    second_factor_attempts: int = Field(5, ge=1)
     # A recovery through a contact changed in the last `recent_contact_days` days waits
     # `recovery_hold` seconds before its new password takes effect, the case an approved claim
     # opens `claim_recovery_hold` (0: no hold); meanwhile every other contact may stop it.
@@ -352,6 +356,8 @@ class Settings(BaseSettings):
             max_resends=self.max_resends,
             reset_window=self.reset_window,
             case_ttl=self.case_ttl,
+            second_factor_window=self.second_factor_window,
+            second_factor_attempts=self.second_factor_attempts,
         )
 
     @cached_property

@@ -37,10 +37,13 @@ with workflow.unsafe.imports_passed_through():
         RecoveryStatus,
         ResetApplied,
         ResetContext,
+        SecondFactorVerdict,
         SetPassword,
         StopHold,
         Stopped,
         SubmitCode,
+        SubmitSecondFactor,
+        VerifySecondFactor,
     )
     from reclaim.temporal import search_attributes
     from reclaim.temporal.case_text import at, current_details
@@ -59,6 +62,9 @@ DELIVERY_RETRY = RetryPolicy(
 # Patch: a code sent again while its twin waited is answered as the twin was (cases started
 # before it counted a repeated wrong code twice).
 TWIN_CODES = "twin-codes"
+# Patch: an account with a second factor needs a proof of it after the contact code (cases
+# started before it went straight to verified).
+SECOND_FACTOR = "second-factor"
 
 
 def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
@@ -120,6 +126,15 @@ class RecoveryWorkflow:
         self._hold_moves = 0
         self._hold_ended = False
         self._stopped_by: str | None = None
+        # The second proof, for an account with a second factor: the digest the right contact
+        # code was sent with (a retry gets the same answer), the wrong proofs (digests of the
+        # reset tokens they were sent with: a retry is not counted twice), the proof running,
+        # and what was proven.
+        self._first_proof: str | None = None
+        self._wrong_factors: set[str] = set()
+        self._verifying = False
+        self._second_factor: str | None = None
+        self._recovery_codes_left: int | None = None
 
     @workflow.run
     async def run(self, case: RecoveryInput) -> RecoveryOutcome:
@@ -140,7 +155,10 @@ class RecoveryWorkflow:
                     await workflow.execute_activity(
                         RecoveryActivity.NOTIFY_PASSWORD_CHANGED,
                         PasswordChangedNotice(
-                            case.case_id, self._account_id, self._changed_at or workflow.now()
+                            case.case_id,
+                            self._account_id,
+                            self._changed_at or workflow.now(),
+                            self._recovery_codes_left,
                         ),
                         start_to_close_timeout=ACTIVITY_TIMEOUT,
                         schedule_to_close_timeout=NOTICE_DEADLINE,
@@ -174,8 +192,7 @@ class RecoveryWorkflow:
     async def submit_code(self, attempt: SubmitCode) -> CodeAccepted:
         if self._same_right_code(attempt):
             # The answer to the right code was lost (a crash, a timeout): the same again.
-            assert self._reset_expires_at is not None
-            return CodeAccepted(self._reset_expires_at)
+            return self._accepted_code()
         # The message can reach the user a moment before its send activity reports back to
         # this workflow: judge the code once the delivery in flight has answered.
         await workflow.wait_condition(
@@ -184,8 +201,7 @@ class RecoveryWorkflow:
         # A twin of this request (a retry sent while it waited) may have been judged first.
         twins = workflow.patched(TWIN_CODES)
         if twins and self._same_right_code(attempt):
-            assert self._reset_expires_at is not None
-            return CodeAccepted(self._reset_expires_at)
+            return self._accepted_code()
         self._refuse_unless_awaiting_code()  # the case may have moved while we waited
         if twins:
             self._refuse_a_known_wrong_code(attempt)
@@ -196,6 +212,8 @@ class RecoveryWorkflow:
             # One code opens one reset: it cannot be used twice.
             self._code_digest = None
             self._proof_digest = None
+            if self._case.factors and workflow.patched(SECOND_FACTOR):
+                return self._await_second_factor(attempt, now)
             self._reset_token_digest = attempt.reset_token_digest
             self._reset_expires_at = self._rules.reset_expires_at(now)
             self._deadline = self._reset_expires_at
@@ -218,6 +236,118 @@ class RecoveryWorkflow:
         raise _refusal(
             CaseError.INVALID_CODE, "That code is not right.", attempts_left=attempts_left
         )
+
+    def _await_second_factor(self, attempt: SubmitCode, now: datetime) -> CodeAccepted:
+        """The contact code was right; the account has a second factor: its proof is
+        awaited, on a window of its own."""
+        self._first_proof = attempt.reset_token_digest
+        self._deadline = now + timedelta(seconds=self._rules.second_factor_window)
+        self._move_to(CaseState.AWAITING_SECOND_FACTOR)
+        self._watch_deadline()
+        return self._accepted_code()
+
+    def _accepted_code(self) -> CodeAccepted:
+        if self._state is CaseState.AWAITING_SECOND_FACTOR:
+            return CodeAccepted(None, list(self._case.factors))
+        assert self._reset_expires_at is not None
+        return CodeAccepted(self._reset_expires_at)
+
+    @workflow.update(
+        name=RecoveryCalls.SUBMIT_SECOND_FACTOR,
+        description="After the contact code, a proof of the account's second factor (a TOTP "
+        "or recovery code, sealed for the case): a right one opens the set-password window, "
+        "a wrong one counts toward the lock.",
+    )
+    async def submit_second_factor(self, proof: SubmitSecondFactor) -> CodeAccepted:
+        if self._same_second_factor(proof):
+            return self._accepted_code()
+        # One proof at a time: the directory spends what it accepts.
+        await workflow.wait_condition(lambda: not self._verifying)
+        if self._same_second_factor(proof):
+            return self._accepted_code()
+        self._refuse_unless_awaiting_second_factor(proof)
+        verdict = SecondFactorVerdict(accepted=False)
+        if proof.evaluate:
+            self._verifying = True
+            try:
+                verdict = await workflow.execute_activity(
+                    RecoveryActivity.VERIFY_SECOND_FACTOR,
+                    VerifySecondFactor(
+                        self._case.case_id,
+                        self._account_id,
+                        proof.method,
+                        proof.sealed_code,
+                        workflow.now(),
+                    ),
+                    result_type=SecondFactorVerdict,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=LEDGER_RETRY,
+                    summary=f"check a {proof.method} proof",
+                )
+            finally:
+                self._verifying = False
+            # The window may have closed while the directory answered.
+            self._refuse_unless_awaiting_second_factor(proof)
+        if verdict.accepted:
+            now = workflow.now()
+            self._second_factor = proof.method
+            self._recovery_codes_left = verdict.recovery_codes_left
+            self._reset_token_digest = proof.reset_token_digest
+            self._reset_expires_at = self._rules.reset_expires_at(now)
+            self._deadline = self._reset_expires_at
+            self._move_to(CaseState.VERIFIED)
+            self._watch_deadline()
+            return self._accepted_code()
+        self._wrong_factors.add(proof.reset_token_digest)
+        attempts_left = self._factor_attempts_left()
+        if attempts_left <= 0:
+            self._move_to(CaseState.LOCKED)
+            raise _refusal(
+                CaseError.CASE_LOCKED,
+                "Too many wrong codes: this case is locked. Start a new recovery.",
+                attempts_left=0,
+            )
+        self._show()
+        raise _refusal(
+            CaseError.INVALID_CODE, "That code is not right.", attempts_left=attempts_left
+        )
+
+    @submit_second_factor.validator
+    def _accepts_second_factors(self, proof: SubmitSecondFactor) -> None:
+        if not self._same_second_factor(proof):
+            self._refuse_unless_awaiting_second_factor(proof)
+
+    def _same_second_factor(self, proof: SubmitSecondFactor) -> bool:
+        """The proof that verified this case, sent again (it earns the same reset token)."""
+        return (
+            self._state is CaseState.VERIFIED
+            and self._second_factor is not None
+            and self._reset_token_digest is not None
+            and hmac.compare_digest(proof.reset_token_digest, self._reset_token_digest)
+        )
+
+    def _refuse_unless_awaiting_second_factor(self, proof: SubmitSecondFactor) -> None:
+        if self._state is CaseState.LOCKED:
+            raise _refusal(
+                CaseError.CASE_LOCKED,
+                "Too many wrong codes: this case is locked. Start a new recovery.",
+                attempts_left=0,
+            )
+        if self._state is not CaseState.AWAITING_SECOND_FACTOR:
+            raise _refusal(
+                CaseError.INVALID_STATE,
+                f"This case is {self._state.value}: it takes no second factor now.",
+                state=self._state.value,
+            )
+        if proof.reset_token_digest in self._wrong_factors:  # a retry: the same answer
+            raise _refusal(
+                CaseError.INVALID_CODE,
+                "That code is not right.",
+                attempts_left=self._factor_attempts_left(),
+            )
+
+    def _factor_attempts_left(self) -> int:
+        return self._rules.second_factor_attempts - len(self._wrong_factors)
 
     @submit_code.validator
     def _accepts_codes(self, attempt: SubmitCode) -> None:
@@ -296,6 +426,8 @@ class RecoveryWorkflow:
                     self._wrong_codes,
                     self._resends,
                     change.sealed_password,
+                    self._second_factor,
+                    self._recovery_codes_left,
                 ),
                 result_type=ResetApplied,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -472,12 +604,17 @@ class RecoveryWorkflow:
     )
     def status(self) -> RecoveryStatus:
         awaiting = self._state is CaseState.AWAITING_CODE
+        second = self._state is CaseState.AWAITING_SECOND_FACTOR
         return RecoveryStatus(
             case_id=self._case.case_id,
             state=self._state,
             channel=self._case.channel,
             destination=self._case.destination,
-            attempts_left=self._rules.max_attempts - self._wrong_codes,
+            attempts_left=(
+                self._factor_attempts_left()
+                if second
+                else self._rules.max_attempts - self._wrong_codes
+            ),
             code_expires_at=self._rules.code_expires_at(self._issued_at) if awaiting else None,
             resend_available_at=(
                 self._rules.resend_available_at(self._issued_at, self._resends)
@@ -490,6 +627,8 @@ class RecoveryWorkflow:
             delivery=self._delivery,
             next_deadline=self._deadline if self._state.is_open else None,
             hold_until=self._hold_until if self._state is CaseState.HELD else None,
+            # Told only once the contact code was right.
+            factors=list(self._case.factors) if self._first_proof is not None else None,
         )
 
     # -- helpers ---------------------------------------------------------------------------
@@ -509,9 +648,15 @@ class RecoveryWorkflow:
         return code or proof
 
     def _same_right_code(self, attempt: SubmitCode) -> bool:
-        """The code that verified this case, sent again (it earns the same reset token)."""
+        """The code that verified this case (or led it to its second factor), sent again:
+        it earns the same answer."""
+        if self._state is CaseState.AWAITING_SECOND_FACTOR:
+            return self._first_proof is not None and hmac.compare_digest(
+                attempt.reset_token_digest, self._first_proof
+            )
         return (
             self._state is CaseState.VERIFIED
+            and self._second_factor is None
             and self._reset_token_digest is not None
             and hmac.compare_digest(attempt.reset_token_digest, self._reset_token_digest)
         )
@@ -678,9 +823,17 @@ class RecoveryWorkflow:
                 tries,
                 f"expires {at(self._deadline)}",
             )
+        elif self._state is CaseState.AWAITING_SECOND_FACTOR:
+            details = current_details(
+                self._state.value,
+                f"a proof of {' or '.join(self._case.factors)} expected by {at(self._deadline)}",
+                f"wrong proofs: {len(self._wrong_factors)} of {self._rules.second_factor_attempts}",
+            )
         elif self._state is CaseState.VERIFIED:
             details = current_details(
-                self._state.value, f"new password expected by {at(self._deadline)}"
+                self._state.value,
+                f"new password expected by {at(self._deadline)}",
+                f"second factor: {self._second_factor}" if self._second_factor else None,
             )
         elif self._state is CaseState.COMPLETED:
             details = current_details(

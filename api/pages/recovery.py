@@ -152,6 +152,7 @@ async def case_page(request: Request, case_id: str, services: AppServices) -> Re
 @router.get("/recover/{case_id}/password")
 @router.get("/recover/{case_id}/proof")
 @router.get("/recover/{case_id}/resend")
+@router.get("/recover/{case_id}/second-factor")
 async def back_to_case(case_id: str) -> Response:
     """The address a form posts to, opened as a page: a refused form is shown there, so its
     language links, a reload from the address bar or a bookmark lead here. The case's page."""
@@ -199,9 +200,15 @@ async def submit_code(request: Request, case_id: str, services: AppServices) -> 
     return _verified(request, settings, case_id, granted.reset_token)
 
 
-def _verified(request: Request, settings: Settings, case_id: str, reset_token: str) -> Response:
-    """The code (or its link) was right: on to the new password, with the reset token."""
+def _verified(
+    request: Request, settings: Settings, case_id: str, reset_token: str | None
+) -> Response:
+    """The code (or its link, or the second factor) was right: on to the new password, with
+    the reset token; or, for an account with a second factor, on to its proof."""
     response = see_other(_case_path(case_id))
+    if reset_token is None:
+        response.delete_cookie(PROOF_COOKIE, path=_case_path(case_id))
+        return response
     set_cookie(
         response,
         request,
@@ -212,6 +219,23 @@ def _verified(request: Request, settings: Settings, case_id: str, reset_token: s
     )
     response.delete_cookie(PROOF_COOKIE, path=_case_path(case_id))
     return response
+
+
+@router.post("/recover/{case_id}/second-factor", response_class=HTMLResponse)
+async def submit_second_factor(request: Request, case_id: str, services: AppServices) -> Response:
+    settings = services.settings
+    form = await posted(request, settings)
+    method = form.get("method", "")
+    code = form.get("code", "").strip()
+    if not code:
+        t = text_for(request, settings)
+        found = Problem(t("Type the code from your authenticator app or a recovery code."), "code")
+        return await _refused(request, services, case_id, found, 422)
+    try:
+        granted = await services.recovery.submit_second_factor(case_id, method, code[:32])
+    except DomainError as err:
+        return await _refused(request, services, case_id, error=err)
+    return _verified(request, settings, case_id, granted.reset_token)
 
 
 @router.post("/recover/{case_id}/resend", response_class=HTMLResponse)
@@ -307,6 +331,8 @@ def _facts(case: RecoveryStatus, attempts: int) -> dict[str, Any]:
         "state": case.state.value,
         "open": case.state.is_open,
         "awaiting_code": case.state is CaseState.AWAITING_CODE,
+        "awaiting_second_factor": case.state is CaseState.AWAITING_SECOND_FACTOR,
+        "factors": case.factors or [],
         "verified": case.state is CaseState.VERIFIED,
         "held": case.state is CaseState.HELD,
         "hold_until": case.hold_until,

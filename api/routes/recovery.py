@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from api.deps import AppServices
 from reclaim.contracts import Channel
 from reclaim.recovery.challenge import MAX_PAYLOAD
-from reclaim.recovery.contracts import CaseState, Delivery, RecoveryStatus
+from reclaim.recovery.contracts import CaseState, Delivery, RecoveryStatus, SecondFactor
 
 router = APIRouter(prefix="/v1/recovery", tags=["recovery"])
 
@@ -65,6 +65,11 @@ class CaseView(BaseModel):
         description="Where the current code is: `retrying` while the provider is failing."
     )
     delivery_attempts: int | None = None
+    factors: list[SecondFactor] | None = Field(
+        None,
+        description="Once the contact code was right, for an account with a second factor: "
+        "those it may prove (`POST …/second-factor`). Null before, and for other accounts.",
+    )
 
     @classmethod
     def of(cls, status: RecoveryStatus, delivery_attempts: int = 0) -> CaseView:
@@ -83,6 +88,9 @@ class CaseView(BaseModel):
             hold_until=status.hold_until,
             delivery=delivery,
             delivery_attempts=delivery_attempts or None,
+            factors=[SecondFactor(kind) for kind in status.factors]
+            if status.factors is not None
+            else None,
         )
 
 
@@ -114,8 +122,54 @@ class ProofRequest(BaseModel):
 
 
 class ResetGranted(BaseModel):
-    reset_token: str = Field(description="Single-use; send it with the new password.")
-    reset_expires_at: datetime
+    """A right code: the reset token; or, for an account with a second factor, the state
+    `awaiting_second_factor` and the factors it may prove next (and no token yet)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"reset_token": "…", "reset_expires_at": "2026-12-07T12:15:00Z"},
+                {"state": "awaiting_second_factor", "factors": ["totp", "recovery_code"]},
+            ]
+        }
+    )
+
+    reset_token: str | None = Field(None, description="Single-use; send it with the new password.")
+    reset_expires_at: datetime | None = None
+    state: CaseState | None = Field(
+        None, description="`awaiting_second_factor` when a second factor must be proven first."
+    )
+    factors: list[SecondFactor] | None = Field(
+        None, description="The second factors the account may prove (`POST …/second-factor`)."
+    )
+
+    @classmethod
+    def of(cls, granted: Any) -> ResetGranted:
+        if granted.reset_token is None:
+            return cls(
+                state=CaseState.AWAITING_SECOND_FACTOR,
+                factors=[SecondFactor(kind) for kind in granted.factors],
+            )
+        return cls(reset_token=granted.reset_token, reset_expires_at=granted.reset_expires_at)
+
+
+class SecondFactorRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"method": "totp", "code": "492039"},
+                {"method": "recovery_code", "code": "7kq2m-x9fpd"},
+            ]
+        },
+    )
+
+    method: SecondFactor = Field(description="Which of the account's second factors.")
+    code: str = Field(
+        min_length=1,
+        max_length=32,
+        description="The 6 digits the authenticator app shows now, or one saved recovery code.",
+    )
 
 
 class PasswordRequest(BaseModel):
@@ -170,6 +224,7 @@ async def get_case(case_id: str, services: AppServices) -> CaseView:
 @router.post(
     "/{case_id}/code",
     response_model=ResetGranted,
+    response_model_exclude_none=True,
     responses={400: _ERROR, 404: _ERROR, 409: _ERROR, 410: _ERROR, 423: _ERROR},
     summary="Prove the code",
 )
@@ -177,14 +232,38 @@ async def submit_code(case_id: str, body: CodeRequest, services: AppServices) ->
     """A right code returns a reset token; a wrong one says how many tries are left; the last
     wrong one locks the case. At most `RECLAIM_GUESSES_PER_HOUR` wrong codes per account and
     hour are compared (beyond, a code answers as a wrong one: the link in the message still
-    works). The same code again after a lost answer returns the same reset token."""
+    works). The same code again after a lost answer returns the same reset token.
+
+    For an account with a second factor a right code answers `{"state":
+    "awaiting_second_factor", "factors": [...]}` and no token: `POST …/second-factor` next."""
     granted = await services.recovery.submit_code(case_id, body.code)
-    return ResetGranted(reset_token=granted.reset_token, reset_expires_at=granted.reset_expires_at)
+    return ResetGranted.of(granted)
+
+
+@router.post(
+    "/{case_id}/second-factor",
+    response_model=ResetGranted,
+    response_model_exclude_none=True,
+    responses={400: _ERROR, 404: _ERROR, 409: _ERROR, 410: _ERROR, 423: _ERROR},
+    summary="Prove the account's second factor",
+)
+async def submit_second_factor(
+    case_id: str, body: SecondFactorRequest, services: AppServices
+) -> ResetGranted:
+    """After a right code for an account with a second factor (`awaiting_second_factor`): a
+    TOTP code (the current 30 s step or one either side, each accepted once) or one unused
+    recovery code. Right: the reset token, as `…/code` gives it for other accounts. Wrong,
+    used already, or a method the account does not have: 400 `invalid_code` with
+    `attempts_left`; the last wrong one locks the case (423). Each wrong one counts in the
+    account's guess budget. The same proof again after a lost answer returns the same token."""
+    granted = await services.recovery.submit_second_factor(case_id, body.method.value, body.code)
+    return ResetGranted.of(granted)
 
 
 @router.post(
     "/{case_id}/proof",
     response_model=ResetGranted,
+    response_model_exclude_none=True,
     responses={400: _ERROR, 404: _ERROR, 409: _ERROR, 410: _ERROR, 423: _ERROR},
     summary="Prove the code with the link from its message",
 )
@@ -193,7 +272,7 @@ async def submit_proof(case_id: str, body: ProofRequest, services: AppServices) 
     code, and still checked when the account's guess budget is spent. Sending the same proof
     (or code) again after a lost answer returns the same reset token."""
     granted = await services.recovery.submit_proof(case_id, body.proof)
-    return ResetGranted(reset_token=granted.reset_token, reset_expires_at=granted.reset_expires_at)
+    return ResetGranted.of(granted)
 
 
 @router.post(

@@ -173,7 +173,13 @@ def no_account(t: Text, *, product: str, links: Links) -> Message:
 
 
 def password_changed(
-    t: Text, *, product: str, username: str, at: datetime, links: Links
+    t: Text,
+    *,
+    product: str,
+    username: str,
+    at: datetime,
+    links: Links,
+    recovery_codes_left: int | None = None,
 ) -> Message:
     when = t.moment(at)
     title = t("Your %(product)s password was changed", product=product)
@@ -188,9 +194,26 @@ def password_changed(
     third = t(
         "If it was not, someone else has your account: ask our support team to give it back to you."
     )
+    paragraphs: list[tuple[str, str | None]] = [(first, None)]
+    if recovery_codes_left is not None:  # a recovery code proved the account's second factor
+        paragraphs.append(
+            (
+                t.plural(
+                    "One of your recovery codes was used for this: %(num)d is left.",
+                    "One of your recovery codes was used for this: %(num)d are left.",
+                    recovery_codes_left,
+                )
+                if recovery_codes_left
+                else t(
+                    "Your last recovery code was used for this: none are left. Make a new set "
+                    "of recovery codes."
+                ),
+                None,
+            )
+        )
     return _message(
         title,
-        [(first, None), (second, None), (third, links.support("compromised"))],
+        [*paragraphs, (second, None), (third, links.support("compromised"))],
         t(
             "%(product)s: the password of %(username)s was changed on %(when)s. Not you? %(url)s",
             product=product,

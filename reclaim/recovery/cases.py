@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,8 +45,10 @@ from reclaim.recovery.contracts import (
     ResetContext,
     SetPassword,
     SubmitCode,
+    SubmitSecondFactor,
 )
 from reclaim.recovery.door import LINK_TOKEN, NOT_FOUND, ended_refusal
+from reclaim.recovery.factors import seal_factor_code
 from reclaim.recovery.ledger import RateLimited
 from reclaim.recovery.oversight import CaseOversight
 from reclaim.recovery.rules import plan_case
@@ -66,8 +69,10 @@ _ENDED_CODE = {CaseState.LOCKED: CaseError.CASE_LOCKED, CaseState.EXPIRED: CaseE
 
 @dataclass(frozen=True)
 class ResetGranted:
-    reset_token: str  # single use, shown once
-    reset_expires_at: datetime
+    reset_token: str | None  # single use, shown once; None while a second factor is needed
+    reset_expires_at: datetime | None
+    # The second factors the account may prove before the reset token (none: not needed).
+    factors: list[str] = field(default_factory=list)
 
 
 class RecoveryCases(CaseOversight):
@@ -146,6 +151,10 @@ class RecoveryCases(CaseOversight):
             destination=plan.destination,
             opened_at=opened_at,
             rules=self._rules_for(account, opened_at),
+            # Asked for after the contact code; never shown before it.
+            factors=[kind.value for kind in account.factors]
+            if account is not None and plan.account_id is not None
+            else [],
         )
         status = RecoveryStatus.at_opening(case)
         try:
@@ -183,12 +192,52 @@ class RecoveryCases(CaseOversight):
         return max(attempts, default=0)
 
     async def submit_code(self, case_id: str, code: str) -> ResetGranted:
-        """A right code returns a single-use reset token; a wrong one says how many tries are
-        left; the last wrong one locks the case. Beyond the account's guess budget a code is
-        not compared (it answers as a wrong one). The same code sent again after a lost answer
+        """A right code returns a single-use reset token (or, for an account with a second
+        factor, the factors it may prove next); a wrong one says how many tries are left; the
+        last wrong one locks the case. Beyond the account's guess budget a code is not
+        compared (it answers as a wrong one). The same code sent again after a lost answer
         gets the same answer, and costs nothing more."""
         handle = self._handle(case_id)
         digest = self._keys.code_digest(case_id, code)
+        return await self._as_guess(
+            case_id, digest, lambda evaluate: self._prove(handle, case_id, digest, evaluate)
+        )
+
+    async def submit_second_factor(self, case_id: str, method: str, code: str) -> ResetGranted:
+        """After the contact code, for an account with a second factor: a TOTP code or one of
+        its recovery codes. Right, it returns the reset token; wrong (or a method the account
+        does not have), how many tries are left; the last wrong one locks the case. Each
+        wrong one counts in the account's guess budget, as a wrong contact code does."""
+        handle = self._handle(case_id)
+        digest = self._keys.code_digest(case_id, f"{method}:{code}")
+        token = self._keys.reset_token(case_id, digest)
+
+        async def prove(evaluate: bool) -> ResetGranted:
+            proof = SubmitSecondFactor(
+                method,
+                seal_factor_code(self._keys, case_id, code),
+                self._keys.token_digest(token),
+                evaluate,
+            )
+            accepted = await calls.update(
+                lambda: handle.execute_update(
+                    RecoveryCalls.SUBMIT_SECOND_FACTOR,
+                    proof,
+                    result_type=CodeAccepted,
+                    rpc_timeout=self._timeout,
+                ),
+                NOT_FOUND,
+                self._by_final_state(case_id, _ENDED_CODE),
+            )
+            return self._granted(case_id, token, accepted)
+
+        return await self._as_guess(case_id, digest, prove)
+
+    async def _as_guess(
+        self, case_id: str, digest: str, prove: Callable[[bool], Awaitable[ResetGranted]]
+    ) -> ResetGranted:
+        """`prove` a typed code as a guess on the account's budget: compared only while the
+        budget lasts; a right one, or one refused before any comparison, costs nothing."""
         guess = await self._ledger.reserve_guess(
             case_id,
             digest,
@@ -199,7 +248,7 @@ class RecoveryCases(CaseOversight):
         if guess is None and not await self._ledger.exists(case_id):
             raise NOT_FOUND
         try:
-            granted = await self._prove(handle, case_id, digest, evaluate=guess is not None)
+            granted = await prove(guess is not None)
         except Refused as err:
             # Refused before any comparison (the code ran out, the case ended): not a guess.
             if guess is not None and err.code not in _GUESSED:
@@ -223,9 +272,7 @@ class RecoveryCases(CaseOversight):
                 "This link is not complete: open the whole link from the message, or type the "
                 "code.",
             )
-        return await self._prove(
-            handle, case_id, self._keys.proof_digest(case_id, proof), evaluate=True
-        )
+        return await self._prove(handle, case_id, self._keys.proof_digest(case_id, proof), True)
 
     async def resend(self, case_id: str) -> RecoveryStatus:
         """The previous code stops working. The wait between codes doubles each time."""
@@ -325,7 +372,7 @@ class RecoveryCases(CaseOversight):
         return settings.recovery_rules
 
     async def _prove(
-        self, handle: WorkflowHandle[Any, Any], case_id: str, digest: str, *, evaluate: bool
+        self, handle: WorkflowHandle[Any, Any], case_id: str, digest: str, evaluate: bool
     ) -> ResetGranted:
         """Submit a code's (or a proof's) digest. The reset token is derived from it: the same
         code again after a lost answer earns the same token (and a wrong one the same
@@ -342,6 +389,13 @@ class RecoveryCases(CaseOversight):
             NOT_FOUND,
             self._by_final_state(case_id, _ENDED_CODE),
         )
+        return self._granted(case_id, token, accepted)
+
+    def _granted(self, case_id: str, token: str, accepted: CodeAccepted) -> ResetGranted:
+        """The reset token as a signed pass, or, when a second factor is still needed, the
+        factors the account may prove (and no token)."""
+        if accepted.reset_expires_at is None:
+            return ResetGranted(None, None, accepted.factors or [])
         expires_at = math.ceil(accepted.reset_expires_at.timestamp())
         return ResetGranted(
             self._keys.reset_pass(case_id, token, expires_at), accepted.reset_expires_at

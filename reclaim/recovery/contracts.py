@@ -9,7 +9,7 @@ a masked destination).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -27,10 +27,25 @@ class CaseState(StrEnum):
     # The new password waits out a hold (a risky recovery) before it takes effect; every
     # other contact may stop it meanwhile.
     HELD = "held"
+    # The contact code was right; the account has a second factor: one proof of it (a TOTP
+    # code, a recovery code) is still needed before a new password may be chosen.
+    AWAITING_SECOND_FACTOR = "awaiting_second_factor"
 
     @property
     def is_open(self) -> bool:
-        return self in (CaseState.AWAITING_CODE, CaseState.VERIFIED, CaseState.HELD)
+        return self in (
+            CaseState.AWAITING_CODE,
+            CaseState.AWAITING_SECOND_FACTOR,
+            CaseState.VERIFIED,
+            CaseState.HELD,
+        )
+
+
+class SecondFactor(StrEnum):
+    """The second factors a recovery may ask a proof of (the directory's `FactorKind`s)."""
+
+    TOTP = "totp"
+    RECOVERY_CODE = "recovery_code"
 
 
 class Delivery(StrEnum):
@@ -46,6 +61,7 @@ class RecoveryCalls(StrEnum):
 
     WORKFLOW = "RecoveryWorkflow"
     SUBMIT_CODE = "submit_code"
+    SUBMIT_SECOND_FACTOR = "submit_second_factor"
     RESEND_CODE = "resend_code"
     SET_PASSWORD = "set_password"
     STATUS = "status"
@@ -75,6 +91,7 @@ class RecoveryActivity(StrEnum):
     NOTIFY_GUESSING = "notify_guessing"
     NOTIFY_HOLD = "notify_hold"
     STOP_HOLD = "stop_hold"
+    VERIFY_SECOND_FACTOR = "verify_second_factor"
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,10 @@ class RecoveryRules:
     # Seconds a new password waits before it takes effect (0: none). Set for a recovery through
     # a contact changed lately, and for the case an approved claim opens.
     hold: int = 0
+    # For an account with a second factor: how long its proof may take once the contact code
+    # was right, and how many wrong proofs lock the case.
+    second_factor_window: int = 600
+    second_factor_attempts: int = 5
 
     def code_expires_at(self, issued_at: datetime) -> datetime:
         return issued_at + timedelta(seconds=self.code_ttl)
@@ -118,6 +139,9 @@ class RecoveryInput:
     destination: str  # masked, as shown to the user
     opened_at: datetime
     rules: RecoveryRules
+    # The second factors the account has (`SecondFactor` values): after the contact code, a
+    # proof of one of them. Empty for an account without any, and for no account at all.
+    factors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -133,6 +157,9 @@ class RecoveryStatus:
     delivery: Delivery
     next_deadline: datetime | None
     hold_until: datetime | None = None  # while held: when the new password takes effect
+    # Once the contact code was right, for an account with second factors: which ones it may
+    # prove (None before: someone who only knows an identifier learns nothing of them).
+    factors: list[str] | None = None
 
     @staticmethod
     def at_opening(case: RecoveryInput) -> RecoveryStatus:
@@ -167,7 +194,39 @@ class SubmitCode:
 
 @dataclass(frozen=True)
 class CodeAccepted:
-    reset_expires_at: datetime
+    # None when a second factor is still needed (`factors`): no reset token yet.
+    reset_expires_at: datetime | None
+    factors: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class SubmitSecondFactor:
+    """A proof of the account's second factor. The code never enters history in clear: it
+    travels sealed for its case (`reclaim.recovery.steps.seal_factor_code`), and only the
+    `verify_second_factor` activity opens it, to ask the directory."""
+
+    method: str  # a `SecondFactor` value
+    sealed_code: str
+    # Digest of the reset token the API hands out if the proof is right: derived from the
+    # case, the method and the code, so a retry after a lost answer earns the same token.
+    reset_token_digest: str
+    # False when the account's guess budget is spent: nothing is asked of the directory.
+    evaluate: bool = True
+
+
+@dataclass(frozen=True)
+class VerifySecondFactor:
+    case_id: str
+    account_id: int
+    method: str
+    sealed_code: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SecondFactorVerdict:
+    accepted: bool
+    recovery_codes_left: int | None = None  # after a recovery code was used
 
 
 @dataclass(frozen=True)
@@ -218,6 +277,10 @@ class ApplyReset:
     wrong_codes: int
     resends: int
     sealed_password: str | None = None
+    # The second factor proven, and, for a recovery code, how many of the set are left: the
+    # mail that says the password changed says so.
+    second_factor: str | None = None
+    recovery_codes_left: int | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +295,7 @@ class PasswordChangedNotice:
     case_id: str
     account_id: int
     at: datetime
+    recovery_codes_left: int | None = None  # after a recovery code was used
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from reclaim.directory import (
     AccountGone,
     AccountRecord,
     Directory,
+    FactorKind,
     NewPassword,
     PasswordRejected,
 )
@@ -41,8 +42,11 @@ from reclaim.recovery.contracts import (
     HoldNotice,
     IssueCode,
     IssuedCode,
+    SecondFactorVerdict,
     Stopped,
+    VerifySecondFactor,
 )
+from reclaim.recovery.factors import open_factor_code
 from reclaim.recovery.handover import Handover
 from reclaim.recovery.ledger import CaseFacts, RecoveryLedger
 from reclaim.security import Keys, new_code, new_token
@@ -349,10 +353,15 @@ class RecoverySteps:
         )
 
     async def tell_password_changed(
-        self, case_id: str, account: AccountRecord | int, at: datetime
+        self,
+        case_id: str,
+        account: AccountRecord | int,
+        at: datetime,
+        recovery_codes_left: int | None = None,
     ) -> None:
         """Tell every contact of the account that its password changed (and, after an
-        approved claim's hold, the addresses it replaced that they no longer belong to it)."""
+        approved claim's hold, the addresses it replaced that they no longer belong to it;
+        after a recovery code was used, how many are left)."""
         if isinstance(account, int):
             found = await self._directory.get(account)
             if found is None or found.status is AccountStatus.PURGED:
@@ -367,11 +376,35 @@ class RecoverySteps:
             username=account.username,
             at=at,
             links=self._settings.links,
+            recovery_codes_left=recovery_codes_left,
         )
         contacts = [Contact(channel, address) for channel, address in account.contacts]
         await self._notifier.tell_every(
             case_id, NotificationKind.PASSWORD_CHANGED, contacts, message
         )
+
+    async def verify_second_factor(self, proof: VerifySecondFactor) -> SecondFactorVerdict:
+        """Whether the sealed code proves the account's factor (the directory spends what it
+        accepts, once per case: a retry answers the same). An unknown method, an account
+        gone, or a directory without second factors: not proven."""
+        try:
+            kind = FactorKind(proof.method)
+        except ValueError:
+            return SecondFactorVerdict(accepted=False)
+        code = open_factor_code(self._keys, proof.case_id, proof.sealed_code)
+        try:
+            check = await self._directory.verify_factor(
+                proof.account_id, kind, code, case_id=proof.case_id, at=proof.at
+            )
+        except AccountGone:
+            return SecondFactorVerdict(accepted=False)
+        log.info(
+            "second_factor_checked",
+            case_id=proof.case_id,
+            method=kind.value,
+            accepted=check.accepted,
+        )
+        return SecondFactorVerdict(check.accepted, check.recovery_codes_left)
 
     async def close(self, closing: CaseClosing) -> None:
         """Record how the case ended and drop the codes kept for re-sending."""

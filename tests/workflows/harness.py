@@ -35,11 +35,15 @@ from reclaim.recovery.contracts import (
     RecoveryRules,
     RecoveryStatus,
     ResetApplied,
+    SecondFactorVerdict,
     SetPassword,
     StopHold,
     Stopped,
     SubmitCode,
+    SubmitSecondFactor,
+    VerifySecondFactor,
 )
+from reclaim.recovery.factors import open_factor_code, seal_factor_code
 from reclaim.security import Keys, new_case_id, new_code
 from workflows.recovery import RecoveryWorkflow
 
@@ -56,6 +60,11 @@ class Ledger:
     notices: list[PasswordChangedNotice] = field(default_factory=list)
     guessing: list[GuessingNotice] = field(default_factory=list)
     holds: list[HoldNotice] = field(default_factory=list)
+    # The second-factor codes the stand-in directory takes: (method, code) → recovery codes
+    # left after it (None for TOTP); each accepted once per case, like the real ones.
+    factor_codes: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    factor_checks: list[VerifySecondFactor] = field(default_factory=list)
+    spent_factors: dict[tuple[str, str], str] = field(default_factory=dict)
     stops: list[Stopped] = field(default_factory=list)
     refuse_delivery: bool = False
     # When set, the send activity hands the code over, then waits for this before answering.
@@ -83,6 +92,18 @@ class Ledger:
         return IssuedCode(
             KEYS.code_digest(request.case_id, code), KEYS.proof_digest(request.case_id, proof)
         )
+
+    @activity.defn(name=RecoveryActivity.VERIFY_SECOND_FACTOR)
+    async def verify_second_factor(self, proof: VerifySecondFactor) -> SecondFactorVerdict:
+        self.factor_checks.append(proof)
+        key = (proof.method, open_factor_code(KEYS, proof.case_id, proof.sealed_code))
+        if (
+            key not in self.factor_codes
+            or self.spent_factors.get(key, proof.case_id) != proof.case_id
+        ):
+            return SecondFactorVerdict(accepted=False)
+        self.spent_factors[key] = proof.case_id
+        return SecondFactorVerdict(True, self.factor_codes[key])
 
     @activity.defn(name=RecoveryActivity.APPLY_RESET)
     async def apply_reset(self, reset: ApplyReset) -> ResetApplied:
@@ -129,6 +150,7 @@ class Ledger:
             self.notify_guessing,
             self.notify_hold,
             self.stop_hold,
+            self.verify_second_factor,
             self.record_closed_case,
         ]
 
@@ -151,6 +173,19 @@ class Case:
         return await self.handle.execute_update(
             RecoveryWorkflow.submit_code,
             SubmitCode(KEYS.code_digest(self.case_id, code), KEYS.token_digest(token), evaluate),
+        )
+
+    async def second_factor(
+        self, method: str, code: str, token: str = "reset-token-2", *, evaluate: bool = True
+    ) -> Any:
+        return await self.handle.execute_update(
+            RecoveryWorkflow.submit_second_factor,
+            SubmitSecondFactor(
+                method,
+                seal_factor_code(KEYS, self.case_id, code),
+                KEYS.token_digest(token),
+                evaluate,
+            ),
         )
 
     def proof(self, attempt: int = 0) -> str:
@@ -213,6 +248,7 @@ async def recovery_case(
     rules: RecoveryRules | None = None,
     account_id: int | None = 7,
     ledger: Ledger | None = None,
+    factors: list[str] | None = None,
 ) -> AsyncIterator[Case]:
     ledger = ledger or Ledger()
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
@@ -233,6 +269,7 @@ async def recovery_case(
                 destination="j•••@e•••.com",
                 opened_at=opened_at,
                 rules=rules or RecoveryRules(),
+                factors=factors or [],
             ),
             id=case_id,
             task_queue=task_queue,
