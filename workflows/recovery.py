@@ -629,6 +629,7 @@ class RecoveryWorkflow:
             hold_until=self._hold_until if self._state is CaseState.HELD else None,
             # Told only once the contact code was right.
             factors=list(self._case.factors) if self._first_proof is not None else None,
+            second_factor=self._second_factor,
         )
 
     # -- helpers ---------------------------------------------------------------------------

@@ -71,6 +71,10 @@ class CaseView(BaseModel):
         "those it may prove (`POST …/second-factor`). Null before, and for other accounts.",
     )
 
+    second_factor: SecondFactor | None = Field(
+        None, description="The second factor proven, once it was."
+    )
+
     @classmethod
     def of(cls, status: RecoveryStatus, delivery_attempts: int = 0) -> CaseView:
         delivery: Any = status.delivery.value
@@ -91,6 +95,7 @@ class CaseView(BaseModel):
             factors=[SecondFactor(kind) for kind in status.factors]
             if status.factors is not None
             else None,
+            second_factor=SecondFactor(status.second_factor) if status.second_factor else None,
         )
 
 

@@ -160,6 +160,7 @@ class RecoveryStatus:
     # Once the contact code was right, for an account with second factors: which ones it may
     # prove (None before: someone who only knows an identifier learns nothing of them).
     factors: list[str] | None = None
+    second_factor: str | None = None  # the one proven, once it was
 
     @staticmethod
     def at_opening(case: RecoveryInput) -> RecoveryStatus:

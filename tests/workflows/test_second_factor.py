@@ -41,7 +41,8 @@ async def test_the_right_contact_code_asks_for_the_second_factor_and_no_reset(
         granted = await case.second_factor("recovery_code", "abcde-fghij")
 
         assert granted.reset_expires_at is not None
-        assert (await case.status()).state is CaseState.VERIFIED
+        verified = await case.status()
+        assert (verified.state, verified.second_factor) == (CaseState.VERIFIED, "recovery_code")
         await case.set_password(token="reset-token-2")  # the token the second proof earned
         assert (await case.handle.result()).state is CaseState.COMPLETED
         [reset] = ledger.resets
