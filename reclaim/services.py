@@ -108,6 +108,8 @@ class Services:
         view: Any
         if case_id.startswith(CASE_ID_PREFIX):
             kind, view = sa.SELF_SERVICE, await self.recovery.status(case_id)
+            factors = await self.recovery.account_factors(case_id)
+            return {"kind": kind, **asdict(view), "account_factors": factors}
         elif case_id.startswith(CLAIM_CASE_PREFIX):
             kind, view = sa.SUPPORT_CLAIM, await self.claims.staff_view(case_id)
         elif case_id.startswith((DELETION_CASE_PREFIX, BAN_CASE_PREFIX)):

@@ -403,6 +403,15 @@ def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
             else "-"
         ),
         "account": found.account,
+        "factors": [
+            {
+                "kind": _FACTOR_WORDS.get(f.kind.value, f.kind.value),
+                "enrolled": view.when(f.enrolled_at),
+                "last_used": view.when(f.last_used_at) if f.last_used_at else "never",
+                "left": f.remaining,
+            }
+            for f in (found.account.factors if found.account else [])
+        ],
         "assignee": v.assignee,
         "mine": v.assignee == member.name,
         "escalated": v.escalated,
@@ -464,6 +473,10 @@ def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
         "can_decide": v.state in (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT),
         "awaiting_confirmation": v.state is ClaimState.AWAITING_CONFIRMATION,
     }
+
+
+# How a second factor is named on the case page.
+_FACTOR_WORDS = {"totp": "authenticator app (TOTP)", "recovery_code": "recovery codes"}
 
 
 # -- a claim's audit ---------------------------------------------------------------------------

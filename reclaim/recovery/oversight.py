@@ -133,6 +133,13 @@ class CaseOversight(CaseDoor):
     async def cases_of(self, account_id: int, limit: int = 10) -> list[CaseRow]:
         return await self._ledger.cases_of(account_id, limit)
 
+    async def account_factors(self, case_id: str) -> list[str]:
+        """For operators (`reclaim cases show`): the second factors the case's account has
+        (none for a case whose identifier named no account). Never a secret."""
+        account_id = await self._ledger.account_of(case_id)
+        record = await self._directory.get(account_id) if account_id is not None else None
+        return [kind.value for kind in record.factors] if record is not None else []
+
     async def supersede(self, case_ids: list[str]) -> None:
         """Stop older open cases of the account. Best effort: should this fail, the reset of
         an older case is refused anyway (the ledger knows a newer case exists)."""

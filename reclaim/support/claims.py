@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from temporalio.client import Client, WorkflowHandle
 
 from reclaim.contracts import Actor
-from reclaim.directory import Directory
+from reclaim.directory import Directory, FactorSummary
 from reclaim.errors import DomainError, NotFound, Refused, Unauthorized, Unavailable
 from reclaim.i18n import supported
 from reclaim.identifiers import (
@@ -82,6 +82,7 @@ class AccountSummary:
     username: str
     status: str
     created_at: datetime | None
+    factors: list[FactorSummary]  # its second factors (kinds, last used): never a secret
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,11 @@ class Claims:
             record = await self._directory.get(account_id)
             if record is not None:
                 account = AccountSummary(
-                    record.id, record.username, record.status.value, record.created_at
+                    record.id,
+                    record.username,
+                    record.status.value,
+                    record.created_at,
+                    await self._directory.factors(record.id),
                 )
             recovery_cases = await self._recovery.cases_of(account_id, limit=10)
             other_claims = [
