@@ -85,6 +85,12 @@ def _every_message(t: Text) -> dict[str, messages.Message]:
         ),
         "no_account": messages.no_account(t, **common),
         "password_changed": messages.password_changed(t, username="jane", at=AT, **common),
+        "password_changed_codes_left": messages.password_changed(
+            t, username="jane", at=AT, recovery_codes_left=3, **common
+        ),
+        "password_changed_no_code_left": messages.password_changed(
+            t, username="jane", at=AT, recovery_codes_left=0, **common
+        ),
         "account_deactivated": messages.account_deactivated(
             t, username="jane", purge_at=AT, **common
         ),
@@ -128,3 +134,19 @@ def test_every_message_renders_in_every_language(locale: str):
         assert f"https://reclaim.example/stop/rc_x?token={'s' * 43}" in held.text + held.sms
     handover = _every_message(Text(locale))["recovery_held_handover"]
     assert "j•••@e•••.net" in handover.text and "j•••@e•••.net" in handover.sms
+
+
+def test_the_password_changed_mail_says_how_many_recovery_codes_are_left():
+    t = Text("en")
+    common = {"product": "Reclaim", "username": "jane", "at": AT, "links": LINKS}
+    said = {
+        left: " ".join(
+            messages.password_changed(t, recovery_codes_left=left, **common).text.split()
+        )
+        for left in (None, 9, 1, 0)
+    }
+
+    assert "recovery code" not in said[None]
+    assert "One of your recovery codes was used for this: 9 are left." in said[9]
+    assert "One of your recovery codes was used for this: 1 is left." in said[1]
+    assert "Your last recovery code was used for this: none are left." in said[0]
