@@ -129,6 +129,35 @@ SCENARIOS["password_refused_by_directory"] = (
     password_refused_by_directory,
     {"ledger": Ledger(directory_refusals=1)},
 )
+
+# An account with a second factor (patch `second-factor`): the stand-in directory takes this
+# TOTP code and this recovery code.
+FACTOR_CODES: dict[tuple[str, str], int | None] = {
+    ("totp", "314159"): None,
+    ("recovery_code", "abcde-fghij"): 9,
+}
+
+
+async def second_factor_completed(case: Case) -> None:
+    await case.submit(case.code())
+    await _refused(case.second_factor("totp", "000000", "wrong"))
+    await case.second_factor("recovery_code", "abcde-fghij", "second")
+    await case.set_password(token="second")
+
+
+async def second_factor_expired(case: Case) -> None:
+    await case.submit(case.code())
+    await case.env.sleep(601)
+
+
+for _name, _play in (
+    ("second_factor_completed", second_factor_completed),
+    ("second_factor_expired", second_factor_expired),
+):
+    SCENARIOS[_name] = (
+        _play,
+        {"ledger": Ledger(factor_codes=dict(FACTOR_CODES)), "factors": ["totp", "recovery_code"]},
+    )
 CONVERTER: DataConverter = data_converter(TEST_CODEC)
 
 
@@ -138,10 +167,12 @@ async def _environment() -> WorkflowEnvironment:
     )
 
 
-async def record_recovery(version: str) -> list[Path]:
+async def record_recovery(version: str, only: list[str] | None = None) -> list[Path]:
     HERE.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (play, options) in SCENARIOS.items():
+        if only and name not in only:
+            continue
         env = await _environment()
         try:
             await register_search_attributes(env.client, env.client.namespace)
@@ -399,12 +430,18 @@ async def main() -> None:
     )
     parser.add_argument("--version", default="v2")
     parser.add_argument("--plain", action="store_true", help="record without the codec")
+    parser.add_argument(
+        "--only", action="append", metavar="SCENARIO", help="recovery scenarios to record"
+    )
     args = parser.parse_args()
     if args.plain:
         global CONVERTER
         CONVERTER = DataConverter.default
     for kind in args.kinds or list(RECORDERS):
-        await RECORDERS[kind](args.version)
+        if kind == "recovery":
+            await record_recovery(args.version, args.only)
+        else:
+            await RECORDERS[kind](args.version)
 
 
 if __name__ == "__main__":
