@@ -17,6 +17,7 @@ from reclaim.directory.sql import SqlDirectory
 from reclaim.directory.tables import AccountTotp, RecoveryCode, TotpStep
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.security import Keys
+from tests.conftest import Seen
 from tests.stack import TEST_PASSWORDS, TEST_SECRET, sql_directory
 
 # The start of a 30 s step, and 10 s into it.
@@ -59,7 +60,9 @@ async def test_enrolling_totp_gives_the_uri_an_app_reads_and_seals_the_secret(en
     assert secret.lower().encode() not in kept.sealed_secret.lower()
 
 
-async def test_a_totp_code_is_good_for_its_step_and_one_either_side_not_two(engine: Engine):
+async def test_a_totp_code_is_good_for_its_step_and_one_either_side_not_two(
+    engine: Engine, comparisons: Seen
+):
     directory, account_id, app = await _enrolled(engine)
 
     async def check(code: str, case: str) -> FactorCheck:
@@ -86,6 +89,8 @@ async def test_a_totp_code_is_good_for_its_step_and_one_either_side_not_two(engi
         (step + 1, "rc_after"),
     ]
     assert kept.last_used_at == AT
+    # The codes were compared in constant time (tests/e2e/test_constant_time.py).
+    assert comparisons[("reclaim/directory/sql.py", "SqlDirectory._check_totp")] == {True, False}
 
 
 async def test_a_totp_code_is_spent_once_but_its_case_retrying_is_accepted_again(engine: Engine):
