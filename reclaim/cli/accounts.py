@@ -3,6 +3,7 @@ their second factors (`reclaim accounts mfa`, the directory's)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -211,11 +212,10 @@ def mfa_show(account_ref: AccountRef) -> None:
 def mfa_totp(account_ref: AccountRef) -> None:
     """Enrol a new TOTP secret (replacing any) and print the otpauth:// URI to give the
     holder once: an authenticator app reads it (as a QR code or pasted)."""
-    from reclaim.store.models import utcnow
 
     async def work(services: Services) -> Any:
         account_id = await _factor_account(services, account_ref)
-        return await services.directory.enrol_totp(account_id, utcnow())
+        return await services.directory.enrol_totp(account_id, datetime.now(UTC))
 
     uri = with_services(settings_for_command(), work)
     typer.echo(f"TOTP enrolled for {account_ref}; give the holder this URI, shown only now:")
@@ -226,11 +226,10 @@ def mfa_totp(account_ref: AccountRef) -> None:
 def mfa_recovery_codes(account_ref: AccountRef) -> None:
     """Make ten new recovery codes (the previous set stops working) and print them, one a
     line: give them to the holder, they are not shown again."""
-    from reclaim.store.models import utcnow
 
     async def work(services: Services) -> Any:
         account_id = await _factor_account(services, account_ref)
-        return await services.directory.new_recovery_codes(account_id, utcnow())
+        return await services.directory.new_recovery_codes(account_id, datetime.now(UTC))
 
     codes = with_services(settings_for_command(), work)
     typer.echo(
