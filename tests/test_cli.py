@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import pyotp
 import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from reclaim.cli import app
 from reclaim.temporal import search_attributes
@@ -86,6 +89,116 @@ def test_accounts_show_of_an_unknown_account_fails_clearly(cli_env: Path):
 
     assert shown.exit_code == 1
     assert "no account named nobody" in shown.output
+
+
+def _mfa(*args: str) -> Result:
+    return runner.invoke(app, ["accounts", "mfa", *args])
+
+
+def _jane_with_factors() -> tuple[str, list[str]]:
+    """Jane, given TOTP and recovery codes by an operator: the URI and the codes shown."""
+    assert _add("--password", "correct horse battery staple").exit_code == 0
+    enrolled = _mfa("totp", "jane")
+    made = _mfa("recovery-codes", "jane")
+    assert enrolled.exit_code == 0, enrolled.output
+    assert made.exit_code == 0, made.output
+    told, uri = enrolled.output.splitlines()
+    assert told == "TOTP enrolled for jane; give the holder this URI, shown only now:"
+    header, *codes = made.output.splitlines()
+    assert header == (
+        "10 new recovery codes for jane (the previous ones no longer work), each good once, "
+        "shown only now:"
+    )
+    return uri, codes
+
+
+def test_accounts_mfa_totp_prints_the_uri_an_authenticator_app_reads(cli_env: Path):
+    uri, _ = _jane_with_factors()
+
+    assert uri.startswith("otpauth://totp/Reclaim:jane?secret=")
+    assert uri.endswith("&issuer=Reclaim")
+    authenticator = pyotp.parse_uri(uri)
+    assert isinstance(authenticator, pyotp.TOTP) and len(authenticator.now()) == 6
+
+
+def test_accounts_mfa_recovery_codes_prints_ten_new_codes_one_a_line(cli_env: Path):
+    _, first = _jane_with_factors()
+
+    again = _mfa("recovery-codes", "jane")
+
+    assert len(first) == len(set(first)) == 10
+    assert all(len(code) == 11 and code[5] == "-" for code in first)
+    second = again.output.splitlines()[1:]
+    assert len(second) == 10 and not set(first) & set(second)
+
+
+def test_accounts_mfa_show_lists_the_factors_and_never_a_secret(cli_env: Path):
+    assert _add("--password", "correct horse battery staple").exit_code == 0
+    before = _mfa("show", "jane")
+    enrolled = _mfa("totp", "jane")
+    made = _mfa("recovery-codes", "jane")
+
+    shown = _mfa("show", "jane")
+
+    assert (before.exit_code, before.output) == (
+        0,
+        "jane has no second factor: a contact code alone recovers it\n",
+    )
+    assert shown.exit_code == 0, shown.output
+    totp, codes = shown.output.splitlines()
+    assert re.fullmatch(
+        r"TOTP: {11}enrolled \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, last used never", totp
+    )
+    assert re.fullmatch(
+        r"recovery codes: enrolled \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, last used never, "
+        r"10 left",
+        codes,
+    )
+    secret = parse_qs(urlsplit(enrolled.output.splitlines()[1]).query)["secret"][0]
+    assert secret not in shown.output
+    assert not any(code in shown.output for code in made.output.splitlines()[1:])
+
+
+def test_accounts_mfa_remove_takes_a_factor_away(cli_env: Path):
+    _jane_with_factors()
+
+    removed = _mfa("remove", "jane", "--factor", "totp")
+    again = _mfa("remove", "jane", "--factor", "totp")
+    codes = _mfa("remove", "jane", "--factor", "recovery_code")
+    shown = _mfa("show", "jane")
+    unknown = _mfa("remove", "jane", "--factor", "sms")
+
+    assert (removed.exit_code, removed.output) == (0, "removed TOTP from jane\n")
+    assert (again.exit_code, again.output) == (0, "jane had no TOTP: nothing to remove\n")
+    assert (codes.exit_code, codes.output) == (0, "removed recovery codes from jane\n")
+    assert shown.output == "jane has no second factor: a contact code alone recovers it\n"
+    assert unknown.exit_code == 2
+    assert "'totp'" in unknown.output and "'recovery_code'" in unknown.output
+
+
+def test_accounts_mfa_of_an_unknown_account_fails_clearly(cli_env: Path):
+    for args in (["show"], ["totp"], ["recovery-codes"], ["remove", "--factor", "totp"]):
+        answered = _mfa(*args, "nobody")
+
+        assert (answered.exit_code, answered.output) == (1, "no account named nobody\n")
+
+
+def test_accounts_mfa_on_a_directory_without_second_factors_says_so_in_one_line(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # An HTTP directory nobody answers at: the refusal comes before it is asked anything.
+    monkeypatch.setenv("RECLAIM_DIRECTORY", "http")
+    monkeypatch.setenv("RECLAIM_HTTP_DIRECTORY_URL", "http://127.0.0.1:9/directory")
+    monkeypatch.setenv("RECLAIM_HTTP_DIRECTORY_SECRET", "s" * 32)
+
+    for args in (["show"], ["totp"], ["recovery-codes"], ["remove", "--factor", "totp"]):
+        answered = _mfa(*args, "jane")
+
+        assert answered.exit_code == 1
+        assert answered.output == (
+            "the http account directory cannot do this (second_factors): second factors are "
+            "not kept by this directory (yet)\n"
+        )
 
 
 async def test_a_new_codec_key_encrypts_while_the_old_one_still_decrypts():

@@ -1,13 +1,15 @@
-"""`reclaim accounts`: create, inspect, deactivate and ban accounts (lifecycle service)."""
+"""`reclaim accounts`: create, inspect, deactivate and ban accounts (lifecycle service), and
+their second factors (`reclaim accounts mfa`, the directory's)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from reclaim.cli.common import fail, operator, settings_for_command, when, with_services
-from reclaim.directory import Capability
+from reclaim.directory import Capability, FactorKind, require
 from reclaim.services import Services
 
 app = typer.Typer(help="Create, inspect, deactivate and ban accounts.", no_args_is_help=True)
@@ -168,3 +170,90 @@ def unban(
 
     with_services(settings_for_command(), work)
     typer.echo(f"lifted the ban on {account_ref}")
+
+
+mfa = typer.Typer(
+    help="An account's second factors: TOTP and recovery codes.",
+    no_args_is_help=True,
+)
+app.add_typer(mfa, name="mfa")
+
+_FACTOR_NAMES = {FactorKind.TOTP: "TOTP", FactorKind.RECOVERY_CODE: "recovery codes"}
+
+
+async def _factor_account(services: Services, ref: str) -> int:
+    """The account's id, once the directory is known to keep second factors (else one line
+    saying so, before anything is asked of it)."""
+    require(services.directory, Capability.SECOND_FACTORS)
+    return await _account_id(services, ref)
+
+
+@mfa.command("show")
+def mfa_show(account_ref: AccountRef) -> None:
+    """The account's second factors: which, since when, last used, recovery codes left."""
+
+    async def work(services: Services) -> Any:
+        account_id = await _factor_account(services, account_ref)
+        return await services.directory.factors(account_id)
+
+    factors = with_services(settings_for_command(), work)
+    if not factors:
+        typer.echo(f"{account_ref} has no second factor: a contact code alone recovers it")
+        return
+    for factor in factors:
+        line = f"{_FACTOR_NAMES[factor.kind] + ':':16}enrolled {when(factor.enrolled_at)}"
+        line += f", last used {when(factor.last_used_at) if factor.last_used_at else 'never'}"
+        if factor.remaining is not None:
+            line += f", {factor.remaining} left"
+        typer.echo(line)
+
+
+@mfa.command("totp")
+def mfa_totp(account_ref: AccountRef) -> None:
+    """Enrol a new TOTP secret (replacing any) and print the otpauth:// URI to give the
+    holder once: an authenticator app reads it (as a QR code or pasted)."""
+
+    async def work(services: Services) -> Any:
+        account_id = await _factor_account(services, account_ref)
+        return await services.directory.enrol_totp(account_id, datetime.now(UTC))
+
+    uri = with_services(settings_for_command(), work)
+    typer.echo(f"TOTP enrolled for {account_ref}; give the holder this URI, shown only now:")
+    typer.echo(uri)
+
+
+@mfa.command("recovery-codes")
+def mfa_recovery_codes(account_ref: AccountRef) -> None:
+    """Make ten new recovery codes (the previous set stops working) and print them, one a
+    line: give them to the holder, they are not shown again."""
+
+    async def work(services: Services) -> Any:
+        account_id = await _factor_account(services, account_ref)
+        return await services.directory.new_recovery_codes(account_id, datetime.now(UTC))
+
+    codes = with_services(settings_for_command(), work)
+    typer.echo(
+        f"{len(codes)} new recovery codes for {account_ref} (the previous ones no longer "
+        "work), each good once, shown only now:"
+    )
+    for code in codes:
+        typer.echo(code)
+
+
+@mfa.command("remove")
+def mfa_remove(
+    account_ref: AccountRef,
+    factor: Annotated[FactorKind, typer.Option("--factor", help="Which second factor")],
+) -> None:
+    """Remove a second factor (all the recovery codes, for recovery_code)."""
+
+    async def work(services: Services) -> Any:
+        account_id = await _factor_account(services, account_ref)
+        return await services.directory.remove_factor(account_id, factor)
+
+    removed = with_services(settings_for_command(), work)
+    name = _FACTOR_NAMES[factor]
+    if removed:
+        typer.echo(f"removed {name} from {account_ref}")
+    else:
+        typer.echo(f"{account_ref} had no {name}: nothing to remove")

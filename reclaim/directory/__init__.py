@@ -90,7 +90,7 @@ def directory_for(
         return HttpDirectory(settings, Links(engine, "http"), keys)
     from reclaim.directory.sql import SqlDirectory
 
-    return SqlDirectory(engine, keys, passwords)
+    return SqlDirectory(engine, keys, passwords, issuer=settings.product_name)
 
 
 def check_settings(settings: Settings) -> None:

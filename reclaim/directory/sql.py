@@ -2,8 +2,9 @@
 
 It does everything the port allows: accounts made with `reclaim accounts add`, sign-in and
 sessions, a password history (reuse refused, previous passwords as claim evidence), past
-contacts, deactivation with a purge after the grace period, bans, and the record of every
-status change.
+contacts, deactivation with a purge after the grace period, bans, the record of every
+status change, and second factors (a TOTP secret sealed at rest, ten recovery codes kept as
+keyed digests).
 
 The database is the truth about an account's status; the lifecycle workflows only keep the
 time. Each status set for a case names that case in `Account.status_case`, and a timer's
@@ -18,13 +19,16 @@ The SQL is synchronous: each method runs its transaction in a thread.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, literal, union_all, update
+import pyotp
+from sqlalchemy import and_, delete, exists, func, literal, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -46,20 +50,25 @@ from reclaim.directory.port import (
     AccountOverview,
     AccountRecord,
     Capability,
+    FactorCheck,
+    FactorKind,
+    FactorSummary,
     NewPassword,
     SessionView,
     SignIn,
     UsernameReserved,
-    WithoutSecondFactors,
     unseal_password,
 )
 from reclaim.directory.tables import (
     Account,
     AccountEvent,
+    AccountTotp,
     LoginSession,
     PasswordHistory,
     PastContact,
+    RecoveryCode,
     ReservedUsername,
+    TotpStep,
 )
 from reclaim.identifiers import Identifier, IdentifierKind, identifier_digest
 from reclaim.security import Keys, Passwords, new_token
@@ -77,6 +86,13 @@ PURGED_MARK = FORGOTTEN
 
 _KIND = {Channel.EMAIL: IdentifierKind.EMAIL, Channel.SMS: IdentifierKind.PHONE}
 
+RECOVERY_CODES = 10
+# Recovery codes: 10 characters from 31 that cannot be mistaken for one another (no 0/o,
+# 1/i/l), shown as xxxxx-xxxxx: about 49.5 bits each.
+RECOVERY_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+RECOVERY_LENGTH = 10
+TOTP_STEP = timedelta(seconds=30)
+
 
 class Action(StrEnum):
     DEACTIVATED = "deactivated"
@@ -88,14 +104,18 @@ class Action(StrEnum):
     CONTACT_REPLACED = "contact_replaced"  # an approved support claim gave it new addresses
 
 
-class SqlDirectory(WithoutSecondFactors):
+class SqlDirectory:
     name = "sql"
     capabilities = frozenset(Capability)
 
-    def __init__(self, engine: Engine, keys: Keys, passwords: Passwords) -> None:
+    def __init__(
+        self, engine: Engine, keys: Keys, passwords: Passwords, *, issuer: str = "Reclaim"
+    ) -> None:
         self._engine = engine
         self._keys = keys
         self._passwords = passwords
+        # Who the authenticator app says a TOTP secret is for (the product's name).
+        self._issuer = issuer
         # (when read, the highest account id) for `decoy`.
         self._decoy_top: tuple[float, int] | None = None
 
@@ -111,19 +131,19 @@ class SqlDirectory(WithoutSecondFactors):
     # -- finding and reading -----------------------------------------------------------------
 
     async def find(self, identifier: Identifier) -> AccountRecord | None:
-        return await self._run(lambda s: _record_of(_find(s, identifier)))
+        return await self._run(lambda s: _record(s, _naming(identifier)))
 
     async def get(self, account_id: int) -> AccountRecord | None:
-        return await self._run(lambda s: _record_of(s.get(Account, account_id)))
+        return await self._run(lambda s: _record(s, col(Account.id) == account_id))
 
     async def find_claimed(self, username: str) -> AccountRecord | None:
         def work(session: Session) -> AccountRecord | None:
-            account = _find(session, Identifier(IdentifierKind.USERNAME, username))
-            if account is None:
+            record = _record(session, _naming(Identifier(IdentifierKind.USERNAME, username)))
+            if record is None:
                 reserved = session.get(ReservedUsername, self._username_digest(username))
                 if reserved is not None and reserved.account_id is not None:
-                    account = session.get(Account, reserved.account_id)
-            return _record_of(account)
+                    record = _record(session, col(Account.id) == reserved.account_id)
+            return record
 
         return await self._run(work)
 
@@ -144,7 +164,7 @@ class SqlDirectory(WithoutSecondFactors):
             start = pick % (1 << bits) + 1
             if start > top:
                 start = pick % (1 << (bits - 1)) + 1
-            return _record_of(_decoy(session, start))
+            return _decoy(session, start)
 
         return await self._run(work)
 
@@ -171,7 +191,9 @@ class SqlDirectory(WithoutSecondFactors):
                 )
                 for e in events
             ]
-            return AccountOverview(_view(account), int(active), changes)
+            return AccountOverview(
+                _view(account, _factor_kinds(session, account_id)), int(active), changes
+            )
 
         return await self._run(work)
 
@@ -256,6 +278,190 @@ class SqlDirectory(WithoutSecondFactors):
             return deletion
 
         return await self._run(work)
+
+    # -- second factors ----------------------------------------------------------------------
+
+    async def factors(self, account_id: int) -> list[FactorSummary]:
+        """The TOTP secret (when enrolled, last used) and the recovery code set (when made,
+        last used, how many left; shown even when none is left, so an operator sees it
+        exhausted), never a secret."""
+
+        def work(session: Session) -> list[FactorSummary]:
+            found: list[FactorSummary] = []
+            totp = session.get(AccountTotp, account_id)
+            if totp is not None:
+                found.append(FactorSummary(FactorKind.TOTP, totp.enrolled_at, totp.last_used_at))
+            codes = session.exec(
+                select(RecoveryCode).where(RecoveryCode.account_id == account_id)
+            ).all()
+            if codes:
+                used = [c.used_at for c in codes if c.used_at is not None]
+                found.append(
+                    FactorSummary(
+                        FactorKind.RECOVERY_CODE,
+                        min(c.created_at for c in codes),
+                        max(used) if used else None,
+                        remaining=len(codes) - len(used),
+                    )
+                )
+            return found
+
+        return await self._run(work)
+
+    async def verify_factor(
+        self, account_id: int, kind: FactorKind, code: str, *, case_id: str, at: datetime
+    ) -> FactorCheck:
+        """TOTP: a code of the step of `at` or one either side, each step accepted once per
+        account, remembered with the case that spent it. Recovery code: one of the current
+        set not used yet (case, spaces and dashes ignored), spent by this case. The same case
+        with the same code again (a retried activity) is answered as the first time: accepted,
+        with the same count of codes left. Anything else (a replay by another case, a wrong
+        code, a kind the account does not have) is `accepted=False`, nothing more."""
+
+        def work(session: Session) -> FactorCheck:
+            if _locked(session, account_id) is None:
+                return FactorCheck(accepted=False)
+            if kind is FactorKind.TOTP:
+                return self._check_totp(session, account_id, code, case_id, at)
+            return self._spend_recovery_code(session, account_id, code, case_id, at)
+
+        return await self._run(work)
+
+    def _check_totp(
+        self, session: Session, account_id: int, code: str, case_id: str, at: datetime
+    ) -> FactorCheck:
+        refused = FactorCheck(accepted=False)
+        kept = session.get(AccountTotp, account_id)
+        given = "".join(code.split())
+        if kept is None or len(given) != 6 or not given.isdigit():
+            return refused
+        totp = pyotp.TOTP(self._keys.unseal(kept.sealed_secret, _totp_context(account_id)))
+        # pyotp's verify(valid_window=1) says whether, not which step: every step is compared
+        # (no early exit), the one that matched is the one spent.
+        matched: int | None = None
+        for k in (-1, 0, 1):
+            moment = at + k * TOTP_STEP
+            if hmac.compare_digest(totp.at(moment), given):
+                matched = totp.timecode(moment)
+        if matched is None:
+            return refused
+        spent = session.get(TotpStep, (account_id, matched))
+        if spent is not None:
+            return FactorCheck(accepted=spent.case_id == case_id)
+        session.add(TotpStep(account_id=account_id, step=matched, case_id=case_id, used_at=at))
+        kept.last_used_at = at
+        session.add(kept)
+        session.commit()
+        return FactorCheck(accepted=True)
+
+    def _spend_recovery_code(
+        self, session: Session, account_id: int, code: str, case_id: str, at: datetime
+    ) -> FactorCheck:
+        row = session.exec(
+            select(RecoveryCode).where(
+                RecoveryCode.account_id == account_id,
+                RecoveryCode.digest == self._recovery_digest(account_id, code),
+            )
+        ).first()
+        if row is None:
+            return FactorCheck(accepted=False)
+        if row.used_at is not None:
+            if row.used_by_case != case_id:
+                return FactorCheck(accepted=False)
+            return FactorCheck(accepted=True, recovery_codes_left=row.left_after)
+        left = session.exec(
+            select(func.count())
+            .select_from(RecoveryCode)
+            .where(
+                RecoveryCode.account_id == account_id,
+                col(RecoveryCode.used_at).is_(None),
+                RecoveryCode.id != row.id,
+            )
+        ).one()
+        row.used_at, row.used_by_case, row.left_after = at, case_id, int(left)
+        session.add(row)
+        session.commit()
+        return FactorCheck(accepted=True, recovery_codes_left=int(left))
+
+    async def enrol_totp(self, account_id: int, at: datetime) -> str:
+        secret = pyotp.random_base32()
+
+        def work(session: Session) -> str:
+            account = _locked(session, account_id)
+            if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
+                raise AccountGone(account_id)
+            # The steps spent with the old secret mean nothing for the new one.
+            session.execute(delete(TotpStep).where(col(TotpStep.account_id) == account_id))
+            session.merge(
+                AccountTotp(
+                    account_id=account_id,
+                    sealed_secret=self._keys.seal(secret, _totp_context(account_id)),
+                    enrolled_at=at,
+                    last_used_at=None,
+                )
+            )
+            session.commit()
+            return pyotp.TOTP(secret).provisioning_uri(
+                name=account.username, issuer_name=self._issuer
+            )
+
+        return await self._run(work)
+
+    async def new_recovery_codes(self, account_id: int, at: datetime) -> list[str]:
+        codes: set[str] = set()
+        while len(codes) < RECOVERY_CODES:
+            codes.add("".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_LENGTH)))
+        shown = [f"{c[:5]}-{c[5:]}" for c in sorted(codes)]
+
+        def work(session: Session) -> list[str]:
+            account = _locked(session, account_id)
+            if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
+                raise AccountGone(account_id)
+            session.execute(delete(RecoveryCode).where(col(RecoveryCode.account_id) == account_id))
+            for code in shown:
+                session.add(
+                    RecoveryCode(
+                        account_id=account_id,
+                        digest=self._recovery_digest(account_id, code),
+                        created_at=at,
+                    )
+                )
+            session.commit()
+            return shown
+
+        return await self._run(work)
+
+    async def remove_factor(self, account_id: int, kind: FactorKind) -> bool:
+        """TOTP: the secret and its spent steps go. Recovery codes: the whole set goes (used
+        codes too); True only if a code of it was still unused (an exhausted set is no
+        factor)."""
+
+        def work(session: Session) -> bool:
+            _locked(session, account_id)
+            if kind is FactorKind.TOTP:
+                had = session.get(AccountTotp, account_id) is not None
+                session.execute(delete(TotpStep).where(col(TotpStep.account_id) == account_id))
+                session.execute(
+                    delete(AccountTotp).where(col(AccountTotp.account_id) == account_id)
+                )
+            else:
+                had = FactorKind.RECOVERY_CODE in _factor_kinds(session, account_id)
+                session.execute(
+                    delete(RecoveryCode).where(col(RecoveryCode.account_id) == account_id)
+                )
+            session.commit()
+            return had
+
+        return await self._run(work)
+
+    def _recovery_digest(self, account_id: int, code: str) -> str:
+        """A recovery code's keyed HMAC digest, bound to its account. HMAC rather than argon2:
+        the codes are random (about 49.5 bits), not chosen by people, so there is no small
+        dictionary for a slow hash to slow down, and without the server secret the table
+        cannot be tried offline at all. A digest is also looked up by value in one indexed
+        read, where salted argon2 hashes would cost ten verifications per attempt."""
+        normal = "".join(ch for ch in code.lower() if ch not in " -\t")
+        return self._keys.scoped_digest(f"recovery-code:{account_id}", normal)
 
     # -- contacts ----------------------------------------------------------------------------
 
@@ -482,10 +688,10 @@ class SqlDirectory(WithoutSecondFactors):
         """The end of a grace period: anonymise the account and keep only its record.
 
         The username is kept from reuse for `request.quarantine` seconds (by its keyed
-        digest); email, phone and password go; sessions, password history and past contacts
-        are deleted. Applies only if the account is still deactivated by this case; running
-        it again changes nothing. What the features kept about the account (notifications,
-        claims) is theirs to forget (`LifecycleService.forget_account`)."""
+        digest); email, phone and password go; sessions, password history, past contacts and
+        second factors are deleted. Applies only if the account is still deactivated by this
+        case; running it again changes nothing. What the features kept about the account
+        (notifications, claims) is theirs to forget (`LifecycleService.forget_account`)."""
 
         def work(session: Session) -> AccountState:
             account = _locked(session, request.account_id)
@@ -511,7 +717,14 @@ class SqlDirectory(WithoutSecondFactors):
             account.password_changed_at = None
             _set_status(account, AccountStatus.PURGED, request.at, case_id=request.case_id)
             session.add(account)
-            for table in (LoginSession, PasswordHistory, PastContact):
+            for table in (
+                LoginSession,
+                PasswordHistory,
+                PastContact,
+                AccountTotp,
+                TotpStep,
+                RecoveryCode,
+            ):
                 session.execute(delete(table).where(col(table.account_id) == account.id))
             _note(
                 session,
@@ -569,19 +782,58 @@ class SqlDirectory(WithoutSecondFactors):
 # -- helpers, inside the caller's transaction --------------------------------------------------
 
 
-def _find(session: Session, identifier: Identifier) -> Account | None:
-    """The account an identifier names; purged accounts name nobody."""
+def _naming(identifier: Identifier) -> Any:
+    """The condition an account an identifier names meets; purged accounts name nobody."""
     column = {
         IdentifierKind.EMAIL: Account.email,
         IdentifierKind.PHONE: Account.phone,
         IdentifierKind.USERNAME: Account.username,
     }[identifier.kind]
-    return session.exec(
-        select(Account).where(column == identifier.value, Account.status != AccountStatus.PURGED)
-    ).first()
+    return and_(col(column) == identifier.value, col(Account.status) != AccountStatus.PURGED.value)
 
 
-def _decoy(session: Session, start: int) -> Account | None:
+def _find(session: Session, identifier: Identifier) -> Account | None:
+    """The account an identifier names; purged accounts name nobody."""
+    return session.exec(select(Account).where(_naming(identifier))).first()
+
+
+def _has_factors() -> tuple[Any, Any]:
+    """Whether the account of the row has a TOTP secret, and an unused recovery code: two
+    correlated EXISTS, columns of the statement that reads the account, so that reading an
+    account costs the same statement whether it exists or not (tests/oracle)."""
+    totp = exists().where(col(AccountTotp.account_id) == col(Account.id)).label("has_totp")
+    codes = (
+        exists()
+        .where(col(RecoveryCode.account_id) == col(Account.id), col(RecoveryCode.used_at).is_(None))
+        .label("has_codes")
+    )
+    return totp, codes
+
+
+def _kinds(has_totp: bool, has_codes: bool) -> tuple[FactorKind, ...]:
+    return tuple(
+        kind
+        for kind, has in ((FactorKind.TOTP, has_totp), (FactorKind.RECOVERY_CODE, has_codes))
+        if has
+    )
+
+
+def _record(session: Session, where: Any) -> AccountRecord | None:
+    """The account meeting `where` with its factor kinds, in one statement."""
+    row = session.execute(sa_select(Account, *_has_factors()).where(where).limit(1)).first()
+    if row is None:
+        return None
+    account, has_totp, has_codes = row
+    return _view(account, _kinds(bool(has_totp), bool(has_codes)))
+
+
+def _factor_kinds(session: Session, account_id: int) -> tuple[FactorKind, ...]:
+    totp, codes = _has_factors()
+    row = session.execute(sa_select(totp, codes).where(col(Account.id) == account_id)).first()
+    return _kinds(bool(row[0]), bool(row[1])) if row is not None else ()
+
+
+def _decoy(session: Session, start: int) -> AccountRecord | None:
     """The first account that is not purged at or after id `start`, else the first of all:
     one statement, two index seeks, whatever the accounts."""
     alive = col(Account.status) != AccountStatus.PURGED.value
@@ -600,19 +852,19 @@ def _decoy(session: Session, start: int) -> Account | None:
         .subquery()
     )
     picked = union_all(sa_select(after), sa_select(first)).subquery()
-    return session.exec(
-        select(Account)
+    row = session.execute(
+        sa_select(Account, *_has_factors())
         .join(picked, col(Account.id) == picked.c.id)
         .order_by(picked.c.rank)
         .limit(1)
     ).first()
+    if row is None:
+        return None
+    account, has_totp, has_codes = row
+    return _view(account, _kinds(bool(has_totp), bool(has_codes)))
 
 
-def _record_of(account: Account | None) -> AccountRecord | None:
-    return _view(account) if account is not None else None
-
-
-def _view(account: Account) -> AccountRecord:
+def _view(account: Account, factors: tuple[FactorKind, ...] = ()) -> AccountRecord:
     assert account.id is not None
     return AccountRecord(
         id=account.id,
@@ -623,6 +875,7 @@ def _view(account: Account) -> AccountRecord:
         created_at=account.created_at,
         password_changed_at=account.password_changed_at,
         contacts_changed_at=account.contacts_changed_at,
+        factors=factors,
         status_since=account.status_since,
         status_until=account.status_until,
         status_reason=account.status_reason,
@@ -640,6 +893,11 @@ def _recent_hashes(session: Session, account_id: int) -> list[str]:
             .limit(PASSWORD_HISTORY_DEPTH)
         ).all()
     )
+
+
+def _totp_context(account_id: int) -> str:
+    """What a TOTP secret is sealed for: its account only."""
+    return f"totp:{account_id}"
 
 
 def _revoke_all_sessions(session: Session, account_id: int, at: datetime) -> int:

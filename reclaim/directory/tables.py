@@ -1,5 +1,6 @@
 """The built-in SQL directory's tables: accounts, their sessions, password history, past
-contacts, reserved usernames and the record of every status change.
+contacts, reserved usernames, the record of every status change and second factors (a TOTP
+secret, recovery codes, the TOTP steps already used).
 
 Only `reclaim.directory.sql` (and the schema migrations) import this module: every other part
 of Reclaim reaches accounts through the `Directory` port.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from reclaim.contracts import AccountStatus
@@ -105,3 +106,46 @@ class PasswordHistory(SQLModel, table=True):
     # The recovery case that set this password; None for the one the account was created with.
     case_id: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(default_factory=utcnow, sa_column=when())
+
+
+class AccountTotp(SQLModel, table=True):
+    """An account's TOTP secret (RFC 6238, base32), sealed at rest with a key derived from the
+    server secret and bound to the account (`totp:<account id>`): the table alone gives
+    nobody a code. One per account; enrolling again replaces it."""
+
+    __tablename__ = "account_totp"
+
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    sealed_secret: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    enrolled_at: datetime = Field(sa_column=when())
+    last_used_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+
+
+class TotpStep(SQLModel, table=True):
+    """A TOTP time step an account's code was accepted for, and by which case: a code is good
+    once per account and step (a replay within its 30 s is refused), and the same case asking
+    again with it (a retried activity) is answered as the first time."""
+
+    __tablename__ = "totp_step"
+
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    step: int = Field(primary_key=True)  # seconds since the epoch // 30
+    case_id: str = Field(max_length=40)
+    used_at: datetime = Field(sa_column=when())
+
+
+class RecoveryCode(SQLModel, table=True):
+    """One of an account's ten recovery codes, as a keyed digest only (never the code), when
+    it was used, by which case, and how many of its set were left then (what a retry of that
+    case is answered). A new set deletes the previous one."""
+
+    __tablename__ = "recovery_code"
+    __table_args__ = (UniqueConstraint("account_id", "digest"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    digest: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=when())
+    used_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    used_by_case: str | None = Field(default=None, max_length=40)
+    left_after: int | None = None
