@@ -455,6 +455,7 @@ def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
                 "opened_at": view.when(c.opened_at),
                 "channel": c.channel,
                 "state": c.state or "open",
+                "second_factor": _FACTOR_WORDS.get(c.second_factor or "", c.second_factor),
             }
             for c in found.recovery_cases
         ],

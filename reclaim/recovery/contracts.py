@@ -306,6 +306,7 @@ class CaseClosing:
     at: datetime
     wrong_codes: int
     resends: int
+    second_factor: str | None = None
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ class CaseRow:
     opened_at: datetime
     channel: str
     state: str | None  # None while open
+    second_factor: str | None = None  # proven before the new password
 
 
 class RecoveryLedger:
@@ -196,6 +197,7 @@ class RecoveryLedger:
             if row is not None and row.closed_at is None:
                 row.state, row.closed_at = closing.state.value, closing.at
                 row.wrong_codes, row.resends = closing.wrong_codes, closing.resends
+                row.second_factor = closing.second_factor
                 row.unknown_address = row.handover_email = None
                 session.add(row)
                 session.commit()
@@ -282,7 +284,7 @@ class RecoveryLedger:
             if limit is not None:
                 query = query.limit(limit)
             return [
-                CaseRow(row.case_id, row.opened_at, row.channel, row.state)
+                CaseRow(row.case_id, row.opened_at, row.channel, row.state, row.second_factor)
                 for row in session.execute(query).scalars()
             ]
 

@@ -293,7 +293,12 @@ class RecoverySteps:
                 raise
             await self.close(
                 CaseClosing(
-                    reset.case_id, CaseState.COMPLETED, reset.at, reset.wrong_codes, reset.resends
+                    reset.case_id,
+                    CaseState.COMPLETED,
+                    reset.at,
+                    reset.wrong_codes,
+                    reset.resends,
+                    reset.second_factor,
                 )
             )
             if reactivated is not None:  # the recovery kept a deactivated account

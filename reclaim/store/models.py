@@ -167,6 +167,8 @@ class RecoveryCase(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
     wrong_codes: int = 0
     resends: int = 0
+    # The second factor proven before the new password (`totp`, `recovery_code`), if any.
+    second_factor: str | None = Field(default=None, max_length=16)
 
 
 class CodeGuess(SQLModel, table=True):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime
 
 import httpx
 
@@ -133,3 +134,36 @@ async def test_an_approved_claim_is_already_decided(stack: Stack):
             assert fact(again, "State") == "Approved"
     finally:
         await rita.aclose()
+
+
+async def test_the_case_file_names_the_accounts_second_factors_and_the_one_a_recovery_used(
+    stack: Stack,
+):
+    jane = await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    directory = stack.services.directory
+    codes = await directory.new_recovery_codes(jane, datetime.now(UTC))
+    await directory.enrol_totp(jane, datetime.now(UTC))
+    # A recovery through a recovery code, before the claim.
+    case = await stack.open_case("jane@example.com")
+    code = await stack.mail.code_for("jane@example.com")
+    await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+    granted = await stack.http.post(
+        f"/v1/recovery/{case['case_id']}/second-factor",
+        json={"method": "recovery_code", "code": codes[0]},
+    )
+    await stack.http.post(
+        f"/v1/recovery/{case['case_id']}/password",
+        json={"reset_token": granted.json()["reset_token"], "new_password": PASSWORD + " anew"},
+    )
+    claim_id, _ = await file_claim(stack, **STRONG)
+    staff = await desk(stack, ("sam", "supervisor"))
+    try:
+        page = await staff["sam"].http.get(f"/console/cases/{claim_id}")
+
+        factors = fact(page, "Second factors")
+        assert factors.startswith("authenticator app (TOTP) (since ")
+        assert "recovery codes (since " in factors and ", 9 left)" in factors
+        assert codes[1] not in page.text  # never a secret
+        assert f"{case['case_id']}: self-service recovery by email and recovery codes" in page.text
+    finally:
+        await staff["sam"].aclose()

@@ -6,8 +6,10 @@ languages; and axe-core finds no WCAG 2.1 AA violation on any page, in any state
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
+import pyotp
 import pytest
 from playwright.async_api import Browser, Page, Route, expect
 
@@ -521,3 +523,28 @@ async def test_after_a_wrong_code_the_language_switcher_opens_the_case_in_that_l
         await expect(page.get_by_role("heading", level=1)).to_have_text("Saisissez votre code")
         await expect(page.get_by_text("Il vous reste 4 essais.")).to_be_visible()
         await accessible(page)
+
+
+async def test_an_account_with_an_authenticator_app_proves_it_in_the_browser(
+    stack: Stack, browser: Browser
+):
+    words = WORDS["en-US"]
+    jane = await stack.add_account("jane", "jane@example.com", None, OLD)
+    await stack.services.directory.new_recovery_codes(jane, datetime.now(UTC))
+    totp = pyotp.parse_uri(await stack.services.directory.enrol_totp(jane, datetime.now(UTC)))
+    async with person(browser, str(stack.http.base_url)) as page:
+        await _start(page, "jane")
+        await page.locator("#code").fill(await stack.mail.code_for("jane@example.com"))
+        await page.locator("form[action$='/code'] button").click()
+
+        await expect(page.get_by_role("heading", level=1)).to_have_text("One more step")
+        await expect(page.get_by_label("My authenticator app")).to_be_checked()
+        await accessible(page)
+        await page.locator("#code").fill(wrong_codes(totp.now(), 1)[0])
+        await page.locator("form[action$='/second-factor'] button").click()
+        await expect(page.get_by_role("alert")).to_contain_text(words.not_right)
+        await accessible(page)
+        await page.locator("#code").fill(totp.now())
+        await page.locator("form[action$='/second-factor'] button").click()
+
+        await expect(page.get_by_role("heading", level=1)).to_have_text(words.choose)

@@ -566,3 +566,29 @@ async def _past(moment: datetime, within: float = 10) -> None:
     while datetime.now(UTC) <= moment + timedelta(milliseconds=50):
         assert time.monotonic() < deadline, moment
         await asyncio.sleep(0.05)
+
+
+async def test_an_account_with_recovery_codes_is_asked_for_one_after_the_code(
+    stack: Stack, person: Person
+):
+    jane = await stack.add_account("jane", "jane@example.com", None, OLD)
+    codes = await stack.services.directory.new_recovery_codes(jane, datetime.now(UTC))
+    case_url = await _open_case(person, "jane@example.com")
+    code = await stack.mail.code_for("jane@example.com")
+
+    await person.submit(f"{case_url}/code", code=code)
+
+    assert _path(person) == case_url
+    assert "One more step" in person.text
+    assert "One of the recovery codes you saved: each works once." in person.text
+    assert f'action="{case_url}/password"' not in person.page  # no new password yet
+    await person.submit(f"{case_url}/second-factor", method="recovery_code", code="zzzzz-zzzzz")
+    _sent_back(person, f"{case_url}/second-factor", case_url, 400, "That code is not right")
+    assert "You have 4 tries left." in person.text
+
+    await person.submit(f"{case_url}/second-factor", method="recovery_code", code=codes[0])
+
+    assert "Choose a new password" in person.text
+    await person.submit(f"{case_url}/password", password=NEW, confirm=NEW)
+    assert "Your password is changed" in person.text
+    assert (await stack.sign_in("jane", NEW)).status_code == 200
