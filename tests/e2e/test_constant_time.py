@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reclaim.notify.outbox import text_of
@@ -30,6 +31,7 @@ PLACES = {
     ("workflows/recovery.py", "RecoveryWorkflow._same_right_code"): "a repeated right code",
     ("workflows/recovery.py", "RecoveryWorkflow._reset_problem"): "a reset token's digest",
     ("workflows/recovery.py", "RecoveryWorkflow.reset_context"): "a spent reset token",
+    ("workflows/recovery.py", "RecoveryWorkflow._same_second_factor"): "a repeated second factor",
     ("reclaim/security.py", "Keys.open_reset_pass"): "a reset pass's signature",
     ("reclaim/recovery/oversight.py", "CaseOversight._stopper"): "a hold's stop link",
     ("api/pages/security.py", "csrf_ok"): "a page's form token",
@@ -185,6 +187,21 @@ async def test_every_secret_is_compared_in_constant_time_wherever_it_is_checked(
         for given, status in (("x" * 43, 400), (link.group(1), 200)):
             page = await http.get(f"{stop}{given}", follow_redirects=True)
             assert page.status_code == status, page.text
+
+        # A second factor: kim's recovery past its code, her recovery code, the same again (a
+        # lost answer) and another one once the case is verified.
+        kim = await stack.add_account("kim", "kim@example.com", None, PASSWORD)
+        saved = await stack.services.directory.new_recovery_codes(kim, datetime.now(UTC))
+        kim_case = (await stack.open_case("kim@example.com"))["case_id"]
+        code = await stack.mail.code_for("kim@example.com")
+        answer = await http.post(f"/v1/recovery/{kim_case}/code", json={"code": code})
+        assert answer.json()["state"] == "awaiting_second_factor", answer.text
+        for given, status in ((saved[0], 200), (saved[0], 200), (saved[1], 409)):
+            answer = await http.post(
+                f"/v1/recovery/{kim_case}/second-factor",
+                json={"method": "recovery_code", "code": given},
+            )
+            assert answer.status_code == status, answer.text
 
         # The metrics token.
         for given, status in (("not-the-scrape-token", 401), (METRICS_TOKEN, 200)):

@@ -60,7 +60,14 @@ async def test_a_recovery_case_reads_step_by_step(stack: Stack):
     updates = {u.name: u.description for u in definition.update_definitions}
     signals = {s.name: s.description for s in definition.signal_definitions}
     assert queries["status"].startswith("What the person sees")
-    assert set(updates) == {"submit_code", "resend_code", "set_password", "stop", "change_hold"}
+    assert set(updates) == {
+        "submit_code",
+        "submit_second_factor",
+        "resend_code",
+        "set_password",
+        "stop",
+        "change_hold",
+    }
     assert all(updates.values()) and all(signals.values())
     found = await _listed(
         stack, 'RecoveryCaseKind="self_service" AND RecoveryCaseState="awaiting_code"'
