@@ -66,6 +66,7 @@ REFUSAL_STATUS = {
     CaseError.NOT_ASSIGNEE: 403,
     "reviewer_required": 403,
     CaseError.CANNOT_RESOLVE: 409,
+    "lift_refused": 409,
     "invalid_link": 400,
     CaseError.SAME_PERSON: 403,
     "invalid_identifier": 422,

@@ -85,6 +85,19 @@ class NotBanned(Exception):
     pass
 
 
+def lift_refused(status: str, by_case: str | None) -> Refused:
+    """The directory kept the ban: another case (or the directory's own administrators) is in
+    charge of the account's status now."""
+    who = f"case {by_case}" if by_case else "the directory itself"
+    return Refused(
+        "lift_refused",
+        f"The directory did not lift the ban: the account is {status}, and {who} is in charge "
+        "of it now. Lift it there, or ask whoever is in charge.",
+        status=status,
+        status_case=by_case,
+    )
+
+
 class LifecycleService:
     def __init__(
         self,
@@ -247,17 +260,27 @@ class LifecycleService:
         account = await self._directory.get(account_id)
         if account is None or account.status is not AccountStatus.BANNED:
             raise NotBanned(account_id)
-        if account.status_case:
-            handle = self._client.get_workflow_handle(account.status_case)
+        # Only a ban case of Reclaim's is asked (or named to the directory): a status another
+        # system set (an LDAP lock, a host's own administrators) is not ours to claim.
+        case = account.status_case or ""
+        ours = case if case.startswith(BAN_CASE_PREFIX) else ""
+        if ours:
+            handle = self._client.get_workflow_handle(ours)
             try:
                 status: LifecycleStatus = await handle.execute_update(
                     LifecycleCalls.LIFT,
-                    self._proofs.sign(
-                        account.status_case, LifecycleCalls.LIFT, LiftRequest(actor, reason)
-                    ),
+                    self._proofs.sign(ours, LifecycleCalls.LIFT, LiftRequest(actor, reason)),
                     result_type=LifecycleStatus,
                     rpc_timeout=self._timeout,
                 )
+                if status.state is not LifecycleState.LIFTED:
+                    # The directory answered that this case is no longer in charge of the
+                    # status: the ban stands, and whoever asked must hear it.
+                    now = await self._directory.get(account_id)
+                    raise lift_refused(
+                        now.status.value if now else status.account_status or "banned",
+                        now.status_case if now else None,
+                    )
                 return status
             except WorkflowUpdateFailedError:
                 pass  # the case is ending on its own; the directory decides below
@@ -266,8 +289,10 @@ class LifecycleService:
                     raise Unavailable() from err
             except RPCTimeoutOrCancelledError as err:
                 raise Unavailable() from err
-        change = StatusChange(account.status_case or "", account_id, utcnow(), actor, reason)
-        await self._directory.lift_ban(change)
+        change = StatusChange(ours, account_id, utcnow(), actor, reason)
+        lifted = await self._directory.lift_ban(change)
+        if not lifted.applied:
+            raise lift_refused(lifted.status.value, lifted.case_id)
         return None
 
     async def status(self, case_id: str) -> LifecycleStatus:

@@ -10,6 +10,7 @@ import structlog
 
 from reclaim.contracts import AccountStatus, Actor, ActorKind, Channel
 from reclaim.directory import AccountExists, AccountGone, CapabilityMissing, Directory
+from reclaim.errors import Refused
 from reclaim.i18n import Text
 from reclaim.identifiers import Identifier, IdentifierKind, mask_email
 from reclaim.lifecycle.service import LifecycleService, NotBanned
@@ -76,6 +77,8 @@ class ClaimSteps:
                 )
             except NotBanned:
                 pass  # lifted meanwhile: nothing left to do
+            except Refused as err:  # the directory kept the ban: the reviewer hears why
+                return Resolution(problem=err.message)
             return Resolution()
         except Unresolvable as err:
             return Resolution(problem=str(err))

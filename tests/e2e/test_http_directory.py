@@ -325,3 +325,52 @@ async def test_a_host_down_for_a_minute_while_the_password_is_set_completes_the_
             assert (retried.status_code, retried.json()["state"]) == (200, "completed")
             assert host.query("SELECT count(*) FROM passwords WHERE case_id = ?", case_id) == [(1,)]
             await sms.wait_for("+14155550123", "password of jane was changed")
+
+
+async def test_a_ban_the_host_keeps_is_reported_as_refused_not_lifted(
+    host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    settings, engine = stack_parts(**_settings(host.origin))
+    async with running_stack(settings, engine, mail, sms) as stack:
+        cases = stack.services.lifecycle
+        jane = await cases.account_id("jane")
+        ban = await cases.ban(jane, "spam", Actor(ActorKind.OPERATOR, "olivia"), 2 * 86_400)
+        assert isinstance(ban, LifecycleStatus), ban
+        # The host's own administrators take the ban over: Reclaim's case is no longer in charge.
+        host.query("UPDATE users SET status_case = 'host-admin' WHERE username = 'jane'")
+
+        said = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli_app,
+            ["accounts", "unban", "jane", "--by", "olivia"],
+            env=settings_env(stack.settings),
+        )
+
+        assert said.exit_code == 1, said.output
+        assert "The directory did not lift the ban: the account is banned" in said.output
+        assert "lifted the ban" not in said.output
+        assert host.query("SELECT status FROM users WHERE username = 'jane'") == [("banned",)]
+
+        # An appeal approved by a supervisor: refused, with why, and in the audit.
+        claim = await stack.http.post(
+            "/v1/support-cases",
+            json={"username": "jane", "contact_email": "jane@example.com", "reason": "banned"},
+        )
+        assert claim.status_code == 202, claim.text
+        claim_id = claim.json()["case_id"]
+        _, key = await stack.services.staff_members.add_staff("sam", "supervisor")
+        staff = {"Authorization": f"Bearer {key}"}
+        assigned = await stack.http.post(
+            f"/v1/staff/cases/{claim_id}/assign", json={}, headers=staff
+        )
+        assert assigned.status_code == 202, assigned.text
+        approved = await stack.http.post(
+            f"/v1/staff/cases/{claim_id}/approve", json={"note": "fair appeal"}, headers=staff
+        )
+        assert approved.status_code == 409, approved.text
+        assert approved.json()["error"] == "cannot_resolve"
+        assert approved.json()["message"].startswith("The directory did not lift the ban")
+        entries = await stack.services.staff_members.audit_entries(case_id=claim_id)
+        assert [(e.action, e.outcome) for e in entries if e.action == "approve"] == [
+            ("approve", "refused: cannot_resolve")
+        ]
