@@ -111,7 +111,7 @@ def _every_message(t: Text) -> dict[str, messages.Message]:
         ),
         "handover_failed": messages.handover_failed(t, **claim),
         "claim_escalated": messages.claim_escalated(
-            t, product="Reclaim", case_id="sc_x", level="decision"
+            t, product="Reclaim", case_id="sc_x", level="decision", links=LINKS
         ),
     }
 
@@ -123,7 +123,7 @@ def test_every_message_renders_in_every_language(locale: str):
     for kind, message in _every_message(Text(locale)).items():
         for part in (message.subject, message.text, message.html, message.sms):
             assert part and "%(" not in part, (locale, kind)
-        if locale != SOURCE and kind != "claim_escalated":
+        if locale != SOURCE:
             assert message.subject != english[kind].subject, (locale, kind)
     code = _every_message(Text(locale))["recovery_code"]
     assert code.sms.endswith("\n\n@reclaim.example #042917")  # the WebOTP line, in any language
@@ -132,6 +132,9 @@ def test_every_message_renders_in_every_language(locale: str):
     for kind in ("recovery_held", "recovery_held_handover"):
         held = _every_message(Text(locale))[kind]
         assert f"https://reclaim.example/stop/rc_x?token={'s' * 43}" in held.text + held.sms
+    escalated = _every_message(Text(locale))["claim_escalated"]
+    for part in (escalated.text, escalated.html, escalated.sms):
+        assert "https://reclaim.example/console/cases/sc_x" in part, (locale, part)
     handover = _every_message(Text(locale))["recovery_held_handover"]
     assert "j•••@e•••.net" in handover.text and "j•••@e•••.net" in handover.sms
 
