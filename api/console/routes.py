@@ -412,7 +412,7 @@ def _facts(t: Text, found: CaseFile, member: Reviewer) -> dict[str, Any]:
         "high_risk": v.risk is Risk.HIGH,
         "checks": view.evidence_checks(t, v.evidence),
         "account_found": v.evidence.account_found,
-        "status_then": v.evidence.account_status or "-",
+        "status_then": view.words(t, view.ACCOUNT_STATUSES, v.evidence.account_status),
         "account_age": (
             t.plural("%(num)d day", "%(num)d days", v.evidence.account_age_days)
             if v.evidence.account_age_days is not None

@@ -53,6 +53,13 @@ ROLES = {
     "supervisor": N_("supervisor"),
     "operator": N_("operator"),
 }
+# An account's status in the directory, when the claim was filed and now.
+ACCOUNT_STATUSES = {
+    "active": N_("active"),
+    "deactivated": N_("deactivated"),
+    "banned": N_("banned"),
+    "purged": N_("purged"),
+}
 RISKS = {"low": N_("low"), "medium": N_("medium"), "high": N_("high")}
 DONE = {
     "assigned": N_("The claim is assigned."),
