@@ -125,7 +125,7 @@ async def sign_in_with_key(request: Request, services: AppServices) -> Response:
     try:
         _, token = await services.signin.sign_in_with_key(key, _origin(request))
     except Unauthorized as err:
-        problem = view.Problem(err.message, "key", 401)
+        problem = view.Problem(view.said(t, err), "key", 401)
         return _page(request, services, "console_signin.html", 401, problem=problem)
     return _session_opened(request, services, token)
 

@@ -86,6 +86,24 @@ CHANNELS = {"email": N_("email"), "sms": N_("SMS")}
 FACTORS = {"totp": N_("authenticator app (TOTP)"), "recovery_code": N_("recovery codes")}
 
 
+# The services' refusals whose whole sentence the console can say in the reviewer's language
+# (the same English words as the service's message); any other is shown as the service wrote it.
+SERVICE_WORDS = {
+    "invalid_key": N_(
+        "This staff key does not work: it is wrong, was replaced, or was turned off."
+    ),
+    "staff_disabled": N_("Your access to the console was turned off."),
+    "not_configured": N_("Staff sign in with their staff key here."),
+    "reviewer_required": N_("Operators read claims; a reviewer or a supervisor acts on them."),
+}
+
+
+def said(t: Text, error: DomainError) -> str:
+    """A service's own explanation, in the reviewer's language where the console knows it."""
+    code = getattr(error, "code", None)
+    return t(SERVICE_WORDS[code]) if code in SERVICE_WORDS else error.message
+
+
 @dataclass(frozen=True)
 class Problem:
     """A refusal in words, the field it is about, and its HTTP status."""
@@ -224,7 +242,7 @@ def refusal(t: Text, error: DomainError, view: ClaimView | None = None) -> Probl
     if isinstance(error, Unavailable):
         return Problem(t("%(why)s Nothing was done.", why=error.message), status=503)
     if isinstance(error, Unauthorized):
-        return Problem(error.message, status=401)
+        return Problem(said(t, error), status=401)
     assert isinstance(error, Refused)
     code = error.code
     if code == "invalid_state":
@@ -253,7 +271,7 @@ def refusal(t: Text, error: DomainError, view: ClaimView | None = None) -> Probl
         return Problem(t("The approval cannot be applied: %(why)s", why=error.message))
     if code == "unknown_assignee":
         return Problem(error.message, "to", status=422)
-    return Problem(error.message, status=422)
+    return Problem(said(t, error), status=422)
 
 
 def plain(value: Any) -> Any:

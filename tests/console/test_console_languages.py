@@ -120,3 +120,17 @@ async def test_a_reviewer_in_spanish_writes_to_a_french_claimant_in_french(stack
         assert "solicitud" not in text_of(refusal).lower()
     finally:
         await rita.aclose()
+
+
+async def test_a_refused_staff_key_is_said_in_the_browsers_language(stack: Stack):
+    await stack.services.staff_members.add_staff("rita", "reviewer")
+    browser = Staff(stack)
+    browser.http.headers["Accept-Language"] = "es"
+    try:
+        refused = await browser.with_key("rk_" + "x" * 40)
+        assert refused.status_code == 401
+        said = html.unescape(refused.text)
+        assert "Esta clave de personal no funciona: es incorrecta" in said
+        assert "<h1>Iniciar sesión en la consola de asistencia</h1>" in said
+    finally:
+        await browser.aclose()
