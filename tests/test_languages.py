@@ -1,5 +1,5 @@
-"""Every language Reclaim offers is complete: each text the pages, the refusals and the
-messages use has its translation, with the same placeholders; and every message renders in
+"""Every language Reclaim offers is complete: each text the pages, the console, the refusals
+and the messages use has its translation, with the same placeholders; and every message renders in
 every language."""
 
 from __future__ import annotations
@@ -31,6 +31,26 @@ def _texts_in_the_code() -> set[str]:
     ):
         found.add(message[0] if isinstance(message, tuple) else message)
     return found
+
+
+def test_the_consoles_texts_are_extracted_with_the_pages():
+    """babel.cfg reaches the console's templates and its Python words (view.py's tables are
+    marked with `N_`, its sentences and routes.py's problems with `t`)."""
+    found = _texts_in_the_code()
+
+    for console_text in (
+        "Claim queue",  # console_queue.html
+        "Sign in to the support console",  # console_signin.html
+        "What the claimant knew",  # console_case.html
+        "Waiting for a reviewer",  # view.STATES (N_)
+        "Account taken over",  # view.REASONS (N_)
+        "Low: a previous password and a registered address matched.",  # view.risk_reason
+        "Nobody has taken this claim yet: assign it to yourself first.",  # view.refusal
+        "Write the reason: the claimant reads it in our mail.",  # routes.py
+        "%(num)d open claim, the nearest deadline first",  # ngettext in a template
+        "Its case file in the support console:",  # the escalation mail
+    ):
+        assert console_text in found, console_text
 
 
 @pytest.mark.parametrize("locale", [code for code in LOCALES if code != SOURCE])
@@ -111,7 +131,7 @@ def _every_message(t: Text) -> dict[str, messages.Message]:
         ),
         "handover_failed": messages.handover_failed(t, **claim),
         "claim_escalated": messages.claim_escalated(
-            t, product="Reclaim", case_id="sc_x", level="decision"
+            t, product="Reclaim", case_id="sc_x", level="decision", links=LINKS
         ),
     }
 
@@ -123,7 +143,7 @@ def test_every_message_renders_in_every_language(locale: str):
     for kind, message in _every_message(Text(locale)).items():
         for part in (message.subject, message.text, message.html, message.sms):
             assert part and "%(" not in part, (locale, kind)
-        if locale != SOURCE and kind != "claim_escalated":
+        if locale != SOURCE:
             assert message.subject != english[kind].subject, (locale, kind)
     code = _every_message(Text(locale))["recovery_code"]
     assert code.sms.endswith("\n\n@reclaim.example #042917")  # the WebOTP line, in any language
@@ -132,6 +152,9 @@ def test_every_message_renders_in_every_language(locale: str):
     for kind in ("recovery_held", "recovery_held_handover"):
         held = _every_message(Text(locale))[kind]
         assert f"https://reclaim.example/stop/rc_x?token={'s' * 43}" in held.text + held.sms
+    escalated = _every_message(Text(locale))["claim_escalated"]
+    for part in (escalated.text, escalated.html, escalated.sms):
+        assert "https://reclaim.example/console/cases/sc_x" in part, (locale, part)
     handover = _every_message(Text(locale))["recovery_held_handover"]
     assert "j•••@e•••.net" in handover.text and "j•••@e•••.net" in handover.sms
 
@@ -150,3 +173,22 @@ def test_the_password_changed_mail_says_how_many_recovery_codes_are_left():
     assert "One of your recovery codes was used for this: 9 are left." in said[9]
     assert "One of your recovery codes was used for this: 1 is left." in said[1]
     assert "Your last recovery code was used for this: none are left." in said[0]
+
+
+def test_no_console_template_writes_a_word_outside_the_catalogs():
+    """Once the Jinja2 expressions, statements and comments are taken out, no text is left
+    between the console's tags nor in an attribute a person reads."""
+    untranslated = []
+    for template in sorted((REPO / "api/console/templates").glob("*.html")):
+        source = re.sub(r"\{#.*?#\}|\{\{.*?\}\}|\{%.*?%\}", "", template.read_text(), flags=re.S)
+        source = re.sub(r"<[^>]*>", lambda tag: _readable_attributes(tag.group(0)), source)
+        for words in re.findall(r"[^<>]*[A-Za-z]{2,}[^<>]*", source):
+            if not re.fullmatch(r'\s*[\w-]+="[^"]*"\s*', words):  # a block of attributes
+                untranslated.append((template.name, words.strip()))
+    assert untranslated == []
+
+
+def _readable_attributes(tag: str) -> str:
+    """What of a tag a person reads: its aria-label, title, alt and placeholder."""
+    said = re.findall(r'(?:aria-label|title|alt|placeholder)="([^"]*)"', tag)
+    return "<>" + "<>".join(said) + "<>" if said else "<>"

@@ -4,8 +4,10 @@ their base template, components, form protection, headers and assets. Staff sign
 the organisation's identity provider (OpenID Connect) or, without one, with their staff key;
 either way the browser then holds a console session (a cookie; its digest in the database).
 
-Every page calls the support service only. The console is in English (its words stay out of
-the Babel catalogs the person-facing pages are translated with)."""
+Every page calls the support service only. The console speaks the pages' languages, from the
+same Babel catalogs: the reviewer's browser chooses (`Accept-Language`), the language links
+change it and the pages' `reclaim_lang` cookie remembers it. What a claimant is sent stays in
+the claim's own language, whoever reviews it."""
 
 from __future__ import annotations
 

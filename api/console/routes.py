@@ -17,9 +17,10 @@ from api.console import view
 from api.deps import AppServices
 from api.pages.forms import posted, see_other
 from api.pages.render import TEMPLATES as PAGE_TEMPLATES
-from api.pages.render import render
+from api.pages.render import page_locale, render, text_for
 from api.pages.security import set_cookie
 from reclaim.errors import DomainError, NotFound, Unauthorized, Unavailable
+from reclaim.i18n import Text
 from reclaim.services import Services
 from reclaim.support.audit import Origin
 from reclaim.support.claims import CaseFile
@@ -58,14 +59,15 @@ def _page(
     member: Reviewer | None = None,
     **facts: Any,
 ) -> HTMLResponse:
-    """A console page, in English, for `member` (None: signed out)."""
+    """A console page, in the reviewer's language (the language links' choice, else the
+    browser's), for `member` (None: signed out)."""
     return render(
         request,
         services.settings,
         template,
         status,
         templates=templates,
-        locale="en",
+        locale=page_locale(request, services.settings),
         member=member,
         provider=services.signin.identity_provider,
         words=view,
@@ -90,7 +92,10 @@ def _to_sign_in() -> RedirectResponse:
 
 def _signed_out(request: Request, services: Services, status: int = 401) -> HTMLResponse:
     """A post without a session: nothing was done; sign in again."""
-    problem = view.Problem("Your console session ended, or you never signed in: nothing was done.")
+    t = text_for(request, services.settings)
+    problem = view.Problem(
+        t("Your console session ended, or you never signed in: nothing was done.")
+    )
     response = _page(request, services, "console_signin.html", status, problem=problem)
     response.delete_cookie(SESSION_COOKIE, path="/console")
     return response
@@ -109,17 +114,18 @@ async def sign_in_page(request: Request, services: AppServices) -> Response:
 @router.post("/signin", response_class=HTMLResponse)
 async def sign_in_with_key(request: Request, services: AppServices) -> Response:
     form = await posted(request, services.settings)
+    t = text_for(request, services.settings)
     if services.signin.identity_provider is not None:
-        problem = view.Problem("Sign in with your organisation's account.", status=400)
+        problem = view.Problem(t("Sign in with your organisation's account."), status=400)
         return _page(request, services, "console_signin.html", 400, problem=problem)
     key = form.get("key", "").strip()
     if not key:
-        problem = view.Problem("Enter your staff key.", "key", 422)
+        problem = view.Problem(t("Enter your staff key."), "key", 422)
         return _page(request, services, "console_signin.html", 422, problem=problem)
     try:
         _, token = await services.signin.sign_in_with_key(key, _origin(request))
     except Unauthorized as err:
-        problem = view.Problem(err.message, "key", 401)
+        problem = view.Problem(view.said(t, err), "key", 401)
         return _page(request, services, "console_signin.html", 401, problem=problem)
     return _session_opened(request, services, token)
 
@@ -129,7 +135,7 @@ async def sign_in_with_provider(request: Request, services: AppServices) -> Resp
     try:
         url, sealed = await services.signin.begin_sign_in()
     except DomainError as err:
-        problem = view.refusal(err)
+        problem = view.refusal(text_for(request, services.settings), err)
         return _page(request, services, "console_signin.html", problem.status, problem=problem)
     response = RedirectResponse(url, status_code=303)
     set_cookie(
@@ -143,14 +149,15 @@ async def provider_callback(request: Request, services: AppServices) -> Response
     """The identity provider sends the browser back with a code (or an error)."""
     params = request.query_params
     sealed = request.cookies.get(LOGIN_COOKIE, "")
+    t = text_for(request, services.settings)
     if params.get("error"):
         said = params.get("error_description") or params["error"]
         problem = view.Problem(
-            f"The identity provider did not sign you in: {said[:200]}", None, 401
+            t("The identity provider did not sign you in: %(said)s", said=said[:200]), None, 401
         )
     elif not sealed:
         problem = view.Problem(
-            "This sign-in was not started in this browser, or took too long: start again.",
+            t("This sign-in was not started in this browser, or took too long: start again."),
             None,
             400,
         )
@@ -160,7 +167,7 @@ async def provider_callback(request: Request, services: AppServices) -> Response
                 params.get("code", ""), params.get("state", ""), sealed, _origin(request)
             )
         except DomainError as err:
-            problem = view.refusal(err)
+            problem = view.refusal(t, err)
         else:
             response = _session_opened(request, services, token)
             response.delete_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
@@ -205,6 +212,7 @@ async def queue(request: Request, services: AppServices) -> Response:
     if signed_in is None:
         return _to_sign_in()
     member = signed_in.member
+    t = text_for(request, services.settings)
     params = request.query_params
     chosen = QueueFilter(
         view=params.get("view") if params.get("view") in QUEUE_VIEWS else None,
@@ -214,30 +222,31 @@ async def queue(request: Request, services: AppServices) -> Response:
     try:
         page = await services.claim_queue.console_queue(member, chosen)
     except Unavailable as err:
-        problem = view.refusal(err)
+        problem = view.refusal(t, err)
         return _page(request, services, "console_unavailable.html", 503, member, problem=problem)
     now = datetime.now(UTC)
     rows = []
     for claim in page.claims:
-        due, overdue = view.due(claim.next_deadline, now)
+        due, overdue = view.due(t, claim.next_deadline, now)
         rows.append(
             {
                 "case_id": claim.case_id,
-                "state": view.state_words(claim.state),
-                "reason": view.REASONS.get(claim.reason or "", claim.reason or "-"),
+                "state": view.state_words(t, claim.state),
+                "reason": view.words(t, view.REASONS, claim.reason),
                 "risk": claim.risk or "-",
+                "risk_words": view.words(t, view.RISKS, claim.risk),
                 "assignee": claim.assignee,
                 "escalated": claim.escalated,
-                "age": view.span(now - claim.opened_at),
+                "age": view.span(t, now - claim.opened_at),
                 "opened_at": view.when(claim.opened_at),
                 "due": due,
                 "overdue": overdue,
-                "deadline_for": view.DEADLINES.get(claim.state, "deadline"),
+                "deadline_for": view.words(t, view.DEADLINES, claim.state, t("deadline")),
                 "deadline_at": view.when(claim.next_deadline),
             }
         )
-    views = [("", "All", page.counts["all"])] + [
-        (key, label, page.counts.get(key, 0)) for key, label in view.VIEWS.items()
+    views = [("", t("All"), page.counts["all"])] + [
+        (key, t(label), page.counts.get(key, 0)) for key, label in view.VIEWS.items()
     ]
     return _page(
         request,
@@ -248,8 +257,10 @@ async def queue(request: Request, services: AppServices) -> Response:
         rows=rows,
         views=views,
         chosen=chosen,
-        reasons=[(r, view.REASONS[r], page.counts.get(f"reason:{r}", 0)) for r in _REASONS],
-        states=[(s, view.state_words(s), page.counts.get(f"state:{s}", 0)) for s in _OPEN_STATES],
+        reasons=[(r, t(view.REASONS[r]), page.counts.get(f"reason:{r}", 0)) for r in _REASONS],
+        states=[
+            (s, view.state_words(t, s), page.counts.get(f"state:{s}", 0)) for s in _OPEN_STATES
+        ],
         truncated=page.truncated,
         matching=page.matching,
         limit=page.limit,
@@ -276,10 +287,10 @@ async def case_file(request: Request, case_id: str, services: AppServices) -> Re
     signed_in = await _signed_in(request, services)
     if signed_in is None:
         return _to_sign_in()
-    done = request.query_params.get("done")
-    return await _case(
-        request, services, signed_in.member, case_id, notice=view.DONE.get(done or "")
-    )
+    done = request.query_params.get("done") or ""
+    t = text_for(request, services.settings)
+    notice = t(view.DONE[done]) if done in view.DONE else None
+    return await _case(request, services, signed_in.member, case_id, notice=notice)
 
 
 ACTIONS = ("assign", "release", "ask", "approve", "confirm", "reject")
@@ -295,6 +306,7 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
     if action not in ACTIONS:
         return _page(request, services, "console_gone.html", 404, member)
     claims, origin = services.claims, _origin(request)
+    t = text_for(request, services.settings)
     note = form.get("note", "").strip()[:MAX_TEXT] or None
     try:
         if action == "assign":
@@ -308,12 +320,15 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
             questions = [q.strip() for q in form.get("questions", "").splitlines() if q.strip()]
             if not questions:
                 problem = view.Problem(
-                    "Write at least one question, one per line.", "questions", 422
+                    t("Write at least one question, one per line."), "questions", 422
                 )
                 return await _case(request, services, member, case_id, problem=problem, kept=form)
             if len(questions) > MAX_QUESTIONS or any(len(q) > 1000 for q in questions):
                 problem = view.Problem(
-                    f"Ask at most {MAX_QUESTIONS} questions of 1000 characters each.",
+                    t(
+                        "Ask at most %(most)d questions of 1000 characters each.",
+                        most=MAX_QUESTIONS,
+                    ),
                     "questions",
                     422,
                 )
@@ -330,7 +345,7 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
             reason = form.get("reason", "").strip()[:MAX_TEXT]
             if not reason:
                 problem = view.Problem(
-                    "Write the reason: the claimant reads it in our mail.", "reason", 422
+                    t("Write the reason: the claimant reads it in our mail."), "reason", 422
                 )
                 return await _case(request, services, member, case_id, problem=problem, kept=form)
             await claims.reject(case_id, member, reason, origin)
@@ -338,7 +353,7 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
     except DomainError as err:
         if isinstance(err, NotFound):
             return _page(request, services, "console_gone.html", 404, member)
-        problem = view.refusal(err)
+        problem = view.refusal(t, err)
         return await _case(request, services, member, case_id, problem=problem, kept=form)
     return see_other(f"/console/cases/{case_id}?done={done}")
 
@@ -359,7 +374,7 @@ async def _case(
     except NotFound:
         return _page(request, services, "console_gone.html", 404, member)
     except DomainError as err:
-        refused = view.refusal(err)
+        refused = view.refusal(text_for(request, services.settings), err)
         return _page(request, services, "console_unavailable.html", 503, member, problem=refused)
     status = problem.status if problem else 200
     return _page(
@@ -368,7 +383,7 @@ async def _case(
         "console_case.html",
         status,
         member,
-        claim=_facts(found, member),
+        claim=_facts(text_for(request, services.settings), found, member),
         staff=staff,
         problem=problem,
         notice=notice,
@@ -376,10 +391,10 @@ async def _case(
     )
 
 
-def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
+def _facts(t: Text, found: CaseFile, member: Reviewer) -> dict[str, Any]:
     v = found.view
     now = datetime.now(UTC)
-    due, overdue = view.due(v.next_deadline, now)
+    due, overdue = view.due(t, v.next_deadline, now)
     answers: dict[int, list[str]] = {}
     for answer in found.answers:
         answers.setdefault(answer.round, []).append(answer.text)
@@ -388,26 +403,27 @@ def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
     return {
         "case_id": v.case_id,
         "state": v.state.value,
-        "state_words": view.state_words(v.state.value),
+        "state_words": view.state_words(t, v.state.value),
         "open": v.state.is_open,
-        "reason": view.REASONS.get(v.reason.value, v.reason.value),
+        "reason": view.words(t, view.REASONS, v.reason.value),
         "risk": v.risk.value,
-        "risk_reason": view.risk_reason(v.evidence),
+        "risk_words": view.words(t, view.RISKS, v.risk.value),
+        "risk_reason": view.risk_reason(t, v.evidence),
         "high_risk": v.risk is Risk.HIGH,
-        "checks": view.evidence_checks(v.evidence),
+        "checks": view.evidence_checks(t, v.evidence),
         "account_found": v.evidence.account_found,
-        "status_then": v.evidence.account_status or "-",
+        "status_then": view.words(t, view.ACCOUNT_STATUSES, v.evidence.account_status),
         "account_age": (
-            f"{v.evidence.account_age_days} days"
+            t.plural("%(num)d day", "%(num)d days", v.evidence.account_age_days)
             if v.evidence.account_age_days is not None
             else "-"
         ),
         "account": found.account,
         "factors": [
             {
-                "kind": _FACTOR_WORDS.get(f.kind.value, f.kind.value),
+                "kind": view.words(t, view.FACTORS, f.kind.value),
                 "enrolled": view.when(f.enrolled_at),
-                "last_used": view.when(f.last_used_at) if f.last_used_at else "never",
+                "last_used": view.when(f.last_used_at) if f.last_used_at else t("never"),
                 "left": f.remaining,
             }
             for f in (found.account.factors if found.account else [])
@@ -416,8 +432,8 @@ def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
         "mine": v.assignee == member.name,
         "escalated": v.escalated,
         "opened_at": view.when(v.opened_at),
-        "age": view.span(now - v.opened_at),
-        "deadline_for": view.DEADLINES.get(v.state.value),
+        "age": view.span(t, now - v.opened_at),
+        "deadline_for": view.words(t, view.DEADLINES, v.state.value, ""),
         "deadline_at": view.when(v.next_deadline),
         "due": due,
         "overdue": overdue,
@@ -453,9 +469,9 @@ def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
             {
                 "case_id": c.case_id,
                 "opened_at": view.when(c.opened_at),
-                "channel": c.channel,
-                "state": c.state or "open",
-                "second_factor": _FACTOR_WORDS.get(c.second_factor or "", c.second_factor),
+                "state": view.words(t, view.RECOVERY_STATES, c.state, c.state or t("open")),
+                "channel": view.words(t, view.CHANNELS, c.channel),
+                "second_factor": view.words(t, view.FACTORS, c.second_factor, c.second_factor),
             }
             for c in found.recovery_cases
         ],
@@ -463,8 +479,8 @@ def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
             {
                 "case_id": c.case_id,
                 "opened_at": view.when(c.opened_at),
-                "reason": view.REASONS.get(c.reason, c.reason),
-                "state": view.state_words(c.state) if c.state else "open",
+                "reason": view.words(t, view.REASONS, c.reason),
+                "state": view.state_words(t, c.state),
             }
             for c in found.other_claims
         ],
@@ -474,10 +490,6 @@ def _facts(found: CaseFile, member: Reviewer) -> dict[str, Any]:
         "can_decide": v.state in (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT),
         "awaiting_confirmation": v.state is ClaimState.AWAITING_CONFIRMATION,
     }
-
-
-# How a second factor is named on the case page.
-_FACTOR_WORDS = {"totp": "authenticator app (TOTP)", "recovery_code": "recovery codes"}
 
 
 # -- a claim's audit ---------------------------------------------------------------------------
@@ -494,7 +506,7 @@ async def case_audit(request: Request, case_id: str, services: AppServices) -> R
     except NotFound:
         return _page(request, services, "console_gone.html", 404, member)
     except DomainError as err:
-        refused = view.refusal(err)
+        refused = view.refusal(text_for(request, services.settings), err)
         return _page(request, services, "console_unavailable.html", 503, member, problem=refused)
     entries = await services.staff_members.audit_entries(case_id=case_id)
     return _page(
@@ -504,7 +516,7 @@ async def case_audit(request: Request, case_id: str, services: AppServices) -> R
         200,
         member,
         case_id=found.case_id,
-        state_words=view.state_words(found.state.value),
+        state_words=view.state_words(text_for(request, services.settings), found.state.value),
         entries=[
             {
                 "at": view.when(e.at),

@@ -1,6 +1,8 @@
-"""What the console's templates show, in words a reviewer reads: states, deadlines, ages, the
-evidence checks and why they make the risk, and refusals. The routes hand these facts to the
-templates, which compute nothing."""
+"""What the console's templates show, in words a reviewer reads, in the reviewer's language
+(`t`, a `reclaim.i18n.Text`): states, deadlines, ages, the evidence checks and why they make
+the risk, and refusals. The routes hand these facts to the templates, which compute nothing.
+The tables hold the English texts (the catalogs' message ids, marked with `N_` for
+`make translations`); each is translated where it is shown."""
 
 from __future__ import annotations
 
@@ -9,47 +11,97 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reclaim.errors import DomainError, NotFound, Refused, Unauthorized, Unavailable
+from reclaim.i18n import Text
 from reclaim.support.contracts import ClaimState, ClaimView, ContactMatch, Evidence
 
+
+def N_(message: str) -> str:
+    return message
+
+
 STATES = {
-    "submitted": "Waiting for a reviewer",
-    "in_review": "In review",
-    "awaiting_claimant": "Waiting for the claimant",
-    "awaiting_confirmation": "Waiting for a supervisor's confirmation",
-    "approved": "Approved",
-    "rejected": "Rejected",
-    "abandoned": "Abandoned (no answer)",
-    "cancelled": "Cancelled by an operator",
+    "submitted": N_("Waiting for a reviewer"),
+    "in_review": N_("In review"),
+    "awaiting_claimant": N_("Waiting for the claimant"),
+    "awaiting_confirmation": N_("Waiting for a supervisor's confirmation"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "abandoned": N_("Abandoned (no answer)"),
+    "cancelled": N_("Cancelled by an operator"),
 }
 REASONS = {
-    "compromised": "Account taken over",
-    "lost_contact": "Lost email and phone",
-    "deleted": "Deleted account",
-    "banned": "Ban appeal",
+    "compromised": N_("Account taken over"),
+    "lost_contact": N_("Lost email and phone"),
+    "deleted": N_("Deleted account"),
+    "banned": N_("Ban appeal"),
 }
 # What the next deadline of a claim in each open state is for.
 DEADLINES = {
-    "submitted": "first response",
-    "in_review": "decision",
-    "awaiting_claimant": "claimant's answer",
-    "awaiting_confirmation": "confirmation",
+    "submitted": N_("first response"),
+    "in_review": N_("decision"),
+    "awaiting_claimant": N_("claimant's answer"),
+    "awaiting_confirmation": N_("confirmation"),
 }
 VIEWS = {
-    "mine": "Mine",
-    "unassigned": "Unassigned",
-    "escalated": "Escalated",
-    "high_risk": "High risk",
+    "mine": N_("Mine"),
+    "unassigned": N_("Unassigned"),
+    "escalated": N_("Escalated"),
+    "high_risk": N_("High risk"),
 }
+ROLES = {
+    "reviewer": N_("reviewer"),
+    "supervisor": N_("supervisor"),
+    "operator": N_("operator"),
+}
+# An account's status in the directory, when the claim was filed and now.
+ACCOUNT_STATUSES = {
+    "active": N_("active"),
+    "deactivated": N_("deactivated"),
+    "banned": N_("banned"),
+    "purged": N_("purged"),
+}
+RISKS = {"low": N_("low"), "medium": N_("medium"), "high": N_("high")}
 DONE = {
-    "assigned": "The claim is assigned.",
-    "released": "The claim is back in the queue, assigned to nobody.",
-    "asked": "Your questions were mailed to the claimant; the claim waits for the answer.",
-    "approved": "Approved: the claimant is told, and what the approval does is done.",
-    "requested": "Your approval waits for a supervisor's confirmation: a high-risk claim needs "
-    "two people.",
-    "confirmed": "Confirmed: the claim is approved and the claimant is told.",
-    "rejected": "Rejected: the claimant is told why.",
+    "assigned": N_("The claim is assigned."),
+    "released": N_("The claim is back in the queue, assigned to nobody."),
+    "asked": N_("Your questions were mailed to the claimant; the claim waits for the answer."),
+    "approved": N_("Approved: the claimant is told, and what the approval does is done."),
+    "requested": N_(
+        "Your approval waits for a supervisor's confirmation: a high-risk claim needs two people."
+    ),
+    "confirmed": N_("Confirmed: the claim is approved and the claimant is told."),
+    "rejected": N_("Rejected: the claimant is told why."),
 }
+# A self-service recovery's closed state, and how it reached the claimant.
+RECOVERY_STATES = {
+    "completed": N_("completed"),
+    "expired": N_("expired"),
+    "locked": N_("locked"),
+    "superseded": N_("superseded"),
+    "cancelled": N_("cancelled"),
+    "held": N_("held"),
+}
+CHANNELS = {"email": N_("email"), "sms": N_("SMS")}
+# How a second factor is named on the case page.
+FACTORS = {"totp": N_("authenticator app (TOTP)"), "recovery_code": N_("recovery codes")}
+
+
+# The services' refusals whose whole sentence the console can say in the reviewer's language
+# (the same English words as the service's message); any other is shown as the service wrote it.
+SERVICE_WORDS = {
+    "invalid_key": N_(
+        "This staff key does not work: it is wrong, was replaced, or was turned off."
+    ),
+    "staff_disabled": N_("Your access to the console was turned off."),
+    "not_configured": N_("Staff sign in with their staff key here."),
+    "reviewer_required": N_("Operators read claims; a reviewer or a supervisor acts on them."),
+}
+
+
+def said(t: Text, error: DomainError) -> str:
+    """A service's own explanation, in the reviewer's language where the console knows it."""
+    code = getattr(error, "code", None)
+    return t(SERVICE_WORDS[code]) if code in SERVICE_WORDS else error.message
 
 
 @dataclass(frozen=True)
@@ -63,131 +115,163 @@ class Problem:
     at_field: str | None = None  # the pages' field macro asks (the console says it once)
 
 
-def state_words(state: str | None) -> str:
-    return STATES.get(state or "", state or "open")
+def words(t: Text, table: dict[str, str], key: str | None, otherwise: str | None = None) -> str:
+    """`key`'s words in `table`, translated; else `otherwise` (default: the key itself)."""
+    if key and key in table:
+        return t(table[key])
+    return otherwise if otherwise is not None else (key or "-")
 
 
-def span(delta: timedelta) -> str:
+def state_words(t: Text, state: str | None) -> str:
+    return t(STATES[state]) if state in STATES else (state or t("open"))
+
+
+def span(t: Text, delta: timedelta) -> str:
     """A duration as a reviewer reads it: "3 d 4 h", "5 h 10 min", "12 min"."""
     seconds = max(int(delta.total_seconds()), 0)
     days, rest = divmod(seconds, 86_400)
     hours, rest = divmod(rest, 3_600)
     minutes = rest // 60
     if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
+        if hours:
+            return t("%(days)d d %(hours)d h", days=days, hours=hours)
+        return t("%(days)d d", days=days)
     if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min" if minutes else "under a minute"
+        if minutes:
+            return t("%(hours)d h %(minutes)d min", hours=hours, minutes=minutes)
+        return t("%(hours)d h", hours=hours)
+    return t("%(minutes)d min", minutes=minutes) if minutes else t("under a minute")
 
 
-def due(deadline: datetime | None, now: datetime) -> tuple[str, bool]:
+def due(t: Text, deadline: datetime | None, now: datetime) -> tuple[str, bool]:
     """Time to a deadline in words, and whether it has passed."""
     if deadline is None:
-        return "no deadline", False
+        return t("no deadline"), False
     if deadline < now:
-        return f"overdue by {span(now - deadline)}", True
-    return f"in {span(deadline - now)}", False
+        return t("overdue by %(span)s", span=span(t, now - deadline)), True
+    return t("in %(span)s", span=span(t, deadline - now)), False
 
 
 def when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "-"
 
 
-def _address(match: ContactMatch, past_checked: bool) -> tuple[str, str]:
+def _address(t: Text, match: ContactMatch, past_checked: bool) -> tuple[str, str]:
     no_match = (
-        "not an address of this account"
+        t("not an address of this account")
         if past_checked
-        else "not the account's current address (the directory keeps no former addresses: "
-        "an old one cannot be recognised)"
+        else t(
+            "not the account's current address (the directory keeps no former addresses: "
+            "an old one cannot be recognised)"
+        )
     )
-    return {
-        ContactMatch.CURRENT: ("matched", "the account's current address"),
-        ContactMatch.PAST: ("matched", "an address the account had before"),
-        ContactMatch.NO_MATCH: ("not matched", no_match),
-        ContactMatch.NOT_GIVEN: ("not given", "the claimant did not give one"),
-    }[match]
+    if match is ContactMatch.CURRENT:
+        return "matched", t("the account's current address")
+    if match is ContactMatch.PAST:
+        return "matched", t("an address the account had before")
+    if match is ContactMatch.NO_MATCH:
+        return "not matched", no_match
+    return "not given", t("the claimant did not give one")
 
 
-def evidence_checks(evidence: Evidence) -> list[dict[str, str]]:
-    """Each check as matched / not matched / not given, with a word on it (never what the
-    claimant typed: the case holds results only)."""
-    if evidence.passwords_given == 0:
-        passwords = ("not given", "the claimant remembered none")
-    elif evidence.passwords_matched and not evidence.previous_passwords_checked:
-        passwords = ("matched", "the account's current password")
-    elif evidence.passwords_matched:
+RESULTS = {"matched": N_("matched"), "not matched": N_("not matched"), "not given": N_("not given")}
+
+
+def evidence_checks(t: Text, evidence: Evidence) -> list[dict[str, str]]:
+    """Each check as matched / not matched / not given (`result`, for the style; `said`, in
+    words), with a word on it (never what the claimant typed: the case holds results only)."""
+    given, matched = evidence.passwords_given, evidence.passwords_matched
+    if given == 0:
+        passwords = ("not given", t("the claimant remembered none"))
+    elif matched and not evidence.previous_passwords_checked:
+        passwords = ("matched", t("the account's current password"))
+    elif matched:
         passwords = (
             "matched",
-            f"{evidence.passwords_matched} of {evidence.passwords_given} among the account's "
-            "recent passwords",
+            t(
+                "%(matched)d of %(given)d among the account's recent passwords",
+                matched=matched,
+                given=given,
+            ),
         )
     elif evidence.previous_passwords_checked:
-        passwords = ("not matched", f"none of the {evidence.passwords_given} given")
+        passwords = ("not matched", t("none of the %(given)d given", given=given))
     else:
         passwords = (
             "not matched",
-            f"none of the {evidence.passwords_given} given is the current password (the "
-            "directory keeps no readable history: an older one cannot be recognised)",
+            t(
+                "none of the %(given)d given is the current password (the directory keeps no "
+                "readable history: an older one cannot be recognised)",
+                given=given,
+            ),
         )
     past = evidence.past_addresses_checked
-    email = _address(evidence.registered_email, past)
-    phone = _address(evidence.registered_phone, past)
+    email = _address(t, evidence.registered_email, past)
+    phone = _address(t, evidence.registered_phone, past)
     return [
-        {"check": "A previous password", "result": passwords[0], "detail": passwords[1]},
-        {"check": "A registered email address", "result": email[0], "detail": email[1]},
-        {"check": "A registered phone number", "result": phone[0], "detail": phone[1]},
+        {"check": t(check), "result": result, "said": t(RESULTS[result]), "detail": detail}
+        for check, (result, detail) in (
+            (N_("A previous password"), passwords),
+            (N_("A registered email address"), email),
+            (N_("A registered phone number"), phone),
+        )
     ]
 
 
-def risk_reason(evidence: Evidence) -> str:
+def risk_reason(t: Text, evidence: Evidence) -> str:
     """Why the evidence made this risk (the rule of reclaim/support/evidence.py)."""
     if not evidence.account_found:
-        return "High: no account has this username, so there is nothing to give back."
+        return t("High: no account has this username, so there is nothing to give back.")
     known = (ContactMatch.CURRENT, ContactMatch.PAST)
     password = evidence.passwords_matched > 0
     addresses = (evidence.registered_email in known) + (evidence.registered_phone in known)
     if password and addresses:
-        return "Low: a previous password and a registered address matched."
+        return t("Low: a previous password and a registered address matched.")
     if password:
-        return "Medium: a previous password matched, no registered address did."
+        return t("Medium: a previous password matched, no registered address did.")
     if addresses:
-        return "Medium: a registered address matched, no previous password did."
-    return "High: neither a previous password nor a registered address matched."
+        return t("Medium: a registered address matched, no previous password did.")
+    return t("High: neither a previous password nor a registered address matched.")
 
 
-def refusal(error: DomainError, view: ClaimView | None = None) -> Problem:
-    """A service's refusal as the sentence the reviewer reads where they acted."""
+def refusal(t: Text, error: DomainError, view: ClaimView | None = None) -> Problem:
+    """A service's refusal as the sentence the reviewer reads where they acted. The service's
+    own explanation (`error.message`, in English) follows the console's translated words."""
     if isinstance(error, NotFound):
-        return Problem("No claim has this reference.", status=404)
+        return Problem(t("No claim has this reference."), status=404)
     if isinstance(error, Unavailable):
-        return Problem(f"{error.message} Nothing was done.", status=503)
+        return Problem(t("%(why)s Nothing was done.", why=error.message), status=503)
     if isinstance(error, Unauthorized):
-        return Problem(error.message, status=401)
+        return Problem(said(t, error), status=401)
     assert isinstance(error, Refused)
     code = error.code
     if code == "invalid_state":
         state = str(error.details.get("state") or (view.state.value if view else ""))
         if state and not ClaimState(state).is_open:
-            return Problem(f"Already decided: this claim is {state_words(state).lower()}.")
+            return Problem(
+                t("Already decided: this claim is %(state)s.", state=state_words(t, state).lower())
+            )
         if state == "awaiting_confirmation":
             return Problem(
-                "An approval of this claim is waiting for a supervisor's confirmation: a "
-                "supervisor confirms it or rejects the claim."
+                t(
+                    "An approval of this claim is waiting for a supervisor's confirmation: a "
+                    "supervisor confirms it or rejects the claim."
+                )
             )
         if state == "submitted":
-            return Problem("Nobody has taken this claim yet: assign it to yourself first.")
-        return Problem(f"Not now: the claim is {state_words(state).lower()}.")
+            return Problem(t("Nobody has taken this claim yet: assign it to yourself first."))
+        return Problem(t("Not now: the claim is %(state)s.", state=state_words(t, state).lower()))
     if code == "not_assignee":
-        return Problem(f"You are not the assignee. {error.message}", status=403)
+        return Problem(t("You are not the assignee. %(why)s", why=error.message), status=403)
     if code == "supervisor_required":
-        return Problem(f"This needs a supervisor. {error.message}", status=403)
+        return Problem(t("This needs a supervisor. %(why)s", why=error.message), status=403)
     if code == "same_person":
-        return Problem(f"Two people are needed. {error.message}", status=403)
+        return Problem(t("Two people are needed. %(why)s", why=error.message), status=403)
     if code == "cannot_resolve":
-        return Problem(f"The approval cannot be applied: {error.message}")
+        return Problem(t("The approval cannot be applied: %(why)s", why=error.message))
     if code == "unknown_assignee":
         return Problem(error.message, "to", status=422)
-    return Problem(error.message, status=422)
+    return Problem(said(t, error), status=422)
 
 
 def plain(value: Any) -> Any:

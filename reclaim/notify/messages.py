@@ -59,6 +59,10 @@ class Links:
             return self.support_url
         return f"{self.base}/support" + (f"?reason={reason}" if reason else "")
 
+    def console_case(self, case_id: str) -> str:
+        """A claim's case file in the support console (staff sign in there)."""
+        return f"{self.base}/console/cases/{case_id}"
+
     def claim(self, case_id: str, token: str | None = None) -> str:
         """A claim's status page; with the claim token, the page keeps it in a cookie and
         takes it out of the address."""
@@ -596,18 +600,26 @@ def handover_failed(t: Text, *, product: str, case_id: str, links: Links) -> Mes
     )
 
 
-def claim_escalated(t: Text, *, product: str, case_id: str, level: str) -> Message:
+def claim_escalated(t: Text, *, product: str, case_id: str, level: str, links: Links) -> Message:
+    """To the support leads (RECLAIM_ESCALATION_EMAIL), in the deployment's language
+    (RECLAIM_DEFAULT_LOCALE): a claim missed its SLA; the link opens its case file in the
+    console."""
     what = {
         "first_response": t("nobody picked it up within the first-response SLA"),
         "decision": t("no decision was made within the decision SLA"),
     }.get(level, level)
+    deadline = {"first_response": t("first response"), "decision": t("decision")}.get(level, level)
     return _message(
         t("[%(product)s] support claim %(case_id)s escalated", product=product, case_id=case_id),
-        [(t("Claim %(case_id)s is escalated: %(what)s.", case_id=case_id, what=what), None)],
+        [
+            (t("Claim %(case_id)s is escalated: %(what)s.", case_id=case_id, what=what), None),
+            (t("Its case file in the support console:"), links.console_case(case_id)),
+        ],
         t(
             "%(product)s: claim %(case_id)s escalated (%(level)s).",
             product=product,
             case_id=case_id,
-            level=level,
-        ),
+            level=deadline,
+        )
+        + f" {links.console_case(case_id)}",
     )

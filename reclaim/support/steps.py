@@ -119,6 +119,7 @@ class ClaimSteps:
                 product=self._settings.product_name,
                 case_id=escalation.case_id,
                 level=escalation.level,
+                links=self._settings.links,
             ),
         )
 

@@ -312,3 +312,64 @@ async def test_the_page_said_when_temporal_does_not_answer_is_accessible(
             await accessible(page)
     finally:
         await services.aclose()
+
+
+IN = {
+    "fr": {
+        "key": "Clé d'équipe",
+        "sign_in": "Se connecter",
+        "queue": "File des demandes",
+        "state": "En attente d'un examinateur",
+        "assign": "Me l'attribuer",
+        "assigned": "La demande est attribuée.",
+        "in_review": "En examen",
+    },
+    "es": {
+        "key": "Clave de personal",
+        "sign_in": "Iniciar sesión",
+        "queue": "Cola de solicitudes",
+        "state": "Esperando a un revisor",
+        "assign": "Asignármela",
+        "assigned": "La solicitud está asignada.",
+        "in_review": "En revisión",
+    },
+}
+
+
+@pytest.mark.parametrize("language", ["fr", "es"])
+async def test_the_console_in_french_and_spanish_is_accessible(
+    stack: Stack, browser: Browser, language: str
+):
+    """The browser asks for the language: the sign-in page, the queue and a case file speak it,
+    `<html lang>` says so, and axe finds nothing in any of them."""
+    words = IN[language]
+    await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    case_id, _ = await file_claim(stack, **STRONG)
+    _, key = await stack.services.staff_members.add_staff("rita", "reviewer")
+    base = str(stack.http.base_url)
+    async with person(browser, base, width=WIDE, locale=language) as page:
+        await page.goto("/console/signin")
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await accessible(page)
+        await page.get_by_label(words["key"]).fill(key)
+        await page.get_by_role("button", name=words["sign_in"], exact=True).click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text(words["queue"])
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await expect(page.locator("table.queue tbody tr").first).to_contain_text(words["state"])
+        await accessible(page)
+
+        await open_from_queue(page, case_id)
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await expect(page.locator("dd.state")).to_have_text(words["state"])
+        await accessible(page)
+        await page.get_by_role("button", name=words["assign"]).click()
+        await expect(page.get_by_role("status")).to_have_text(words["assigned"])
+        await expect(page.locator("dd.state")).to_have_text(words["in_review"])
+        await accessible(page)
+
+        # The language links: English from here on, whatever the browser asks.
+        await page.get_by_role("link", name="English").click()
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        await expect(page.locator("dd.state")).to_have_text("In review")
+        await page.goto("/console")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Claim queue")

@@ -4,6 +4,7 @@ check (an LDAP entry keeps no former addresses; Active Directory no readable his
 from __future__ import annotations
 
 from api.console.view import evidence_checks
+from reclaim.i18n import Text
 from reclaim.support.contracts import ContactMatch, Evidence
 
 
@@ -22,7 +23,7 @@ def _evidence(**overrides: object) -> Evidence:
 
 
 def _details(evidence: Evidence) -> dict[str, tuple[str, str]]:
-    return {c["check"]: (c["result"], c["detail"]) for c in evidence_checks(evidence)}
+    return {c["check"]: (c["result"], c["detail"]) for c in evidence_checks(Text("en"), evidence)}
 
 
 def test_a_directory_that_checks_everything_says_plainly_what_did_not_match():

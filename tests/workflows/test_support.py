@@ -143,7 +143,8 @@ async def test_a_claim_nobody_picks_up_escalates_after_the_first_response_sla(de
     assert view.escalated and view.state is ClaimState.SUBMITTED
     assert (view.timeline[-1].actor, view.timeline[-1].action) == ("system", "escalated")
     assert view.timeline[-1].detail == "first_response"
-    assert claim.case_id in await _mail(desk.life, LEADS, "escalated")
+    escalated = await _mail(desk.life, LEADS, "escalated")
+    assert f"/console/cases/{claim.case_id}" in escalated  # the case file, one click away
 
 
 async def test_an_assigned_claim_without_a_decision_escalates_again(desk: SupportDesk):
