@@ -45,7 +45,13 @@ CREATE TABLE IF NOT EXISTS status_changes (id INTEGER PRIMARY KEY, user_id INTEG
     status TEXT NOT NULL, case_id TEXT, reason TEXT, actor TEXT, at TEXT NOT NULL);
 """
 # Added to `users` since the first version (a database made by it gets them at start).
-STATUS_COLUMNS = ("status_since", "status_until", "status_reason", "status_case")
+ADDED_COLUMNS = (
+    "status_since",
+    "status_until",
+    "status_reason",
+    "status_case",
+    "contacts_changed_at",
+)
 
 
 def now() -> str:
@@ -69,7 +75,7 @@ def connect(path: str) -> sqlite3.Connection:
     db.row_factory = sqlite3.Row
     db.executescript(SCHEMA)
     columns = {row["name"] for row in db.execute("PRAGMA table_info(users)")}
-    for column in STATUS_COLUMNS:
+    for column in ADDED_COLUMNS:
         if column not in columns:
             db.execute(f"ALTER TABLE users ADD COLUMN {column} TEXT")
     return db
@@ -132,6 +138,9 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             "status_case": row["status_case"],
             "created_at": row["created_at"],
             "password_changed_at": row["password_changed_at"],
+            # When the email or phone last changed (null: as created): a recovery soon after
+            # is held by Reclaim.
+            "contacts_changed_at": row["contacts_changed_at"],
         }
 
     def user(user_id: str) -> sqlite3.Row:
@@ -235,7 +244,8 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             if taken is not None:
                 return 409, {"error": "email_taken"}
             db.execute(
-                "UPDATE users SET email = ?, phone = ? WHERE id = ?", (email, phone, row["id"])
+                "UPDATE users SET email = ?, phone = ?, contacts_changed_at = ? WHERE id = ?",
+                (email, phone, now(), row["id"]),
             )
             db.execute("UPDATE sessions SET revoked = 1 WHERE user_id = ?", (row["id"],))
             return 200, {"applied": True}

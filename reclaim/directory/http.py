@@ -180,6 +180,7 @@ class HttpDirectory(WithoutSecondFactors):
                 status=status,
                 created_at=_time(payload.get("created_at")),
                 password_changed_at=_time(payload.get("password_changed_at")),
+                contacts_changed_at=_time(payload.get("contacts_changed_at")),
                 status_since=_time(payload.get("status_since")),
                 status_until=_time(payload.get("status_until")),
                 status_reason=payload.get("status_reason") or None,

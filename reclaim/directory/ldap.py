@@ -22,6 +22,12 @@ What it does, and what it leaves to the directory's own tools:
   `active`: recovering it sets a new password and clears the lock (`pwdAccountLockedTime`,
   AD's `lockoutTime`). Bans, deactivation and purges are the directory's business
   (`Capability.STATUS`, `PURGE` are not declared).
+- **Recent contact changes.** `RECLAIM_LDAP_CONTACTS_CHANGED_ATTRIBUTE` (`modifyTimestamp`
+  by default) is read as when the entry's contacts last changed, so a recovery soon after is
+  held as on the other directories. `modifyTimestamp` is an approximation that errs on the
+  safe side: any change to the entry counts, a recovery's own password change included (the
+  next recovery within `RECLAIM_RECENT_CONTACT_DAYS` is held too). An entry unchanged since
+  it was created counts as never changed.
 - **Claims.** The current and previous passwords are checked against `userPassword` and
   `pwdHistory` where the service account may read them (salted SHA schemes); otherwise the
   current password alone, by a bind (which counts toward the server's lockout). An approved
@@ -163,6 +169,9 @@ class LdapDirectory(WithoutSecondFactors):
         )
         self._attributes = [self._username, self._email, self._phone, self._key]
         self._attributes += self._state_attrs + ([] if self._ad else ["userPassword"])
+        self._contacts_changed = settings.ldap_contacts_changed_attribute.strip()
+        if self._contacts_changed:
+            self._attributes.append(self._contacts_changed)
         self._pool = _Pool(self._connect, settings.ldap_pool_size, settings.ldap_timeout)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -292,6 +301,11 @@ class LdapDirectory(WithoutSecondFactors):
             locked = lock is not None and lock != ADMIN_LOCK
             created = _generalized(text("createTimestamp"))
             changed = _generalized(text("pwdChangedTime"))
+        contacts_changed = (
+            _generalized(text(self._contacts_changed)) if self._contacts_changed else None
+        )
+        if contacts_changed is not None and created is not None and contacts_changed <= created:
+            contacts_changed = None  # as created: nothing changed since
         hashes = [v.decode("utf-8", "replace") for v in attrs.get("userpassword", [])]
         hashes += [_history_hash(v) for v in attrs.get("pwdhistory", [])]
         record = AccountRecord(
@@ -302,6 +316,7 @@ class LdapDirectory(WithoutSecondFactors):
             status=status,
             created_at=created,
             password_changed_at=changed,
+            contacts_changed_at=contacts_changed,
             status_reason=reason,
         )
         return _Entry(raw["dn"], record, tuple(h for h in hashes if h), locked)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +325,41 @@ async def test_a_host_down_for_a_minute_while_the_password_is_set_completes_the_
             assert (retried.status_code, retried.json()["state"]) == (200, "completed")
             assert host.query("SELECT count(*) FROM passwords WHERE case_id = ?", case_id) == [(1,)]
             await sms.wait_for("+14155550123", "password of jane was changed")
+
+
+async def test_a_host_saying_the_contacts_changed_now_holds_the_recovery_long_ago_does_not(
+    host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """The account's `contacts_changed_at`: jane's email changed at the host a moment ago, so
+    her recovery is held (RECLAIM_RECOVERY_HOLD) and the host gets no password meanwhile;
+    bob's changed thirty days ago (beyond RECLAIM_RECENT_CONTACT_DAYS), so his completes."""
+    now = datetime.now(UTC)
+    host.query(
+        "UPDATE users SET email = ?, contacts_changed_at = ? WHERE username = ?",
+        "jane.new@example.com",
+        now.isoformat(),
+        "jane",
+    )
+    long_ago = now - timedelta(days=30)
+    host.query(
+        "UPDATE users SET contacts_changed_at = ? WHERE username = ?", long_ago.isoformat(), "bob"
+    )
+    settings, engine = stack_parts(**_settings(host.origin))
+    async with running_stack(settings, engine, mail, sms) as stack:
+        held_case = await stack.open_case("jane.new@example.com")
+        code = await mail.code_for("jane.new@example.com")
+        token = await _token(stack, held_case["case_id"], code)
+        held = await _choose(stack, held_case["case_id"], token, NEW)
+        assert held.status_code == 200, held.text
+        assert held.json() == {"case_id": held_case["case_id"], "state": "held"}
+        view = (await stack.http.get(f"/v1/recovery/{held_case['case_id']}")).json()
+        hold = datetime.fromisoformat(view["hold_until"]) - datetime.now(UTC)
+        assert timedelta(hours=23) < hold <= timedelta(hours=24)  # RECLAIM_RECOVERY_HOLD
+        assert (await host.login("jane", OLD)).status_code == 200  # nothing sent yet
+        assert (await host.login("jane", NEW)).status_code == 401
+
+        case = await stack.open_case("bob@example.com")
+        token = await _token(stack, case["case_id"], await mail.code_for("bob@example.com"))
+        done = await _choose(stack, case["case_id"], token, NEW)
+        assert done.json() == {"case_id": case["case_id"], "state": "completed"}, done.text
+        assert (await host.login("bob", NEW)).status_code == 200
