@@ -251,6 +251,10 @@ class Settings(BaseSettings):
     ldap_email_attr: str = "mail"
     ldap_phone_attr: str = "mobile"
     ldap_flavor: Literal["openldap", "ad"] = "openldap"
+    # The GeneralizedTime attribute read as when the entry's contacts last changed (a recovery
+    # soon after is held). `modifyTimestamp` approximates it: any change to the entry counts,
+    # a recovery's own password change included. Empty: the directory cannot say.
+    ldap_contacts_changed_attribute: str = "modifyTimestamp"
     # Seconds to connect and to wait for an answer; connections kept open per process.
     ldap_timeout: float = Field(5.0, gt=0)
     ldap_pool_size: int = Field(4, ge=1)

@@ -8,7 +8,8 @@
     # then RECLAIM_DIRECTORY=http RECLAIM_HTTP_DIRECTORY_URL=http://127.0.0.1:9000/reclaim
 
 It keeps users, their last passwords (scrypt), sessions, the status Reclaim sets (a ban,
-its end) with a record of every status change, and the answer to every change by its
+its end, a deactivation and the purge that ends it: a tombstone row) with a record of every
+status change, and the answer to every change by its
 idempotency key (`webhook-id`): a change Reclaim sends again is answered, not redone.
 """
 
@@ -45,7 +46,13 @@ CREATE TABLE IF NOT EXISTS status_changes (id INTEGER PRIMARY KEY, user_id INTEG
     status TEXT NOT NULL, case_id TEXT, reason TEXT, actor TEXT, at TEXT NOT NULL);
 """
 # Added to `users` since the first version (a database made by it gets them at start).
-STATUS_COLUMNS = ("status_since", "status_until", "status_reason", "status_case")
+ADDED_COLUMNS = (
+    "status_since",
+    "status_until",
+    "status_reason",
+    "status_case",
+    "contacts_changed_at",
+)
 
 
 def now() -> str:
@@ -69,7 +76,7 @@ def connect(path: str) -> sqlite3.Connection:
     db.row_factory = sqlite3.Row
     db.executescript(SCHEMA)
     columns = {row["name"] for row in db.execute("PRAGMA table_info(users)")}
-    for column in STATUS_COLUMNS:
+    for column in ADDED_COLUMNS:
         if column not in columns:
             db.execute(f"ALTER TABLE users ADD COLUMN {column} TEXT")
     return db
@@ -132,6 +139,9 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             "status_case": row["status_case"],
             "created_at": row["created_at"],
             "password_changed_at": row["password_changed_at"],
+            # When the email or phone last changed (null: as created): a recovery soon after
+            # is held by Reclaim.
+            "contacts_changed_at": row["contacts_changed_at"],
         }
 
     def user(user_id: str) -> sqlite3.Row:
@@ -192,7 +202,7 @@ def create_app(db_path: str, secret: str) -> FastAPI:
         password, case_id = str(call["json"]["password"]), call["json"].get("case_id")
 
         def change() -> tuple[int, dict[str, Any]]:
-            if row["status"] != "active":
+            if row["status"] not in ("active", "deactivated"):
                 return 409, {"error": "account_gone"}
             if len(password) < 8:
                 return 422, {"error": "weak_password", "reasons": ["at least 8 characters"]}
@@ -205,6 +215,13 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             )
             db.execute("UPDATE users SET password_changed_at = ? WHERE id = ?", (at, row["id"]))
             db.execute("UPDATE sessions SET revoked = 1 WHERE user_id = ?", (row["id"],))
+            if row["status"] == "deactivated":  # a recovery keeps the account: no purge
+                db.execute(
+                    "UPDATE users SET status = 'active', status_since = ?, status_until = NULL, "
+                    "status_reason = NULL, status_case = NULL WHERE id = ?",
+                    (at, row["id"]),
+                )
+                return 200, {"applied": True, "reactivated": row["status_case"]}
             return 200, {"applied": True}
 
         return once(call["key"], change)
@@ -235,7 +252,8 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             if taken is not None:
                 return 409, {"error": "email_taken"}
             db.execute(
-                "UPDATE users SET email = ?, phone = ? WHERE id = ?", (email, phone, row["id"])
+                "UPDATE users SET email = ?, phone = ?, contacts_changed_at = ? WHERE id = ?",
+                (email, phone, now(), row["id"]),
             )
             db.execute("UPDATE sessions SET revoked = 1 WHERE user_id = ?", (row["id"],))
             return 200, {"applied": True}
@@ -262,16 +280,30 @@ def create_app(db_path: str, secret: str) -> FastAPI:
                     (since, given.get("until"), given.get("reason"), case_id, row["id"]),
                 )
                 db.execute("UPDATE sessions SET revoked = 1 WHERE user_id = ?", (row["id"],))
+            elif new == "deactivated":
+                # Only an active user is deactivated; until `until`, then Reclaim purges.
+                if row["status"] == "deactivated" and row["status_case"] == case_id:
+                    return 200, account(row)  # this case's deactivation is in place already
+                if row["status"] != "active":
+                    return 409, {"error": "not_in_charge", **account(row)}
+                db.execute(
+                    "UPDATE users SET status = 'deactivated', status_since = ?, "
+                    "status_until = ?, status_reason = ?, status_case = ? WHERE id = ?",
+                    (since, given.get("until"), given.get("reason"), case_id, row["id"]),
+                )
+                db.execute("UPDATE sessions SET revoked = 1 WHERE user_id = ?", (row["id"],))
             elif new == "active":
-                # Only the ban this case set (or a ban no case is in charge of) is lifted.
-                if row["status"] not in ("banned", "disabled") or row["status_case"] != case_id:
+                # Only the ban (or the deactivation) this case set, or a ban no case is in
+                # charge of, is lifted.
+                lifted = ("banned", "disabled", "deactivated")
+                if row["status"] not in lifted or row["status_case"] != case_id:
                     return 409, {"error": "not_in_charge", **account(row)}
                 db.execute(
                     "UPDATE users SET status = 'active', status_since = ?, status_until = NULL, "
                     "status_reason = NULL, status_case = NULL WHERE id = ?",
                     (since, row["id"]),
                 )
-            else:  # Reclaim sends no other status (it never deactivates: no purge call)
+            else:  # Reclaim sends no other status
                 return 422, {"error": "bad_status"}
             db.execute(
                 "INSERT INTO status_changes (user_id, status, case_id, reason, actor, at) "
@@ -280,6 +312,38 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             )
             previous = row["status_case"] if new == "banned" else None  # the case it replaced
             return 200, {**account(user(user_id)), "previous_case": previous}
+
+        return once(call["key"], change)
+
+    @reclaim.post("/accounts/{user_id}/purge")
+    async def purge(user_id: str, call: Signed) -> JSONResponse:
+        """The end of a deactivation's grace period: erase the person, keep a tombstone (the
+        row, its id, its status record), so that Reclaim reads the account as purged."""
+        user(user_id)
+        given = call["json"]
+        case_id, at = given.get("case_id"), str(given.get("at") or now())
+
+        def change() -> tuple[int, dict[str, Any]]:
+            row = user(user_id)
+            if row["status"] == "purged" and row["status_case"] == case_id:
+                return 200, account(row)  # done already
+            if row["status"] != "deactivated" or row["status_case"] != case_id:
+                return 409, {"error": "not_in_charge", **account(row)}
+            tombstone = f"purged:{row['id']}"
+            db.execute(
+                "UPDATE users SET username = ?, email = ?, phone = NULL, status = 'purged', "
+                "status_since = ?, status_until = NULL, status_reason = NULL, "
+                "password_changed_at = NULL, contacts_changed_at = NULL WHERE id = ?",
+                (tombstone, tombstone, at, row["id"]),
+            )
+            for table in ("passwords", "sessions"):
+                db.execute(f"DELETE FROM {table} WHERE user_id = ?", (row["id"],))  # noqa: S608
+            db.execute(
+                "INSERT INTO status_changes (user_id, status, case_id, reason, actor, at) "
+                "VALUES (?, 'purged', ?, NULL, 'system: deletion grace period', ?)",
+                (row["id"], case_id, at),
+            )
+            return 200, account(user(user_id))
 
         return once(call["key"], change)
 

@@ -14,10 +14,11 @@ activity retries, the API answers 503); 401/403 too, logged as a configuration e
 secrets differ); 404 is "no such account"; 409 and 422 are the refusals the contract names.
 
 Capabilities: password history (the host checks reuse and claim evidence), contacts (an
-approved claim replaces the email), status (a ban and its lifting are sent to the host, which
-keeps them and answers them in its reads). The host keeps its own sessions (a new password or
-a ban signs them out there). A deactivation is refused: it ends in a purge after its grace
-period, and the contract has no purge call, so it would be half a deletion.
+approved claim replaces the email), status (a ban, a deactivation and their lifting are sent
+to the host, which keeps them and answers them in its reads), purge (the end of a
+deactivation's grace period: `POST …/purge`, the host erases the person and keeps a
+tombstone). The host keeps its own sessions (a new password, a ban or a deactivation signs
+them out there).
 """
 
 from __future__ import annotations
@@ -72,12 +73,16 @@ _STATUS = {
     "active": AccountStatus.ACTIVE,
     "banned": AccountStatus.BANNED,
     "disabled": AccountStatus.BANNED,
+    "deactivated": AccountStatus.DEACTIVATED,
+    "purged": AccountStatus.PURGED,
 }
 
 
 class HttpDirectory(WithoutSecondFactors):
     name = "http"
-    capabilities = frozenset({Capability.PASSWORD_HISTORY, Capability.CONTACTS, Capability.STATUS})
+    capabilities = frozenset(
+        {Capability.PASSWORD_HISTORY, Capability.CONTACTS, Capability.STATUS, Capability.PURGE}
+    )
 
     def __init__(self, settings: Settings, links: Links, keys: Keys) -> None:
         from reclaim.directory import secret_bytes
@@ -180,6 +185,7 @@ class HttpDirectory(WithoutSecondFactors):
                 status=status,
                 created_at=_time(payload.get("created_at")),
                 password_changed_at=_time(payload.get("password_changed_at")),
+                contacts_changed_at=_time(payload.get("contacts_changed_at")),
                 status_since=_time(payload.get("status_since")),
                 status_until=_time(payload.get("status_until")),
                 status_reason=payload.get("status_reason") or None,
@@ -285,7 +291,9 @@ class HttpDirectory(WithoutSecondFactors):
             key=f"pw_{case_id}_{change}",
         )
         if response.status_code == 200:
-            return None
+            # A deactivated account the host reactivated: its deletion case stops waiting.
+            reactivated = self._payload(response).get("reactivated")
+            return str(reactivated) if reactivated else None
         if response.status_code in (404, 409):
             raise AccountGone(account_id)
         if response.status_code == 422:
@@ -363,12 +371,13 @@ class HttpDirectory(WithoutSecondFactors):
         revoked = self._payload(response).get("revoked", 0)
         return int(revoked) if isinstance(revoked, int) else 0
 
-    # -- status: bans sent to the host; deactivation refused ---------------------------------
+    # -- status: bans and deactivations sent to the host, the purge asked of it ---------------
 
     async def deactivate(self, change: StatusChange) -> AccountState:
-        """Refused (the lifecycle service already refuses for want of `PURGE`): a deactivation
-        ends in a purge after its grace period, which the contract cannot ask of the host."""
-        raise CapabilityMissing(self.name, Capability.PURGE)
+        """The host deactivates an active account for `change.case_id` until `change.until`
+        (the purge time) and signs it out everywhere; any other status is left as it is
+        (409 `not_in_charge`: `applied=False`)."""
+        return await self._status(change, AccountStatus.DEACTIVATED)
 
     async def ban(self, change: StatusChange) -> AccountState:
         """The host bans the account for `change.case_id` until `change.until` (None: until
@@ -402,11 +411,16 @@ class HttpDirectory(WithoutSecondFactors):
         )
         if response.status_code == 404:
             return AccountState(applied=False, status=AccountStatus.PURGED)
+        return self._state(response, "a new status")
+
+    def _state(self, response: httpx.Response, doing: str) -> AccountState:
+        """A status or purge answer: 200 applied, 409 `not_in_charge` not, both with the
+        account as it is."""
         if response.status_code not in (200, 409):
-            raise self._unexpected(response, "a new status")
+            raise self._unexpected(response, doing)
         answer = self._payload(response)
         if response.status_code == 409 and answer.get("error") != "not_in_charge":
-            raise self._unexpected(response, "a new status")
+            raise self._unexpected(response, doing)
         try:
             return AccountState(
                 applied=response.status_code == 200,
@@ -416,7 +430,7 @@ class HttpDirectory(WithoutSecondFactors):
                 previous_case=answer.get("previous_case") or None,
             )
         except (KeyError, TypeError, ValueError) as err:
-            raise self._unexpected(response, "a new status") from err
+            raise self._unexpected(response, doing) from err
 
     async def reactivate(
         self,
@@ -427,15 +441,40 @@ class HttpDirectory(WithoutSecondFactors):
         case_id: str | None = None,
         reason: str | None = None,
     ) -> str | None:
-        """Reclaim never deactivates a host's account: nothing to do unless it is gone or
-        banned."""
+        """Deactivated → active, through the host (`POST …/status` `active` for the deletion
+        case in charge); returns that case, which must stop waiting."""
         account = await self.get(account_id)
-        if account is None or account.status is AccountStatus.BANNED:
+        if account is None or account.status in (AccountStatus.BANNED, AccountStatus.PURGED):
             raise AccountGone(account_id)
-        return None
+        if account.status is not AccountStatus.DEACTIVATED or not account.status_case:
+            return None
+        deletion = account.status_case
+        change = StatusChange(deletion, account_id, at, actor, reason)
+        state = await self._status(change, AccountStatus.ACTIVE)
+        if state.status in (AccountStatus.BANNED, AccountStatus.PURGED):
+            raise AccountGone(account_id)
+        return deletion if state.applied else None
 
     async def purge(self, request: PurgeAccount) -> AccountState:
-        raise CapabilityMissing(self.name, Capability.PURGE)
+        """The end of a grace period: the host erases the person and keeps a tombstone, if
+        the account is still deactivated by `request.case_id` (409 `not_in_charge`
+        otherwise: `applied=False` with what it is). Once per case."""
+        key = await self._key(request.account_id)
+        if key is None:
+            return AccountState(applied=False, status=AccountStatus.PURGED)
+        response = await self._call(
+            "POST",
+            f"/accounts/{_segment(key)}/purge",
+            {
+                "case_id": request.case_id,
+                "at": request.at.isoformat(),
+                "quarantine": request.quarantine,
+            },
+            key=f"pg_{request.case_id}",
+        )
+        if response.status_code == 404:  # the host deleted the row itself: nothing is left
+            return AccountState(applied=False, status=AccountStatus.PURGED)
+        return self._state(response, "a purge")
 
     async def create(
         self, *, username: str, email: str, phone: str | None, password: str

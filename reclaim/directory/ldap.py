@@ -22,6 +22,12 @@ What it does, and what it leaves to the directory's own tools:
   `active`: recovering it sets a new password and clears the lock (`pwdAccountLockedTime`,
   AD's `lockoutTime`). Bans, deactivation and purges are the directory's business
   (`Capability.STATUS`, `PURGE` are not declared).
+- **Recent contact changes.** `RECLAIM_LDAP_CONTACTS_CHANGED_ATTRIBUTE` (`modifyTimestamp`
+  by default) is read as when the entry's contacts last changed, so a recovery soon after is
+  held as on the other directories. `modifyTimestamp` is an approximation that errs on the
+  safe side: any change to the entry counts, a recovery's own password change included (the
+  next recovery within `RECLAIM_RECENT_CONTACT_DAYS` is held too). An entry unchanged since
+  it was created counts as never changed.
 - **Claims.** The current and previous passwords are checked against `userPassword` and
   `pwdHistory` where the service account may read them (salted SHA schemes); otherwise the
   current password alone, by a bind (which counts toward the server's lockout). An approved
@@ -45,6 +51,7 @@ import math
 import os
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,6 +128,8 @@ _INSUFFICIENT_ACCESS = 50
 # How many stored hashes every candidate password is compared with, whatever the account has
 # (claim evidence costs the same work for every account).
 _HASHES_COMPARED = 6
+# Seconds a count of the entries by status (the metrics) is reused before it is made again.
+_COUNTED_FOR = 60.0
 _SHA = {"SHA": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
 
 
@@ -163,7 +172,11 @@ class LdapDirectory(WithoutSecondFactors):
         )
         self._attributes = [self._username, self._email, self._phone, self._key]
         self._attributes += self._state_attrs + ([] if self._ad else ["userPassword"])
+        self._contacts_changed = settings.ldap_contacts_changed_attribute.strip()
+        if self._contacts_changed:
+            self._attributes.append(self._contacts_changed)
         self._pool = _Pool(self._connect, settings.ldap_pool_size, settings.ldap_timeout)
+        self._counted: tuple[float, dict[str, int]] | None = None  # (monotonic time, counts)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -292,6 +305,11 @@ class LdapDirectory(WithoutSecondFactors):
             locked = lock is not None and lock != ADMIN_LOCK
             created = _generalized(text("createTimestamp"))
             changed = _generalized(text("pwdChangedTime"))
+        contacts_changed = (
+            _generalized(text(self._contacts_changed)) if self._contacts_changed else None
+        )
+        if contacts_changed is not None and created is not None and contacts_changed <= created:
+            contacts_changed = None  # as created: nothing changed since
         hashes = [v.decode("utf-8", "replace") for v in attrs.get("userpassword", [])]
         hashes += [_history_hash(v) for v in attrs.get("pwdhistory", [])]
         record = AccountRecord(
@@ -302,6 +320,7 @@ class LdapDirectory(WithoutSecondFactors):
             status=status,
             created_at=created,
             password_changed_at=changed,
+            contacts_changed_at=contacts_changed,
             status_reason=reason,
         )
         return _Entry(raw["dn"], record, tuple(h for h in hashes if h), locked)
@@ -330,8 +349,49 @@ class LdapDirectory(WithoutSecondFactors):
         return AccountOverview(account, None, []) if account is not None else None
 
     async def status_counts(self) -> dict[str, int]:
-        """Not counted: that would read every entry of the directory at each scrape."""
-        return {}
+        """The user entries by status as this directory reads it: `banned` for an entry locked
+        by an administrator (OpenLDAP) or disabled (AD), `active` for the rest (a lockout
+        after failed binds included: a recovery clears it). One paged search reading only the
+        lock attribute, made at most once a minute (`_COUNTED_FOR`): a scrape in between is
+        answered with the last count."""
+        now = time.monotonic()
+        if self._counted is not None and now - self._counted[0] < _COUNTED_FOR:
+            return dict(self._counted[1])
+        attribute = "userAccountControl" if self._ad else "pwdAccountLockedTime"
+
+        def work(connection: Connection) -> dict[str, int]:
+            counts = {AccountStatus.ACTIVE.value: 0, AccountStatus.BANNED.value: 0}
+            entries = connection.extend.standard.paged_search(
+                self._base,
+                self._filter,
+                SUBTREE,
+                attributes=[attribute],
+                paged_size=500,
+                generator=True,
+            )
+            for entry in entries:
+                if entry.get("type") != "searchResEntry":
+                    continue
+                values = {k.lower(): v for k, v in entry.get("raw_attributes", {}).items()}
+                raw = values.get(attribute.lower()) or [b""]
+                value = raw[0].decode("utf-8", "replace").strip()
+                if self._ad:
+                    banned = bool(int(value or 0) & AD_ACCOUNT_DISABLED)
+                else:
+                    banned = value == ADMIN_LOCK
+                status = AccountStatus.BANNED if banned else AccountStatus.ACTIVE
+                counts[status.value] += 1
+            if connection.result.get("result") != _NO_SUCH_OBJECT:
+                _check(connection, "count the users")
+            return counts
+
+        try:
+            counts = await self._run(work)
+        except DirectoryUnavailable as err:  # the metrics go on without the accounts
+            log.warning("ldap_count_failed", error=str(err))
+            return dict(self._counted[1]) if self._counted is not None else {}
+        self._counted = (now, counts)
+        return dict(counts)
 
     # -- passwords ---------------------------------------------------------------------------
 

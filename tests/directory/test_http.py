@@ -21,13 +21,13 @@ from reclaim.contracts import (
     Actor,
     ActorKind,
     CaseError,
+    PurgeAccount,
     StatusChange,
 )
 from reclaim.directory import (
     AccountExists,
     AccountGone,
     Capability,
-    CapabilityMissing,
     DirectoryUnavailable,
     PasswordRejected,
     directory_for,
@@ -304,18 +304,43 @@ async def test_a_status_answer_outside_the_contract_is_retried(
         await directory.ban(StatusChange("ban_1", account_id, NOW, BAN_TIMER, "spam"))
 
 
-async def test_deactivation_is_refused_for_want_of_a_purge(directory: HttpDirectory, host: Host):
+async def test_a_deactivation_and_its_purge_are_sent_under_keys_of_their_case(
+    directory: HttpDirectory, host: Host
+):
     account_id = await _jane(directory)
-    sent = len(host.requests)
+    until = NOW + timedelta(days=30)
+    deactivated = {**JANE, "status": "deactivated", "status_case": "del_1"}
+    deactivated["status_until"] = until.isoformat()
+    host.answer = lambda request: httpx.Response(200, json=deactivated)
 
-    with pytest.raises(CapabilityMissing, match=r"\(purge\): delete the account in the directory"):
-        await directory.deactivate(
-            StatusChange("del_1", account_id, NOW, ACCOUNT_HOLDER, until=NOW + timedelta(days=30))
-        )
+    state = await directory.deactivate(
+        StatusChange("del_1", account_id, NOW, ACCOUNT_HOLDER, until=until)
+    )
 
-    assert len(host.requests) == sent  # nothing asked of the host
-    assert Capability.STATUS in directory.capabilities
-    assert Capability.PURGE not in directory.capabilities
+    assert state == AccountState(True, AccountStatus.DEACTIVATED, until, "del_1")
+    sent = host.requests[-1]
+    assert (
+        sent.url.path.endswith("/status")
+        and sent.headers["idempotency-key"] == "st_del_1_deactivated"
+    )
+    assert (_body(sent)["status"], _body(sent)["until"]) == ("deactivated", until.isoformat())
+
+    purged = {**JANE, "username": "purged:u-17", "status": "purged", "status_case": "del_1"}
+    host.answer = lambda request: httpx.Response(200, json=purged)
+    state = await directory.purge(PurgeAccount("del_1", account_id, until, 86_400))
+
+    assert (state.applied, state.status) == (True, AccountStatus.PURGED)
+    sent = host.requests[-1]
+    assert sent.url.path == "/reclaim/accounts/u-17/purge"
+    assert sent.headers["idempotency-key"] == "pg_del_1"
+    assert _body(sent) == {"case_id": "del_1", "at": until.isoformat(), "quarantine": 86_400}
+    assert {Capability.STATUS, Capability.PURGE} <= directory.capabilities
+
+    host.answer = lambda request: httpx.Response(
+        409, json={**JANE, "error": "not_in_charge", "status": "active"}
+    )
+    refused = await directory.purge(PurgeAccount("del_1", account_id, until, 86_400))
+    assert (refused.applied, refused.status) == (False, AccountStatus.ACTIVE)
 
 
 async def test_a_ban_reads_back_with_its_end_reason_and_case(directory: HttpDirectory, host: Host):

@@ -7,18 +7,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
+from temporalio.client import WorkflowExecutionStatus
 from typer.testing import CliRunner
 
 from reclaim.cli import app as cli_app
 from reclaim.contracts import Actor, ActorKind, StatusChange
-from reclaim.lifecycle.contracts import LifecycleState, LifecycleStatus
+from reclaim.identifiers import Identifier, IdentifierKind
+from reclaim.lifecycle.contracts import LifecycleCalls, LifecycleState, LifecycleStatus
 from reclaim.notify.outbox import text_of
 from tests import words
 from tests.conftest import StackParts
@@ -227,17 +229,6 @@ async def test_a_ban_reaches_the_host_refuses_recovery_and_its_lifting_gives_it_
             assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_code")
             assert not any("recovery code" in m["Subject"] for m in mail.to("jane@example.com"))
 
-            # Deactivation would end in a purge the contract cannot ask for: refused whole.
-            env = settings_env(stack.settings)
-            said = await asyncio.to_thread(
-                CliRunner().invoke, cli_app, ["accounts", "deactivate", "bob"], env=env
-            )
-            assert said.exit_code == 1
-            assert "cannot do this (purge): delete the account in the directory itself" in (
-                said.output
-            )
-            assert host.query("SELECT status FROM users WHERE username = 'bob'") == [("active",)]
-
             # An older ban case's timer cannot lift this ban: the host answers not in charge.
             stale = StatusChange("ban_older", jane, datetime.now(UTC), Actor(ActorKind.SYSTEM, "t"))
             assert (await cases.apply_lift(stale)).applied is False
@@ -374,3 +365,122 @@ async def test_a_ban_the_host_keeps_is_reported_as_refused_not_lifted(
         assert [(e.action, e.outcome) for e in entries if e.action == "approve"] == [
             ("approve", "refused: cannot_resolve")
         ]
+
+
+async def test_a_host_saying_the_contacts_changed_now_holds_the_recovery_long_ago_does_not(
+    host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """The account's `contacts_changed_at`: jane's email changed at the host a moment ago, so
+    her recovery is held (RECLAIM_RECOVERY_HOLD) and the host gets no password meanwhile;
+    bob's changed thirty days ago (beyond RECLAIM_RECENT_CONTACT_DAYS), so his completes."""
+    now = datetime.now(UTC)
+    host.query(
+        "UPDATE users SET email = ?, contacts_changed_at = ? WHERE username = ?",
+        "jane.new@example.com",
+        now.isoformat(),
+        "jane",
+    )
+    long_ago = now - timedelta(days=30)
+    host.query(
+        "UPDATE users SET contacts_changed_at = ? WHERE username = ?", long_ago.isoformat(), "bob"
+    )
+    settings, engine = stack_parts(**_settings(host.origin))
+    async with running_stack(settings, engine, mail, sms) as stack:
+        held_case = await stack.open_case("jane.new@example.com")
+        code = await mail.code_for("jane.new@example.com")
+        token = await _token(stack, held_case["case_id"], code)
+        held = await _choose(stack, held_case["case_id"], token, NEW)
+        assert held.status_code == 200, held.text
+        assert held.json() == {"case_id": held_case["case_id"], "state": "held"}
+        view = (await stack.http.get(f"/v1/recovery/{held_case['case_id']}")).json()
+        hold = datetime.fromisoformat(view["hold_until"]) - datetime.now(UTC)
+        assert timedelta(hours=23) < hold <= timedelta(hours=24)  # RECLAIM_RECOVERY_HOLD
+        assert (await host.login("jane", OLD)).status_code == 200  # nothing sent yet
+        assert (await host.login("jane", NEW)).status_code == 401
+
+        case = await stack.open_case("bob@example.com")
+        token = await _token(stack, case["case_id"], await mail.code_for("bob@example.com"))
+        done = await _choose(stack, case["case_id"], token, NEW)
+        assert done.json() == {"case_id": case["case_id"], "state": "completed"}, done.text
+        assert (await host.login("bob", NEW)).status_code == 200
+
+
+async def _closed(stack: Stack, case_id: str, within: float = 30) -> LifecycleStatus:
+    handle = stack.client.get_workflow_handle(case_id)
+    deadline = time.monotonic() + within
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{case_id} is still running")
+        await asyncio.sleep(0.05)
+    status: LifecycleStatus = await handle.query(LifecycleCalls.STATUS, result_type=LifecycleStatus)
+    return status
+
+
+async def test_a_deactivated_host_account_is_purged_after_its_grace_period_or_kept_by_a_recovery(
+    host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """Deactivation on the HTTP directory: the host deactivates the user (signed out, no
+    sign-in), and when the grace period (RECLAIM_DELETION_GRACE, a second here) ends, the
+    signed `POST …/purge` erases them, leaving a tombstone. A recovery inside the grace
+    period keeps the account instead."""
+    settings, engine = stack_parts(**_settings(host.origin), deletion_grace=1)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        cases = stack.services.lifecycle
+        bob = await cases.account_id("bob")
+        signed_in = await host.login("bob", OLD)
+        env = settings_env(stack.settings)
+        said = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli_app,
+            ["accounts", "deactivate", "bob", "--by", "olivia"],
+            env=env,
+        )
+        assert said.exit_code == 0, said.output
+        [(case_id,)] = host.query("SELECT case_id FROM status_changes WHERE status = 'deactivated'")
+
+        closed = await _closed(stack, case_id)
+
+        assert closed.state is LifecycleState.PURGED
+        [row] = host.query(
+            "SELECT id, username, email, phone, status, status_case, password_changed_at "
+            "FROM users WHERE id = ?",
+            int(host.query("SELECT user_id FROM status_changes WHERE case_id = ?", case_id)[0][0]),
+        )
+        tombstone = f"purged:{row[0]}"
+        assert row[1:] == (tombstone, tombstone, None, "purged", case_id, None)
+        assert host.query("SELECT count(*) FROM passwords WHERE user_id = ?", row[0]) == [(0,)]
+        assert host.query("SELECT count(*) FROM sessions WHERE user_id = ?", row[0]) == [(0,)]
+        assert host.query(
+            "SELECT status, actor FROM status_changes WHERE case_id = ? ORDER BY id", case_id
+        ) == [("deactivated", "operator: olivia"), ("purged", "system: deletion grace period")]
+        assert signed_in.status_code == 200
+        assert (await host.login("bob", OLD)).status_code == 401
+        purged = await stack.services.directory.get(bob)
+        assert purged is not None and purged.status.value == "purged"
+        assert (
+            await stack.services.directory.find(Identifier(IdentifierKind.EMAIL, "bob@example.com"))
+            is None
+        )
+
+    # A recovery inside the grace period keeps the account: the host reactivates it.
+    settings, engine = stack_parts(**_settings(host.origin), deletion_grace=3600)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        jane = await stack.services.lifecycle.account_id("jane")
+        deactivated = await stack.services.lifecycle.deactivate(
+            jane, Actor(ActorKind.OPERATOR, "olivia")
+        )
+        assert isinstance(deactivated, LifecycleStatus), deactivated
+        assert host.query("SELECT status FROM users WHERE username = 'jane'") == [("deactivated",)]
+        assert (await host.login("jane", OLD)).status_code == 403
+        case = await stack.open_case("jane@example.com")
+        token = await _token(stack, case["case_id"], await mail.code_for("jane@example.com"))
+        done = await _choose(stack, case["case_id"], token, NEW)
+        assert done.json() == {"case_id": case["case_id"], "state": "completed"}, done.text
+
+        kept = await _closed(stack, deactivated.case_id)
+
+        assert kept.state is LifecycleState.REACTIVATED
+        assert host.query("SELECT status, status_case FROM users WHERE username = 'jane'") == [
+            ("active", None)
+        ]
+        assert (await host.login("jane", NEW)).status_code == 200

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import StackParts
+from tests.ldap_server import PEOPLE, Slapd
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.stack import Stack, running_stack
@@ -126,3 +127,17 @@ async def test_metrics_follow_cases_codes_an_sms_outage_and_an_escalated_claim(
     # Labels carry templates and kinds, never a case id, an address or a code.
     for private in (case["case_id"], texted["case_id"], "jane", "+1415", code, token):
         assert private not in text, private
+
+
+async def test_an_ldap_stack_counts_its_entries_by_status(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """`reclaim_accounts{status}` on LDAP: the people under the user base as the directory
+    reads them, an entry an administrator locked as `banned`, the others `active`."""
+    slapd.replace(f"uid=sam,{PEOPLE}", pwdAccountLockedTime=["000001010000Z"])
+    settings, engine = stack_parts(**slapd.reclaim_settings(), metrics_token=TOKEN)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        _, samples = await _scrape(stack)
+
+    assert _value(samples, "reclaim_accounts", status="active") == 2  # jane, bob
+    assert _value(samples, "reclaim_accounts", status="banned") == 1  # sam
