@@ -327,18 +327,7 @@ class RecoveryWorkflow:
         )
 
     def _refuse_unless_awaiting_second_factor(self, proof: SubmitSecondFactor) -> None:
-        if self._state is CaseState.LOCKED:
-            raise _refusal(
-                CaseError.CASE_LOCKED,
-                "Too many wrong codes: this case is locked. Start a new recovery.",
-                attempts_left=0,
-            )
-        if self._state is not CaseState.AWAITING_SECOND_FACTOR:
-            raise _refusal(
-                CaseError.INVALID_STATE,
-                f"This case is {self._state.value}: it takes no second factor now.",
-                state=self._state.value,
-            )
+        self._refuse_unless(CaseState.AWAITING_SECOND_FACTOR, "second factor")
         if proof.reset_token_digest in self._wrong_factors:  # a retry: the same answer
             raise _refusal(
                 CaseError.INVALID_CODE,
@@ -713,16 +702,21 @@ class RecoveryWorkflow:
         )
 
     def _refuse_unless_awaiting_code(self) -> None:
+        self._refuse_unless(CaseState.AWAITING_CODE, "code")
+
+    def _refuse_unless(self, state: CaseState, takes: str) -> None:
+        """A locked case answers so (with no try left); any other but `state` takes no
+        `takes` now."""
         if self._state is CaseState.LOCKED:
             raise _refusal(
                 CaseError.CASE_LOCKED,
                 "Too many wrong codes: this case is locked. Start a new recovery.",
                 attempts_left=0,
             )
-        if self._state is not CaseState.AWAITING_CODE:
+        if self._state is not state:
             raise _refusal(
                 CaseError.INVALID_STATE,
-                f"This case is {self._state.value}: it takes no code now.",
+                f"This case is {self._state.value}: it takes no {takes} now.",
                 state=self._state.value,
             )
 
