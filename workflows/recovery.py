@@ -214,26 +214,33 @@ class RecoveryWorkflow:
             self._proof_digest = None
             if self._case.factors and workflow.patched(SECOND_FACTOR):
                 return self._await_second_factor(attempt, now)
-            self._reset_token_digest = attempt.reset_token_digest
-            self._reset_expires_at = self._rules.reset_expires_at(now)
-            self._deadline = self._reset_expires_at
-            self._move_to(CaseState.VERIFIED)
-            self._watch_deadline()
+            self._open_reset(attempt.reset_token_digest, now)
             return CodeAccepted(self._reset_expires_at)
         # A wrong code is not refused by the validator: it must be counted, in history.
         if attempt.evaluate:
             self._wrong.add(attempt.code_digest)
         self._wrong_codes += 1
-        attempts_left = self._rules.max_attempts - self._wrong_codes
+        raise self._wrong_answer(self._rules.max_attempts - self._wrong_codes)
+
+    def _open_reset(self, reset_token_digest: str, now: datetime) -> None:
+        """The case is verified: the set-password window opens, for this reset token."""
+        self._reset_token_digest = reset_token_digest
+        self._reset_expires_at = self._rules.reset_expires_at(now)
+        self._deadline = self._reset_expires_at
+        self._move_to(CaseState.VERIFIED)
+        self._watch_deadline()
+
+    def _wrong_answer(self, attempts_left: int) -> ApplicationError:
+        """The refusal of a wrong code or proof, counted: the last one locks the case."""
         if attempts_left <= 0:
             self._move_to(CaseState.LOCKED)
-            raise _refusal(
+            return _refusal(
                 CaseError.CASE_LOCKED,
                 "Too many wrong codes: this case is locked. Start a new recovery.",
                 attempts_left=0,
             )
         self._show()
-        raise _refusal(
+        return _refusal(
             CaseError.INVALID_CODE, "That code is not right.", attempts_left=attempts_left
         )
 
@@ -289,28 +296,12 @@ class RecoveryWorkflow:
             # The window may have closed while the directory answered.
             self._refuse_unless_awaiting_second_factor(proof)
         if verdict.accepted:
-            now = workflow.now()
             self._second_factor = proof.method
             self._recovery_codes_left = verdict.recovery_codes_left
-            self._reset_token_digest = proof.reset_token_digest
-            self._reset_expires_at = self._rules.reset_expires_at(now)
-            self._deadline = self._reset_expires_at
-            self._move_to(CaseState.VERIFIED)
-            self._watch_deadline()
+            self._open_reset(proof.reset_token_digest, workflow.now())
             return self._accepted_code()
         self._wrong_factors.add(proof.reset_token_digest)
-        attempts_left = self._factor_attempts_left()
-        if attempts_left <= 0:
-            self._move_to(CaseState.LOCKED)
-            raise _refusal(
-                CaseError.CASE_LOCKED,
-                "Too many wrong codes: this case is locked. Start a new recovery.",
-                attempts_left=0,
-            )
-        self._show()
-        raise _refusal(
-            CaseError.INVALID_CODE, "That code is not right.", attempts_left=attempts_left
-        )
+        raise self._wrong_answer(self._factor_attempts_left())
 
     @submit_second_factor.validator
     def _accepts_second_factors(self, proof: SubmitSecondFactor) -> None:
