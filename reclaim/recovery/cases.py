@@ -219,17 +219,9 @@ class RecoveryCases(CaseOversight):
                 self._keys.token_digest(token),
                 evaluate,
             )
-            accepted = await calls.update(
-                lambda: handle.execute_update(
-                    RecoveryCalls.SUBMIT_SECOND_FACTOR,
-                    proof,
-                    result_type=CodeAccepted,
-                    rpc_timeout=self._timeout,
-                ),
-                NOT_FOUND,
-                self._by_final_state(case_id, _ENDED_CODE),
+            return await self._grant(
+                handle, case_id, token, RecoveryCalls.SUBMIT_SECOND_FACTOR, proof
             )
-            return self._granted(case_id, token, accepted)
 
         return await self._as_guess(case_id, digest, prove)
 
@@ -379,21 +371,26 @@ class RecoveryCases(CaseOversight):
         refusal, counted once)."""
         token = self._keys.reset_token(case_id, digest)
         attempt = SubmitCode(digest, self._keys.token_digest(token), evaluate)
+        return await self._grant(handle, case_id, token, RecoveryCalls.SUBMIT_CODE, attempt)
+
+    async def _grant(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        case_id: str,
+        token: str,
+        update: str,
+        proof: SubmitCode | SubmitSecondFactor,
+    ) -> ResetGranted:
+        """Send a proof (`update`) whose right answer earns `token`: the reset token as a
+        signed pass, or, when a second factor is still needed, the factors the account may
+        prove (and no token)."""
         accepted = await calls.update(
             lambda: handle.execute_update(
-                RecoveryCalls.SUBMIT_CODE,
-                attempt,
-                result_type=CodeAccepted,
-                rpc_timeout=self._timeout,
+                update, proof, result_type=CodeAccepted, rpc_timeout=self._timeout
             ),
             NOT_FOUND,
             self._by_final_state(case_id, _ENDED_CODE),
         )
-        return self._granted(case_id, token, accepted)
-
-    def _granted(self, case_id: str, token: str, accepted: CodeAccepted) -> ResetGranted:
-        """The reset token as a signed pass, or, when a second factor is still needed, the
-        factors the account may prove (and no token)."""
         if accepted.reset_expires_at is None:
             return ResetGranted(None, None, accepted.factors or [])
         expires_at = math.ceil(accepted.reset_expires_at.timestamp())
