@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.codes import wrong_codes
@@ -330,7 +331,7 @@ async def test_after_a_resend_the_earlier_code_answers_that_a_newer_one_was_sent
         resent = await stack.http.post(f"/v1/recovery/{case['case_id']}/resend")
         assert resent.status_code == 202, resent.text
         if await mail.code_for("jane@example.com", nth=2) == first:
-            return  # the new code equals the old one (1 in a million): nothing to tell apart
+            pytest.skip("the new code equals the old one (1 in a million): nothing to tell apart")
         url = f"/v1/recovery/{case['case_id']}/code"
 
         typed = [await stack.http.post(url, json={"code": first}) for _ in range(2)]
