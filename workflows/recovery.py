@@ -610,6 +610,7 @@ class RecoveryWorkflow:
             # Told only once the contact code was right.
             factors=list(self._case.factors) if self._first_proof is not None else None,
             second_factor=self._second_factor,
+            recovery_codes_left=self._recovery_codes_left,
         )
 
     # -- helpers ---------------------------------------------------------------------------

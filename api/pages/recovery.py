@@ -40,6 +40,8 @@ RESET_COOKIE = "reclaim_reset"
 PROOF_COOKIE = "reclaim_proof"
 STOP_COOKIE = "reclaim_stop"
 CODE = re.compile(r"^\d{6}$")
+# A passkey's answer (JSON from passkey.js) is a few hundred bytes; longer is not one.
+MAX_ASSERTION = 8192
 START = "/recover"
 
 
@@ -144,7 +146,9 @@ async def case_page(request: Request, case_id: str, services: AppServices) -> Re
         return response
     again = await shown(request, services, _case_path(case_id))
     found, status = (again.problem, again.status) if again else (None, 200)
-    page = await _case(request, services, case_id, found, status)
+    # The second step's "use a recovery code instead" link, or the way a refused proof took.
+    chosen = request.query_params.get("with") or (again.typed.get("method") if again else None)
+    page = await _case(request, services, case_id, found, status, chosen)
     return forget(page, request, _case_path(case_id))
 
 
@@ -226,15 +230,23 @@ async def submit_second_factor(request: Request, case_id: str, services: AppServ
     settings = services.settings
     form = await posted(request, settings)
     method = form.get("method", "")
-    code = form.get("code", "").strip()
+    typed = {"method": method}
+    if method == "webauthn":  # the browser's answer to the passkey's challenge (passkey.js)
+        code = form.get("assertion", "")[:MAX_ASSERTION]
+    else:
+        code = form.get("code", "").strip()[:32]
     if not code:
         t = text_for(request, settings)
-        found = Problem(t("Type the code from your authenticator app or a recovery code."), "code")
-        return await _refused(request, services, case_id, found, 422)
+        found = (
+            Problem(t("The passkey was not used. Try again, or use another way below."))
+            if method == "webauthn"
+            else Problem(t("Type the code from your authenticator app or a recovery code."), "code")
+        )
+        return await _refused(request, services, case_id, found, 422, typed=typed)
     try:
-        granted = await services.recovery.submit_second_factor(case_id, method, code[:32])
+        granted = await services.recovery.submit_second_factor(case_id, method, code)
     except DomainError as err:
-        return await _refused(request, services, case_id, error=err)
+        return await _refused(request, services, case_id, error=err, typed=typed)
     return _verified(request, settings, case_id, granted.reset_token)
 
 
@@ -282,12 +294,15 @@ async def _refused(
     found: Problem | None = None,
     status: int = 200,
     error: DomainError | None = None,
+    typed: dict[str, str] | None = None,
 ) -> Response:
     """A refused form of the case's: back to its page, which says `found` (or `error`, in
-    words). Nothing typed is kept: the case's forms take only codes and passwords."""
+    words). Nothing typed is kept (the case's forms take only codes and passwords) but the
+    way a second factor was proven."""
     if error is not None:
         found, status = problem(text_for(request, services.settings), error), _status(error)
-    return await refused(request, services, _case_path(case_id), Refusal(found, status))
+    refusal = Refusal(found, status, typed or {})
+    return await refused(request, services, _case_path(case_id), refusal)
 
 
 async def _case(
@@ -296,8 +311,10 @@ async def _case(
     case_id: str,
     found: Problem | None = None,
     status: int = 200,
+    chosen: str | None = None,
 ) -> Response:
-    """The case's page in its current state, with `found` if any."""
+    """The case's page in its current state, with `found` if any (and, at the second step,
+    the way of proving it `chosen`, when the account has it)."""
     settings = services.settings
     t = text_for(request, settings)
     try:
@@ -319,6 +336,7 @@ async def _case(
         has_reset=bool(request.cookies.get(RESET_COOKIE)),
         has_proof=bool(request.cookies.get(PROOF_COOKIE)),
         resent=request.query_params.get("resent") == "1",
+        chosen=chosen,
     )
 
 
@@ -343,6 +361,7 @@ def _facts(case: RecoveryStatus, attempts: int) -> dict[str, Any]:
         "resend_available_at": case.resend_available_at,
         "reset_expires_at": case.reset_expires_at,
         "delivery": delivery,
+        "recovery_codes_left": case.recovery_codes_left,
     }
 
 

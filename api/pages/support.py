@@ -48,7 +48,15 @@ async def claim_form(request: Request, services: AppServices) -> Response:
         page = _form(request, services, again.typed, again.problem, again.status)
         return forget(page, request, FORM)
     reason = request.query_params.get("reason")
-    return _form(request, services, {"reason": reason if reason in REASONS else ""})
+    values = {"reason": reason if reason in REASONS else ""}
+    if request.query_params.get("about") == "authenticator":
+        # From a recovery's second-factor step ("I lost my authenticator"): the claim says so
+        # until lost authenticators have a reason of their own.
+        t = text_for(request, services.settings)
+        values["description"] = t(
+            "I lost my second factor (my authenticator app or passkey, and my recovery codes)."
+        )
+    return _form(request, services, values)
 
 
 def _form(

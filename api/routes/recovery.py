@@ -74,6 +74,11 @@ class CaseView(BaseModel):
     second_factor: SecondFactor | None = Field(
         None, description="The second factor proven, once it was."
     )
+    recovery_codes_left: int | None = Field(
+        None,
+        description="When a recovery code proved it: how many of the set are left (make new "
+        "ones on the security page before they run out).",
+    )
 
     @classmethod
     def of(cls, status: RecoveryStatus, delivery_attempts: int = 0) -> CaseView:
@@ -96,6 +101,7 @@ class CaseView(BaseModel):
             if status.factors is not None
             else None,
             second_factor=SecondFactor(status.second_factor) if status.second_factor else None,
+            recovery_codes_left=status.recovery_codes_left,
         )
 
 

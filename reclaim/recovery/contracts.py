@@ -46,6 +46,7 @@ class SecondFactor(StrEnum):
 
     TOTP = "totp"
     RECOVERY_CODE = "recovery_code"
+    WEBAUTHN = "webauthn"
 
 
 class Delivery(StrEnum):
@@ -161,6 +162,7 @@ class RecoveryStatus:
     # prove (None before: someone who only knows an identifier learns nothing of them).
     factors: list[str] | None = None
     second_factor: str | None = None  # the one proven, once it was
+    recovery_codes_left: int | None = None  # after a recovery code proved it
 
     @staticmethod
     def at_opening(case: RecoveryInput) -> RecoveryStatus:

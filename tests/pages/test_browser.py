@@ -538,7 +538,8 @@ async def test_an_account_with_an_authenticator_app_proves_it_in_the_browser(
         await page.locator("form[action$='/code'] button").click()
 
         await expect(page.get_by_role("heading", level=1)).to_have_text("One more step")
-        await expect(page.get_by_label("My authenticator app")).to_be_checked()
+        await expect(page.get_by_label("Code from your authenticator app")).to_be_visible()
+        await expect(page.get_by_role("link", name="Use a recovery code instead")).to_be_visible()
         await accessible(page)
         await page.locator("#code").fill(wrong_codes(totp.now(), 1)[0])
         await page.locator("form[action$='/second-factor'] button").click()

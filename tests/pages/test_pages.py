@@ -568,6 +568,43 @@ async def _past(moment: datetime, within: float = 10) -> None:
         await asyncio.sleep(0.05)
 
 
+async def test_the_mailed_code_alone_never_reaches_the_password_form_of_a_two_factor_account(
+    stack: Stack, person: Person
+):
+    """The contact-code bypass, tried through the pages: the right code, the mail's link,
+    a post to the password form without a token, and the recovery codes' way chosen from the
+    address: none reaches the new password; the ways offered are the account's, and "I lost my
+    authenticator" opens the support form saying so."""
+    jane = await stack.add_account("jane", "jane@example.com", None, OLD)
+    codes = await stack.services.directory.new_recovery_codes(jane, datetime.now(UTC))
+    await stack.services.directory.enrol_totp(jane, datetime.now(UTC))
+    case_url = await _open_case(person, "jane@example.com")
+    await person.submit(f"{case_url}/code", code=await stack.mail.code_for("jane@example.com"))
+
+    assert "One more step" in person.text
+    assert "Code from your authenticator app" in person.text
+    assert "Use a recovery code instead" in person.text
+    assert "Use your passkey" not in person.text  # jane has none
+    assert f'action="{case_url}/password"' not in person.page
+    await person.http.post(f"{case_url}/password", data={"password": NEW, "confirm": NEW})
+    await person.open(case_url)
+    assert "One more step" in person.text
+    assert (await stack.sign_in("jane", NEW)).status_code == 401
+
+    await person.open(f"{case_url}?with=recovery_code")
+    assert "Recovery code" in person.text
+    assert "Use my authenticator app instead" in person.text
+    await person.submit(f"{case_url}/second-factor", method="recovery_code", code="zzzzz-zzzzz")
+    _sent_back(person, f"{case_url}/second-factor", case_url, 400, "That code is not right")
+    assert "Use my authenticator app instead" in person.text  # still on the codes' way
+
+    await person.open("/support?about=authenticator")
+    assert "I lost my second factor" in person.text
+    await person.open(case_url)
+    await person.submit(f"{case_url}/second-factor", method="recovery_code", code=codes[1])
+    assert "Choose a new password" in person.text
+
+
 async def test_an_account_with_recovery_codes_is_asked_for_one_after_the_code(
     stack: Stack, person: Person
 ):
@@ -591,4 +628,6 @@ async def test_an_account_with_recovery_codes_is_asked_for_one_after_the_code(
     assert "Choose a new password" in person.text
     await person.submit(f"{case_url}/password", password=NEW, confirm=NEW)
     assert "Your password is changed" in person.text
+    assert "You used a recovery code: 9 are left." in person.text
+    assert 'href="/account/security"' in person.page
     assert (await stack.sign_in("jane", NEW)).status_code == 200
