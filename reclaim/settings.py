@@ -229,6 +229,12 @@ class Settings(BaseSettings):
     webotp_domain: str | None = None
     # Region used to read phone numbers written without a country code (e.g. "US", "FR").
     default_region: str | None = None
+    # Passkeys (WebAuthn, reclaim/passkeys.py): the relying party's id (a domain; default the
+    # public URL's host, `localhost` for a loopback address), its name (default the product's)
+    # and the origins a ceremony may come from, comma-separated (default the public URL's).
+    webauthn_rp_id: str | None = None
+    webauthn_rp_name: str | None = None
+    webauthn_origins: str | None = None
 
     # Where the accounts are (reclaim/directory): `sql`, Reclaim's own tables (the default);
     # `ldap`, an LDAP server or Active Directory; `http`, the organisation's own application
@@ -286,6 +292,32 @@ class Settings(BaseSettings):
         if self.webotp_domain:
             return self.webotp_domain
         return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def resolved_webauthn_rp_id(self) -> str:
+        """WebAuthn takes a domain, never an IP address: a loopback public URL is `localhost`
+        (open the dev server at http://localhost:8000 to use a passkey)."""
+        if self.webauthn_rp_id:
+            return self.webauthn_rp_id.strip().lower()
+        host = (urlsplit(self.public_url).hostname or "localhost").lower()
+        return "localhost" if host in _LOOPBACK_ADDRESSES else host
+
+    @property
+    def resolved_webauthn_rp_name(self) -> str:
+        return self.webauthn_rp_name or self.product_name
+
+    @property
+    def resolved_webauthn_origins(self) -> list[str]:
+        """The origins a passkey's client data may name: RECLAIM_WEBAUTHN_ORIGINS, else the
+        public URL's (and its `localhost` twin when the public URL is a loopback address)."""
+        if self.webauthn_origins:
+            return [origin_of(o) for o in self.webauthn_origins.split(",") if o.strip()]
+        origins = [self.public_origin]
+        parts = urlsplit(self.public_url)
+        if (parts.hostname or "").lower() in _LOOPBACK_ADDRESSES:
+            port = f":{parts.port}" if parts.port else ""
+            origins.append(origin_of(f"{parts.scheme}://localhost{port}"))
+        return origins
 
     @property
     def public_origin(self) -> str:
@@ -443,6 +475,9 @@ def contrast(first: str, second: str) -> float:
 
     lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
     return (lighter + 0.05) / (darker + 0.05)
+
+
+_LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 
 
 def origin_of(url: str) -> str:

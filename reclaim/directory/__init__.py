@@ -25,10 +25,14 @@ from reclaim.directory.port import (
     FactorKind,
     FactorSummary,
     NewPassword,
+    Passkey,
+    PasskeyTaken,
     PasswordRejected,
     SessionView,
     SignIn,
     UsernameReserved,
+    passkey_id,
+    passkey_key,
     require,
 )
 from reclaim.settings import CannotStart
@@ -54,12 +58,16 @@ __all__ = [
     "FactorKind",
     "FactorSummary",
     "NewPassword",
+    "Passkey",
+    "PasskeyTaken",
     "PasswordRejected",
     "SessionView",
     "SignIn",
     "UsernameReserved",
     "check_settings",
     "directory_for",
+    "passkey_id",
+    "passkey_key",
     "require",
 ]
 

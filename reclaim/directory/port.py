@@ -49,7 +49,7 @@ class Capability(StrEnum):
     CONTACTS = "contacts"  # an approved claim replaces the account's addresses
     STATUS = "status"  # deactivation, bans, their record
     PURGE = "purge"  # a deactivated account's personal data erased after its grace period
-    SECOND_FACTORS = "second_factors"  # TOTP and recovery codes kept and checked here
+    SECOND_FACTORS = "second_factors"  # TOTP, recovery codes and passkeys kept and checked here
 
 
 class FactorKind(StrEnum):
@@ -59,7 +59,7 @@ class FactorKind(StrEnum):
 
     TOTP = "totp"  # RFC 6238, 6 digits, 30 s steps
     RECOVERY_CODE = "recovery_code"  # one of ten saved codes, each usable once
-    # WEBAUTHN = "webauthn" comes with passkeys.
+    WEBAUTHN = "webauthn"  # passkeys (WebAuthn credentials), any number per account
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,35 @@ class FactorSummary:
     enrolled_at: datetime
     last_used_at: datetime | None = None
     remaining: int | None = None  # recovery codes not used yet
+    # A passkey's name (its owner's words) and credential id (base64url, no padding), so a
+    # page can say which one to remove; None for other kinds.
+    name: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Passkey:
+    """A WebAuthn credential registered to an account: its id and COSE public key as the
+    authenticator gave them, the last signature counter seen (0: the authenticator keeps
+    none), how it may be reached (`usb`, `nfc`, `ble`, `internal`, `hybrid`), and its name."""
+
+    credential_id: bytes
+    public_key: bytes
+    sign_count: int
+    transports: tuple[str, ...]
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+def passkey_key(credential_id: bytes) -> str:
+    """A credential id as text: base64url without padding (`FactorSummary.key`)."""
+    return base64.urlsafe_b64encode(credential_id).rstrip(b"=").decode()
+
+
+def passkey_id(key: str) -> bytes:
+    """The credential id `passkey_key` wrote (raises `ValueError` on text that is not one)."""
+    return base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
 
 
 @dataclass(frozen=True)
@@ -232,6 +261,14 @@ class PasswordRejected(DirectoryError):
         self.reasons = reasons or []
 
 
+class PasskeyTaken(DirectoryError):
+    """A passkey whose credential id is registered already (to this account or another): a
+    credential belongs to one account once."""
+
+    def __init__(self) -> None:
+        super().__init__("this passkey is registered already")
+
+
 class DirectoryUnavailable(DirectoryError):
     """The directory did not answer: the caller retries (an activity) or answers 503."""
 
@@ -348,7 +385,30 @@ class Directory(Protocol):
         ...
 
     async def remove_factor(self, account_id: int, kind: FactorKind) -> bool:
-        """Remove the factor; False when the account did not have it."""
+        """Remove the factor (for `WEBAUTHN`, every passkey); False when the account did not
+        have it."""
+        ...
+
+    async def passkeys(self, account_id: int) -> list[Passkey]:
+        """The account's passkeys, oldest first (what a ceremony needs: ids, keys, counters)."""
+        ...
+
+    async def add_passkey(self, account_id: int, passkey: Passkey) -> None:
+        """Register a verified passkey. Raises `PasskeyTaken` when its credential id is
+        registered already (anywhere), `AccountGone` when the account is purged or banned."""
+        ...
+
+    async def use_passkey(
+        self, account_id: int, credential_id: bytes, sign_count: int, *, case_id: str, at: datetime
+    ) -> bool:
+        """Record a verified assertion: its new signature counter and when. False, and nothing
+        changed, when the credential is not the account's or its counter did not go up while
+        either counter is non-zero (a cloned authenticator). Asked again for the same case
+        with the same counter (a retried activity), it answers as the first time."""
+        ...
+
+    async def remove_passkey(self, account_id: int, credential_id: bytes) -> bool:
+        """Remove one passkey; False when the account has no such passkey."""
         ...
 
     async def set_password(
@@ -450,6 +510,20 @@ class WithoutSecondFactors:
         raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
 
     async def remove_factor(self, account_id: int, kind: FactorKind) -> bool:
+        raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
+
+    async def passkeys(self, account_id: int) -> list[Passkey]:
+        return []
+
+    async def add_passkey(self, account_id: int, passkey: Passkey) -> None:
+        raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
+
+    async def use_passkey(
+        self, account_id: int, credential_id: bytes, sign_count: int, *, case_id: str, at: datetime
+    ) -> bool:
+        return False
+
+    async def remove_passkey(self, account_id: int, credential_id: bytes) -> bool:
         raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
 
 

@@ -4,7 +4,7 @@ It does everything the port allows: accounts made with `reclaim accounts add`, s
 sessions, a password history (reuse refused, previous passwords as claim evidence), past
 contacts, deactivation with a purge after the grace period, bans, the record of every
 status change, and second factors (a TOTP secret sealed at rest, ten recovery codes kept as
-keyed digests).
+keyed digests, passkeys: `reclaim.directory.sql_passkeys`).
 
 The database is the truth about an account's status; the lifecycle workflows only keep the
 time. Each status set for a case names that case in `Account.status_case`, and a timer's
@@ -43,6 +43,7 @@ from reclaim.contracts import (
     PurgeAccount,
     StatusChange,
 )
+from reclaim.directory import sql_passkeys
 from reclaim.directory.port import (
     AccountChange,
     AccountExists,
@@ -54,6 +55,7 @@ from reclaim.directory.port import (
     FactorKind,
     FactorSummary,
     NewPassword,
+    Passkey,
     SessionView,
     SignIn,
     UsernameReserved,
@@ -62,6 +64,7 @@ from reclaim.directory.port import (
 from reclaim.directory.tables import (
     Account,
     AccountEvent,
+    AccountPasskey,
     AccountTotp,
     LoginSession,
     PasswordHistory,
@@ -304,7 +307,7 @@ class SqlDirectory:
                         remaining=len(codes) - len(used),
                     )
                 )
-            return found
+            return found + sql_passkeys.summaries(session, account_id)
 
         return await self._run(work)
 
@@ -444,6 +447,8 @@ class SqlDirectory:
                 session.execute(
                     delete(AccountTotp).where(col(AccountTotp.account_id) == account_id)
                 )
+            elif kind is FactorKind.WEBAUTHN:
+                had = sql_passkeys.remove_all(session, account_id)
             else:
                 had = FactorKind.RECOVERY_CODE in _factor_kinds(session, account_id)
                 session.execute(
@@ -451,6 +456,37 @@ class SqlDirectory:
                 )
             session.commit()
             return had
+
+        return await self._run(work)
+
+    async def passkeys(self, account_id: int) -> list[Passkey]:
+        return await self._run(lambda session: sql_passkeys.passkeys(session, account_id))
+
+    async def add_passkey(self, account_id: int, passkey: Passkey) -> None:
+        def work(session: Session) -> None:
+            account = _locked(session, account_id)
+            if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
+                raise AccountGone(account_id)
+            sql_passkeys.add(session, account_id, passkey)
+
+        await self._run(work)
+
+    async def use_passkey(
+        self, account_id: int, credential_id: bytes, sign_count: int, *, case_id: str, at: datetime
+    ) -> bool:
+        def work(session: Session) -> bool:
+            if _locked(session, account_id) is None:
+                return False
+            return sql_passkeys.use(
+                session, account_id, credential_id, sign_count, case_id=case_id, at=at
+            )
+
+        return await self._run(work)
+
+    async def remove_passkey(self, account_id: int, credential_id: bytes) -> bool:
+        def work(session: Session) -> bool:
+            _locked(session, account_id)
+            return sql_passkeys.remove(session, account_id, credential_id)
 
         return await self._run(work)
 
@@ -724,6 +760,7 @@ class SqlDirectory:
                 AccountTotp,
                 TotpStep,
                 RecoveryCode,
+                AccountPasskey,
             ):
                 session.execute(delete(table).where(col(table.account_id) == account.id))
             _note(
@@ -797,8 +834,8 @@ def _find(session: Session, identifier: Identifier) -> Account | None:
     return session.exec(select(Account).where(_naming(identifier))).first()
 
 
-def _has_factors() -> tuple[Any, Any]:
-    """Whether the account of the row has a TOTP secret, and an unused recovery code: two
+def _has_factors() -> tuple[Any, Any, Any]:
+    """Whether the account of the row has a TOTP secret, an unused recovery code, a passkey:
     correlated EXISTS, columns of the statement that reads the account, so that reading an
     account costs the same statement whether it exists or not (tests/oracle)."""
     totp = exists().where(col(AccountTotp.account_id) == col(Account.id)).label("has_totp")
@@ -807,15 +844,16 @@ def _has_factors() -> tuple[Any, Any]:
         .where(col(RecoveryCode.account_id) == col(Account.id), col(RecoveryCode.used_at).is_(None))
         .label("has_codes")
     )
-    return totp, codes
+    return totp, codes, sql_passkeys.has_passkey()
 
 
-def _kinds(has_totp: bool, has_codes: bool) -> tuple[FactorKind, ...]:
-    return tuple(
-        kind
-        for kind, has in ((FactorKind.TOTP, has_totp), (FactorKind.RECOVERY_CODE, has_codes))
-        if has
+def _kinds(has_totp: Any, has_codes: Any, has_passkey: Any) -> tuple[FactorKind, ...]:
+    found = (
+        (FactorKind.TOTP, has_totp),
+        (FactorKind.RECOVERY_CODE, has_codes),
+        (FactorKind.WEBAUTHN, has_passkey),
     )
+    return tuple(kind for kind, has in found if has)
 
 
 def _record(session: Session, where: Any) -> AccountRecord | None:
@@ -823,14 +861,13 @@ def _record(session: Session, where: Any) -> AccountRecord | None:
     row = session.execute(sa_select(Account, *_has_factors()).where(where).limit(1)).first()
     if row is None:
         return None
-    account, has_totp, has_codes = row
-    return _view(account, _kinds(bool(has_totp), bool(has_codes)))
+    account, *has = row
+    return _view(account, _kinds(*has))
 
 
 def _factor_kinds(session: Session, account_id: int) -> tuple[FactorKind, ...]:
-    totp, codes = _has_factors()
-    row = session.execute(sa_select(totp, codes).where(col(Account.id) == account_id)).first()
-    return _kinds(bool(row[0]), bool(row[1])) if row is not None else ()
+    row = session.execute(sa_select(*_has_factors()).where(col(Account.id) == account_id)).first()
+    return _kinds(*row) if row is not None else ()
 
 
 def _decoy(session: Session, start: int) -> AccountRecord | None:
@@ -860,8 +897,8 @@ def _decoy(session: Session, start: int) -> AccountRecord | None:
     ).first()
     if row is None:
         return None
-    account, has_totp, has_codes = row
-    return _view(account, _kinds(bool(has_totp), bool(has_codes)))
+    account, *has = row
+    return _view(account, _kinds(*has))
 
 
 def _view(account: Account, factors: tuple[FactorKind, ...] = ()) -> AccountRecord:

@@ -1,16 +1,16 @@
 """The built-in SQL directory's tables: accounts, their sessions, password history, past
 contacts, reserved usernames, the record of every status change and second factors (a TOTP
-secret, recovery codes, the TOTP steps already used).
+secret, recovery codes, the TOTP steps already used, passkeys).
 
-Only `reclaim.directory.sql` (and the schema migrations) import this module: every other part
-of Reclaim reaches accounts through the `Directory` port.
+Only `reclaim.directory.sql` and its `sql_passkeys` (and the schema migrations) import this
+module: every other part of Reclaim reaches accounts through the `Directory` port.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from reclaim.contracts import AccountStatus
@@ -149,3 +149,25 @@ class RecoveryCode(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
     used_by_case: str | None = Field(default=None, max_length=40)
     left_after: int | None = None
+
+
+class AccountPasskey(SQLModel, table=True):
+    """A passkey (WebAuthn credential) of an account: its credential id (base64url, unique
+    across accounts), its COSE public key (public: nothing to seal), the last signature
+    counter seen, its transports (JSON list), its owner's name for it, and the case whose
+    assertion last used it (a retry of that case with the same counter is answered alike)."""
+
+    __tablename__ = "passkey"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    # WebAuthn allows ids of up to 1023 bytes: 1364 base64url characters.
+    credential_id: str = Field(sa_column=Column(String(1400), nullable=False, unique=True))
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # An unsigned 32-bit counter: past a 32-bit signed column's range.
+    sign_count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    transports: str = Field(default="[]", max_length=200)
+    name: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=when())
+    last_used_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    last_case_id: str | None = Field(default=None, max_length=40)
