@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         HoldNotice,
         IssueCode,
         IssuedCode,
+        PasskeyChallenge,
         PasswordChangedNotice,
         RecoveryActivity,
         RecoveryCalls,
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RecoveryStatus,
         ResetApplied,
         ResetContext,
+        SecondFactor,
         SecondFactorVerdict,
         SetPassword,
         StopHold,
@@ -135,6 +137,8 @@ class RecoveryWorkflow:
         self._verifying = False
         self._second_factor: str | None = None
         self._recovery_codes_left: int | None = None
+        # The digest of the challenge the latest passkey prompt signs; spent by one proof.
+        self._passkey_challenge: str | None = None
 
     @workflow.run
     async def run(self, case: RecoveryInput) -> RecoveryOutcome:
@@ -274,6 +278,9 @@ class RecoveryWorkflow:
             return self._accepted_code()
         self._refuse_unless_awaiting_second_factor(proof)
         verdict = SecondFactorVerdict(accepted=False)
+        challenge = None
+        if proof.method == SecondFactor.WEBAUTHN:  # its challenge is good for one answer
+            challenge, self._passkey_challenge = self._passkey_challenge, None
         if proof.evaluate:
             self._verifying = True
             try:
@@ -285,6 +292,7 @@ class RecoveryWorkflow:
                         proof.method,
                         proof.sealed_code,
                         workflow.now(),
+                        challenge,
                     ),
                     result_type=SecondFactorVerdict,
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -307,6 +315,20 @@ class RecoveryWorkflow:
     def _accepts_second_factors(self, proof: SubmitSecondFactor) -> None:
         if not self._same_second_factor(proof):
             self._refuse_unless_awaiting_second_factor(proof)
+
+    @workflow.update(
+        name=RecoveryCalls.PASSKEY_CHALLENGE,
+        description="At the second step, for an account with a passkey: the digest of the "
+        "challenge the browser was just given (it replaces any earlier one).",
+    )
+    def passkey_challenge(self, challenge: PasskeyChallenge) -> None:
+        self._passkey_challenge = challenge.challenge_digest
+
+    @passkey_challenge.validator
+    def _accepts_passkey_challenge(self, challenge: PasskeyChallenge) -> None:
+        self._refuse_unless(CaseState.AWAITING_SECOND_FACTOR, "passkey")
+        if SecondFactor.WEBAUTHN not in self._case.factors:
+            raise _refusal(CaseError.INVALID_STATE, "This account has no passkey.")
 
     def _same_second_factor(self, proof: SubmitSecondFactor) -> bool:
         """The proof that verified this case, sent again (it earns the same reset token)."""

@@ -31,6 +31,7 @@ from api.pages.words import Problem, problem
 from reclaim.contracts import CaseError, Channel
 from reclaim.errors import DomainError, NotFound, Refused
 from reclaim.recovery.contracts import CaseState, Delivery, RecoveryStatus
+from reclaim.recovery.factors import MAX_ASSERTION
 from reclaim.services import Services
 from reclaim.settings import Settings
 
@@ -40,8 +41,6 @@ RESET_COOKIE = "reclaim_reset"
 PROOF_COOKIE = "reclaim_proof"
 STOP_COOKIE = "reclaim_stop"
 CODE = re.compile(r"^\d{6}$")
-# A passkey's answer (JSON from passkey.js) is a few hundred bytes; longer is not one.
-MAX_ASSERTION = 8192
 START = "/recover"
 
 

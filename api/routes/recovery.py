@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.deps import AppServices
 from reclaim.contracts import Channel
 from reclaim.recovery.challenge import MAX_PAYLOAD
 from reclaim.recovery.contracts import CaseState, Delivery, RecoveryStatus, SecondFactor
+from reclaim.recovery.factors import MAX_ASSERTION
 
 router = APIRouter(prefix="/v1/recovery", tags=["recovery"])
 
@@ -171,16 +173,56 @@ class SecondFactorRequest(BaseModel):
             "examples": [
                 {"method": "totp", "code": "492039"},
                 {"method": "recovery_code", "code": "7kq2m-x9fpd"},
+                {
+                    "method": "webauthn",
+                    "assertion": {
+                        "id": "…",
+                        "rawId": "…",
+                        "type": "public-key",
+                        "response": {
+                            "clientDataJSON": "…",
+                            "authenticatorData": "…",
+                            "signature": "…",
+                            "userHandle": "…",
+                        },
+                    },
+                },
             ]
         },
     )
 
     method: SecondFactor = Field(description="Which of the account's second factors.")
-    code: str = Field(
+    code: str | None = Field(
+        None,
         min_length=1,
         max_length=32,
-        description="The 6 digits the authenticator app shows now, or one saved recovery code.",
+        description="For `totp` and `recovery_code`: the 6 digits the authenticator app shows "
+        "now, or one saved recovery code.",
     )
+    assertion: dict[str, Any] | None = Field(
+        None,
+        description="For `webauthn`: the browser's answer to the options of "
+        "`GET …/second-factor/webauthn`, as `PublicKeyCredential.toJSON()` gives it (base64url "
+        "fields `id`, `rawId`, `response.clientDataJSON`, `authenticatorData`, `signature`, "
+        "`userHandle`).",
+    )
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> SecondFactorRequest:
+        if self.method is SecondFactor.WEBAUTHN:
+            if self.assertion is None or self.code is not None:
+                raise ValueError("a passkey's proof is an `assertion` (and no `code`)")
+            if len(self.proof) > MAX_ASSERTION:
+                raise ValueError("the assertion is too long")
+        elif self.code is None or self.assertion is not None:
+            raise ValueError(f"a {self.method.value} proof is a `code` (and no `assertion`)")
+        return self
+
+    @property
+    def proof(self) -> str:
+        if self.assertion is not None:
+            return json.dumps(self.assertion, separators=(",", ":"))
+        return self.code or ""
 
 
 class PasswordRequest(BaseModel):
@@ -267,8 +309,23 @@ async def submit_second_factor(
     used already, or a method the account does not have: 400 `invalid_code` with
     `attempts_left`; the last wrong one locks the case (423). Each wrong one counts in the
     account's guess budget. The same proof again after a lost answer returns the same token."""
-    granted = await services.recovery.submit_second_factor(case_id, body.method.value, body.code)
+    granted = await services.recovery.submit_second_factor(case_id, body.method.value, body.proof)
     return ResetGranted.of(granted)
+
+
+@router.get(
+    "/{case_id}/second-factor/webauthn",
+    responses={404: _ERROR, 409: _ERROR, 410: _ERROR, 423: _ERROR},
+    summary="The options a passkey is asked with",
+)
+async def passkey_options(case_id: str, services: AppServices) -> dict[str, Any]:
+    """At the second step (`awaiting_second_factor`) of an account with a passkey
+    (`webauthn` among `factors`): the WebAuthn request options for
+    `navigator.credentials.get`, as JSON (base64url `challenge`, the `rpId`, the account's
+    credentials in `allowCredentials`). Each call makes a new challenge, good for one answer
+    (`POST …/second-factor` with `method` `webauthn`); an earlier one stops working. Before
+    the contact code, or for an account without a passkey: 409 `invalid_state`."""
+    return await services.recovery.passkey_options(case_id)
 
 
 @router.post(

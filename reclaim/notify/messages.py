@@ -256,6 +256,34 @@ def guessing(t: Text, *, product: str, username: str, links: Links) -> Message:
     )
 
 
+def passkey_cloned(t: Text, *, product: str, username: str, name: str, links: Links) -> Message:
+    title = t("A copy of your passkey was refused")
+    first = t(
+        "Your passkey “%(name)s” was used to recover the %(product)s account "
+        "%(username)s, but its counter went back: another device holds a copy of it. We "
+        "refused it.",
+        name=name,
+        product=product,
+        username=username,
+    )
+    second = t(
+        "Remove that passkey on your security page once you are signed in, and register it "
+        "again from the device you trust. If you think someone else has your account, ask our "
+        "support team:"
+    )
+    return _message(
+        title,
+        [(first, None), (second, links.support("compromised"))],
+        t(
+            "%(product)s: a copy of your passkey %(name)s was refused for %(username)s. Remove "
+            "it on your security page.",
+            product=product,
+            name=name,
+            username=username,
+        ),
+    )
+
+
 def recovery_held(
     t: Text,
     *,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import structlog
 from temporalio.client import WorkflowHandle
 
+from reclaim import passkeys
 from reclaim.contracts import CaseError, Channel
 from reclaim.directory import (
     AccountRecord,
@@ -37,6 +39,7 @@ from reclaim.recovery.challenge import MalformedProof
 from reclaim.recovery.contracts import (
     CaseState,
     CodeAccepted,
+    PasskeyChallenge,
     RecoveryActivity,
     RecoveryCalls,
     RecoveryInput,
@@ -48,7 +51,7 @@ from reclaim.recovery.contracts import (
     SubmitSecondFactor,
 )
 from reclaim.recovery.door import LINK_TOKEN, NOT_FOUND, ended_refusal
-from reclaim.recovery.factors import seal_factor_code
+from reclaim.recovery.factors import passkey_challenge_digest, seal_factor_code
 from reclaim.recovery.ledger import RateLimited
 from reclaim.recovery.oversight import CaseOversight
 from reclaim.recovery.rules import plan_case
@@ -202,6 +205,25 @@ class RecoveryCases(CaseOversight):
         return await self._as_guess(
             case_id, digest, lambda evaluate: self._prove(handle, case_id, digest, evaluate)
         )
+
+    async def passkey_options(self, case_id: str) -> dict[str, Any]:
+        """At the second step of a case whose account has a passkey: the options the browser
+        asks it with (WebAuthn `navigator.credentials.get`), with a fresh challenge whose
+        digest the case keeps for the next passkey proof (an earlier one stops working)."""
+        handle = self._handle(case_id)
+        challenge = secrets.token_bytes(32)
+        await calls.update(
+            lambda: handle.execute_update(
+                RecoveryCalls.PASSKEY_CHALLENGE,
+                PasskeyChallenge(passkey_challenge_digest(self._keys, case_id, challenge)),
+                rpc_timeout=self._timeout,
+            ),
+            NOT_FOUND,
+            self._by_final_state(case_id, _ENDED_CODE),
+        )
+        account_id = await self._ledger.account_of(case_id)
+        keys = await self._directory.passkeys(account_id) if account_id is not None else []
+        return passkeys.assertion_options(self._settings, allow=keys, challenge=challenge)
 
     async def submit_second_factor(self, case_id: str, method: str, code: str) -> ResetGranted:
         """After the contact code, for an account with a second factor: a TOTP code or one of

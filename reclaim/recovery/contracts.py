@@ -71,6 +71,8 @@ class RecoveryCalls(StrEnum):
     CANCEL = "cancel"
     STOP = "stop"  # update: a contact said "Wasn't you? Stop it" during the hold
     CHANGE_HOLD = "change_hold"  # update: an operator ends the hold now or extends it
+    # update: the challenge a passkey must sign next (its digest), at the second step
+    PASSKEY_CHALLENGE = "passkey_challenge"
 
 
 # A contact's stop and an operator's change of a hold act on someone's say-so: proven
@@ -218,12 +220,22 @@ class SubmitSecondFactor:
 
 
 @dataclass(frozen=True)
+class PasskeyChallenge:
+    """The challenge the API handed to the browser for a passkey to sign, as a keyed digest:
+    the workflow keeps the latest one and gives it to the next passkey proof only, once."""
+
+    challenge_digest: str
+
+
+@dataclass(frozen=True)
 class VerifySecondFactor:
     case_id: str
     account_id: int
     method: str
     sealed_code: str
     at: datetime
+    # For a passkey: the digest of the challenge it had to sign (None: none was asked for).
+    challenge_digest: str | None = None
 
 
 @dataclass(frozen=True)

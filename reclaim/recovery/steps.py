@@ -49,6 +49,7 @@ from reclaim.recovery.contracts import (
 from reclaim.recovery.factors import open_factor_code
 from reclaim.recovery.handover import Handover
 from reclaim.recovery.ledger import CaseFacts, RecoveryLedger
+from reclaim.recovery.passkey_proofs import PasskeyProofs
 from reclaim.security import Keys, new_code, new_token
 from reclaim.settings import Settings
 from reclaim.store.models import NotificationKind
@@ -93,6 +94,7 @@ class RecoverySteps:
         self._settings = settings
         self._lifecycle = lifecycle
         self._handover = Handover(directory, notifier, settings, lifecycle)
+        self._passkeys = PasskeyProofs(ledger, directory, notifier, keys, settings)
 
     async def issue_code(self, request: IssueCode, now: datetime) -> IssuedCode:
         """Deliver the code of `request.attempt` (and its proof, in the message's link) and
@@ -397,6 +399,11 @@ class RecoverySteps:
         except ValueError:
             return SecondFactorVerdict(accepted=False)
         code = open_factor_code(self._keys, proof.case_id, proof.sealed_code)
+        if kind is FactorKind.WEBAUTHN:
+            accepted = await self._passkeys.verify(proof, code)
+            log.info("second_factor_checked", case_id=proof.case_id, method=kind.value,
+                     accepted=accepted)  # fmt: skip
+            return SecondFactorVerdict(accepted)
         try:
             check = await self._directory.verify_factor(
                 proof.account_id, kind, code, case_id=proof.case_id, at=proof.at

@@ -221,6 +221,7 @@ class NotificationKind:
     GUESSING = "guessing"  # someone is guessing codes for the account
     HOLD = "hold"  # a held recovery: "Wasn't you? Stop it"
     HANDOVER_FAILED = "handover_failed"  # a claim's handover could not be done at the hold's end
+    PASSKEY_CLONED = "passkey_cloned"  # a passkey's counter went back: a copy was refused
 
 
 class Notification(SQLModel, table=True):

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from reclaim.binaries import temporal_test_server
 from reclaim.identifiers import Identifier, IdentifierKind
-from reclaim.recovery.contracts import RecoveryRules
+from reclaim.recovery.contracts import PasskeyChallenge, RecoveryRules
 from reclaim.support.contracts import CancelClaim, ClaimCalls, ClaimReason, Reviewer
 from reclaim.temporal.codec import data_converter
 from reclaim.temporal.connection import register_search_attributes
@@ -158,6 +158,23 @@ for _name, _play in (
         _play,
         {"ledger": Ledger(factor_codes=dict(FACTOR_CODES)), "factors": ["totp", "recovery_code"]},
     )
+
+
+async def passkey_completed(case: Case) -> None:
+    """Two wrong passkey proofs (the second with no challenge left), then a right one."""
+    await case.submit(case.code())
+    await case.handle.execute_update(RecoveryWorkflow.passkey_challenge, PasskeyChallenge("d1"))
+    await _refused(case.second_factor("webauthn", "forged", "wrong"))
+    await _refused(case.second_factor("webauthn", "forged", "spent"))
+    await case.handle.execute_update(RecoveryWorkflow.passkey_challenge, PasskeyChallenge("d2"))
+    await case.second_factor("webauthn", "signed", "second")
+    await case.set_password(token="second")
+
+
+SCENARIOS["passkey_completed"] = (
+    passkey_completed,
+    {"ledger": Ledger(factor_codes={("webauthn", "signed"): None}), "factors": ["webauthn"]},
+)
 CONVERTER: DataConverter = data_converter(TEST_CODEC)
 
 

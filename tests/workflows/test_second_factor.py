@@ -8,9 +8,10 @@ from __future__ import annotations
 from temporalio.testing import WorkflowEnvironment
 
 from reclaim.contracts import CaseError
-from reclaim.recovery.contracts import CaseState, RecoveryRules
+from reclaim.recovery.contracts import CaseState, PasskeyChallenge, RecoveryRules
 from tests.codes import wrong_codes
 from tests.workflows.harness import Ledger, details, recovery_case, refusal
+from workflows.recovery import RecoveryWorkflow
 
 BOTH = ["totp", "recovery_code"]
 
@@ -101,4 +102,42 @@ async def test_an_account_without_factors_goes_straight_to_the_new_password(
         assert accepted.reset_expires_at is not None and accepted.factors is None
         assert (await case.status()).state is CaseState.VERIFIED
         refused = await refusal(case.second_factor("totp", "314159"))
+        assert refused.type == CaseError.INVALID_STATE
+
+
+async def test_a_passkey_challenge_is_kept_for_one_proof_and_only_at_the_second_step(
+    time_env: WorkflowEnvironment,
+):
+    """The digest of the challenge the API handed out reaches the check of the next passkey
+    proof, and no other: a second proof has none, until a new challenge is asked for."""
+    ledger = Ledger(factor_codes={("webauthn", "signed"): None})
+    async with recovery_case(time_env, ledger=ledger, factors=["webauthn"]) as case:
+        early = await refusal(case.handle.execute_update(
+            RecoveryWorkflow.passkey_challenge, PasskeyChallenge("d0")
+        ))  # fmt: skip
+        assert early.type == CaseError.INVALID_STATE  # not before the contact code
+        await case.submit(case.code())
+        await case.handle.execute_update(RecoveryWorkflow.passkey_challenge, PasskeyChallenge("d1"))
+        await case.handle.execute_update(RecoveryWorkflow.passkey_challenge, PasskeyChallenge("d2"))
+
+        await refusal(case.second_factor("webauthn", "forged", "t1"))
+        await refusal(case.second_factor("webauthn", "forged", "t2"))
+        await case.handle.execute_update(RecoveryWorkflow.passkey_challenge, PasskeyChallenge("d3"))
+        granted = await case.second_factor("webauthn", "signed", "t3")
+
+        assert granted.reset_expires_at is not None
+        assert [check.challenge_digest for check in ledger.factor_checks] == ["d2", None, "d3"]
+        assert (await case.status()).second_factor == "webauthn"
+
+
+async def test_an_account_without_a_passkey_takes_no_passkey_challenge(
+    time_env: WorkflowEnvironment,
+):
+    async with recovery_case(time_env, ledger=_ledger(), factors=["totp"]) as case:
+        await case.submit(case.code())
+
+        refused = await refusal(case.handle.execute_update(
+            RecoveryWorkflow.passkey_challenge, PasskeyChallenge("d1")
+        ))  # fmt: skip
+
         assert refused.type == CaseError.INVALID_STATE
