@@ -159,6 +159,36 @@ def test_accounts_mfa_show_lists_the_factors_and_never_a_secret(cli_env: Path):
     assert not any(code in shown.output for code in made.output.splitlines()[1:])
 
 
+def test_accounts_mfa_show_names_each_passkey_and_remove_takes_them_all(cli_env: Path):
+    from datetime import UTC, datetime
+
+    from reclaim.directory import Passkey
+    from reclaim.store.engine import make_engine
+    from tests.stack import sql_directory
+
+    assert _add("--password", "correct horse battery staple").exit_code == 0
+    engine = make_engine(f"sqlite:///{cli_env / 'reclaim.db'}")
+    directory = sql_directory(engine)
+    for name in ("Laptop", "Phone"):
+        passkey = Passkey(name.encode(), b"cose key", 0, (), name, datetime.now(UTC))
+        asyncio.run(directory.add_passkey(1, passkey))
+    engine.dispose()
+
+    shown = _mfa("show", "jane")
+    removed = _mfa("remove", "jane", "--factor", "webauthn")
+    after = _mfa("show", "jane")
+
+    assert shown.exit_code == 0, shown.output
+    for line, name in zip(shown.output.splitlines(), ("Laptop", "Phone"), strict=True):
+        assert re.fullmatch(
+            r"passkey: {8}enrolled \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, last used never, "
+            rf"named '{name}'",
+            line,
+        )
+    assert removed.exit_code == 0, removed.output
+    assert "no second factor" in after.output
+
+
 def test_accounts_mfa_remove_takes_a_factor_away(cli_env: Path):
     _jane_with_factors()
 

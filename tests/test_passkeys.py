@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from reclaim.directory import Passkey
+from reclaim.directory import Capability, CapabilityMissing, FactorKind, Passkey
+from reclaim.directory.port import WithoutSecondFactors
 from reclaim.passkeys import (
     PasskeyCloned,
     PasskeyRefused,
@@ -218,3 +219,22 @@ def test_challenge_of_reads_the_client_data_and_refuses_garbage(settings: Settin
     for garbage in ("", "[]", '{"response": {"clientDataJSON": "!!"}}', {"response": {}}):
         with pytest.raises(PasskeyRefused):
             challenge_of(garbage)
+
+
+async def test_a_directory_without_second_factors_has_no_passkey_and_takes_none():
+    class Outside(WithoutSecondFactors):
+        name = "ldap"
+
+    directory = Outside()
+    key = Passkey(b"id", b"key", 0, (), "Laptop", AT)
+
+    assert await directory.passkeys(1) == []
+    assert await directory.use_passkey(1, b"id", 1, case_id="rc_1", at=AT) is False
+    for refused in (
+        directory.add_passkey(1, key),
+        directory.remove_passkey(1, b"id"),
+        directory.remove_factor(1, FactorKind.WEBAUTHN),
+    ):
+        with pytest.raises(CapabilityMissing) as missing:
+            await refused
+        assert missing.value.capability is Capability.SECOND_FACTORS

@@ -173,12 +173,16 @@ def unban(
 
 
 mfa = typer.Typer(
-    help="An account's second factors: TOTP and recovery codes.",
+    help="An account's second factors: TOTP, recovery codes and passkeys.",
     no_args_is_help=True,
 )
 app.add_typer(mfa, name="mfa")
 
-_FACTOR_NAMES = {FactorKind.TOTP: "TOTP", FactorKind.RECOVERY_CODE: "recovery codes"}
+_FACTOR_NAMES = {
+    FactorKind.TOTP: "TOTP",
+    FactorKind.RECOVERY_CODE: "recovery codes",
+    FactorKind.WEBAUTHN: "passkey",
+}
 
 
 async def _factor_account(services: Services, ref: str) -> int:
@@ -205,6 +209,8 @@ def mfa_show(account_ref: AccountRef) -> None:
         line += f", last used {when(factor.last_used_at) if factor.last_used_at else 'never'}"
         if factor.remaining is not None:
             line += f", {factor.remaining} left"
+        if factor.name is not None:
+            line += f", named {factor.name!r}"
         typer.echo(line)
 
 
@@ -245,7 +251,8 @@ def mfa_remove(
     account_ref: AccountRef,
     factor: Annotated[FactorKind, typer.Option("--factor", help="Which second factor")],
 ) -> None:
-    """Remove a second factor (all the recovery codes, for recovery_code)."""
+    """Remove a second factor (all the recovery codes, for recovery_code; every passkey, for
+    webauthn)."""
 
     async def work(services: Services) -> Any:
         account_id = await _factor_account(services, account_ref)

@@ -319,14 +319,18 @@ class SqlDirectory:
         set not used yet (case, spaces and dashes ignored), spent by this case. The same case
         with the same code again (a retried activity) is answered as the first time: accepted,
         with the same count of codes left. Anything else (a replay by another case, a wrong
-        code, a kind the account does not have) is `accepted=False`, nothing more."""
+        code, a kind the account does not have, a passkey: proven by `use_passkey`) is
+        `accepted=False`, nothing more."""
 
         def work(session: Session) -> FactorCheck:
             if _locked(session, account_id) is None:
                 return FactorCheck(accepted=False)
             if kind is FactorKind.TOTP:
                 return self._check_totp(session, account_id, code, case_id, at)
-            return self._spend_recovery_code(session, account_id, code, case_id, at)
+            if kind is FactorKind.RECOVERY_CODE:
+                return self._spend_recovery_code(session, account_id, code, case_id, at)
+            # A passkey is proven by a WebAuthn ceremony (`use_passkey`), never by a code.
+            return FactorCheck(accepted=False)
 
         return await self._run(work)
 

@@ -199,3 +199,19 @@ async def test_a_purge_takes_the_passkeys_and_a_gone_account_gets_none(engine: E
     with pytest.raises(AccountGone):
         await directory.add_passkey(jane, _passkey(b"after"))
     assert len(await directory.passkeys(john)) == 1
+
+
+async def test_no_code_proves_a_passkey(engine: Engine):
+    directory = sql_directory(engine)
+    jane = await _account(directory)
+    await directory.add_passkey(jane, _passkey(b"key"))
+    codes = await directory.new_recovery_codes(jane, T0)
+
+    as_passkey = await directory.verify_factor(
+        jane, FactorKind.WEBAUTHN, codes[0], case_id="rc_1", at=T0
+    )
+    as_code = await directory.verify_factor(
+        jane, FactorKind.RECOVERY_CODE, codes[0], case_id="rc_2", at=T0
+    )
+
+    assert (as_passkey.accepted, as_code.accepted, as_code.recovery_codes_left) == (False, True, 9)
