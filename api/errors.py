@@ -79,6 +79,8 @@ REFUSAL_STATUS = {
     "account_deactivated": 403,
     "account_purged": 403,
     "account_unavailable": 403,
+    "passkey_refused": 422,  # a registration the browser answered wrongly (security page)
+    "passkey_cloned": 422,
 }
 
 
