@@ -135,3 +135,21 @@ async def test_a_factor_is_removed_only_with_the_password(stack: Stack, jane: Pe
     assert "Your recovery codes are removed." in jane.text
     assert "You have no second factor yet." in jane.text
     await _told(stack, "the recovery codes were removed")
+
+
+async def test_the_page_and_its_mail_speak_the_persons_language(stack: Stack):
+    await stack.add_account("jane", EMAIL, None, PASSWORD)
+    marie = Person(str(stack.http.base_url), language="fr")
+    try:
+        await marie.open("/signin")
+        await marie.submit("/signin", identifier="jane", password=PASSWORD)
+        await marie.open(PAGE)
+        assert "Vos seconds facteurs" in marie.text
+        await marie.submit(PAGE + "/codes")
+        assert "C'est la seule fois qu'ils sont affichés" in marie.text
+        assert "Il reste 10 codes." in marie.text
+        told = await stack.mail.wait_for(lambda m: m["To"] == EMAIL)
+        assert "une série de dix codes de secours a été créée" in text_of(told)
+        assert f"{stack.settings.links.recover()}" in text_of(told)
+    finally:
+        await marie.aclose()
