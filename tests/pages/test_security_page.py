@@ -5,8 +5,11 @@ told to every contact of the account."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 import pyotp
@@ -153,3 +156,32 @@ async def test_the_page_and_its_mail_speak_the_persons_language(stack: Stack):
         assert f"{stack.settings.links.recover()}" in text_of(told)
     finally:
         await marie.aclose()
+
+
+def _sealed(stack: Stack, account_id: int, secret: str, at: datetime) -> str:
+    payload = json.dumps({"secret": secret, "at": at.isoformat()})
+    sealed = stack.services.keys.seal(payload, f"totp-pending:{account_id}")
+    return base64.urlsafe_b64encode(sealed).decode()
+
+
+async def test_an_enrolment_older_than_ten_minutes_or_of_another_account_is_not_taken(
+    stack: Stack, jane: Person
+):
+    secret = pyotp.random_base32()
+    other = await stack.add_account("john", "john@example.com", None, PASSWORD)
+    for sealed in (
+        _sealed(stack, 1, secret, datetime.now(UTC) - timedelta(minutes=11)),
+        _sealed(stack, other, secret, datetime.now(UTC)),
+    ):
+        jane.http.cookies.set("reclaim_totp", sealed, path=PAGE)
+        await jane.open(PAGE)
+        assert "Type this key in your app instead" not in jane.text
+        jane.http.cookies.set("reclaim_totp", sealed, path=PAGE)
+        # The form of a page left open (its own form gone from today's page): the same token.
+        csrf = jane.form_token(PAGE + "/totp")
+        code = pyotp.TOTP(secret).now()
+        refused = await jane.http.post(PAGE + "/totp/confirm", data={"csrf": csrf, "code": code})
+        jane.back_to(refused)
+        assert refused.status_code == 400
+        assert "The time to set up the app ran out. Start again." in jane.text
+    assert await stack.services.directory.factors(1) == []
