@@ -170,8 +170,10 @@ class AccountFactors:
             holder.account_id, password
         ):
             raise WRONG_PASSWORD
-        if not await self._directory.remove_factor(holder.account_id, kind):
+        # An exhausted set of recovery codes is still listed, and removable, on the page.
+        if not await self._has(holder, kind):
             raise NO_SUCH_FACTOR
+        await self._directory.remove_factor(holder.account_id, kind)
         change = "totp_removed" if kind is FactorKind.TOTP else "codes_removed"
         await self._tell(holder, change, datetime.now(UTC), locale)
 
@@ -179,7 +181,7 @@ class AccountFactors:
 
     async def _has(self, holder: Holder, kind: FactorKind) -> bool:
         found = await self._directory.factors(holder.account_id)
-        return any(f.kind is kind and f.remaining != 0 for f in found)
+        return any(f.kind is kind for f in found)
 
     async def _tell(self, holder: Holder, change: str, at: datetime, locale: str | None) -> None:
         """Every contact of the account hears of the change, once (the change's own id). A

@@ -185,3 +185,22 @@ async def test_an_enrolment_older_than_ten_minutes_or_of_another_account_is_not_
         assert refused.status_code == 400
         assert "The time to set up the app ran out. Start again." in jane.text
     assert await stack.services.directory.factors(1) == []
+
+
+async def test_the_authenticator_app_is_removed_with_the_password_and_every_contact_told(
+    stack: Stack, jane: Person
+):
+    await stack.services.directory.enrol_totp(1, datetime.now(UTC))
+    await jane.open(PAGE)
+    assert "Authenticator app Added on" in jane.text
+
+    refused = await jane.submit(PAGE + "/remove", kind="totp", **{"password-totp": "wrong"})
+    assert refused.status_code == 401
+    assert "The password is not right." in jane.text
+    assert re.search(r'<details class="remove" open>', jane.page)
+    await jane.submit(PAGE + "/remove", kind="totp", **{"password-totp": PASSWORD})
+
+    assert "Your authenticator app is removed." in jane.text
+    assert "Add an authenticator app" in jane.text
+    assert await stack.services.directory.factors(1) == []
+    await _told(stack, "the authenticator app was removed as a second factor")
