@@ -4,7 +4,9 @@ codes shown once; axe-core finds nothing on the page in either state."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 
 import pyotp
 from playwright.async_api import Browser, Page, expect
@@ -15,6 +17,10 @@ from tests.stack import Stack
 pytestmark = needs_chromium
 
 PASSWORD = "correct horse battery staple"
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
 
 
 async def _tab_to(page: Page, selector: str, limit: int = 40) -> None:
@@ -61,6 +67,14 @@ async def test_the_security_page_by_keyboard_with_an_app_and_codes(stack: Stack,
             "download", "recovery-codes.txt"
         )
         await accessible(page)
+        # The link downloads the codes as a file, without a script, under the pages' CSP.
+        shown = [code.strip() for code in await page.locator(".codes li").all_inner_texts()]
+        async with page.expect_download() as started:
+            await page.get_by_role("link", name="Download as a text file").click()
+        download = await started.value
+        assert download.suggested_filename == "recovery-codes.txt"
+        saved = await asyncio.to_thread(_read, str(await download.path()))
+        assert all(code in saved for code in shown) and "somewhere safe" in saved
 
         await page.reload()
         await expect(page.locator(".codes li")).to_have_count(0)
