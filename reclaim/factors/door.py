@@ -141,8 +141,13 @@ class AccountFactors:
         ):
             raise WRONG_CODE
         had = await self._has(holder, FactorKind.TOTP)
+        change_id = new_case_id(CHANGE_PREFIX)
         await self._directory.enrol_totp(holder.account_id, at, secret=pending.secret)
-        await self._tell(holder, "totp_replaced" if had else "totp_added", at, locale)
+        # The first code is spent by the enrolment: whoever saw it typed cannot use it again.
+        await self._directory.verify_factor(
+            holder.account_id, FactorKind.TOTP, given, case_id=change_id, at=at
+        )
+        await self._tell(holder, "totp_replaced" if had else "totp_added", at, locale, change_id)
         return had
 
     # -- recovery codes ----------------------------------------------------------------------
@@ -183,7 +188,14 @@ class AccountFactors:
         found = await self._directory.factors(holder.account_id)
         return any(f.kind is kind for f in found)
 
-    async def _tell(self, holder: Holder, change: str, at: datetime, locale: str | None) -> None:
+    async def _tell(
+        self,
+        holder: Holder,
+        change: str,
+        at: datetime,
+        locale: str | None,
+        change_id: str | None = None,
+    ) -> None:
         """Every contact of the account hears of the change, once (the change's own id). A
         delivery that fails is logged, without the address: the change is made."""
         account = await self._directory.get(holder.account_id)
@@ -199,7 +211,7 @@ class AccountFactors:
             links=self._settings.links,
         )
         contacts = [Contact(channel, address) for channel, address in account.contacts]
-        change_id = new_case_id(CHANGE_PREFIX)
+        change_id = change_id or new_case_id(CHANGE_PREFIX)
         try:
             await self._notifier.tell_every(change_id, NOTICE_KIND, contacts, message)
         except Exception as err:  # an outage: the change stands, the log says it went untold

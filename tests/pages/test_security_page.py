@@ -15,6 +15,7 @@ from urllib.parse import unquote
 import pyotp
 import pytest
 
+from reclaim.directory import FactorKind
 from reclaim.notify.outbox import text_of
 from tests.pages.people import Person
 from tests.stack import Stack
@@ -87,8 +88,14 @@ async def test_an_authenticator_app_is_added_after_a_right_first_code(stack: Sta
     assert _secret(jane) == secret  # the same enrolment, still pending
     assert (await stack.services.directory.factors(1)) == []
 
-    await jane.submit(PAGE + "/totp/confirm", code=totp.now())
+    first = totp.now()
+    await jane.submit(PAGE + "/totp/confirm", code=first)
     assert "Your authenticator app is added." in jane.text
+    # The first code was spent by the enrolment: a recovery cannot use it again.
+    check = await stack.services.directory.verify_factor(
+        1, FactorKind.TOTP, first, case_id="rc_other", at=datetime.now(UTC)
+    )
+    assert not check.accepted
     assert "Authenticator app Added on" in jane.text
     assert "Type this key" not in jane.text
     await _told(stack, "an authenticator app was added as a second factor")
