@@ -19,6 +19,7 @@ from temporalio.client import Client
 from reclaim.contracts import Actor, Channel
 from reclaim.directory import Directory, directory_for
 from reclaim.errors import DomainError, NotFound
+from reclaim.factors.door import AccountFactors
 from reclaim.lifecycle.service import LifecycleService
 from reclaim.notify.courier import Courier
 from reclaim.notify.mail import Mailer
@@ -90,6 +91,8 @@ class Services:
     signin: StaffSignIn
     claim_steps: ClaimSteps
     lifecycle: LifecycleService
+    # The holder's own second factors (the security page).
+    factors: AccountFactors
     codec: EncryptionCodec
     # What a refused form showed, for the page its redirect leads to.
     flashes: Flashes
@@ -236,6 +239,7 @@ def build_services(
         signin=StaffSignIn(roster, members, keys, settings, audit, oidc_provider(settings)),
         claim_steps=ClaimSteps(ledger, directory, notifier, settings, recovery, lifecycle),
         lifecycle=lifecycle,
+        factors=AccountFactors(directory, notifier, keys, settings),
         codec=settings.codec(),
         flashes=Flashes(engine, keys),
         workers=TaskQueuePollers(client, settings.task_queue),

@@ -130,6 +130,12 @@ def _every_message(t: Text) -> dict[str, messages.Message]:
             t, username="jane", new_contact="j•••@e•••.net", **common
         ),
         "handover_failed": messages.handover_failed(t, **claim),
+        **{
+            f"factors_changed_{change}": messages.factors_changed(
+                t, username="jane", change=change, at=AT, **common
+            )
+            for change in messages.FACTOR_CHANGES
+        },
         "claim_escalated": messages.claim_escalated(
             t, product="Reclaim", case_id="sc_x", level="decision", links=LINKS
         ),
@@ -155,6 +161,10 @@ def test_every_message_renders_in_every_language(locale: str):
     escalated = _every_message(Text(locale))["claim_escalated"]
     for part in (escalated.text, escalated.html, escalated.sms):
         assert "https://reclaim.example/console/cases/sc_x" in part, (locale, part)
+    for change in messages.FACTOR_CHANGES:
+        told = _every_message(Text(locale))[f"factors_changed_{change}"]
+        assert "https://reclaim.example/recover" in told.text
+        assert "https://reclaim.example/recover" in told.sms
     handover = _every_message(Text(locale))["recovery_held_handover"]
     assert "j•••@e•••.net" in handover.text and "j•••@e•••.net" in handover.sms
 

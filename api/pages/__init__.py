@@ -16,7 +16,7 @@ from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.guard import own_path
-from api.pages import lifecycle, recovery, support
+from api.pages import account_security, lifecycle, recovery, support
 from api.pages.forms import FormExpired
 from api.pages.render import LANG_COOKIE, render
 from api.pages.security import HEADERS, set_cookie
@@ -35,6 +35,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(recovery.router)
     app.include_router(support.router)
     app.include_router(lifecycle.router)
+    app.include_router(account_security.router)
 
     @app.get("/assets/brand.css", include_in_schema=False)
     async def brand_css() -> Response:

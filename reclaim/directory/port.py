@@ -375,8 +375,9 @@ class Directory(Protocol):
         does not have answers not accepted, as a wrong code does."""
         ...
 
-    async def enrol_totp(self, account_id: int, at: datetime) -> str:
-        """A new TOTP secret for the account (replacing any), kept sealed at rest: the
+    async def enrol_totp(self, account_id: int, at: datetime, *, secret: str | None = None) -> str:
+        """A TOTP secret for the account (replacing any), kept sealed at rest: a new one, or
+        `secret` (base32) when the holder's app already proved it (the security page): the
         `otpauth://` URI to show once (an authenticator app reads it)."""
         ...
 
@@ -503,7 +504,7 @@ class WithoutSecondFactors:
     ) -> FactorCheck:
         return FactorCheck(accepted=False)
 
-    async def enrol_totp(self, account_id: int, at: datetime) -> str:
+    async def enrol_totp(self, account_id: int, at: datetime, *, secret: str | None = None) -> str:
         raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
 
     async def new_recovery_codes(self, account_id: int, at: datetime) -> list[str]:

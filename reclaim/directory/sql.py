@@ -390,8 +390,8 @@ class SqlDirectory:
         session.commit()
         return FactorCheck(accepted=True, recovery_codes_left=int(left))
 
-    async def enrol_totp(self, account_id: int, at: datetime) -> str:
-        secret = pyotp.random_base32()
+    async def enrol_totp(self, account_id: int, at: datetime, *, secret: str | None = None) -> str:
+        secret = secret or pyotp.random_base32()
 
         def work(session: Session) -> str:
             account = _locked(session, account_id)

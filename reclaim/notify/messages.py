@@ -651,3 +651,70 @@ def claim_escalated(t: Text, *, product: str, case_id: str, level: str, links: L
         )
         + f" {links.console_case(case_id)}",
     )
+
+
+# What changed in `factors_changed`, said in the holder's language.
+FACTOR_CHANGES = (
+    "totp_added",
+    "totp_replaced",
+    "totp_removed",
+    "codes_created",
+    "codes_replaced",
+    "codes_removed",
+)
+
+
+def _factor_change(t: Text, change: str) -> str:
+    said = {
+        "totp_added": t("an authenticator app was added as a second factor"),
+        "totp_replaced": t(
+            "the authenticator app was replaced: codes from the old one no longer work"
+        ),
+        "totp_removed": t("the authenticator app was removed as a second factor"),
+        "codes_created": t("a set of ten recovery codes was created"),
+        "codes_replaced": t(
+            "a new set of ten recovery codes was created: the old codes no longer work"
+        ),
+        "codes_removed": t("the recovery codes were removed: none of them works any more"),
+    }
+    return said[change]
+
+
+def factors_changed(
+    t: Text, *, product: str, username: str, change: str, at: datetime, links: Links
+) -> Message:
+    """The account's second factors changed on its security page (`change`, one of
+    `FACTOR_CHANGES`): what, when, and what to do if it was not its holder."""
+    when = t.moment(at)
+    what = _factor_change(t, change)
+    return _message(
+        t("The second factors of your %(product)s account changed", product=product),
+        [
+            (
+                t(
+                    "On %(when)s, on the security page of the %(product)s account %(username)s, "
+                    "%(change)s.",
+                    when=when,
+                    product=product,
+                    username=username,
+                    change=what,
+                ),
+                None,
+            ),
+            (t("If this was you, there is nothing to do."), None),
+            (
+                t(
+                    "If it was not, someone else is signed in to your account: change your "
+                    "password now through account recovery, and tell our support team."
+                ),
+                links.recover(),
+            ),
+        ],
+        t(
+            "%(product)s: the second factors of %(username)s changed on %(when)s. Not you? %(url)s",
+            product=product,
+            username=username,
+            when=when,
+            url=links.recover(),
+        ),
+    )

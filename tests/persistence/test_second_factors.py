@@ -60,6 +60,24 @@ async def test_enrolling_totp_gives_the_uri_an_app_reads_and_seals_the_secret(en
     assert secret.lower().encode() not in kept.sealed_secret.lower()
 
 
+async def test_enrolling_a_secret_the_app_already_proved_keeps_that_secret(engine: Engine):
+    """The security page makes the secret first and stores it once the app's first code is
+    right: the directory then keeps that secret, sealed, and its codes are the app's."""
+    directory = sql_directory(engine)
+    account_id = await _jane(directory)
+    secret = pyotp.random_base32()
+
+    uri = await directory.enrol_totp(account_id, T0, secret=secret)
+
+    assert parse_qs(urlsplit(uri).query)["secret"] == [secret]
+    with Session(engine) as session:
+        kept = session.exec(select(AccountTotp)).one()
+    assert secret.encode() not in kept.sealed_secret
+    code = pyotp.TOTP(secret).at(AT)
+    check = await directory.verify_factor(account_id, FactorKind.TOTP, code, case_id="c1", at=AT)
+    assert check == FactorCheck(accepted=True)
+
+
 async def test_a_totp_code_is_good_for_its_step_and_one_either_side_not_two(
     engine: Engine, comparisons: Seen
 ):

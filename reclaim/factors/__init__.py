@@ -1,0 +1,1 @@
+"""The account holder's own second factors: the security page's door (`door.py`)."""

@@ -1,0 +1,81 @@
+"""The security page in a real browser: reached and used by keyboard alone (Tab to the link
+or button, Enter), an authenticator app enrolled from the key the page shows, then recovery
+codes shown once; axe-core finds nothing on the page in either state."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pyotp
+from playwright.async_api import Browser, Page, expect
+
+from tests.pages.browser import accessible, needs_chromium, person
+from tests.stack import Stack
+
+pytestmark = needs_chromium
+
+PASSWORD = "correct horse battery staple"
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+async def _tab_to(page: Page, selector: str, limit: int = 40) -> None:
+    """Press Tab until `selector` has the focus, as a person without a mouse does."""
+    target = page.locator(selector)
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+async def test_the_security_page_by_keyboard_with_an_app_and_codes(stack: Stack, browser: Browser):
+    await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    async with person(browser, str(stack.http.base_url)) as page:
+        await page.goto("/signin")
+        await page.locator("#identifier").fill("jane")
+        await page.locator("#password").fill(PASSWORD)
+        await page.keyboard.press("Enter")
+        await expect(page).to_have_url(re.compile(r"/account$"))
+
+        await _tab_to(page, "a[href='/account/security']")
+        await page.keyboard.press("Enter")
+        await expect(page).to_have_url(re.compile(r"/account/security$"))
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Security")
+        await accessible(page)
+
+        await _tab_to(page, "form[action='/account/security/totp'] button")
+        await page.keyboard.press("Enter")
+        await expect(
+            page.get_by_role("img", name="QR code for your authenticator app")
+        ).to_be_visible()
+        await accessible(page)
+        key = (await page.locator("code.secret").inner_text()).replace(" ", "")
+        await _tab_to(page, "#code")
+        await page.keyboard.type(pyotp.TOTP(key).now())
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("status")).to_contain_text("Your authenticator app is added.")
+
+        await _tab_to(page, "form[action='/account/security/codes'] button")
+        await page.keyboard.press("Enter")
+        await expect(page.locator(".codes li")).to_have_count(10)
+        await expect(page.get_by_role("link", name="Download as a text file")).to_have_attribute(
+            "download", "recovery-codes.txt"
+        )
+        await accessible(page)
+        # The link downloads the codes as a file, without a script, under the pages' CSP.
+        shown = [code.strip() for code in await page.locator(".codes li").all_inner_texts()]
+        async with page.expect_download() as started:
+            await page.get_by_role("link", name="Download as a text file").click()
+        download = await started.value
+        assert download.suggested_filename == "recovery-codes.txt"
+        saved = await asyncio.to_thread(_read, str(await download.path()))
+        assert all(code in saved for code in shown) and "somewhere safe" in saved
+
+        await page.reload()
+        await expect(page.locator(".codes li")).to_have_count(0)
+        await expect(page.get_by_text("10 codes left.")).to_be_visible()
