@@ -14,10 +14,11 @@ from urllib.parse import quote
 
 import segno
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup
 
 from api.deps import AppServices
+from api.errors import from_domain
 from api.pages.forms import posted, see_other
 from api.pages.lifecycle import SESSION_COOKIE
 from api.pages.refusals import Refusal, forget, refused, shown
@@ -26,13 +27,17 @@ from api.pages.security import set_cookie
 from api.pages.words import Problem, problem
 from reclaim.directory import FactorKind
 from reclaim.errors import DomainError, Refused, Unauthorized
-from reclaim.factors.door import PENDING_TTL, PendingTotp, Security
+from reclaim.factors.door import PASSKEY_TTL, PENDING_TTL, PendingTotp, Security
 from reclaim.i18n import Text
+from reclaim.passkeys import NAME_LENGTH
 
 router = APIRouter(include_in_schema=False)
 
 PAGE = "/account/security"
 TOTP_COOKIE = "reclaim_totp"
+PASSKEY_COOKIE = "reclaim_passkey"
+# A passkey's registration (JSON from passkey.js) is a few hundred bytes to a few KiB.
+MAX_CREDENTIAL = 16_384
 KINDS = {kind.value: kind for kind in FactorKind}
 
 
@@ -55,6 +60,7 @@ async def security_page(request: Request, services: AppServices) -> Response:
         again.status if again is not None else 200,
         problem=again.problem if again is not None else None,
         done=extra.get("done"),
+        typed_name=again.typed.get("name", "") if again is not None else "",
         security=security,
         totp=security.factor(FactorKind.TOTP),
         recovery=security.factor(FactorKind.RECOVERY_CODE),
@@ -149,6 +155,58 @@ async def new_codes(request: Request, services: AppServices) -> Response:
     return await refused(request, services, PAGE, shown_once)
 
 
+@router.post(PAGE + "/passkey/options")
+async def passkey_options(request: Request, services: AppServices) -> Response:
+    """What passkey.js asks before the browser creates a passkey (the form's own fields
+    posted, its CSRF token with them): the options as JSON, their challenge in a cookie."""
+    await posted(request, services.settings)
+    try:
+        prompt = await services.factors.start_passkey(request.cookies.get(SESSION_COOKIE, ""))
+    except DomainError as err:
+        refusal = from_domain(err)
+        return JSONResponse({"error": refusal.error, "message": err.message}, refusal.status)
+    response = JSONResponse(prompt.options, headers={"Cache-Control": "no-store"})
+    max_age = int(PASSKEY_TTL.total_seconds())
+    set_cookie(response, request, PASSKEY_COOKIE, prompt.sealed, path=PAGE, max_age=max_age)
+    return response
+
+
+@router.post(PAGE + "/passkey", response_class=HTMLResponse)
+async def add_passkey(request: Request, services: AppServices) -> Response:
+    form = await posted(request, services.settings)
+    t = text_for(request, services.settings)
+    name = " ".join(form.get("name", "").split())
+    typed = {"name": name[:NAME_LENGTH]}
+    if not name or len(name) > NAME_LENGTH:
+        named = Problem(t("Give the passkey a name of 1 to 64 characters."), "name")
+        return await refused(request, services, PAGE, Refusal(named, 422, typed))
+    credential = form.get("credential", "")
+    if not credential or len(credential) > MAX_CREDENTIAL:
+        unused = Problem(t("The passkey was not added: your browser did not create it. Try again."))
+        return await refused(request, services, PAGE, Refusal(unused, 422, typed))
+    try:
+        await services.factors.add_passkey(
+            request.cookies.get(SESSION_COOKIE, ""),
+            request.cookies.get(PASSKEY_COOKIE),
+            credential,
+            name,
+            locale=page_locale(request, services.settings),
+        )
+    except Unauthorized:
+        return see_other("/signin")
+    except Refused as err:
+        said = {
+            "enrolment_expired": t("The time to add the passkey ran out. Try again."),
+            "passkey_registered": t("This passkey is added already."),
+        }.get(err.code, t("The passkey was not added: it could not be checked. Try again."))
+        return await refused(request, services, PAGE, Refusal(Problem(said), 400, typed))
+    except DomainError as err:
+        return await _refused(request, services, err)
+    response = await _done(request, services, "passkey_added")
+    response.delete_cookie(PASSKEY_COOKIE, path=PAGE)
+    return response
+
+
 @router.post(PAGE + "/remove", response_class=HTMLResponse)
 async def remove(request: Request, services: AppServices) -> Response:
     form = await posted(request, services.settings)
@@ -156,20 +214,22 @@ async def remove(request: Request, services: AppServices) -> Response:
     kind = KINDS.get(form.get("kind", ""))
     if kind is None:
         return see_other(PAGE)
+    token, locale = request.cookies.get(SESSION_COOKIE, ""), page_locale(request, services.settings)
+    # One passkey among several: its field is named by its place in the list.
+    key, place = form.get("key", ""), form.get("place", "")
+    field = f"password-{kind.value}" + (f"-{place}" if place.isdigit() else "")
     try:
-        await services.factors.remove(
-            request.cookies.get(SESSION_COOKIE, ""),
-            kind,
-            form.get(f"password-{kind.value}", ""),
-            locale=page_locale(request, services.settings),
-        )
+        if kind is FactorKind.WEBAUTHN:
+            await services.factors.remove_passkey(token, key, form.get(field, ""), locale=locale)
+        else:
+            await services.factors.remove(token, kind, form.get(field, ""), locale=locale)
     except Unauthorized:
         return see_other("/signin")
     except Refused as err:
         if err.code == "wrong_password":
             wrong = Problem(
                 t("The password is not right: the second factor was not removed."),
-                f"password-{kind.value}",
+                field,
                 at_field=t("The password is not right."),
             )
             return await refused(request, services, PAGE, Refusal(wrong, 401))

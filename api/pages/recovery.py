@@ -245,6 +245,16 @@ async def submit_second_factor(request: Request, case_id: str, services: AppServ
     try:
         granted = await services.recovery.submit_second_factor(case_id, method, code)
     except DomainError as err:
+        if method == "webauthn" and isinstance(err, Refused) and err.code == CaseError.INVALID_CODE:
+            left = int(err.details.get("attempts_left") or 0)
+            wrong = Problem(
+                text_for(request, settings).plural(
+                    "That passkey was not accepted. You have %(num)d try left.",
+                    "That passkey was not accepted. You have %(num)d tries left.",
+                    left,
+                )
+            )
+            return await _refused(request, services, case_id, wrong, 400, typed=typed)
         return await _refused(request, services, case_id, error=err, typed=typed)
     return _verified(request, settings, case_id, granted.reset_token)
 

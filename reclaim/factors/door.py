@@ -9,6 +9,10 @@ sealed for the account (AES-GCM under a key of the server secret, bound to the a
 stamped with its time): the page keeps it in a short-lived cookie, never in a URL, a log or
 the database. Only `confirm_totp` with a right first code from the app stores it as the
 account's factor, so a secret nobody scanned never replaces a working one.
+
+Registering a passkey takes two steps too: `start_passkey` gives the browser its options and
+hands back the challenge sealed the same way (five minutes), `add_passkey` checks what the
+browser answered against it (`reclaim.passkeys`) and keeps the passkey.
 """
 
 from __future__ import annotations
@@ -16,18 +20,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyotp
 import structlog
 from cryptography.exceptions import InvalidTag
 
+from reclaim import passkeys
 from reclaim.directory import (
     Capability,
     Directory,
     FactorKind,
     FactorSummary,
+    PasskeyTaken,
+    passkey_id,
     require,
 )
 from reclaim.errors import Refused, Unauthorized
@@ -40,6 +49,7 @@ from reclaim.settings import Settings
 log = structlog.get_logger(__name__)
 
 PENDING_TTL = timedelta(minutes=10)
+PASSKEY_TTL = timedelta(minutes=5)  # the browser's prompt waits two; the rest is typing a name
 CHANGE_PREFIX = "fc_"  # a change's id: its notices are sent once per change and contact
 NOTICE_KIND = "factors_changed"
 TOTP_STEP = timedelta(seconds=30)
@@ -51,6 +61,7 @@ WRONG_CODE = Refused("wrong_code", "That code is not right.")
 ENROLMENT_EXPIRED = Refused("enrolment_expired", "The enrolment expired: start it again.")
 WRONG_PASSWORD = Refused("wrong_password", "The password is not right.")
 NO_SUCH_FACTOR = Refused("no_such_factor", "The account has no such second factor.")
+PASSKEY_REGISTERED = Refused("passkey_registered", "This passkey is registered already.")
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,10 @@ class Security:
     def factor(self, kind: FactorKind) -> FactorSummary | None:
         return next((f for f in self.factors if f.kind is kind), None)
 
+    @property
+    def passkeys(self) -> list[FactorSummary]:
+        return [f for f in self.factors if f.kind is FactorKind.WEBAUTHN]
+
 
 @dataclass(frozen=True)
 class PendingTotp:
@@ -81,6 +96,15 @@ class PendingTotp:
     secret: str
     uri: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PasskeyPrompt:
+    """A passkey being registered: the `options` for `navigator.credentials.create`, and
+    their challenge `sealed` for the holder's cookie."""
+
+    options: dict[str, Any]
+    sealed: str
 
 
 class AccountFactors:
@@ -162,6 +186,83 @@ class AccountFactors:
         await self._tell(holder, "codes_replaced" if had else "codes_created", at, locale)
         return codes
 
+    # -- passkeys ----------------------------------------------------------------------------
+
+    async def start_passkey(self, token: str) -> PasskeyPrompt:
+        """The options a browser registers a new passkey with (the account's passkeys
+        excluded), and their challenge sealed for the holder's cookie."""
+        holder = await self.holder(token)
+        require(self._directory, Capability.SECOND_FACTORS)
+        challenge, at = secrets.token_bytes(32), datetime.now(UTC)
+        options = passkeys.registration_options(
+            self._settings,
+            user_id=self._user_handle(holder),
+            username=holder.username,
+            exclude=await self._directory.passkeys(holder.account_id),
+            challenge=challenge,
+        )
+        payload = json.dumps({"challenge": challenge.hex(), "at": at.isoformat()})
+        sealed = self._keys.seal(payload, _passkey_context(holder.account_id))
+        return PasskeyPrompt(options, base64.urlsafe_b64encode(sealed).decode())
+
+    async def add_passkey(
+        self,
+        token: str,
+        sealed: str | None,
+        credential: str,
+        name: str,
+        *,
+        locale: str | None = None,
+    ) -> None:
+        """Keep the passkey the browser registered (`credential`, its JSON) under `name`:
+        `ENROLMENT_EXPIRED` past its challenge's time, `PasskeyRefused` for an answer that does
+        not check out, `PASSKEY_REGISTERED` for one this or another account has."""
+        holder = await self.holder(token)
+        require(self._directory, Capability.SECOND_FACTORS)
+        challenge = self._challenge(holder, sealed)
+        if challenge is None:
+            raise ENROLMENT_EXPIRED
+        at = datetime.now(UTC)
+        passkey = passkeys.verify_registration(self._settings, credential, challenge, name, at)
+        try:
+            await self._directory.add_passkey(holder.account_id, passkey)
+        except PasskeyTaken:
+            raise PASSKEY_REGISTERED from None
+        await self._tell(holder, "passkey_added", at, locale)
+
+    async def remove_passkey(
+        self, token: str, key: str, password: str, *, locale: str | None = None
+    ) -> None:
+        """Remove one passkey (`key`: its credential id, as `FactorSummary.key` gives it)
+        once the password is given again: `WRONG_PASSWORD`, `NO_SUCH_FACTOR`."""
+        holder = await self.holder(token)
+        require(self._directory, Capability.SECOND_FACTORS)
+        await self._check_password(holder, password)
+        try:
+            credential_id = passkey_id(key)
+        except ValueError:
+            raise NO_SUCH_FACTOR from None
+        if not await self._directory.remove_passkey(holder.account_id, credential_id):
+            raise NO_SUCH_FACTOR
+        await self._tell(holder, "passkey_removed", datetime.now(UTC), locale)
+
+    def _user_handle(self, holder: Holder) -> bytes:
+        """The account as passkeys know it: opaque and stable (WebAuthn's user handle)."""
+        return self._keys.identifier_digest(f"webauthn-user:{holder.account_id}").encode()[:32]
+
+    def _challenge(self, holder: Holder, sealed: str | None) -> bytes | None:
+        if not sealed or len(sealed) > 1024:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(sealed.encode())
+            facts = json.loads(self._keys.unseal(raw, _passkey_context(holder.account_id)))
+            challenge, at = bytes.fromhex(facts["challenge"]), datetime.fromisoformat(facts["at"])
+        except (InvalidTag, ValueError, KeyError, TypeError, binascii.Error):
+            return None
+        if not datetime.now(UTC) - PASSKEY_TTL < at <= datetime.now(UTC):
+            return None
+        return challenge
+
     # -- removing ----------------------------------------------------------------------------
 
     async def remove(
@@ -171,18 +272,25 @@ class AccountFactors:
         `NO_SUCH_FACTOR`."""
         holder = await self.holder(token)
         require(self._directory, Capability.SECOND_FACTORS)
-        if not password or not await self._directory.is_current_password(
-            holder.account_id, password
-        ):
-            raise WRONG_PASSWORD
+        await self._check_password(holder, password)
         # An exhausted set of recovery codes is still listed, and removable, on the page.
         if not await self._has(holder, kind):
             raise NO_SUCH_FACTOR
         await self._directory.remove_factor(holder.account_id, kind)
-        change = "totp_removed" if kind is FactorKind.TOTP else "codes_removed"
+        change = {
+            FactorKind.TOTP: "totp_removed",
+            FactorKind.RECOVERY_CODE: "codes_removed",
+            FactorKind.WEBAUTHN: "passkey_removed",  # every passkey
+        }[kind]
         await self._tell(holder, change, datetime.now(UTC), locale)
 
     # -- what they share ---------------------------------------------------------------------
+
+    async def _check_password(self, holder: Holder, password: str) -> None:
+        if not password or not await self._directory.is_current_password(
+            holder.account_id, password
+        ):
+            raise WRONG_PASSWORD
 
     async def _has(self, holder: Holder, kind: FactorKind) -> bool:
         found = await self._directory.factors(holder.account_id)
@@ -239,3 +347,7 @@ class AccountFactors:
 
 def _pending_context(account_id: int) -> str:
     return f"totp-pending:{account_id}"
+
+
+def _passkey_context(account_id: int) -> str:
+    return f"passkey-pending:{account_id}"

@@ -661,6 +661,8 @@ FACTOR_CHANGES = (
     "codes_created",
     "codes_replaced",
     "codes_removed",
+    "passkey_added",
+    "passkey_removed",
 )
 
 
@@ -676,6 +678,8 @@ def _factor_change(t: Text, change: str) -> str:
             "a new set of ten recovery codes was created: the old codes no longer work"
         ),
         "codes_removed": t("the recovery codes were removed: none of them works any more"),
+        "passkey_added": t("a passkey was added as a second factor"),
+        "passkey_removed": t("a passkey was removed: it no longer works for this account"),
     }
     return said[change]
 

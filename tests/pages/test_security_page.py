@@ -18,6 +18,7 @@ import pytest
 from reclaim.directory import FactorKind
 from reclaim.notify.outbox import text_of
 from tests.pages.people import Person
+from tests.soft_authenticator import SoftAuthenticator
 from tests.stack import Stack
 
 PASSWORD = "correct horse battery staple"
@@ -211,3 +212,56 @@ async def test_the_authenticator_app_is_removed_with_the_password_and_every_cont
     assert "Add an authenticator app" in jane.text
     assert await stack.services.directory.factors(1) == []
     await _told(stack, "the authenticator app was removed as a second factor")
+
+
+async def test_a_passkey_is_added_named_and_removed_with_the_password(stack: Stack, jane: Person):
+    """The browser's part played by the tests' software authenticator: the options the page
+    hands out, its answer posted with a name; a stale or foreign answer is refused."""
+    settings = stack.services.settings
+    key = SoftAuthenticator(settings.resolved_webauthn_rp_id, settings.resolved_webauthn_origins[0])
+    csrf = jane.form_token(PAGE + "/passkey")
+    # The form's own fields are posted for the options, its CSRF token with them.
+    refused = await jane.http.post(PAGE + "/passkey/options", data={"name": "x"})
+    assert refused.status_code == 403  # no CSRF token: nothing handed out
+    asked = await jane.http.post(PAGE + "/passkey/options", data={"csrf": csrf, "name": ""})
+    assert asked.status_code == 200, asked.text
+    options = asked.json()
+    assert options["rp"]["id"] == settings.resolved_webauthn_rp_id
+    assert options["user"]["name"] == "jane"
+    assert "jane" not in base64.urlsafe_b64decode(options["user"]["id"] + "==").decode(
+        errors="ignore"
+    )
+    challenge = base64.urlsafe_b64decode(
+        options["challenge"] + "=" * (-len(options["challenge"]) % 4)
+    )
+
+    await jane.submit(PAGE + "/passkey", name="", credential=json.dumps(key.register(challenge)))
+    assert "Give the passkey a name of 1 to 64 characters." in jane.text
+    foreign = SoftAuthenticator(settings.resolved_webauthn_rp_id, "https://elsewhere.example")
+    await jane.submit(
+        PAGE + "/passkey", name="Laptop", credential=json.dumps(foreign.register(challenge))
+    )
+    assert "The passkey was not added: it could not be checked. Try again." in jane.text
+    await jane.submit(
+        PAGE + "/passkey", name="Laptop", credential=json.dumps(key.register(challenge))
+    )
+
+    assert "Your passkey is added." in jane.text
+    assert "Laptop" in jane.text
+    await _told(stack, "a passkey was added")
+    [summary] = await stack.services.directory.factors(1)
+    assert (summary.kind, summary.name) == (FactorKind.WEBAUTHN, "Laptop")
+    # Its challenge went with it: the same answer again is not taken twice.
+    await jane.submit(
+        PAGE + "/passkey", name="Again", credential=json.dumps(key.register(challenge))
+    )
+    assert "The time to add the passkey ran out. Try again." in jane.text
+
+    await jane.submit(PAGE + "/remove", kind="webauthn", key=summary.key or "", place="1",
+                      **{"password-webauthn-1": "wrong password"})  # fmt: skip
+    assert "The password is not right: the second factor was not removed." in jane.text
+    await jane.submit(PAGE + "/remove", kind="webauthn", key=summary.key or "", place="1",
+                      **{"password-webauthn-1": PASSWORD})  # fmt: skip
+    assert "The passkey is removed." in jane.text
+    assert await stack.services.directory.factors(1) == []
+    await _told(stack, "a passkey was removed")

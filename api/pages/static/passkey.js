@@ -3,7 +3,8 @@
 // <form data-passkey="create" data-options="URL"> (the security page's "Add a passkey").
 // Its hidden <button data-passkey-start> shows; pressed, it fetches the options (a challenge
 // the server keeps), asks the browser, and posts the answer in the form's hidden field
-// (`assertion` or `credential`). Without JavaScript the page says a passkey needs it.
+// (`assertion` or `credential`). Without JavaScript the page says a passkey needs it (its
+// [data-passkey-no-js] sentence, hidden here).
 (function () {
   "use strict";
 
@@ -73,6 +74,9 @@
     var creating = form.getAttribute("data-passkey") === "create";
     var field = form.querySelector(creating ? "input[name=credential]" : "input[name=assertion]");
     if (!button || !field) { return; }
+    // The sentence for browsers without JavaScript (a <noscript> is not shown when scripts
+    // are turned off by a page's settings rather than the browser's).
+    form.querySelectorAll("[data-passkey-no-js]").forEach(function (el) { el.hidden = true; });
     function say(key) {
       if (status) { status.textContent = status.getAttribute("data-" + key) || ""; }
     }
@@ -85,9 +89,14 @@
       if (creating && form.reportValidity && !form.reportValidity()) { return; }
       button.disabled = true;
       say("");
-      fetch(form.getAttribute("data-options"), {
-        method: creating ? "POST" : "GET",
-        headers: { "Accept": "application/json", "X-Reclaim-CSRF": (form.querySelector("input[name=csrf]") || {}).value || "" },
+      // Creating: the form's own fields (its CSRF token with them) are posted for the options.
+      fetch(form.getAttribute("data-options"), creating ? {
+        method: "POST",
+        body: new URLSearchParams(new FormData(form)),
+        headers: { "Accept": "application/json" },
+        credentials: "same-origin"
+      } : {
+        headers: { "Accept": "application/json" },
         credentials: "same-origin"
       })
         .then(function (reply) {
