@@ -58,6 +58,10 @@ ELSEWHERE = {
     ("reclaim/support/signin.py", "StaffSignIn.finish_sign_in"): (
         "tests/console/test_auth.py::test_a_callback_that_is_not_this_browsers_sign_in_is_refused"
     ),
+    ("reclaim/recovery/factors.py", "is_the_challenge"): (
+        "tests/e2e/test_passkey_recovery.py::"
+        "test_a_stranger_key_a_spent_challenge_and_a_copy_are_wrong_proofs"
+    ),
     ("reclaim/directory/sql.py", "SqlDirectory._check_totp"): (
         "tests/persistence/test_second_factors.py::"
         "test_a_totp_code_is_good_for_its_step_and_one_either_side_not_two"

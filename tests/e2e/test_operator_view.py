@@ -63,6 +63,7 @@ async def test_a_recovery_case_reads_step_by_step(stack: Stack):
     assert set(updates) == {
         "submit_code",
         "submit_second_factor",
+        "passkey_challenge",
         "resend_code",
         "set_password",
         "stop",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from reclaim import passkeys
 from reclaim.notify.outbox import text_of
+from tests.conftest import Seen
 from tests.soft_authenticator import SoftAuthenticator
 from tests.stack import Stack
 
@@ -80,7 +81,9 @@ async def test_the_registered_passkey_opens_the_new_password(stack: Stack):
     assert summary.last_used_at is not None
 
 
-async def test_a_stranger_key_a_spent_challenge_and_a_copy_are_wrong_proofs(stack: Stack):
+async def test_a_stranger_key_a_spent_challenge_and_a_copy_are_wrong_proofs(
+    stack: Stack, comparisons: Seen
+):
     _, key = await _jane_with_a_passkey(stack)
     settings = stack.services.settings
     case_id = await _second_step(stack)
@@ -132,6 +135,8 @@ async def test_a_stranger_key_a_spent_challenge_and_a_copy_are_wrong_proofs(stac
     assert "Laptop" in " ".join(text_of(told).split())
     texted = await stack.sms.wait_for("+14155550100", "copy of your passkey")
     assert "Laptop" in texted
+    # The challenge signed was compared with the one kept in constant time, both ways.
+    assert comparisons[("reclaim/recovery/factors.py", "is_the_challenge")] == {True, False}
 
 
 async def test_the_options_answer_only_at_the_second_step_of_an_account_with_a_passkey(
