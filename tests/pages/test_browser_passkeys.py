@@ -1,7 +1,7 @@
 """Passkeys in Debian's Chromium, through its virtual authenticator (the DevTools protocol's
 `WebAuthn` domain, over Playwright's CDP session): registered on the security page, then used
-for a recovery's second step; a key that was never registered is refused; with JavaScript off
-the page says a passkey needs it and a recovery code still works.
+for a recovery's second step, by keyboard alone; a key that was never registered is refused;
+with JavaScript off the page says a passkey needs it and a recovery code still works.
 
 WebAuthn takes a domain, never an IP address: these stacks are served at `http://localhost`
 (a secure context for browsers), so the relying party is `localhost`."""
@@ -23,6 +23,7 @@ from reclaim.notify.outbox import text_of
 from tests.conftest import StackParts, free_port
 from tests.mailbox import MailSink
 from tests.pages.browser import accessible, needs_chromium, person
+from tests.pages.test_browser_security import _tab_to
 from tests.sms_gateway import SmsGateway
 from tests.stack import Stack, running_stack
 
@@ -73,9 +74,12 @@ async def _sign_in(page: Page, base: str) -> None:
 
 
 async def _register(page: Page, base: str, name: str) -> None:
+    """By keyboard alone: Tab to the name, type it, Tab to the button, Enter."""
     await page.goto(f"{base}/account/security")
-    await page.get_by_label("A name for the new passkey").fill(name)
-    await page.get_by_role("button", name="Add a passkey").click()
+    await _tab_to(page, "#name")
+    await page.keyboard.type(name)
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("status").first).to_contain_text("Your passkey is added.")
 
 
@@ -114,7 +118,8 @@ async def test_a_passkey_registered_on_the_security_page_recovers_the_account(
             await expect(page.get_by_role("heading", name="Use your passkey")).to_be_visible()
             await expect(page.get_by_text("Using a passkey needs JavaScript")).to_be_hidden()
             await accessible(page)
-            await page.get_by_role("button", name="Use my passkey").click()
+            await _tab_to(page, "[data-passkey-start]")
+            await page.keyboard.press("Enter")
 
             await expect(page.get_by_role("heading", level=1)).to_have_text("Choose a new password")
             await page.locator("#password").fill(NEW)
