@@ -272,6 +272,9 @@ class Settings(BaseSettings):
     # Seconds to connect and to wait for an answer; connections kept open per process.
     ldap_timeout: float = Field(5.0, gt=0)
     ldap_pool_size: int = Field(4, ge=1)
+    # HTTP: whether the host verifies its users' second factors (`POST …/factors/verify`); when
+    # it cannot, an account whose read lists factors proves a recovery code Reclaim keeps.
+    http_directory_verifies_factors: bool = True
     # HTTP: the host application's base URL and the Standard Webhooks secret (`whsec_` and
     # base64) every request is signed with; seconds to wait for an answer.
     http_directory_url: str | None = None
