@@ -5,13 +5,8 @@ sessions, a password history (reuse refused, previous passwords as claim evidenc
 contacts, deactivation with a purge after the grace period, bans, the record of every
 status change, and second factors (a TOTP secret sealed at rest, ten recovery codes kept as
 keyed digests: `reclaim.directory.sql_factors`; passkeys: `reclaim.directory.sql_passkeys`).
-
-The database is the truth about an account's status; the lifecycle workflows only keep the
-time. Each status set for a case names that case in `Account.status_case`, and a timer's
-action (purge, lift the ban) applies only while the account still names the case that set it:
-a user who signed in meanwhile, a newer ban, a second deactivation all make an old timer's
-action a no-op, even if the signal that should have stopped it was lost. Every change writes
-an `AccountEvent` in the same transaction.
+The account's status and its record (deactivation, bans, the purge, the case in charge of
+each) are `reclaim.directory.sql_status`'.
 
 The SQL is synchronous: each method runs its transaction in a thread.
 """
@@ -21,11 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, func, literal, union_all, update
+from sqlalchemy import and_, func, literal, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -35,14 +29,12 @@ from reclaim.contracts import (
     AccountState,
     AccountStatus,
     Actor,
-    ActorKind,
     Channel,
     PurgeAccount,
     StatusChange,
 )
-from reclaim.directory import sql_factors, sql_passkeys
+from reclaim.directory import sql_factors, sql_passkeys, sql_status
 from reclaim.directory.port import (
-    AccountChange,
     AccountExists,
     AccountGone,
     AccountOverview,
@@ -58,6 +50,7 @@ from reclaim.directory.port import (
     UsernameReserved,
     unseal_password,
 )
+from reclaim.directory.sql_status import Action
 from reclaim.directory.tables import (
     Account,
     AccountEvent,
@@ -69,7 +62,7 @@ from reclaim.directory.tables import (
 from reclaim.identifiers import Identifier, IdentifierKind, identifier_digest
 from reclaim.security import Keys, Passwords, new_token
 from reclaim.store.engine import in_session
-from reclaim.store.models import FORGOTTEN, utcnow
+from reclaim.store.models import utcnow
 
 T = TypeVar("T")
 
@@ -77,20 +70,7 @@ PASSWORD_HISTORY_DEPTH = 5
 # Seconds `decoy` keeps the highest account id before reading it again.
 DECOY_SPAN_TTL = 60.0
 
-# What a purged account's unique columns hold (followed by its id, to stay unique).
-PURGED_MARK = FORGOTTEN
-
 _KIND = {Channel.EMAIL: IdentifierKind.EMAIL, Channel.SMS: IdentifierKind.PHONE}
-
-
-class Action(StrEnum):
-    DEACTIVATED = "deactivated"
-    REACTIVATED = "reactivated"
-    PURGED = "purged"
-    BANNED = "banned"
-    UNBANNED = "unbanned"  # lifted by someone before its end
-    BAN_ENDED = "ban_ended"  # its time was up
-    CONTACT_REPLACED = "contact_replaced"  # an approved support claim gave it new addresses
 
 
 class SqlDirectory:
@@ -169,17 +149,7 @@ class SqlDirectory:
                     LoginSession.account_id == account_id, col(LoginSession.revoked_at).is_(None)
                 )
             ).one()
-            events = session.exec(
-                select(AccountEvent)
-                .where(AccountEvent.account_id == account_id)
-                .order_by(col(AccountEvent.id))
-            ).all()
-            changes = [
-                AccountChange(
-                    e.at, e.action, e.status, e.actor_kind, e.actor, e.reason, e.until, e.case_id
-                )
-                for e in events
-            ]
+            changes = sql_status.changes(session, account_id)
             return AccountOverview(
                 _view(account, sql_factors.factor_kinds(session, account_id)), int(active), changes
             )
@@ -261,8 +231,8 @@ class SqlDirectory:
                     created_at=at,
                 )
             )
-            _revoke_all_sessions(session, account_id, at)
-            deletion = _reactivate(session, account, at, ACCOUNT_HOLDER, case_id=case_id)
+            sql_status.revoke_all_sessions(session, account_id, at)
+            deletion = sql_status.reactivate(session, account, at, ACCOUNT_HOLDER, case_id=case_id)
             session.commit()
             return deletion
 
@@ -428,10 +398,12 @@ class SqlDirectory:
                     )
             account.email, account.phone = email, None
             account.contacts_changed_at = at
-            deletion = _reactivate(session, account, at, actor, case_id=case_id, reason=reason)
+            deletion = sql_status.reactivate(
+                session, account, at, actor, case_id=case_id, reason=reason
+            )
             session.add(account)
-            _revoke_all_sessions(session, account_id, at)
-            _note(session, account, Action.CONTACT_REPLACED, actor, at, reason, case_id)
+            sql_status.revoke_all_sessions(session, account_id, at)
+            sql_status.note(session, account, Action.CONTACT_REPLACED, actor, at, reason, case_id)
             session.commit()
             return deletion
 
@@ -448,7 +420,7 @@ class SqlDirectory:
             if account.status == AccountStatus.BANNED:
                 return SignIn(problem="account_banned", until=account.status_until)
             # Signing in during the grace period of a deactivation keeps the account.
-            reactivated = _reactivate(session, account, utcnow(), ACCOUNT_HOLDER)
+            reactivated = sql_status.reactivate(session, account, utcnow(), ACCOUNT_HOLDER)
             if account.status != AccountStatus.ACTIVE:
                 return SignIn(problem=f"account_{account.status}")
             if self._passwords.needs_rehash(account.password_hash):
@@ -503,66 +475,29 @@ class SqlDirectory:
 
     async def revoke_sessions(self, account_id: int, at: datetime) -> int:
         def work(session: Session) -> int:
-            count = _revoke_all_sessions(session, account_id, at)
+            count = sql_status.revoke_all_sessions(session, account_id, at)
             session.commit()
             return count
 
         return await self._run(work)
 
-    # -- status ------------------------------------------------------------------------------
+    # -- status: `reclaim.directory.sql_status` ---------------------------------------------
 
     async def deactivate(self, change: StatusChange) -> AccountState:
-        """Active → deactivated until `change.until`, every session signed out. Running it
-        again for the same case changes nothing; an account deactivated by another case,
-        banned or purged is left as it is (`applied=False` says so)."""
-
         def work(session: Session) -> AccountState:
-            account = _locked(session, change.account_id)
-            if account is None or account.status_case == change.case_id:
-                return _state(account, applied=account is not None)
-            if account.status != AccountStatus.ACTIVE:
-                return _state(account, applied=False)
-            _take_away(session, account, AccountStatus.DEACTIVATED, Action.DEACTIVATED, change)
-            return _state(account, applied=True)
+            return sql_status.deactivate(session, _locked(session, change.account_id), change)
 
         return await self._run(work)
 
     async def ban(self, change: StatusChange) -> AccountState:
-        """Ban the account until `change.until` (None: until lifted), every session signed
-        out. A ban replaces the status set by another case (an earlier ban, a deactivation:
-        its timer will find it no longer in charge); `previous_case` names that case."""
-
         def work(session: Session) -> AccountState:
-            account = _locked(session, change.account_id)
-            if account is None or account.status_case == change.case_id:
-                return _state(account, applied=account is not None)
-            if account.status == AccountStatus.PURGED:
-                return _state(account, applied=False)
-            previous = account.status_case
-            _take_away(session, account, AccountStatus.BANNED, Action.BANNED, change)
-            return _state(account, applied=True, previous=previous)
+            return sql_status.ban(session, _locked(session, change.account_id), change)
 
         return await self._run(work)
 
     async def lift_ban(self, change: StatusChange) -> AccountState:
-        """Banned → active, if the ban is still the one `change.case_id` set ("" for a ban no
-        case is in charge of). The system lifting it records `ban_ended`, anybody else
-        `unbanned`."""
-
         def work(session: Session) -> AccountState:
-            account = _locked(session, change.account_id)
-            if (
-                account is None
-                or account.status != AccountStatus.BANNED
-                or (account.status_case or "") != change.case_id
-            ):
-                return _state(account, applied=False)
-            _set_status(account, AccountStatus.ACTIVE, change.at)
-            ended = change.actor.kind is ActorKind.SYSTEM
-            action = Action.BAN_ENDED if ended else Action.UNBANNED
-            _note(session, account, action, change.actor, change.at, change.reason, change.case_id)
-            session.commit()
-            return _state(account, applied=True)
+            return sql_status.lift_ban(session, _locked(session, change.account_id), change)
 
         return await self._run(work)
 
@@ -579,60 +514,18 @@ class SqlDirectory:
             account = _locked(session, account_id)
             if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
                 raise AccountGone(account_id)
-            deletion = _reactivate(session, account, at, actor, case_id=case_id, reason=reason)
+            deletion = sql_status.reactivate(
+                session, account, at, actor, case_id=case_id, reason=reason
+            )
             session.commit()
             return deletion
 
         return await self._run(work)
 
     async def purge(self, request: PurgeAccount) -> AccountState:
-        """The end of a grace period: anonymise the account and keep only its record.
-
-        The username is kept from reuse for `request.quarantine` seconds (by its keyed
-        digest); email, phone and password go; sessions, password history, past contacts and
-        second factors are deleted. Applies only if the account is still deactivated by this
-        case; running it again changes nothing. What the features kept about the account
-        (notifications, claims) is theirs to forget (`LifecycleService.forget_account`)."""
-
         def work(session: Session) -> AccountState:
             account = _locked(session, request.account_id)
-            if account is None or account.status_case != request.case_id:
-                return _state(account, applied=False)
-            if account.status == AccountStatus.PURGED:
-                return _state(account, applied=True)  # a retried activity: done already
-            if account.status != AccountStatus.DEACTIVATED:
-                return _state(account, applied=False)
-            assert account.id is not None
-            reserved = session.merge(
-                ReservedUsername(
-                    digest=self._username_digest(account.username),
-                    until=request.at + timedelta(seconds=request.quarantine),
-                    account_id=account.id,
-                )
-            )
-            placeholder = f"{PURGED_MARK}{account.id}"
-            account.username = placeholder
-            account.email = placeholder
-            account.phone = None
-            account.password_hash = ""
-            account.password_changed_at = None
-            _set_status(account, AccountStatus.PURGED, request.at, case_id=request.case_id)
-            session.add(account)
-            for table in (LoginSession, PasswordHistory, PastContact):
-                session.execute(delete(table).where(col(table.account_id) == account.id))
-            sql_factors.forget(session, account.id)
-            _note(
-                session,
-                account,
-                Action.PURGED,
-                Actor(ActorKind.SYSTEM, "deletion grace period"),
-                request.at,
-                "username reserved until the date given",
-                request.case_id,
-                until=reserved.until,
-            )
-            session.commit()
-            return _state(account, applied=True)
+            return sql_status.purge(session, account, request, self._username_digest)
 
         return await self._run(work)
 
@@ -765,116 +658,7 @@ def _recent_hashes(session: Session, account_id: int) -> list[str]:
     )
 
 
-def _revoke_all_sessions(session: Session, account_id: int, at: datetime) -> int:
-    result = session.execute(
-        update(LoginSession)
-        .where(col(LoginSession.account_id) == account_id, col(LoginSession.revoked_at).is_(None))
-        .values(revoked_at=at)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def _locked(session: Session, account_id: int) -> Account | None:
     """The account row, locked until the transaction ends (PostgreSQL; SQLite serialises
     writers anyway)."""
     return session.exec(select(Account).where(Account.id == account_id).with_for_update()).first()
-
-
-def _state(account: Account | None, *, applied: bool, previous: str | None = None) -> AccountState:
-    if account is None:
-        return AccountState(applied=False, status=AccountStatus.PURGED)
-    return AccountState(
-        applied=applied,
-        status=AccountStatus(account.status),
-        until=account.status_until,
-        case_id=account.status_case,
-        previous_case=previous,
-    )
-
-
-def _set_status(
-    account: Account,
-    status: AccountStatus,
-    at: datetime,
-    *,
-    until: datetime | None = None,
-    reason: str | None = None,
-    case_id: str | None = None,
-) -> None:
-    account.status = status.value
-    account.status_since = at
-    account.status_until = until
-    account.status_reason = reason[:500] if reason else None
-    account.status_case = case_id
-
-
-def _reactivate(
-    session: Session,
-    account: Account,
-    at: datetime,
-    actor: Actor,
-    *,
-    case_id: str | None = None,
-    reason: str | None = None,
-) -> str | None:
-    """Deactivated → active, inside the caller's transaction (a sign-in, a completed
-    recovery, an approved claim, an operator). Returns the deletion case that must stop
-    waiting, if the account was deactivated."""
-    if account.status != AccountStatus.DEACTIVATED:
-        return None
-    deletion = account.status_case
-    _set_status(account, AccountStatus.ACTIVE, at)
-    session.add(account)
-    how = reason or ("completed a recovery" if case_id else "signed in")
-    _note(session, account, Action.REACTIVATED, actor, at, how, case_id)
-    return deletion
-
-
-def _take_away(
-    session: Session, account: Account, status: AccountStatus, action: Action, change: StatusChange
-) -> None:
-    """Put the account in `status` for `change`'s case, sign it out everywhere, record it."""
-    _set_status(
-        account, status, change.at, until=change.until, reason=change.reason, case_id=change.case_id
-    )
-    assert account.id is not None
-    _revoke_all_sessions(session, account.id, change.at)
-    _note(
-        session,
-        account,
-        action,
-        change.actor,
-        change.at,
-        change.reason,
-        change.case_id,
-        until=change.until,
-    )
-    session.commit()
-
-
-def _note(
-    session: Session,
-    account: Account,
-    action: Action,
-    actor: Actor,
-    at: datetime,
-    reason: str | None = None,
-    case_id: str | None = None,
-    *,
-    until: datetime | None = None,
-) -> None:
-    """One entry in the account's record, in the caller's transaction."""
-    assert account.id is not None
-    session.add(
-        AccountEvent(
-            account_id=account.id,
-            at=at,
-            action=action.value,
-            status=account.status,
-            actor_kind=actor.kind.value,
-            actor=actor.name[:64],
-            reason=reason[:500] if reason else None,
-            until=until,
-            case_id=case_id,
-        )
-    )
