@@ -14,7 +14,6 @@ schema migrations import this module.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from sqlalchemy import UniqueConstraint, delete, func
@@ -29,29 +28,10 @@ from reclaim.directory.port import (
     FactorSummary,
     Passkey,
 )
+from reclaim.directory.recovery_codes import code_digest, new_codes
 from reclaim.security import Keys
 from reclaim.store.engine import in_session
 from reclaim.store.models import when
-
-CODES = 10
-ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud and typed back
-LENGTH = 10
-
-
-def new_codes() -> list[str]:
-    """Ten random codes, shown as `xxxxx-xxxxx` (about 49.5 bits each)."""
-    codes: set[str] = set()
-    while len(codes) < CODES:
-        codes.add("".join(secrets.choice(ALPHABET) for _ in range(LENGTH)))
-    return [f"{c[:5]}-{c[5:]}" for c in sorted(codes)]
-
-
-def code_digest(keys: Keys, account_id: int, code: str) -> str:
-    """A code's keyed digest, bound to its account; spaces, dashes and case do not matter.
-    HMAC rather than argon2: the codes are random, not chosen by people, so there is no small
-    dictionary for a slow hash to slow down, and a digest is looked up in one indexed read."""
-    normal = "".join(ch for ch in code.lower() if ch not in " -\t")
-    return keys.scoped_digest(f"recovery-code:{account_id}", normal)
 
 
 class KeptRecoveryCode(SQLModel, table=True):

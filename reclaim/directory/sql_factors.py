@@ -8,7 +8,6 @@ ten recovery codes are kept as keyed digests. Passkeys are `reclaim.directory.sq
 from __future__ import annotations
 
 import hmac
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,14 +18,10 @@ from sqlmodel import Session, col, select
 
 from reclaim.directory import sql_passkeys
 from reclaim.directory.port import FactorCheck, FactorKind, FactorSummary
+from reclaim.directory.recovery_codes import code_digest, new_codes
 from reclaim.directory.tables import Account, AccountPasskey, AccountTotp, RecoveryCode, TotpStep
 from reclaim.security import Keys
 
-RECOVERY_CODES = 10
-# Recovery codes: 10 characters from 31 that cannot be mistaken for one another (no 0/o,
-# 1/i/l), shown as xxxxx-xxxxx: about 49.5 bits each.
-RECOVERY_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
-RECOVERY_LENGTH = 10
 TOTP_STEP = timedelta(seconds=30)
 
 
@@ -126,10 +121,7 @@ def enrol_totp(
 
 def new_recovery_codes() -> list[str]:
     """A fresh set, as shown to the account holder (xxxxx-xxxxx, sorted)."""
-    codes: set[str] = set()
-    while len(codes) < RECOVERY_CODES:
-        codes.add("".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_LENGTH)))
-    return [f"{c[:5]}-{c[5:]}" for c in sorted(codes)]
+    return new_codes()
 
 
 def replace_recovery_codes(
@@ -141,7 +133,7 @@ def replace_recovery_codes(
         session.add(
             RecoveryCode(
                 account_id=account_id,
-                digest=_recovery_digest(keys, account_id, code),
+                digest=code_digest(keys, account_id, code),
                 created_at=at,
             )
         )
@@ -210,7 +202,7 @@ def _spend_recovery_code(
     row = session.exec(
         select(RecoveryCode).where(
             RecoveryCode.account_id == account_id,
-            RecoveryCode.digest == _recovery_digest(keys, account_id, code),
+            RecoveryCode.digest == code_digest(keys, account_id, code),
         )
     ).first()
     if row is None:
@@ -232,16 +224,6 @@ def _spend_recovery_code(
     session.add(row)
     session.commit()
     return FactorCheck(accepted=True, recovery_codes_left=int(left))
-
-
-def _recovery_digest(keys: Keys, account_id: int, code: str) -> str:
-    """A recovery code's keyed HMAC digest, bound to its account. HMAC rather than argon2:
-    the codes are random (about 49.5 bits), not chosen by people, so there is no small
-    dictionary for a slow hash to slow down, and without the server secret the table cannot
-    be tried offline at all. A digest is also looked up by value in one indexed read, where
-    salted argon2 hashes would cost ten verifications per attempt."""
-    normal = "".join(ch for ch in code.lower() if ch not in " -\t")
-    return keys.scoped_digest(f"recovery-code:{account_id}", normal)
 
 
 def _totp_context(account_id: int) -> str:
