@@ -5,20 +5,23 @@ sink and the SMS webhook. What the person sees, and what the LDAP server then ac
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from reclaim.cli import app as cli_app
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.notify.courier import Courier
 from tests.conftest import LDAP_JANE, LDAP_OLD, Seen, StackParts
 from tests.ldap_server import PEOPLE, Slapd
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, running_stack, settings_env
 from worker import build_worker, courier_for
 
 JANE_DN = f"uid=jane,{PEOPLE}"
@@ -380,6 +383,21 @@ async def test_an_ldap_account_marked_for_a_second_factor_recovers_only_with_a_k
         code = await mail.code_for("bob@example.com")
         answer = await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
         assert answer.json()["state"] == "awaiting_second_factor"
+        # An operator makes bob's codes with the command line, as the docs say.
+        env = settings_env(stack.settings)
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["accounts", "mfa", "show", "bob"], env=env
+        )
+        assert "only a support claim recovers it" in shown.output, shown.output
+        made = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["accounts", "mfa", "recovery-codes", "bob"], env=env
+        )
+        assert made.exit_code == 0, made.output
+        assert len(re.findall(r"^[a-z0-9]{5}-[a-z0-9]{5}$", made.output, re.M)) == 10
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["accounts", "mfa", "show", "bob"], env=env
+        )
+        assert "10 left" in shown.output, shown.output
         # sam: no mark, the code alone.
         case = await stack.open_case("sam")
         code = await mail.code_for("sam@example.com")
