@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimInput,
         ClaimNotice,
         ClaimNoticeKind,
+        ClaimReason,
         ClaimState,
         ClaimView,
         ConfirmApproval,
@@ -69,6 +70,10 @@ DECIDING = (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT)
 # refused by the validator, and a refused update leaves nothing in history: no stored history
 # takes the new path, and every one made since carries the marker.
 TWO_PERSON_RULE = "two-person-approval"
+# The marker of the factors a lost-authenticator approval removes: before it, no claim had the
+# reason, and the approval carried no choice. Asked only for such a claim, so no stored history
+# of another reason meets it.
+LOST_FACTORS = "lost-authenticator-factors"
 
 
 def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
@@ -207,7 +212,7 @@ class SupportCaseWorkflow:
             return self.staff_view()
         self._resolving = True
         try:
-            resolution = await self._resolve(request.by)
+            resolution = await self._resolve(request.by, request.remove_factors)
         finally:
             self._resolving = False
         if resolution.problem is not None:
@@ -238,7 +243,7 @@ class SupportCaseWorkflow:
         assert asked is not None
         self._resolving = True
         try:
-            resolution = await self._resolve(request.by)
+            resolution = await self._resolve(request.by, asked.remove_factors)
         finally:
             self._resolving = False
         if resolution.problem is not None:
@@ -387,8 +392,11 @@ class SupportCaseWorkflow:
             )
         )
 
-    async def _resolve(self, by: Reviewer) -> Resolution:
+    async def _resolve(self, by: Reviewer, remove_factors: list[str] | None) -> Resolution:
         assert self._claim.account_id is not None
+        chosen = None
+        if self._claim.reason is ClaimReason.LOST_AUTHENTICATOR and workflow.patched(LOST_FACTORS):
+            chosen = remove_factors
         try:
             resolution: Resolution = await workflow.execute_activity(
                 ClaimActivity.RESOLVE_CLAIM,
@@ -398,6 +406,7 @@ class SupportCaseWorkflow:
                     self._claim.reason,
                     by,
                     workflow.now(),
+                    chosen,
                 ),
                 result_type=Resolution,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -446,7 +455,12 @@ class SupportCaseWorkflow:
         now = workflow.now()
         window = self._rules.confirm_window
         self._approval_request = ApprovalRequest(
-            request.by.label, request.by.name, now, request.note, now + timedelta(seconds=window)
+            request.by.label,
+            request.by.name,
+            now,
+            request.note,
+            now + timedelta(seconds=window),
+            request.remove_factors,
         )
         self._note(request.by, "asked a supervisor to confirm the approval", request.note)
         self._state = ClaimState.AWAITING_CONFIRMATION

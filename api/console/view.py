@@ -34,6 +34,7 @@ REASONS = {
     "lost_contact": N_("Lost email and phone"),
     "deleted": N_("Deleted account"),
     "banned": N_("Ban appeal"),
+    "lost_authenticator": N_("Lost second factors"),
 }
 # What the next deadline of a claim in each open state is for.
 DEADLINES = {
@@ -83,7 +84,11 @@ RECOVERY_STATES = {
 }
 CHANNELS = {"email": N_("email"), "sms": N_("SMS")}
 # How a second factor is named on the case page.
-FACTORS = {"totp": N_("authenticator app (TOTP)"), "recovery_code": N_("recovery codes")}
+FACTORS = {
+    "totp": N_("authenticator app (TOTP)"),
+    "recovery_code": N_("recovery codes"),
+    "webauthn": N_("passkey"),
+}
 
 
 # The services' refusals whose whole sentence the console can say in the reviewer's language

@@ -60,7 +60,12 @@ async def assess(directory: Directory, request: ClaimRequest, now: datetime) -> 
         previous_passwords_checked=Capability.PASSWORD_HISTORY in directory.capabilities,
         past_addresses_checked=Capability.PAST_CONTACTS in directory.capabilities,
     )
-    return Assessment(account.id if account is not None else None, evidence, risk_of(evidence))
+    risk = risk_of(evidence)
+    if request.reason is ClaimReason.LOST_AUTHENTICATOR:
+        # Whoever asks to go without the account's second factors gets two people (the
+        # two-person rule), whatever else they knew.
+        risk = Risk.HIGH
+    return Assessment(account.id if account is not None else None, evidence, risk)
 
 
 async def _compare(

@@ -1,0 +1,61 @@
+"""The second factors an approved lost-authenticator claim removes: named by kind (`totp`,
+`recovery_code`) or, for one passkey, `webauthn:<its key>` (the credential id, base64url).
+Names only, never a secret: they travel through the claim's history into the recovery case's
+row, and are removed when the case's held new password takes effect.
+"""
+
+from __future__ import annotations
+
+from reclaim.directory import Directory
+from reclaim.directory.port import FactorKind, FactorSummary, passkey_id
+from reclaim.errors import Refused
+
+PASSKEY = f"{FactorKind.WEBAUTHN.value}:"
+
+
+def choice_key(factor: FactorSummary) -> str:
+    """How a factor is named in a reviewer's choice."""
+    if factor.kind is FactorKind.WEBAUTHN and factor.key is not None:
+        return PASSKEY + factor.key
+    return factor.kind.value
+
+
+def choices(factors: list[FactorSummary]) -> list[str]:
+    """Every factor of the account, as a choice names it (the default: remove them all)."""
+    return [choice_key(factor) for factor in factors]
+
+
+def is_choice(key: str) -> bool:
+    if key.startswith(PASSKEY):
+        try:
+            passkey_id(key.removeprefix(PASSKEY))
+        except ValueError:
+            return False
+        return len(key) > len(PASSKEY)
+    return key in (FactorKind.TOTP.value, FactorKind.RECOVERY_CODE.value)
+
+
+def check_choice(keys: list[str] | None) -> None:
+    """A reviewer's choice names factors, nothing else (None: all of them)."""
+    wrong = [key for key in keys or [] if not is_choice(key)]
+    if wrong:
+        raise Refused("invalid_factor", f"No second factor is named {wrong[0][:80]}.")
+
+
+async def remove_chosen(
+    directory: Directory, account_id: int, chosen: tuple[str, ...]
+) -> list[str]:
+    """Remove the chosen factors the account still has; what was removed, said for its
+    holder (`totp`, `recovery_code`, or a passkey's name). Running it again removes nothing."""
+    have = {choice_key(factor): factor for factor in await directory.factors(account_id)}
+    removed: list[str] = []
+    for key in chosen:
+        factor = have.get(key)
+        if factor is None:
+            continue
+        if factor.kind is FactorKind.WEBAUTHN and factor.key is not None:
+            if await directory.remove_passkey(account_id, passkey_id(factor.key)):
+                removed.append(factor.name or key)
+        elif await directory.remove_factor(account_id, factor.kind):
+            removed.append(factor.kind.value)
+    return removed
