@@ -213,13 +213,23 @@ def evidence_checks(t: Text, evidence: Evidence) -> list[dict[str, str]]:
     past = evidence.past_addresses_checked
     email = _address(t, evidence.registered_email, past)
     phone = _address(t, evidence.registered_phone, past)
+    checks = [
+        (N_("A previous password"), passwords),
+        (N_("A registered email address"), email),
+        (N_("A registered phone number"), phone),
+    ]
+    if evidence.wrote_from_account_email is not None:
+        checks.append(
+            (
+                N_("The claim's mail, at the account's email address"),
+                ("matched", t("the claimant wrote from it and reads its mail"))
+                if evidence.wrote_from_account_email
+                else ("not matched", t("the claimant wrote from another address")),
+            )
+        )
     return [
         {"check": t(check), "result": result, "said": t(RESULTS[result]), "detail": detail}
-        for check, (result, detail) in (
-            (N_("A previous password"), passwords),
-            (N_("A registered email address"), email),
-            (N_("A registered phone number"), phone),
-        )
+        for check, (result, detail) in checks
     ]
 
 

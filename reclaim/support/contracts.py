@@ -133,6 +133,9 @@ class Evidence:
     # previous passwords as well as the current one, a former address as well as the current.
     previous_passwords_checked: bool = True
     past_addresses_checked: bool = True
+    # A lost-authenticator claim: whether it came from the account's current email address (the
+    # claimant reads the claim's mail there), which its recovery goes through. None otherwise.
+    wrote_from_account_email: bool | None = None
 
 
 @dataclass(frozen=True)

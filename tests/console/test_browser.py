@@ -419,6 +419,11 @@ async def test_a_lost_authenticator_claim_shows_the_factors_and_the_reviewer_cho
         await expect(factors).to_contain_text("passkey “Laptop”")
         await expect(factors).to_contain_text("passkey “Phone”")
         await expect(factors).to_contain_text("last used never")
+        proved = rita.get_by_role("row", name=re.compile("The claim's mail, at the account's"))
+        await expect(proved).to_contain_text("the claimant wrote from it and reads its mail")
+        await expect(
+            rita.get_by_role("row", name=re.compile("A previous password"))
+        ).to_contain_text("1 of 1 among the account's recent passwords")
         await expect(rita.locator("dd", has_text="high").first).to_be_visible()
         await accessible(rita)
         await rita.get_by_role("button", name="Assign to me").click()

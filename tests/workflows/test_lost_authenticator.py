@@ -75,6 +75,7 @@ async def _approved_by_two(desk: SupportDesk, chosen: list[str]) -> tuple[Claim,
     seen = await claim.view()
     assert (seen.reason, seen.risk) == (ClaimReason.LOST_AUTHENTICATOR, Risk.HIGH)
     assert seen.evidence.passwords_matched == 1  # what the claimant could prove
+    assert seen.evidence.wrote_from_account_email is True
 
     found: CaseFile = await life.services.claims.case_file(claim.case_id)
     assert found.account is not None
@@ -188,6 +189,7 @@ async def test_a_claim_not_written_from_the_accounts_address_is_not_approved(
         username="jane", contact_email="someone@example.net", reason=ClaimReason.LOST_AUTHENTICATOR
     )
     claim = Claim(desk, filed)
+    assert (await claim.view()).evidence.wrote_from_account_email is False
     await claim.assign(by=SUPERVISOR)
 
     refused = await claim.refusal(claim.approve(by=SUPERVISOR))
