@@ -70,9 +70,9 @@ DECIDING = (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT)
 # refused by the validator, and a refused update leaves nothing in history: no stored history
 # takes the new path, and every one made since carries the marker.
 TWO_PERSON_RULE = "two-person-approval"
-# The marker of the factors a lost-authenticator approval removes: before it, no claim had the
-# reason, and the approval carried no choice. Asked only for such a claim, so no stored history
-# of another reason meets it.
+# The marker of lost-authenticator claims: before it, no claim had the reason. Asked only for
+# such a claim (its approval always waits for a second person, and carries the factors to
+# remove), so no stored history of another reason meets it.
 LOST_FACTORS = "lost-authenticator-factors"
 
 
@@ -208,6 +208,11 @@ class SupportCaseWorkflow:
     @workflow.update(name=ClaimCalls.APPROVE)
     async def approve(self, request: Approve) -> ClaimView:
         if self._needs_confirmation(request.by) and workflow.patched(TWO_PERSON_RULE):
+            self._ask_for_confirmation(request)
+            return self.staff_view()
+        if self._claim.reason is ClaimReason.LOST_AUTHENTICATOR and workflow.patched(LOST_FACTORS):
+            # Going without the account's second factors takes two people, a supervisor's
+            # own approval included: another supervisor confirms it.
             self._ask_for_confirmation(request)
             return self.staff_view()
         self._resolving = True

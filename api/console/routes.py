@@ -501,7 +501,8 @@ def _facts(t: Text, found: CaseFile, member: Reviewer) -> dict[str, Any]:
             for c in found.other_claims
         ],
         "supervisor": supervisor,
-        "needs_confirmation": v.risk is Risk.HIGH and not supervisor,
+        "needs_confirmation": (v.risk is Risk.HIGH and not supervisor)
+        or v.reason is ClaimReason.LOST_AUTHENTICATOR,
         "can_ask": v.state is ClaimState.IN_REVIEW,
         "can_decide": v.state in (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT),
         "awaiting_confirmation": v.state is ClaimState.AWAITING_CONFIRMATION,

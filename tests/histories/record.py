@@ -36,6 +36,7 @@ from tests.sms_gateway import SmsGateway
 from tests.workflows.harness import Case, Ledger, recovery_case
 from tests.workflows.lifecycle_harness import OPERATOR, PASSWORD, Lifecycle, lifecycle_stack
 from tests.workflows.support_harness import (
+    OTHER_SUPERVISOR,
     REVIEWER,
     STRONG_EVIDENCE,
     SUPERVISOR,
@@ -409,7 +410,26 @@ async def claim_lost_authenticator_confirmed(life: Lifecycle) -> list[str]:
     return [claim.case_id]
 
 
+async def claim_lost_authenticator_by_two_supervisors(life: Lifecycle) -> list[str]:
+    """A supervisor's own approval of a lost-authenticator claim waits too (all factors, by
+    default); its author cannot confirm it; another supervisor does."""
+    desk = SupportDesk(life)
+    account_id = await life.add_account()
+    await life.directory.enrol_totp(account_id, datetime.now(UTC))
+    filed = await life.services.claims.file(
+        username="jane", contact_email="jane@example.com", reason=ClaimReason.LOST_AUTHENTICATOR
+    )
+    claim = Claim(desk, filed)
+    await claim.assign(by=SUPERVISOR)
+    await claim.approve(by=SUPERVISOR)
+    await claim.refusal(claim.confirm(by=SUPERVISOR))
+    await claim.confirm(by=OTHER_SUPERVISOR)
+    await claim.closed()
+    return [claim.case_id]
+
+
 SUPPORT: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
+    "claim_lost_authenticator_by_two_supervisors": claim_lost_authenticator_by_two_supervisors,
     "claim_lost_authenticator_confirmed": claim_lost_authenticator_confirmed,
     "claim_high_risk_confirmed_by_a_second_supervisor": (
         claim_high_risk_confirmed_by_a_second_supervisor

@@ -21,7 +21,13 @@ from reclaim.support.contracts import Approve, ClaimCalls, ClaimReason, ClaimSta
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.workflows.lifecycle_harness import PASSWORD, Lifecycle, lifecycle_stack
-from tests.workflows.support_harness import REVIEWER, SUPERVISOR, Claim, SupportDesk
+from tests.workflows.support_harness import (
+    OTHER_SUPERVISOR,
+    REVIEWER,
+    SUPERVISOR,
+    Claim,
+    SupportDesk,
+)
 
 JANE = "jane@example.com"
 PHONE = "+14155550123"
@@ -191,9 +197,13 @@ async def test_a_claim_not_written_from_the_accounts_address_is_not_approved(
     claim = Claim(desk, filed)
     assert (await claim.view()).evidence.wrote_from_account_email is False
     await claim.assign(by=SUPERVISOR)
+    # A supervisor's own approval waits for another supervisor: two people, always.
+    asked = await claim.approve(by=SUPERVISOR)
+    assert asked.state is ClaimState.AWAITING_CONFIRMATION
+    assert (await claim.refusal(claim.confirm(by=SUPERVISOR))).type == "same_person"
 
-    refused = await claim.refusal(claim.approve(by=SUPERVISOR))
+    refused = await claim.refusal(claim.confirm(by=OTHER_SUPERVISOR))
 
     assert "not written from the account's email address" in str(refused)
-    assert (await claim.view()).state is ClaimState.IN_REVIEW
+    assert (await claim.view()).state is ClaimState.AWAITING_CONFIRMATION
     assert await _factors(life, account_id) == EVERY_FACTOR
