@@ -328,7 +328,7 @@ class ApproveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=2000)
-    remove_factors: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+    remove_factors: list[Annotated[str, Field(min_length=1, max_length=1400)]] | None = Field(
         default=None,
         max_length=50,
         description="A lost_authenticator claim: the second factors (each factor's `choice` in "

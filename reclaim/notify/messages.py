@@ -751,13 +751,15 @@ def factors_removed(
     t: Text, *, product: str, username: str, removed: list[str], at: datetime, links: Links
 ) -> Message:
     """To every contact: the held recovery an approved lost-authenticator claim opened took
-    effect, and these second factors (`removed`: `totp`, `recovery_code`, or a passkey's
-    name) were removed with it."""
+    effect, and these second factors (`removed`: `totp`, `recovery_code`, a passkey's name, or
+    `webauthn` for a passkey without one) were removed with it."""
     said = [
         _factor_change(t, "totp_removed")
         if kind == "totp"
         else _factor_change(t, "codes_removed")
         if kind == "recovery_code"
+        else _factor_change(t, "passkey_removed")
+        if kind == "webauthn"
         else t("the passkey “%(name)s” was removed", name=kind)
         for kind in removed
     ]

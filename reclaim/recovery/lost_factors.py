@@ -6,11 +6,15 @@ row, and are removed when the case's held new password takes effect.
 
 from __future__ import annotations
 
+import re
+
 from reclaim.directory import Directory
 from reclaim.directory.port import FactorKind, FactorSummary, passkey_id
 from reclaim.errors import Refused
 
 PASSKEY = f"{FactorKind.WEBAUTHN.value}:"
+# A credential id as `passkey_key` writes it (base64url, no padding; WebAuthn allows 1023 bytes).
+PASSKEY_KEY = re.compile(r"[A-Za-z0-9_-]{2,1364}")
 
 
 def choice_key(factor: FactorSummary) -> str:
@@ -27,11 +31,7 @@ def choices(factors: list[FactorSummary]) -> list[str]:
 
 def is_choice(key: str) -> bool:
     if key.startswith(PASSKEY):
-        try:
-            passkey_id(key.removeprefix(PASSKEY))
-        except ValueError:
-            return False
-        return len(key) > len(PASSKEY)
+        return PASSKEY_KEY.fullmatch(key.removeprefix(PASSKEY)) is not None
     return key in (FactorKind.TOTP.value, FactorKind.RECOVERY_CODE.value)
 
 
@@ -45,17 +45,21 @@ def check_choice(keys: list[str] | None) -> None:
 async def remove_chosen(
     directory: Directory, account_id: int, chosen: tuple[str, ...]
 ) -> list[str]:
-    """Remove the chosen factors the account still has; what was removed, said for its
-    holder (`totp`, `recovery_code`, or a passkey's name). Running it again removes nothing."""
+    """Remove the chosen factors the account still has; each chosen one, said for its holder
+    (`totp`, `recovery_code`, a passkey's name, or `webauthn` for a passkey gone already: a
+    retry after the removal still says what went). Running it again removes nothing."""
     have = {choice_key(factor): factor for factor in await directory.factors(account_id)}
-    removed: list[str] = []
+    said: list[str] = []
     for key in chosen:
         factor = have.get(key)
+        if key.startswith(PASSKEY):
+            said.append(factor.name if factor is not None and factor.name else "webauthn")
+        else:
+            said.append(key)
         if factor is None:
             continue
         if factor.kind is FactorKind.WEBAUTHN and factor.key is not None:
-            if await directory.remove_passkey(account_id, passkey_id(factor.key)):
-                removed.append(factor.name or key)
-        elif await directory.remove_factor(account_id, factor.kind):
-            removed.append(factor.kind.value)
-    return removed
+            await directory.remove_passkey(account_id, passkey_id(factor.key))
+        else:
+            await directory.remove_factor(account_id, factor.kind)
+    return said

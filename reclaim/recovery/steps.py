@@ -319,7 +319,8 @@ class RecoverySteps:
         self, reset: ApplyReset, account: AccountRecord, chosen: tuple[str, ...]
     ) -> None:
         """The case an approved lost-authenticator claim opened took effect (its hold ended
-        unstopped): the factors the reviewer chose go, and every contact is told which."""
+        unstopped): the factors the reviewer chose go, and every contact is told which (once
+        each: a retried activity tells only those not told yet)."""
         removed = await remove_chosen(self._directory, reset.account_id, chosen)
         log.info("lost_factors_removed", case_id=reset.case_id, count=len(removed))
         if not removed:

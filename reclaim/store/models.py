@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -166,7 +166,7 @@ class RecoveryCase(SQLModel, table=True):
     # The case an approved lost-authenticator claim opens: the second factors removed when its
     # new password takes effect, space-separated (`totp`, `recovery_code`, `webauthn:<key>`);
     # None for any other case.
-    remove_factors: str | None = Field(default=None, max_length=2000)
+    remove_factors: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     state: str | None = Field(default=None, max_length=16)  # final state, None while open
     closed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
     wrong_codes: int = 0

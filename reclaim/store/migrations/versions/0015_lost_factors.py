@@ -21,7 +21,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("recovery_case") as batch:
-        batch.add_column(sa.Column("remove_factors", sa.String(2000), nullable=True))
+        batch.add_column(sa.Column("remove_factors", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
