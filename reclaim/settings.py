@@ -261,9 +261,20 @@ class Settings(BaseSettings):
     # soon after is held). `modifyTimestamp` approximates it: any change to the entry counts,
     # a recovery's own password change included. Empty: the directory cannot say.
     ldap_contacts_changed_attribute: str = "modifyTimestamp"
+    # Accounts bound to a second factor kept in another system (docs/directories.md): those
+    # whose `ldap_mfa_attribute` holds `ldap_mfa_value` (any value when unset; `memberOf` and a
+    # group's DN on Active Directory), or the members of the group `ldap_mfa_group` (its
+    # `member`/`uniqueMember`; nested groups too on Active Directory). Such an account recovers
+    # with a recovery code Reclaim keeps (`reclaim accounts mfa recovery-codes`) or a claim.
+    ldap_mfa_attribute: str | None = None
+    ldap_mfa_value: str | None = None
+    ldap_mfa_group: str | None = None
     # Seconds to connect and to wait for an answer; connections kept open per process.
     ldap_timeout: float = Field(5.0, gt=0)
     ldap_pool_size: int = Field(4, ge=1)
+    # HTTP: whether the host verifies its users' second factors (`POST …/factors/verify`); when
+    # it cannot, an account whose read lists factors proves a recovery code Reclaim keeps.
+    http_directory_verifies_factors: bool = True
     # HTTP: the host application's base URL and the Standard Webhooks secret (`whsec_` and
     # base64) every request is signed with; seconds to wait for an answer.
     http_directory_url: str | None = None

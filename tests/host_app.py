@@ -65,6 +65,10 @@ class HostApp:
         args += ["--password", password] + (["--phone", phone] if phone else [])
         return self._run(*args).split()[-1]
 
+    def add_totp(self, username: str) -> str:
+        """An authenticator app for the user, kept by the host: its secret."""
+        return self._run("add-totp", "--db", str(self.db), "--username", username).split()[-1]
+
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(

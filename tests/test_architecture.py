@@ -46,7 +46,9 @@ def test_only_the_sql_directory_and_the_migrations_import_the_account_tables():
 
     assert importers == [
         "reclaim/directory/sql.py",
+        "reclaim/directory/sql_factors.py",  # its TOTP and recovery codes, likewise
         "reclaim/directory/sql_passkeys.py",  # the SQL directory's passkeys, in its transaction
+        "reclaim/directory/sql_status.py",  # its account status and record, likewise
         "reclaim/store/migrations/__init__.py",
     ]
 

@@ -216,18 +216,22 @@ def test_accounts_mfa_of_an_unknown_account_fails_clearly(cli_env: Path):
 def test_accounts_mfa_on_a_directory_without_second_factors_says_so_in_one_line(
     cli_env: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    # An HTTP directory nobody answers at: the refusal comes before it is asked anything.
-    monkeypatch.setenv("RECLAIM_DIRECTORY", "http")
-    monkeypatch.setenv("RECLAIM_HTTP_DIRECTORY_URL", "http://127.0.0.1:9/directory")
-    monkeypatch.setenv("RECLAIM_HTTP_DIRECTORY_SECRET", "s" * 32)
+    # An LDAP server nobody answers at, with no account marked as bound to a second factor:
+    # the refusal comes before it is asked anything.
+    monkeypatch.setenv("RECLAIM_DIRECTORY", "ldap")
+    monkeypatch.setenv("RECLAIM_LDAP_URL", "ldap://127.0.0.1:9")
+    monkeypatch.setenv("RECLAIM_LDAP_BIND_DN", "cn=reclaim,dc=example,dc=org")
+    monkeypatch.setenv("RECLAIM_LDAP_BIND_PASSWORD", "secret")
+    monkeypatch.setenv("RECLAIM_LDAP_USER_BASE", "ou=people,dc=example,dc=org")
 
     for args in (["show"], ["totp"], ["recovery-codes"], ["remove", "--factor", "totp"]):
         answered = _mfa(*args, "jane")
 
         assert answered.exit_code == 1
         assert answered.output == (
-            "the http account directory cannot do this (second_factors): second factors are "
-            "not kept by this directory (yet)\n"
+            "the ldap account directory cannot do this (second_factors): no account of this "
+            "directory is bound to a second factor (on LDAP, mark them with "
+            "RECLAIM_LDAP_MFA_ATTRIBUTE or RECLAIM_LDAP_MFA_GROUP: docs/directories.md)\n"
         )
 
 

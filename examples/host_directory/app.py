@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import pyotp
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -44,6 +45,10 @@ CREATE TABLE IF NOT EXISTS changes (key TEXT PRIMARY KEY, status INTEGER NOT NUL
     body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS status_changes (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,
     status TEXT NOT NULL, case_id TEXT, reason TEXT, actor TEXT, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS totp (user_id INTEGER PRIMARY KEY, secret TEXT NOT NULL,
+    enrolled_at TEXT NOT NULL, last_used_at TEXT);
+CREATE TABLE IF NOT EXISTS totp_steps (user_id INTEGER NOT NULL, step INTEGER NOT NULL,
+    case_id TEXT NOT NULL, PRIMARY KEY (user_id, step));
 """
 # Added to `users` since the first version (a database made by it gets them at start).
 ADDED_COLUMNS = (
@@ -107,6 +112,19 @@ def add_user(db: sqlite3.Connection, username: str, email: str, phone: str | Non
     return user_id
 
 
+def add_totp(db: sqlite3.Connection, username: str) -> str:
+    """An authenticator app for the user (replacing any): its base32 secret. A real host keeps
+    it encrypted; this reference keeps it plain."""
+    secret = pyotp.random_base32()
+    with transaction(db):
+        row = db.execute("SELECT id FROM users WHERE username = ?", (username.lower(),)).fetchone()
+        db.execute(
+            "INSERT OR REPLACE INTO totp (user_id, secret, enrolled_at) VALUES (?, ?, ?)",
+            (row["id"], secret, now()),
+        )
+    return secret
+
+
 def create_app(db_path: str, secret: str) -> FastAPI:
     db = connect(db_path)
     webhook = Webhook(secret)
@@ -142,7 +160,17 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             # When the email or phone last changed (null: as created): a recovery soon after
             # is held by Reclaim.
             "contacts_changed_at": row["contacts_changed_at"],
+            # The second factors Reclaim must ask a proof of after the contact code.
+            "factors": factors(row["id"]),
         }
+
+    def factors(user_id: int) -> list[dict[str, Any]]:
+        app = db.execute("SELECT * FROM totp WHERE user_id = ?", (user_id,)).fetchone()
+        if app is None:
+            return []
+        return [
+            {"kind": "totp", "enrolled_at": app["enrolled_at"], "last_used_at": app["last_used_at"]}
+        ]
 
     def user(user_id: str) -> sqlite3.Row:
         row = db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
@@ -195,6 +223,51 @@ def create_app(db_path: str, secret: str) -> FastAPI:
             (user_id, HISTORY),
         )
         return [row["hash"] for row in rows]
+
+    @reclaim.post("/accounts/{user_id}/factors/verify")
+    async def verify_factor(user_id: str, call: Signed) -> dict[str, Any]:
+        """A TOTP code of the current 30 s step or one either side, each step once per user;
+        the same case asking again (Reclaim retrying) gets the same answer. This reference
+        keeps no passkeys or recovery codes: a proof of those is not accepted."""
+        uid = user(user_id)["id"]
+        body = call["json"]
+        app = db.execute("SELECT secret FROM totp WHERE user_id = ?", (uid,)).fetchone()
+        code, case_id = str(body.get("code", "")), str(body.get("case_id", ""))
+        if body.get("kind") != "totp" or app is None or not case_id:
+            return {"accepted": False}
+        totp, at = pyotp.TOTP(app["secret"]), datetime.now(UTC)
+        step = next(
+            (s for s in (0, -1, 1) if hmac.compare_digest(totp.at(at, counter_offset=s), code)),
+            None,
+        )
+        if step is None:
+            return {"accepted": False}
+        counter = totp.timecode(at) + step
+        with transaction(db):
+            used = db.execute(
+                "SELECT case_id FROM totp_steps WHERE user_id = ? AND step = ?", (uid, counter)
+            ).fetchone()
+            if used is not None:
+                return {"accepted": used["case_id"] == case_id}
+            db.execute(
+                "INSERT INTO totp_steps (user_id, step, case_id) VALUES (?, ?, ?)",
+                (uid, counter, case_id),
+            )
+            db.execute("UPDATE totp SET last_used_at = ? WHERE user_id = ?", (now(), uid))
+        return {"accepted": True}
+
+    @reclaim.post("/accounts/{user_id}/factors/remove")
+    async def remove_factor(user_id: str, call: Signed) -> JSONResponse:
+        """After an approved claim: the factor the reviewer chose goes."""
+        uid = user(user_id)["id"]
+
+        def change() -> tuple[int, dict[str, Any]]:
+            if call["json"].get("kind") != "totp":
+                return 200, {"removed": False}
+            gone = db.execute("DELETE FROM totp WHERE user_id = ?", (uid,)).rowcount
+            return 200, {"removed": bool(gone)}
+
+        return once(call["key"], change)
 
     @reclaim.post("/accounts/{user_id}/password")
     async def set_password(user_id: str, call: Signed) -> JSONResponse:
@@ -336,7 +409,7 @@ def create_app(db_path: str, secret: str) -> FastAPI:
                 "password_changed_at = NULL, contacts_changed_at = NULL WHERE id = ?",
                 (tombstone, tombstone, at, row["id"]),
             )
-            for table in ("passwords", "sessions"):
+            for table in ("passwords", "sessions", "totp", "totp_steps"):
                 db.execute(f"DELETE FROM {table} WHERE user_id = ?", (row["id"],))  # noqa: S608
             db.execute(
                 "INSERT INTO status_changes (user_id, status, case_id, reason, actor, at) "
@@ -398,12 +471,18 @@ def main() -> None:
     serve.add_argument("--db", required=True)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=9000)
+    app_of = commands.add_parser("add-totp", help="an authenticator app for a user")
+    app_of.add_argument("--db", required=True)
+    app_of.add_argument("--username", required=True)
     new = commands.add_parser("add-user")
     new.add_argument("--db", required=True)
     for option in ("--username", "--email", "--password"):
         new.add_argument(option, required=True)
     new.add_argument("--phone")
     args = parser.parse_args()
+    if args.command == "add-totp":
+        print(add_totp(connect(args.db), args.username))
+        return
     if args.command == "add-user":
         user_id = add_user(connect(args.db), args.username, args.email, args.phone, args.password)
         print(f"user {user_id}")

@@ -198,9 +198,18 @@ def mfa_show(account_ref: AccountRef) -> None:
 
     async def work(services: Services) -> Any:
         account_id = await _factor_account(services, account_ref)
-        return await services.directory.factors(account_id)
+        record = await services.directory.get(account_id)
+        bound = bool(record is not None and record.factors)
+        return await services.directory.factors(account_id), bound
 
-    factors = with_services(settings_for_command(), work)
+    factors, bound = with_services(settings_for_command(), work)
+    if not factors and bound:  # an LDAP mark, a host's factor: none kept here yet
+        typer.echo(
+            f"{account_ref} is bound to a second factor kept elsewhere and has no recovery "
+            "code here: only a support claim recovers it until `reclaim accounts mfa "
+            "recovery-codes` makes some"
+        )
+        return
     if not factors:
         typer.echo(f"{account_ref} has no second factor: a contact code alone recovers it")
         return

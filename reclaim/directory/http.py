@@ -44,6 +44,7 @@ from reclaim.contracts import (
     PurgeAccount,
     StatusChange,
 )
+from reclaim.directory.kept_codes import KeptCodes, KeptSecondFactors
 from reclaim.directory.links import Links
 from reclaim.directory.port import (
     AccountExists,
@@ -53,11 +54,13 @@ from reclaim.directory.port import (
     Capability,
     CapabilityMissing,
     DirectoryUnavailable,
+    FactorCheck,
+    FactorKind,
+    FactorSummary,
     NewPassword,
     PasswordRejected,
     SessionView,
     SignIn,
-    WithoutSecondFactors,
     seal_password,
     unseal_password,
 )
@@ -78,10 +81,16 @@ _STATUS = {
 }
 
 
-class HttpDirectory(WithoutSecondFactors):
+class HttpDirectory(KeptSecondFactors):
     name = "http"
     capabilities = frozenset(
-        {Capability.PASSWORD_HISTORY, Capability.CONTACTS, Capability.STATUS, Capability.PURGE}
+        {
+            Capability.PASSWORD_HISTORY,
+            Capability.CONTACTS,
+            Capability.STATUS,
+            Capability.PURGE,
+            Capability.SECOND_FACTORS,
+        }
     )
 
     def __init__(self, settings: Settings, links: Links, keys: Keys) -> None:
@@ -94,6 +103,9 @@ class HttpDirectory(WithoutSecondFactors):
         self._base = settings.http_directory_url.rstrip("/")
         self._timeout = settings.http_directory_timeout
         self._client: httpx.AsyncClient | None = None
+        # The host checks its users' factors; else Reclaim keeps recovery codes for them.
+        self._host_factors = settings.http_directory_verifies_factors
+        self._kept = KeptCodes(links.engine, keys)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -186,6 +198,7 @@ class HttpDirectory(WithoutSecondFactors):
                 created_at=_time(payload.get("created_at")),
                 password_changed_at=_time(payload.get("password_changed_at")),
                 contacts_changed_at=_time(payload.get("contacts_changed_at")),
+                factors=self._kinds(payload),
                 status_since=_time(payload.get("status_since")),
                 status_until=_time(payload.get("status_until")),
                 status_reason=payload.get("status_reason") or None,
@@ -199,6 +212,15 @@ class HttpDirectory(WithoutSecondFactors):
         if account_id is None:
             return dataclasses.replace(record, id=await self._links.id_for(key))
         return record
+
+    def _kinds(self, payload: dict[str, Any]) -> tuple[FactorKind, ...]:
+        """The factors a recovery asks a proof of: the host's (those it can verify), or, when it
+        cannot verify, the recovery codes Reclaim keeps for an account that has any."""
+        listed = [_factor(f) for f in payload.get("factors") or []]
+        kinds = tuple(dict.fromkeys(f.kind for f in listed if f is not None))
+        if not self._host_factors:
+            return (FactorKind.RECOVERY_CODE,) if kinds else ()
+        return kinds
 
     async def find(self, identifier: Identifier) -> AccountRecord | None:
         body = {"kind": identifier.kind.value, "value": identifier.value}
@@ -238,6 +260,68 @@ class HttpDirectory(WithoutSecondFactors):
 
     async def status_counts(self) -> dict[str, int]:
         return {}  # the host's own figures
+
+    # -- second factors ----------------------------------------------------------------------
+
+    async def factors(self, account_id: int) -> list[FactorSummary]:
+        if not self._host_factors:
+            return await super().factors(account_id)
+        key = await self._key(account_id)
+        if key is None:
+            return []
+        response = await self._call("GET", f"/accounts/{_segment(key)}")
+        if response.status_code != 200:
+            return []
+        listed = [_factor(f) for f in self._payload(response).get("factors") or []]
+        return [f for f in listed if f is not None]
+
+    async def verify_factor(
+        self, account_id: int, kind: FactorKind, code: str, *, case_id: str, at: datetime
+    ) -> FactorCheck:
+        """The host checks the proof (`POST …/factors/verify`; for a passkey, `code` is the
+        assertion with the challenge it must sign); a host that cannot: Reclaim's codes."""
+        if not self._host_factors:
+            return await super().verify_factor(account_id, kind, code, case_id=case_id, at=at)
+        key = await self._key(account_id)
+        if key is None:
+            return FactorCheck(accepted=False)
+        body: dict[str, Any] = {"kind": kind.value, "case_id": case_id, "at": at.isoformat()}
+        if kind is FactorKind.WEBAUTHN:
+            body.update(json.loads(code))
+        else:
+            body["code"] = code
+        response = await self._call("POST", f"/accounts/{_segment(key)}/factors/verify", body)
+        if response.status_code == 404:
+            return FactorCheck(accepted=False)
+        if response.status_code != 200:
+            raise self._unexpected(response, "a second factor's check")
+        answer = self._payload(response)
+        left = answer.get("recovery_codes_left")
+        return FactorCheck(bool(answer.get("accepted")), left if isinstance(left, int) else None)
+
+    async def new_recovery_codes(self, account_id: int, at: datetime) -> list[str]:
+        if self._host_factors:
+            raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)  # the host's own
+        return await super().new_recovery_codes(account_id, at)
+
+    async def remove_factor(self, account_id: int, kind: FactorKind) -> bool:
+        """After an approved claim (`POST …/factors/remove`), or Reclaim's own codes."""
+        if not self._host_factors:
+            return await super().remove_factor(account_id, kind)
+        key = await self._key(account_id)
+        if key is None:
+            return False
+        response = await self._call(
+            "POST",
+            f"/accounts/{_segment(key)}/factors/remove",
+            {"kind": kind.value},
+            key=f"factor-remove:{account_id}:{kind.value}:{uuid.uuid4().hex}",
+        )
+        if response.status_code == 404:
+            return False
+        if response.status_code != 200:
+            raise self._unexpected(response, "removing a second factor")
+        return bool(self._payload(response).get("removed"))
 
     # -- passwords ---------------------------------------------------------------------------
 
@@ -496,3 +580,20 @@ def _time(value: Any) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _factor(item: Any) -> FactorSummary | None:
+    """One factor of an account's read (`{"kind", "enrolled_at", "last_used_at", "name"}`);
+    None for a kind Reclaim does not know."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        kind = FactorKind(str(item.get("kind")))
+    except ValueError:
+        return None
+    return FactorSummary(
+        kind,
+        _time(item.get("enrolled_at")) or datetime.fromtimestamp(0, UTC),
+        _time(item.get("last_used_at")),
+        name=item.get("name") or None,
+    )

@@ -73,6 +73,8 @@ from reclaim.contracts import (
     PurgeAccount,
     StatusChange,
 )
+from reclaim.directory.kept_codes import KeptCodes, KeptSecondFactors
+from reclaim.directory.ldap_mfa import MfaMarks
 from reclaim.directory.links import Links
 from reclaim.directory.port import (
     AccountExists,
@@ -82,11 +84,11 @@ from reclaim.directory.port import (
     Capability,
     CapabilityMissing,
     DirectoryUnavailable,
+    FactorKind,
     NewPassword,
     PasswordRejected,
     SessionView,
     SignIn,
-    WithoutSecondFactors,
     seal_password,
     unseal_password,
 )
@@ -144,7 +146,7 @@ class _Entry:
     locked: bool  # locked by failed binds: a recovery clears it
 
 
-class LdapDirectory(WithoutSecondFactors):
+class LdapDirectory(KeptSecondFactors):
     name = "ldap"
 
     def __init__(self, settings: Settings, links: Links, keys: Keys) -> None:
@@ -152,10 +154,15 @@ class LdapDirectory(WithoutSecondFactors):
         self._links = links
         self._keys = keys
         self._ad = settings.ldap_flavor == "ad"
+        self._mfa = MfaMarks(settings)
+        self._kept = KeptCodes(links.engine, keys)
         self.capabilities = frozenset(
-            {Capability.CONTACTS}
-            if self._ad
-            else {Capability.CONTACTS, Capability.PASSWORD_HISTORY}
+            (
+                {Capability.CONTACTS}
+                if self._ad
+                else {Capability.CONTACTS, Capability.PASSWORD_HISTORY}
+            )
+            | ({Capability.SECOND_FACTORS} if self._mfa.configured else set())
         )
         assert settings.ldap_url and settings.ldap_bind_dn and settings.ldap_user_base
         assert settings.ldap_bind_password is not None
@@ -172,6 +179,7 @@ class LdapDirectory(WithoutSecondFactors):
         )
         self._attributes = [self._username, self._email, self._phone, self._key]
         self._attributes += self._state_attrs + ([] if self._ad else ["userPassword"])
+        self._attributes += self._mfa.attributes
         self._contacts_changed = settings.ldap_contacts_changed_attribute.strip()
         if self._contacts_changed:
             self._attributes.append(self._contacts_changed)
@@ -321,9 +329,17 @@ class LdapDirectory(WithoutSecondFactors):
             created_at=created,
             password_changed_at=changed,
             contacts_changed_at=contacts_changed,
+            factors=await self._bound(raw["dn"], attrs),
             status_reason=reason,
         )
         return _Entry(raw["dn"], record, tuple(h for h in hashes if h), locked)
+
+    async def _bound(self, dn: str, attrs: dict[str, list[bytes]]) -> tuple[FactorKind, ...]:
+        """An account bound to a second factor proves one of the codes Reclaim keeps."""
+        bound = self._mfa.by_attribute(attrs)
+        if not bound and self._mfa.group:
+            bound = await self._run(lambda c: self._mfa.in_group(c, dn, ad=self._ad))
+        return (FactorKind.RECOVERY_CODE,) if bound else ()
 
     async def find(self, identifier: Identifier) -> AccountRecord | None:
         entry = await self._entry_by_identifier(identifier)

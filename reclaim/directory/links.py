@@ -46,6 +46,12 @@ class Links:
         self._engine = engine
         self._directory = directory
 
+    @property
+    def engine(self) -> Engine:
+        """Reclaim's own database, where the links (and the codes Reclaim keeps for these
+        accounts, `reclaim.directory.kept_codes`) live."""
+        return self._engine
+
     async def id_for(self, key: str) -> int:
         """The account id of `key`, given it the first time (two processes finding the same
         new account at once get the same id)."""

@@ -291,7 +291,10 @@ _MISSING = {
     Capability.CONTACTS: "change the account's addresses in the directory itself",
     Capability.PASSWORD_HISTORY: "the directory keeps no readable password history",
     Capability.PAST_CONTACTS: "the directory keeps no former addresses",
-    Capability.SECOND_FACTORS: "second factors are not kept by this directory (yet)",
+    Capability.SECOND_FACTORS: (
+        "no account of this directory is bound to a second factor (on LDAP, mark them with "
+        "RECLAIM_LDAP_MFA_ATTRIBUTE or RECLAIM_LDAP_MFA_GROUP: docs/directories.md)"
+    ),
 }
 
 

@@ -4,14 +4,9 @@ It does everything the port allows: accounts made with `reclaim accounts add`, s
 sessions, a password history (reuse refused, previous passwords as claim evidence), past
 contacts, deactivation with a purge after the grace period, bans, the record of every
 status change, and second factors (a TOTP secret sealed at rest, ten recovery codes kept as
-keyed digests, passkeys: `reclaim.directory.sql_passkeys`).
-
-The database is the truth about an account's status; the lifecycle workflows only keep the
-time. Each status set for a case names that case in `Account.status_case`, and a timer's
-action (purge, lift the ban) applies only while the account still names the case that set it:
-a user who signed in meanwhile, a newer ban, a second deactivation all make an old timer's
-action a no-op, even if the signal that should have stopped it was lost. Every change writes
-an `AccountEvent` in the same transaction.
+keyed digests: `reclaim.directory.sql_factors`; passkeys: `reclaim.directory.sql_passkeys`).
+The account's status and its record (deactivation, bans, the purge, the case in charge of
+each) are `reclaim.directory.sql_status`'.
 
 The SQL is synchronous: each method runs its transaction in a thread.
 """
@@ -19,16 +14,12 @@ The SQL is synchronous: each method runs its transaction in a thread.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import secrets
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from typing import Any, TypeVar
 
-import pyotp
-from sqlalchemy import and_, delete, exists, func, literal, union_all, update
+from sqlalchemy import and_, func, literal, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -38,14 +29,12 @@ from reclaim.contracts import (
     AccountState,
     AccountStatus,
     Actor,
-    ActorKind,
     Channel,
     PurgeAccount,
     StatusChange,
 )
-from reclaim.directory import sql_passkeys
+from reclaim.directory import sql_factors, sql_passkeys, sql_status
 from reclaim.directory.port import (
-    AccountChange,
     AccountExists,
     AccountGone,
     AccountOverview,
@@ -61,22 +50,19 @@ from reclaim.directory.port import (
     UsernameReserved,
     unseal_password,
 )
+from reclaim.directory.sql_status import Action
 from reclaim.directory.tables import (
     Account,
     AccountEvent,
-    AccountPasskey,
-    AccountTotp,
     LoginSession,
     PasswordHistory,
     PastContact,
-    RecoveryCode,
     ReservedUsername,
-    TotpStep,
 )
 from reclaim.identifiers import Identifier, IdentifierKind, identifier_digest
 from reclaim.security import Keys, Passwords, new_token
 from reclaim.store.engine import in_session
-from reclaim.store.models import FORGOTTEN, utcnow
+from reclaim.store.models import utcnow
 
 T = TypeVar("T")
 
@@ -84,27 +70,7 @@ PASSWORD_HISTORY_DEPTH = 5
 # Seconds `decoy` keeps the highest account id before reading it again.
 DECOY_SPAN_TTL = 60.0
 
-# What a purged account's unique columns hold (followed by its id, to stay unique).
-PURGED_MARK = FORGOTTEN
-
 _KIND = {Channel.EMAIL: IdentifierKind.EMAIL, Channel.SMS: IdentifierKind.PHONE}
-
-RECOVERY_CODES = 10
-# Recovery codes: 10 characters from 31 that cannot be mistaken for one another (no 0/o,
-# 1/i/l), shown as xxxxx-xxxxx: about 49.5 bits each.
-RECOVERY_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
-RECOVERY_LENGTH = 10
-TOTP_STEP = timedelta(seconds=30)
-
-
-class Action(StrEnum):
-    DEACTIVATED = "deactivated"
-    REACTIVATED = "reactivated"
-    PURGED = "purged"
-    BANNED = "banned"
-    UNBANNED = "unbanned"  # lifted by someone before its end
-    BAN_ENDED = "ban_ended"  # its time was up
-    CONTACT_REPLACED = "contact_replaced"  # an approved support claim gave it new addresses
 
 
 class SqlDirectory:
@@ -183,19 +149,9 @@ class SqlDirectory:
                     LoginSession.account_id == account_id, col(LoginSession.revoked_at).is_(None)
                 )
             ).one()
-            events = session.exec(
-                select(AccountEvent)
-                .where(AccountEvent.account_id == account_id)
-                .order_by(col(AccountEvent.id))
-            ).all()
-            changes = [
-                AccountChange(
-                    e.at, e.action, e.status, e.actor_kind, e.actor, e.reason, e.until, e.case_id
-                )
-                for e in events
-            ]
+            changes = sql_status.changes(session, account_id)
             return AccountOverview(
-                _view(account, _factor_kinds(session, account_id)), int(active), changes
+                _view(account, sql_factors.factor_kinds(session, account_id)), int(active), changes
             )
 
         return await self._run(work)
@@ -275,38 +231,20 @@ class SqlDirectory:
                     created_at=at,
                 )
             )
-            _revoke_all_sessions(session, account_id, at)
-            deletion = _reactivate(session, account, at, ACCOUNT_HOLDER, case_id=case_id)
+            sql_status.revoke_all_sessions(session, account_id, at)
+            deletion = sql_status.reactivate(session, account, at, ACCOUNT_HOLDER, case_id=case_id)
             session.commit()
             return deletion
 
         return await self._run(work)
 
-    # -- second factors ----------------------------------------------------------------------
+    # -- second factors: `reclaim.directory.sql_factors`, passkeys `sql_passkeys` -------------
 
     async def factors(self, account_id: int) -> list[FactorSummary]:
-        """The TOTP secret (when enrolled, last used) and the recovery code set (when made,
-        last used, how many left; shown even when none is left, so an operator sees it
-        exhausted), never a secret."""
+        """The TOTP secret, the recovery code set, the passkeys; never a secret."""
 
         def work(session: Session) -> list[FactorSummary]:
-            found: list[FactorSummary] = []
-            totp = session.get(AccountTotp, account_id)
-            if totp is not None:
-                found.append(FactorSummary(FactorKind.TOTP, totp.enrolled_at, totp.last_used_at))
-            codes = session.exec(
-                select(RecoveryCode).where(RecoveryCode.account_id == account_id)
-            ).all()
-            if codes:
-                used = [c.used_at for c in codes if c.used_at is not None]
-                found.append(
-                    FactorSummary(
-                        FactorKind.RECOVERY_CODE,
-                        min(c.created_at for c in codes),
-                        max(used) if used else None,
-                        remaining=len(codes) - len(used),
-                    )
-                )
+            found = sql_factors.summaries(session, account_id)
             return found + sql_passkeys.summaries(session, account_id)
 
         return await self._run(work)
@@ -325,141 +263,43 @@ class SqlDirectory:
         def work(session: Session) -> FactorCheck:
             if _locked(session, account_id) is None:
                 return FactorCheck(accepted=False)
-            if kind is FactorKind.TOTP:
-                return self._check_totp(session, account_id, code, case_id, at)
-            if kind is FactorKind.RECOVERY_CODE:
-                return self._spend_recovery_code(session, account_id, code, case_id, at)
-            # A passkey is proven by a WebAuthn ceremony (`use_passkey`), never by a code.
-            return FactorCheck(accepted=False)
+            return sql_factors.verify(
+                session, self._keys, account_id, kind, code, case_id=case_id, at=at
+            )
 
         return await self._run(work)
 
-    def _check_totp(
-        self, session: Session, account_id: int, code: str, case_id: str, at: datetime
-    ) -> FactorCheck:
-        refused = FactorCheck(accepted=False)
-        kept = session.get(AccountTotp, account_id)
-        given = "".join(code.split())
-        if kept is None or len(given) != 6 or not given.isdigit():
-            return refused
-        totp = pyotp.TOTP(self._keys.unseal(kept.sealed_secret, _totp_context(account_id)))
-        # pyotp's verify(valid_window=1) says whether, not which step: every step is compared
-        # (no early exit), the one that matched is the one spent.
-        matched: int | None = None
-        for k in (-1, 0, 1):
-            moment = at + k * TOTP_STEP
-            if hmac.compare_digest(totp.at(moment), given):
-                matched = totp.timecode(moment)
-        if matched is None:
-            return refused
-        spent = session.get(TotpStep, (account_id, matched))
-        if spent is not None:
-            return FactorCheck(accepted=spent.case_id == case_id)
-        session.add(TotpStep(account_id=account_id, step=matched, case_id=case_id, used_at=at))
-        kept.last_used_at = at
-        session.add(kept)
-        session.commit()
-        return FactorCheck(accepted=True)
-
-    def _spend_recovery_code(
-        self, session: Session, account_id: int, code: str, case_id: str, at: datetime
-    ) -> FactorCheck:
-        row = session.exec(
-            select(RecoveryCode).where(
-                RecoveryCode.account_id == account_id,
-                RecoveryCode.digest == self._recovery_digest(account_id, code),
-            )
-        ).first()
-        if row is None:
-            return FactorCheck(accepted=False)
-        if row.used_at is not None:
-            if row.used_by_case != case_id:
-                return FactorCheck(accepted=False)
-            return FactorCheck(accepted=True, recovery_codes_left=row.left_after)
-        left = session.exec(
-            select(func.count())
-            .select_from(RecoveryCode)
-            .where(
-                RecoveryCode.account_id == account_id,
-                col(RecoveryCode.used_at).is_(None),
-                RecoveryCode.id != row.id,
-            )
-        ).one()
-        row.used_at, row.used_by_case, row.left_after = at, case_id, int(left)
-        session.add(row)
-        session.commit()
-        return FactorCheck(accepted=True, recovery_codes_left=int(left))
-
     async def enrol_totp(self, account_id: int, at: datetime, *, secret: str | None = None) -> str:
-        secret = secret or pyotp.random_base32()
+        secret = secret or sql_factors.new_totp_secret()
 
         def work(session: Session) -> str:
             account = _locked(session, account_id)
             if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
                 raise AccountGone(account_id)
-            # The steps spent with the old secret mean nothing for the new one.
-            session.execute(delete(TotpStep).where(col(TotpStep.account_id) == account_id))
-            session.merge(
-                AccountTotp(
-                    account_id=account_id,
-                    sealed_secret=self._keys.seal(secret, _totp_context(account_id)),
-                    enrolled_at=at,
-                    last_used_at=None,
-                )
-            )
-            session.commit()
-            return pyotp.TOTP(secret).provisioning_uri(
-                name=account.username, issuer_name=self._issuer
+            return sql_factors.enrol_totp(
+                session, self._keys, account, secret, at, issuer=self._issuer
             )
 
         return await self._run(work)
 
     async def new_recovery_codes(self, account_id: int, at: datetime) -> list[str]:
-        codes: set[str] = set()
-        while len(codes) < RECOVERY_CODES:
-            codes.add("".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_LENGTH)))
-        shown = [f"{c[:5]}-{c[5:]}" for c in sorted(codes)]
+        shown = sql_factors.new_recovery_codes()
 
         def work(session: Session) -> list[str]:
             account = _locked(session, account_id)
             if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
                 raise AccountGone(account_id)
-            session.execute(delete(RecoveryCode).where(col(RecoveryCode.account_id) == account_id))
-            for code in shown:
-                session.add(
-                    RecoveryCode(
-                        account_id=account_id,
-                        digest=self._recovery_digest(account_id, code),
-                        created_at=at,
-                    )
-                )
-            session.commit()
+            sql_factors.replace_recovery_codes(session, self._keys, account_id, shown, at)
             return shown
 
         return await self._run(work)
 
     async def remove_factor(self, account_id: int, kind: FactorKind) -> bool:
-        """TOTP: the secret and its spent steps go. Recovery codes: the whole set goes (used
-        codes too); True only if a code of it was still unused (an exhausted set is no
-        factor)."""
+        """See `sql_factors.remove`."""
 
         def work(session: Session) -> bool:
             _locked(session, account_id)
-            if kind is FactorKind.TOTP:
-                had = session.get(AccountTotp, account_id) is not None
-                session.execute(delete(TotpStep).where(col(TotpStep.account_id) == account_id))
-                session.execute(
-                    delete(AccountTotp).where(col(AccountTotp.account_id) == account_id)
-                )
-            elif kind is FactorKind.WEBAUTHN:
-                had = sql_passkeys.remove_all(session, account_id)
-            else:
-                had = FactorKind.RECOVERY_CODE in _factor_kinds(session, account_id)
-                session.execute(
-                    delete(RecoveryCode).where(col(RecoveryCode.account_id) == account_id)
-                )
-            session.commit()
-            return had
+            return sql_factors.remove(session, account_id, kind)
 
         return await self._run(work)
 
@@ -493,15 +333,6 @@ class SqlDirectory:
             return sql_passkeys.remove(session, account_id, credential_id)
 
         return await self._run(work)
-
-    def _recovery_digest(self, account_id: int, code: str) -> str:
-        """A recovery code's keyed HMAC digest, bound to its account. HMAC rather than argon2:
-        the codes are random (about 49.5 bits), not chosen by people, so there is no small
-        dictionary for a slow hash to slow down, and without the server secret the table
-        cannot be tried offline at all. A digest is also looked up by value in one indexed
-        read, where salted argon2 hashes would cost ten verifications per attempt."""
-        normal = "".join(ch for ch in code.lower() if ch not in " -\t")
-        return self._keys.scoped_digest(f"recovery-code:{account_id}", normal)
 
     # -- contacts ----------------------------------------------------------------------------
 
@@ -567,10 +398,12 @@ class SqlDirectory:
                     )
             account.email, account.phone = email, None
             account.contacts_changed_at = at
-            deletion = _reactivate(session, account, at, actor, case_id=case_id, reason=reason)
+            deletion = sql_status.reactivate(
+                session, account, at, actor, case_id=case_id, reason=reason
+            )
             session.add(account)
-            _revoke_all_sessions(session, account_id, at)
-            _note(session, account, Action.CONTACT_REPLACED, actor, at, reason, case_id)
+            sql_status.revoke_all_sessions(session, account_id, at)
+            sql_status.note(session, account, Action.CONTACT_REPLACED, actor, at, reason, case_id)
             session.commit()
             return deletion
 
@@ -587,7 +420,7 @@ class SqlDirectory:
             if account.status == AccountStatus.BANNED:
                 return SignIn(problem="account_banned", until=account.status_until)
             # Signing in during the grace period of a deactivation keeps the account.
-            reactivated = _reactivate(session, account, utcnow(), ACCOUNT_HOLDER)
+            reactivated = sql_status.reactivate(session, account, utcnow(), ACCOUNT_HOLDER)
             if account.status != AccountStatus.ACTIVE:
                 return SignIn(problem=f"account_{account.status}")
             if self._passwords.needs_rehash(account.password_hash):
@@ -642,66 +475,29 @@ class SqlDirectory:
 
     async def revoke_sessions(self, account_id: int, at: datetime) -> int:
         def work(session: Session) -> int:
-            count = _revoke_all_sessions(session, account_id, at)
+            count = sql_status.revoke_all_sessions(session, account_id, at)
             session.commit()
             return count
 
         return await self._run(work)
 
-    # -- status ------------------------------------------------------------------------------
+    # -- status: `reclaim.directory.sql_status` ---------------------------------------------
 
     async def deactivate(self, change: StatusChange) -> AccountState:
-        """Active → deactivated until `change.until`, every session signed out. Running it
-        again for the same case changes nothing; an account deactivated by another case,
-        banned or purged is left as it is (`applied=False` says so)."""
-
         def work(session: Session) -> AccountState:
-            account = _locked(session, change.account_id)
-            if account is None or account.status_case == change.case_id:
-                return _state(account, applied=account is not None)
-            if account.status != AccountStatus.ACTIVE:
-                return _state(account, applied=False)
-            _take_away(session, account, AccountStatus.DEACTIVATED, Action.DEACTIVATED, change)
-            return _state(account, applied=True)
+            return sql_status.deactivate(session, _locked(session, change.account_id), change)
 
         return await self._run(work)
 
     async def ban(self, change: StatusChange) -> AccountState:
-        """Ban the account until `change.until` (None: until lifted), every session signed
-        out. A ban replaces the status set by another case (an earlier ban, a deactivation:
-        its timer will find it no longer in charge); `previous_case` names that case."""
-
         def work(session: Session) -> AccountState:
-            account = _locked(session, change.account_id)
-            if account is None or account.status_case == change.case_id:
-                return _state(account, applied=account is not None)
-            if account.status == AccountStatus.PURGED:
-                return _state(account, applied=False)
-            previous = account.status_case
-            _take_away(session, account, AccountStatus.BANNED, Action.BANNED, change)
-            return _state(account, applied=True, previous=previous)
+            return sql_status.ban(session, _locked(session, change.account_id), change)
 
         return await self._run(work)
 
     async def lift_ban(self, change: StatusChange) -> AccountState:
-        """Banned → active, if the ban is still the one `change.case_id` set ("" for a ban no
-        case is in charge of). The system lifting it records `ban_ended`, anybody else
-        `unbanned`."""
-
         def work(session: Session) -> AccountState:
-            account = _locked(session, change.account_id)
-            if (
-                account is None
-                or account.status != AccountStatus.BANNED
-                or (account.status_case or "") != change.case_id
-            ):
-                return _state(account, applied=False)
-            _set_status(account, AccountStatus.ACTIVE, change.at)
-            ended = change.actor.kind is ActorKind.SYSTEM
-            action = Action.BAN_ENDED if ended else Action.UNBANNED
-            _note(session, account, action, change.actor, change.at, change.reason, change.case_id)
-            session.commit()
-            return _state(account, applied=True)
+            return sql_status.lift_ban(session, _locked(session, change.account_id), change)
 
         return await self._run(work)
 
@@ -718,67 +514,18 @@ class SqlDirectory:
             account = _locked(session, account_id)
             if account is None or account.status in (AccountStatus.PURGED, AccountStatus.BANNED):
                 raise AccountGone(account_id)
-            deletion = _reactivate(session, account, at, actor, case_id=case_id, reason=reason)
+            deletion = sql_status.reactivate(
+                session, account, at, actor, case_id=case_id, reason=reason
+            )
             session.commit()
             return deletion
 
         return await self._run(work)
 
     async def purge(self, request: PurgeAccount) -> AccountState:
-        """The end of a grace period: anonymise the account and keep only its record.
-
-        The username is kept from reuse for `request.quarantine` seconds (by its keyed
-        digest); email, phone and password go; sessions, password history, past contacts and
-        second factors are deleted. Applies only if the account is still deactivated by this
-        case; running it again changes nothing. What the features kept about the account
-        (notifications, claims) is theirs to forget (`LifecycleService.forget_account`)."""
-
         def work(session: Session) -> AccountState:
             account = _locked(session, request.account_id)
-            if account is None or account.status_case != request.case_id:
-                return _state(account, applied=False)
-            if account.status == AccountStatus.PURGED:
-                return _state(account, applied=True)  # a retried activity: done already
-            if account.status != AccountStatus.DEACTIVATED:
-                return _state(account, applied=False)
-            assert account.id is not None
-            reserved = session.merge(
-                ReservedUsername(
-                    digest=self._username_digest(account.username),
-                    until=request.at + timedelta(seconds=request.quarantine),
-                    account_id=account.id,
-                )
-            )
-            placeholder = f"{PURGED_MARK}{account.id}"
-            account.username = placeholder
-            account.email = placeholder
-            account.phone = None
-            account.password_hash = ""
-            account.password_changed_at = None
-            _set_status(account, AccountStatus.PURGED, request.at, case_id=request.case_id)
-            session.add(account)
-            for table in (
-                LoginSession,
-                PasswordHistory,
-                PastContact,
-                AccountTotp,
-                TotpStep,
-                RecoveryCode,
-                AccountPasskey,
-            ):
-                session.execute(delete(table).where(col(table.account_id) == account.id))
-            _note(
-                session,
-                account,
-                Action.PURGED,
-                Actor(ActorKind.SYSTEM, "deletion grace period"),
-                request.at,
-                "username reserved until the date given",
-                request.case_id,
-                until=reserved.until,
-            )
-            session.commit()
-            return _state(account, applied=True)
+            return sql_status.purge(session, account, request, self._username_digest)
 
         return await self._run(work)
 
@@ -838,40 +585,15 @@ def _find(session: Session, identifier: Identifier) -> Account | None:
     return session.exec(select(Account).where(_naming(identifier))).first()
 
 
-def _has_factors() -> tuple[Any, Any, Any]:
-    """Whether the account of the row has a TOTP secret, an unused recovery code, a passkey:
-    correlated EXISTS, columns of the statement that reads the account, so that reading an
-    account costs the same statement whether it exists or not (tests/oracle)."""
-    totp = exists().where(col(AccountTotp.account_id) == col(Account.id)).label("has_totp")
-    codes = (
-        exists()
-        .where(col(RecoveryCode.account_id) == col(Account.id), col(RecoveryCode.used_at).is_(None))
-        .label("has_codes")
-    )
-    return totp, codes, sql_passkeys.has_passkey()
-
-
-def _kinds(has_totp: Any, has_codes: Any, has_passkey: Any) -> tuple[FactorKind, ...]:
-    found = (
-        (FactorKind.TOTP, has_totp),
-        (FactorKind.RECOVERY_CODE, has_codes),
-        (FactorKind.WEBAUTHN, has_passkey),
-    )
-    return tuple(kind for kind, has in found if has)
-
-
 def _record(session: Session, where: Any) -> AccountRecord | None:
     """The account meeting `where` with its factor kinds, in one statement."""
-    row = session.execute(sa_select(Account, *_has_factors()).where(where).limit(1)).first()
+    row = session.execute(
+        sa_select(Account, *sql_factors.has_factors()).where(where).limit(1)
+    ).first()
     if row is None:
         return None
     account, *has = row
-    return _view(account, _kinds(*has))
-
-
-def _factor_kinds(session: Session, account_id: int) -> tuple[FactorKind, ...]:
-    row = session.execute(sa_select(*_has_factors()).where(col(Account.id) == account_id)).first()
-    return _kinds(*row) if row is not None else ()
+    return _view(account, sql_factors.kinds(*has))
 
 
 def _decoy(session: Session, start: int) -> AccountRecord | None:
@@ -894,7 +616,7 @@ def _decoy(session: Session, start: int) -> AccountRecord | None:
     )
     picked = union_all(sa_select(after), sa_select(first)).subquery()
     row = session.execute(
-        sa_select(Account, *_has_factors())
+        sa_select(Account, *sql_factors.has_factors())
         .join(picked, col(Account.id) == picked.c.id)
         .order_by(picked.c.rank)
         .limit(1)
@@ -902,7 +624,7 @@ def _decoy(session: Session, start: int) -> AccountRecord | None:
     if row is None:
         return None
     account, *has = row
-    return _view(account, _kinds(*has))
+    return _view(account, sql_factors.kinds(*has))
 
 
 def _view(account: Account, factors: tuple[FactorKind, ...] = ()) -> AccountRecord:
@@ -936,121 +658,7 @@ def _recent_hashes(session: Session, account_id: int) -> list[str]:
     )
 
 
-def _totp_context(account_id: int) -> str:
-    """What a TOTP secret is sealed for: its account only."""
-    return f"totp:{account_id}"
-
-
-def _revoke_all_sessions(session: Session, account_id: int, at: datetime) -> int:
-    result = session.execute(
-        update(LoginSession)
-        .where(col(LoginSession.account_id) == account_id, col(LoginSession.revoked_at).is_(None))
-        .values(revoked_at=at)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def _locked(session: Session, account_id: int) -> Account | None:
     """The account row, locked until the transaction ends (PostgreSQL; SQLite serialises
     writers anyway)."""
     return session.exec(select(Account).where(Account.id == account_id).with_for_update()).first()
-
-
-def _state(account: Account | None, *, applied: bool, previous: str | None = None) -> AccountState:
-    if account is None:
-        return AccountState(applied=False, status=AccountStatus.PURGED)
-    return AccountState(
-        applied=applied,
-        status=AccountStatus(account.status),
-        until=account.status_until,
-        case_id=account.status_case,
-        previous_case=previous,
-    )
-
-
-def _set_status(
-    account: Account,
-    status: AccountStatus,
-    at: datetime,
-    *,
-    until: datetime | None = None,
-    reason: str | None = None,
-    case_id: str | None = None,
-) -> None:
-    account.status = status.value
-    account.status_since = at
-    account.status_until = until
-    account.status_reason = reason[:500] if reason else None
-    account.status_case = case_id
-
-
-def _reactivate(
-    session: Session,
-    account: Account,
-    at: datetime,
-    actor: Actor,
-    *,
-    case_id: str | None = None,
-    reason: str | None = None,
-) -> str | None:
-    """Deactivated → active, inside the caller's transaction (a sign-in, a completed
-    recovery, an approved claim, an operator). Returns the deletion case that must stop
-    waiting, if the account was deactivated."""
-    if account.status != AccountStatus.DEACTIVATED:
-        return None
-    deletion = account.status_case
-    _set_status(account, AccountStatus.ACTIVE, at)
-    session.add(account)
-    how = reason or ("completed a recovery" if case_id else "signed in")
-    _note(session, account, Action.REACTIVATED, actor, at, how, case_id)
-    return deletion
-
-
-def _take_away(
-    session: Session, account: Account, status: AccountStatus, action: Action, change: StatusChange
-) -> None:
-    """Put the account in `status` for `change`'s case, sign it out everywhere, record it."""
-    _set_status(
-        account, status, change.at, until=change.until, reason=change.reason, case_id=change.case_id
-    )
-    assert account.id is not None
-    _revoke_all_sessions(session, account.id, change.at)
-    _note(
-        session,
-        account,
-        action,
-        change.actor,
-        change.at,
-        change.reason,
-        change.case_id,
-        until=change.until,
-    )
-    session.commit()
-
-
-def _note(
-    session: Session,
-    account: Account,
-    action: Action,
-    actor: Actor,
-    at: datetime,
-    reason: str | None = None,
-    case_id: str | None = None,
-    *,
-    until: datetime | None = None,
-) -> None:
-    """One entry in the account's record, in the caller's transaction."""
-    assert account.id is not None
-    session.add(
-        AccountEvent(
-            account_id=account.id,
-            at=at,
-            action=action.value,
-            status=account.status,
-            actor_kind=actor.kind.value,
-            actor=actor.name[:64],
-            reason=reason[:500] if reason else None,
-            until=until,
-            case_id=case_id,
-        )
-    )

@@ -27,7 +27,7 @@ from reclaim.directory.tables import Account, AccountPasskey
 
 def has_passkey() -> Any:
     """Whether the account of the row has a passkey: a correlated EXISTS, a column of the
-    statement that reads the account (as `sql._has_factors`)."""
+    statement that reads the account (as `sql_factors.has_factors`)."""
     return exists().where(col(AccountPasskey.account_id) == col(Account.id)).label("has_passkey")
 
 

@@ -2,8 +2,9 @@
 contacts, reserved usernames, the record of every status change and second factors (a TOTP
 secret, recovery codes, the TOTP steps already used, passkeys).
 
-Only `reclaim.directory.sql` and its `sql_passkeys` (and the schema migrations) import this
-module: every other part of Reclaim reaches accounts through the `Directory` port.
+Only `reclaim.directory.sql` and its `sql_factors`, `sql_passkeys` and `sql_status` (and
+the schema migrations) import this module: every other part of Reclaim reaches accounts
+through the `Directory` port.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from reclaim.directory import Directory
+from reclaim.directory import CapabilityMissing, Directory
 from reclaim.directory.port import FactorKind, FactorSummary, passkey_id
 from reclaim.errors import Refused
 
@@ -58,8 +58,12 @@ async def remove_chosen(
             said.append(key)
         if factor is None:
             continue
-        if factor.kind is FactorKind.WEBAUTHN and factor.key is not None:
-            await directory.remove_passkey(account_id, passkey_id(factor.key))
-        else:
-            await directory.remove_factor(account_id, factor.kind)
+        try:
+            if factor.kind is FactorKind.WEBAUTHN and factor.key is not None:
+                await directory.remove_passkey(account_id, passkey_id(factor.key))
+            else:
+                await directory.remove_factor(account_id, factor.kind)
+        except CapabilityMissing:
+            # A factor the directory shows but keeps elsewhere: its own store removes it.
+            said.pop()
     return said

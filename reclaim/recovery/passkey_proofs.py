@@ -12,7 +12,7 @@ import structlog
 
 from reclaim import passkeys
 from reclaim.contracts import AccountStatus
-from reclaim.directory import AccountGone, Directory
+from reclaim.directory import AccountGone, Directory, FactorKind
 from reclaim.directory.port import passkey_key
 from reclaim.i18n import Text
 from reclaim.notify import messages
@@ -59,6 +59,8 @@ class PasskeyProofs:
             held = await self._directory.passkeys(proof.account_id)
         except AccountGone:
             return False
+        if not held:  # a directory whose host keeps the passkeys checks the answer itself
+            return await self._by_the_host(proof, assertion, challenge)
         passkey = next((p for p in held if passkey_key(p.credential_id) == raw_id), None)
         if passkey is None:
             return False
@@ -76,6 +78,26 @@ class PasskeyProofs:
             log.warning("passkey_cloned", case_id=proof.case_id)
             await self._tell_cloned(proof, passkey.name)
         return used
+
+    async def _by_the_host(
+        self, proof: VerifySecondFactor, assertion: str, challenge: bytes
+    ) -> bool:
+        """The answer, the challenge it must sign and where it may come from, for the host's
+        own check (`POST …/factors/verify`, kind `webauthn`)."""
+        given = {
+            "assertion": json.loads(assertion),
+            "challenge": passkey_key(challenge),
+            "rp_id": self._settings.resolved_webauthn_rp_id,
+            "origins": self._settings.resolved_webauthn_origins,
+        }
+        check = await self._directory.verify_factor(
+            proof.account_id,
+            FactorKind.WEBAUTHN,
+            json.dumps(given),
+            case_id=proof.case_id,
+            at=proof.at,
+        )
+        return check.accepted
 
     async def _tell_cloned(self, proof: VerifySecondFactor, name: str) -> None:
         account = await self._directory.get(proof.account_id)

@@ -62,7 +62,7 @@ ELSEWHERE = {
         "tests/e2e/test_passkey_recovery.py::"
         "test_a_stranger_key_a_spent_challenge_and_a_copy_are_wrong_proofs"
     ),
-    ("reclaim/directory/sql.py", "SqlDirectory._check_totp"): (
+    ("reclaim/directory/sql_factors.py", "_check_totp"): (
         "tests/persistence/test_second_factors.py::"
         "test_a_totp_code_is_good_for_its_step_and_one_either_side_not_two"
     ),

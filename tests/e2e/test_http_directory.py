@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from standardwebhooks import Webhook
 from temporalio.client import WorkflowExecutionStatus
@@ -19,10 +20,12 @@ from typer.testing import CliRunner
 
 from reclaim.cli import app as cli_app
 from reclaim.contracts import Actor, ActorKind, StatusChange
+from reclaim.directory import FactorKind
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.lifecycle.contracts import LifecycleCalls, LifecycleState, LifecycleStatus
 from reclaim.notify.outbox import text_of
 from tests import words
+from tests.codes import wrong_codes
 from tests.conftest import StackParts
 from tests.host_app import HOST_SECRET, HostApp, Proxy, serve_proxy
 from tests.mailbox import MailSink
@@ -484,3 +487,79 @@ async def test_a_deactivated_host_account_is_purged_after_its_grace_period_or_ke
             ("active", None)
         ]
         assert (await host.login("jane", NEW)).status_code == 200
+
+
+async def _past_the_code(stack: Stack, nth: int) -> tuple[str, dict[str, Any]]:
+    case = await stack.open_case("jane@example.com")
+    code = await stack.mail.code_for("jane@example.com", nth=nth)
+    answer = await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+    return str(case["case_id"]), answer.json()
+
+
+async def test_the_host_verifies_its_users_authenticator_app_and_removes_it_when_told(
+    host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """jane's app lives at the host: the mailed code alone opens nothing, the host checks the
+    app's code (once per step), and removes the app when Reclaim asks (an approved claim)."""
+    app = pyotp.TOTP(host.add_totp("jane"))
+    settings, engine = stack_parts(**_settings(host.origin))
+    async with running_stack(settings, engine, mail, sms) as stack:
+        directory = stack.services.directory
+        case_id, answer = await _past_the_code(stack, nth=1)
+        assert answer == {"state": "awaiting_second_factor", "factors": ["totp"]}
+        url = f"/v1/recovery/{case_id}/second-factor"
+        wrong = await stack.http.post(
+            url, json={"method": "totp", "code": wrong_codes(app.now(), 1)[0]}
+        )
+        assert (wrong.status_code, wrong.json()["attempts_left"]) == (400, 4)
+        code = app.now()
+        granted = await stack.http.post(url, json={"method": "totp", "code": code})
+        assert granted.status_code == 200, granted.text
+        done = await _choose(stack, case_id, granted.json()["reset_token"], NEW)
+        assert done.json()["state"] == "completed"
+        assert (await host.login("jane", NEW)).status_code == 200
+        # The same code in another case: the host refuses a step used once.
+        later, _ = await _past_the_code(stack, nth=2)
+        replay = await stack.http.post(
+            f"/v1/recovery/{later}/second-factor", json={"method": "totp", "code": code}
+        )
+        assert (replay.status_code, replay.json()["error"]) == (400, "invalid_code")
+        jane = await directory.find(Identifier(IdentifierKind.USERNAME, "jane"))
+        assert jane is not None
+        [summary] = await directory.factors(jane.id)
+        assert (summary.kind.value, summary.last_used_at is not None) == ("totp", True)
+
+        assert await directory.remove_factor(jane.id, FactorKind.TOTP)
+
+        assert host.query("SELECT COUNT(*) FROM totp") == [(0,)]
+        again = await directory.find(Identifier(IdentifierKind.USERNAME, "jane"))
+        assert again is not None and again.factors == ()
+
+
+async def test_a_host_that_cannot_verify_factors_leaves_reclaim_to_keep_recovery_codes(
+    host: HostApp, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """RECLAIM_HTTP_DIRECTORY_VERIFIES_FACTORS=false: an account the host lists factors for
+    proves one of the recovery codes Reclaim keeps; bob, with none, the contact code alone."""
+    host.add_totp("jane")
+    settings, engine = stack_parts(**_settings(host.origin), http_directory_verifies_factors=False)
+    async with running_stack(settings, engine, mail, sms) as stack:
+        directory = stack.services.directory
+        jane = await directory.find(Identifier(IdentifierKind.USERNAME, "jane"))
+        assert jane is not None and [f.value for f in jane.factors] == ["recovery_code"]
+        codes = await directory.new_recovery_codes(jane.id, datetime.now(UTC))
+        case_id, answer = await _past_the_code(stack, nth=1)
+        assert answer == {"state": "awaiting_second_factor", "factors": ["recovery_code"]}
+        granted = await stack.http.post(
+            f"/v1/recovery/{case_id}/second-factor",
+            json={"method": "recovery_code", "code": codes[0]},
+        )
+        assert granted.status_code == 200, granted.text
+        assert (await directory.factors(jane.id))[0].remaining == 9
+
+        bob = await stack.open_case("bob@example.com")
+        code = await mail.code_for("bob@example.com")
+        answer = (
+            await stack.http.post(f"/v1/recovery/{bob['case_id']}/code", json={"code": code})
+        ).json()
+        assert "reset_token" in answer

@@ -5,20 +5,23 @@ sink and the SMS webhook. What the person sees, and what the LDAP server then ac
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from reclaim.cli import app as cli_app
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.notify.courier import Courier
 from tests.conftest import LDAP_JANE, LDAP_OLD, Seen, StackParts
 from tests.ldap_server import PEOPLE, Slapd
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, running_stack, settings_env
 from worker import build_worker, courier_for
 
 JANE_DN = f"uid=jane,{PEOPLE}"
@@ -317,3 +320,86 @@ async def test_an_appeal_for_an_account_locked_in_ldap_is_refused_with_what_to_d
         )
         view = (await stack.http.get(f"/v1/staff/cases/{case_id}", headers=rita)).json()
         assert view["state"] != "approved"  # still open, for a rejection or a later try
+
+
+async def test_an_ldap_account_marked_for_a_second_factor_recovers_only_with_a_kept_code(
+    slapd: Slapd, stack_parts: StackParts, mail: MailSink, sms: SmsGateway
+):
+    """RECLAIM_LDAP_MFA_ATTRIBUTE / RECLAIM_LDAP_MFA_GROUP: jane (employeeType mfa) and bob (a
+    member of the MFA group) are bound to a second factor kept elsewhere: the mailed code alone
+    opens no new password; one of the recovery codes Reclaim keeps for them does, once. sam,
+    unmarked, recovers with the code alone."""
+    group = f"cn=mfa,{PEOPLE}"
+    with slapd.admin() as admin:
+        assert admin.add(group, ["groupOfNames"], {"cn": "mfa", "member": [f"uid=bob,{PEOPLE}"]}), (
+            admin.result
+        )
+    slapd.replace(JANE_DN, employeeType=["MFA"])
+    settings, engine = stack_parts(
+        **slapd.reclaim_settings(),
+        recent_contact_days=0,
+        ldap_mfa_attribute="employeeType",
+        ldap_mfa_value="mfa",
+        ldap_mfa_group=group,
+    )
+    async with running_stack(settings, engine, mail, sms) as stack:
+        directory = stack.services.directory
+        jane = await directory.find(Identifier(IdentifierKind.USERNAME, "jane"))
+        bob = await directory.find(Identifier(IdentifierKind.USERNAME, "bob"))
+        sam = await directory.find(Identifier(IdentifierKind.USERNAME, "sam"))
+        assert jane is not None and bob is not None and sam is not None
+        assert [f.value for f in jane.factors] == ["recovery_code"]
+        assert [f.value for f in bob.factors] == ["recovery_code"]
+        assert sam.factors == ()
+        codes = await directory.new_recovery_codes(jane.id, datetime.now(UTC))
+        [kept] = await directory.factors(jane.id)
+        assert (kept.kind.value, kept.remaining) == ("recovery_code", 10)
+
+        case = await stack.open_case("jane")
+        code = await mail.code_for(LDAP_JANE["mail"])
+        answer = await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+        assert answer.json() == {"state": "awaiting_second_factor", "factors": ["recovery_code"]}
+        url = f"/v1/recovery/{case['case_id']}/second-factor"
+        wrong = await stack.http.post(url, json={"method": "recovery_code", "code": "zzzzz-zzzzz"})
+        assert (wrong.status_code, wrong.json()["attempts_left"]) == (400, 4)
+        granted = await stack.http.post(url, json={"method": "recovery_code", "code": codes[2]})
+        assert granted.status_code == 200, granted.text
+        done = await _choose(stack, case["case_id"], granted.json()["reset_token"], PASSWORDS[0])
+        assert done.json()["state"] == "completed"
+        assert slapd.binds(JANE_DN, PASSWORDS[0])
+        assert (await directory.factors(jane.id))[0].remaining == 9
+        # The same code again, in a new case: spent.
+        again = await stack.open_case("jane")
+        code = await mail.code_for(LDAP_JANE["mail"], nth=2)
+        await stack.http.post(f"/v1/recovery/{again['case_id']}/code", json={"code": code})
+        spent = await stack.http.post(
+            f"/v1/recovery/{again['case_id']}/second-factor",
+            json={"method": "recovery_code", "code": codes[2]},
+        )
+        assert (spent.status_code, spent.json()["error"]) == (400, "invalid_code")
+
+        # bob, bound by the group, has no code yet: the contact code leads to the second step.
+        case = await stack.open_case("bob")
+        code = await mail.code_for("bob@example.com")
+        answer = await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+        assert answer.json()["state"] == "awaiting_second_factor"
+        # An operator makes bob's codes with the command line, as the docs say.
+        env = settings_env(stack.settings)
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["accounts", "mfa", "show", "bob"], env=env
+        )
+        assert "only a support claim recovers it" in shown.output, shown.output
+        made = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["accounts", "mfa", "recovery-codes", "bob"], env=env
+        )
+        assert made.exit_code == 0, made.output
+        assert len(re.findall(r"^[a-z0-9]{5}-[a-z0-9]{5}$", made.output, re.M)) == 10
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["accounts", "mfa", "show", "bob"], env=env
+        )
+        assert "10 left" in shown.output, shown.output
+        # sam: no mark, the code alone.
+        case = await stack.open_case("sam")
+        code = await mail.code_for("sam@example.com")
+        answer = await stack.http.post(f"/v1/recovery/{case['case_id']}/code", json={"code": code})
+        assert "reset_token" in answer.json()

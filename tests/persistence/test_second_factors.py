@@ -108,7 +108,7 @@ async def test_a_totp_code_is_good_for_its_step_and_one_either_side_not_two(
     ]
     assert kept.last_used_at == AT
     # The codes were compared in constant time (tests/e2e/test_constant_time.py).
-    assert comparisons[("reclaim/directory/sql.py", "SqlDirectory._check_totp")] == {True, False}
+    assert comparisons[("reclaim/directory/sql_factors.py", "_check_totp")] == {True, False}
 
 
 async def test_a_totp_code_is_spent_once_but_its_case_retrying_is_accepted_again(engine: Engine):

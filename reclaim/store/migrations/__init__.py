@@ -147,6 +147,7 @@ def schema() -> sa.MetaData:
     """Every table of the models, registered on SQLModel's metadata by importing them."""
     from sqlmodel import SQLModel
 
+    import reclaim.directory.kept_codes
     import reclaim.directory.links
     import reclaim.directory.tables
     import reclaim.store.models  # noqa: F401

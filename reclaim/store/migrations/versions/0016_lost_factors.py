@@ -1,7 +1,7 @@
 """The second factors an approved lost-authenticator claim removes.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-08
 
 `recovery_case.remove_factors`: for the case an approved lost-authenticator claim opens, the
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
