@@ -72,6 +72,7 @@ REFUSAL_STATUS = {
     "invalid_identifier": 422,
     "invalid_request": 422,
     "unknown_assignee": 422,
+    "invalid_factor": 422,  # an approval naming no second factor (lost_authenticator)
     "rate_limited": 429,
     "challenge_required": 429,
     "invalid_proof": 422,

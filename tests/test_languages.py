@@ -103,6 +103,17 @@ def _every_message(t: Text) -> dict[str, messages.Message]:
             stop_url=LINKS.stop("rc_x", "s" * 43),
             new_contact="j•••@e•••.net",
         ),
+        "recovery_held_lost_factors": messages.recovery_held(
+            t,
+            product="Reclaim",
+            username="jane",
+            until=AT,
+            stop_url=LINKS.stop("rc_x", "s" * 43),
+            removes_factors=True,
+        ),
+        "factors_removed": messages.factors_removed(
+            t, username="jane", removed=["totp", "recovery_code", "Laptop"], at=AT, **common
+        ),
         "no_account": messages.no_account(t, **common),
         "password_changed": messages.password_changed(t, username="jane", at=AT, **common),
         "password_changed_codes_left": messages.password_changed(
@@ -155,7 +166,7 @@ def test_every_message_renders_in_every_language(locale: str):
     assert code.sms.endswith("\n\n@reclaim.example #042917")  # the WebOTP line, in any language
     assert f"https://reclaim.example/recover/rc_x?proof={'p' * 43}" in code.text
     assert f"https://reclaim.example/recover/rc_x?proof={'p' * 43}" in code.sms
-    for kind in ("recovery_held", "recovery_held_handover"):
+    for kind in ("recovery_held", "recovery_held_handover", "recovery_held_lost_factors"):
         held = _every_message(Text(locale))[kind]
         assert f"https://reclaim.example/stop/rc_x?token={'s' * 43}" in held.text + held.sms
     escalated = _every_message(Text(locale))["claim_escalated"]
@@ -165,6 +176,8 @@ def test_every_message_renders_in_every_language(locale: str):
         told = _every_message(Text(locale))[f"factors_changed_{change}"]
         assert "https://reclaim.example/recover" in told.text
         assert "https://reclaim.example/recover" in told.sms
+    removed = _every_message(Text(locale))["factors_removed"]
+    assert "Laptop" in removed.text and "https://reclaim.example/support" in removed.sms
     handover = _every_message(Text(locale))["recovery_held_handover"]
     assert "j•••@e•••.net" in handover.text and "j•••@e•••.net" in handover.sms
 

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimInput,
         ClaimNotice,
         ClaimNoticeKind,
+        ClaimReason,
         ClaimState,
         ClaimView,
         ConfirmApproval,
@@ -69,6 +70,10 @@ DECIDING = (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT)
 # refused by the validator, and a refused update leaves nothing in history: no stored history
 # takes the new path, and every one made since carries the marker.
 TWO_PERSON_RULE = "two-person-approval"
+# The marker of lost-authenticator claims: before it, no claim had the reason. Asked only for
+# such a claim (its approval always waits for a second person, and carries the factors to
+# remove), so no stored history of another reason meets it.
+LOST_FACTORS = "lost-authenticator-factors"
 
 
 def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
@@ -205,9 +210,14 @@ class SupportCaseWorkflow:
         if self._needs_confirmation(request.by) and workflow.patched(TWO_PERSON_RULE):
             self._ask_for_confirmation(request)
             return self.staff_view()
+        if self._claim.reason is ClaimReason.LOST_AUTHENTICATOR and workflow.patched(LOST_FACTORS):
+            # Going without the account's second factors takes two people, a supervisor's
+            # own approval included: another supervisor confirms it.
+            self._ask_for_confirmation(request)
+            return self.staff_view()
         self._resolving = True
         try:
-            resolution = await self._resolve(request.by)
+            resolution = await self._resolve(request.by, request.remove_factors)
         finally:
             self._resolving = False
         if resolution.problem is not None:
@@ -238,7 +248,7 @@ class SupportCaseWorkflow:
         assert asked is not None
         self._resolving = True
         try:
-            resolution = await self._resolve(request.by)
+            resolution = await self._resolve(request.by, asked.remove_factors)
         finally:
             self._resolving = False
         if resolution.problem is not None:
@@ -387,8 +397,11 @@ class SupportCaseWorkflow:
             )
         )
 
-    async def _resolve(self, by: Reviewer) -> Resolution:
+    async def _resolve(self, by: Reviewer, remove_factors: list[str] | None) -> Resolution:
         assert self._claim.account_id is not None
+        chosen = None
+        if self._claim.reason is ClaimReason.LOST_AUTHENTICATOR and workflow.patched(LOST_FACTORS):
+            chosen = remove_factors
         try:
             resolution: Resolution = await workflow.execute_activity(
                 ClaimActivity.RESOLVE_CLAIM,
@@ -398,6 +411,7 @@ class SupportCaseWorkflow:
                     self._claim.reason,
                     by,
                     workflow.now(),
+                    chosen,
                 ),
                 result_type=Resolution,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -446,7 +460,12 @@ class SupportCaseWorkflow:
         now = workflow.now()
         window = self._rules.confirm_window
         self._approval_request = ApprovalRequest(
-            request.by.label, request.by.name, now, request.note, now + timedelta(seconds=window)
+            request.by.label,
+            request.by.name,
+            now,
+            request.note,
+            now + timedelta(seconds=window),
+            request.remove_factors,
         )
         self._note(request.by, "asked a supervisor to confirm the approval", request.note)
         self._state = ClaimState.AWAITING_CONFIRMATION

@@ -21,6 +21,7 @@ from api.pages.render import page_locale, render, text_for
 from api.pages.security import set_cookie
 from reclaim.errors import DomainError, NotFound, Unauthorized, Unavailable
 from reclaim.i18n import Text
+from reclaim.recovery.lost_factors import choice_key
 from reclaim.services import Services
 from reclaim.support.audit import Origin
 from reclaim.support.claims import CaseFile
@@ -336,7 +337,13 @@ async def act(request: Request, case_id: str, action: str, services: AppServices
             await claims.request_info(case_id, member, questions, origin)
             done = "asked"
         elif action == "approve":
-            decided = await claims.approve(case_id, member, note, origin)
+            # A lost-authenticator claim's form: a box per factor, ticked ones removed.
+            chosen = (
+                [key.removeprefix("remove:") for key in form if key.startswith("remove:")]
+                if form.get("choosing")
+                else None
+            )
+            decided = await claims.approve(case_id, member, note, origin, chosen)
             done = "requested" if decided.state is ClaimState.AWAITING_CONFIRMATION else "approved"
         elif action == "confirm":
             await claims.confirm(case_id, member, note, origin)
@@ -400,6 +407,21 @@ def _facts(t: Text, found: CaseFile, member: Reviewer) -> dict[str, Any]:
         answers.setdefault(answer.round, []).append(answer.text)
     asked = v.approval_request
     supervisor = member.role is StaffRole.SUPERVISOR
+    factors = [
+        {
+            "kind": view.words(t, view.FACTORS, f.kind.value),
+            "name": f.name,
+            "choice": choice_key(f),
+            "enrolled": view.when(f.enrolled_at),
+            "last_used": view.when(f.last_used_at) if f.last_used_at else t("never"),
+            "left": f.remaining,
+        }
+        for f in (found.account.factors if found.account else [])
+    ]
+    removing = None
+    if asked is not None and asked.remove_factors is not None:
+        named = {f["choice"]: f for f in factors}
+        removing = [named[key] for key in asked.remove_factors if key in named]
     return {
         "case_id": v.case_id,
         "state": v.state.value,
@@ -419,15 +441,8 @@ def _facts(t: Text, found: CaseFile, member: Reviewer) -> dict[str, Any]:
             else "-"
         ),
         "account": found.account,
-        "factors": [
-            {
-                "kind": view.words(t, view.FACTORS, f.kind.value),
-                "enrolled": view.when(f.enrolled_at),
-                "last_used": view.when(f.last_used_at) if f.last_used_at else t("never"),
-                "left": f.remaining,
-            }
-            for f in (found.account.factors if found.account else [])
-        ],
+        "factors": factors,
+        "lost_authenticator": v.reason is ClaimReason.LOST_AUTHENTICATOR,
         "assignee": v.assignee,
         "mine": v.assignee == member.name,
         "escalated": v.escalated,
@@ -462,6 +477,7 @@ def _facts(t: Text, found: CaseFile, member: Reviewer) -> dict[str, Any]:
             "note": asked.note,
             "confirm_by": view.when(asked.confirm_by),
             "mine": asked.by_name == member.name,
+            "removing": removing,
         }
         if asked
         else None,
@@ -485,7 +501,8 @@ def _facts(t: Text, found: CaseFile, member: Reviewer) -> dict[str, Any]:
             for c in found.other_claims
         ],
         "supervisor": supervisor,
-        "needs_confirmation": v.risk is Risk.HIGH and not supervisor,
+        "needs_confirmation": (v.risk is Risk.HIGH and not supervisor)
+        or v.reason is ClaimReason.LOST_AUTHENTICATOR,
         "can_ask": v.state is ClaimState.IN_REVIEW,
         "can_decide": v.state in (ClaimState.IN_REVIEW, ClaimState.AWAITING_CLAIMANT),
         "awaiting_confirmation": v.state is ClaimState.AWAITING_CONFIRMATION,

@@ -34,6 +34,7 @@ REASONS = {
     "lost_contact": N_("Lost email and phone"),
     "deleted": N_("Deleted account"),
     "banned": N_("Ban appeal"),
+    "lost_authenticator": N_("Lost second factors"),
 }
 # What the next deadline of a claim in each open state is for.
 DEADLINES = {
@@ -83,7 +84,11 @@ RECOVERY_STATES = {
 }
 CHANNELS = {"email": N_("email"), "sms": N_("SMS")}
 # How a second factor is named on the case page.
-FACTORS = {"totp": N_("authenticator app (TOTP)"), "recovery_code": N_("recovery codes")}
+FACTORS = {
+    "totp": N_("authenticator app (TOTP)"),
+    "recovery_code": N_("recovery codes"),
+    "webauthn": N_("passkey"),
+}
 
 
 # The services' refusals whose whole sentence the console can say in the reviewer's language
@@ -208,13 +213,23 @@ def evidence_checks(t: Text, evidence: Evidence) -> list[dict[str, str]]:
     past = evidence.past_addresses_checked
     email = _address(t, evidence.registered_email, past)
     phone = _address(t, evidence.registered_phone, past)
+    checks = [
+        (N_("A previous password"), passwords),
+        (N_("A registered email address"), email),
+        (N_("A registered phone number"), phone),
+    ]
+    if evidence.wrote_from_account_email is not None:
+        checks.append(
+            (
+                N_("The claim's mail, at the account's email address"),
+                ("matched", t("the claimant wrote from it and reads its mail"))
+                if evidence.wrote_from_account_email
+                else ("not matched", t("the claimant wrote from another address")),
+            )
+        )
     return [
         {"check": t(check), "result": result, "said": t(RESULTS[result]), "detail": detail}
-        for check, (result, detail) in (
-            (N_("A previous password"), passwords),
-            (N_("A registered email address"), email),
-            (N_("A registered phone number"), phone),
-        )
+        for check, (result, detail) in checks
     ]
 
 

@@ -50,8 +50,9 @@ async def claim_form(request: Request, services: AppServices) -> Response:
     reason = request.query_params.get("reason")
     values = {"reason": reason if reason in REASONS else ""}
     if request.query_params.get("about") == "authenticator":
-        # From a recovery's second-factor step ("I lost my authenticator"): the claim says so
-        # until lost authenticators have a reason of their own.
+        # From a recovery's second-factor step ("I lost my authenticator"): the reason chosen,
+        # and a start of the description.
+        values["reason"] = ClaimReason.LOST_AUTHENTICATOR.value
         t = text_for(request, services.settings)
         values["description"] = t(
             "I lost my second factor (my authenticator app or passkey, and my recovery codes)."

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ApiOrigin, ClaimToken, StaffMember
 from api.deps import AppServices
+from reclaim.recovery.lost_factors import choice_key
 from reclaim.support.contracts import (
     ClaimantView,
     ClaimReason,
@@ -195,6 +196,17 @@ class Claimant(BaseModel):
     description: str | None
 
 
+class FactorOut(BaseModel):
+    """One second factor of the claim's account: never a secret."""
+
+    choice: str = Field(description="How an approval's remove_factors names it")
+    kind: str = Field(description="totp, recovery_code or webauthn (a passkey)")
+    name: str | None = Field(default=None, description="A passkey's name")
+    enrolled_at: datetime
+    last_used_at: datetime | None
+    remaining: int | None = Field(default=None, description="Recovery codes left")
+
+
 class ClaimDetail(BaseModel):
     case_id: str
     state: ClaimState
@@ -210,6 +222,12 @@ class ClaimDetail(BaseModel):
     answers: list[AnswerOut]
     timeline: list[dict[str, Any]]
     decision: dict[str, Any] | None
+    factors: list[FactorOut] = Field(
+        default_factory=list, description="The account's second factors, when they were used"
+    )
+    approval_request: dict[str, Any] | None = Field(
+        default=None, description="A reviewer's approval waiting for a supervisor"
+    )
 
 
 def _plain(value: Question | TimelineEntry | Decision | Evidence) -> dict[str, Any]:
@@ -268,6 +286,18 @@ async def claim(case_id: str, services: AppServices, member: StaffMember) -> Cla
         answers=[AnswerOut(round=a.round, text=a.text, at=a.at) for a in found.answers],
         timeline=[_plain(e) for e in view.timeline],
         decision=_plain(view.decision) if view.decision else None,
+        factors=[
+            FactorOut(
+                choice=choice_key(f),
+                kind=f.kind.value,
+                name=f.name,
+                enrolled_at=f.enrolled_at,
+                last_used_at=f.last_used_at,
+                remaining=f.remaining,
+            )
+            for f in (found.account.factors if found.account else [])
+        ],
+        approval_request=asdict(view.approval_request) if view.approval_request else None,
     )
 
 
@@ -298,6 +328,12 @@ class ApproveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=2000)
+    remove_factors: list[Annotated[str, Field(min_length=1, max_length=1400)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="A lost_authenticator claim: the second factors (each factor's `choice` in "
+        "the claim) removed when the recovery's hold ends; default: all of them",
+    )
 
 
 class RejectBody(BaseModel):
@@ -384,7 +420,8 @@ async def approve(
     body: ApproveBody | None = None,
 ) -> Summary:
     note = body.note if body else None
-    return _summary(await services.claims.approve(case_id, member, note, origin))
+    chosen = body.remove_factors if body else None
+    return _summary(await services.claims.approve(case_id, member, note, origin, chosen))
 
 
 @staff.post(

@@ -292,12 +292,35 @@ def recovery_held(
     until: datetime,
     stop_url: str,
     new_contact: str | None = None,
+    removes_factors: bool = False,
 ) -> Message:
     """`new_contact`: the (masked) address an approved support claim moves the account to when
-    the hold ends, replacing this one and any phone number."""
+    the hold ends, replacing this one and any phone number. `removes_factors`: an approved
+    lost-authenticator claim's recovery, which removes second factors when the hold ends."""
     when = t.moment(until)
     title = t("Someone is recovering your %(product)s account", product=product)
-    if new_contact is None:
+    if removes_factors:
+        first = t(
+            "After a support claim about lost second factors, someone is recovering the "
+            "%(product)s account %(username)s and chose a new password. On %(when)s the new "
+            "password takes effect and second factors of the account are removed.",
+            product=product,
+            username=username,
+            when=when,
+        )
+        third = t(
+            "If it was not, stop it now: the account keeps its password and its second "
+            "factors, every device is signed out, and our support team looks into it."
+        )
+        sms = t(
+            "%(product)s: after a support claim, %(username)s gets a new password and loses "
+            "second factors on %(when)s. Not you? Stop it: %(url)s",
+            product=product,
+            username=username,
+            when=when,
+            url=stop_url,
+        )
+    elif new_contact is None:
         first = t(
             "Someone is recovering the %(product)s account %(username)s and chose a new "
             "password. As the account's contact details changed recently, it takes effect only "
@@ -720,5 +743,52 @@ def factors_changed(
             username=username,
             when=when,
             url=links.recover(),
+        ),
+    )
+
+
+def factors_removed(
+    t: Text, *, product: str, username: str, removed: list[str], at: datetime, links: Links
+) -> Message:
+    """To every contact: the held recovery an approved lost-authenticator claim opened took
+    effect, and these second factors (`removed`: `totp`, `recovery_code`, a passkey's name, or
+    `webauthn` for a passkey without one) were removed with it."""
+    said = [
+        _factor_change(t, "totp_removed")
+        if kind == "totp"
+        else _factor_change(t, "codes_removed")
+        if kind == "recovery_code"
+        else _factor_change(t, "passkey_removed")
+        if kind == "webauthn"
+        else t("the passkey “%(name)s” was removed", name=kind)
+        for kind in removed
+    ]
+    when = t.moment(at)
+    return _message(
+        t("Second factors removed from your %(product)s account", product=product),
+        [
+            (
+                t(
+                    "After a support claim about lost second factors, the new password of the "
+                    "%(product)s account %(username)s took effect on %(when)s, and %(changes)s.",
+                    product=product,
+                    username=username,
+                    when=when,
+                    changes="; ".join(said),
+                ),
+                None,
+            ),
+            (t("Once signed in, add a second factor again on your security page."), None),
+            (
+                t("If you did not ask for this, tell our support team at once:"),
+                links.support("compromised"),
+            ),
+        ],
+        t(
+            "%(product)s: second factors of %(username)s removed after a support claim. "
+            "Not you? %(url)s",
+            product=product,
+            username=username,
+            url=links.support("compromised"),
         ),
     )

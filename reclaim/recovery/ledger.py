@@ -52,6 +52,8 @@ class CaseFacts:
     # the case closed) and the claim.
     handover_email: str | None = None
     handover_claim: str | None = None
+    # The case an approved lost-authenticator claim opened: the factors its end removes.
+    remove_factors: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,11 @@ class RecoveryLedger:
             if row is None:
                 return CaseFacts(None, None)
             return CaseFacts(
-                row.unknown_address, row.locale, row.handover_email, row.handover_claim
+                row.unknown_address,
+                row.locale,
+                row.handover_email,
+                row.handover_claim,
+                tuple(row.remove_factors.split()) if row.remove_factors is not None else None,
             )
 
         return await in_session(self._engine, work)
@@ -361,6 +367,7 @@ def _insert_below(session: Session, case: RecoveryCase, limit: int | None) -> bo
         "opened_at": case.opened_at,
         "handover_email": case.handover_email,
         "handover_claim": case.handover_claim,
+        "remove_factors": case.remove_factors,
         "wrong_codes": 0,
         "resends": 0,
     }

@@ -162,12 +162,14 @@ class CaseOversight(CaseDoor):
         at: datetime,
         *,
         handover_claim: str | None = None,
+        remove_factors: list[str] | None = None,
     ) -> None:
         """Record the case an approved claim opens to its verified address (the claim's
         workflow starts it as a child), outside the rate limit, and stop the account's older
         cases. With `handover_claim` the account does not hold the address yet: the code goes
         to it all the same, and it replaces the account's contacts when the case's new
-        password takes effect, after the hold. Applying it again changes nothing."""
+        password takes effect, after the hold. With `remove_factors` (a lost-authenticator
+        claim's) those second factors are removed then. Applying it again changes nothing."""
         if await self._ledger.exists(case_id):
             return
         opened = await self._ledger.open(
@@ -179,6 +181,7 @@ class CaseOversight(CaseDoor):
                 opened_at=at,
                 handover_email=email if handover_claim else None,
                 handover_claim=handover_claim,
+                remove_factors=" ".join(remove_factors) if remove_factors is not None else None,
             ),
             per_hour=None,
         )

@@ -49,6 +49,7 @@ from reclaim.recovery.contracts import (
 from reclaim.recovery.factors import open_factor_code
 from reclaim.recovery.handover import Handover
 from reclaim.recovery.ledger import CaseFacts, RecoveryLedger
+from reclaim.recovery.lost_factors import remove_chosen
 from reclaim.recovery.passkey_proofs import PasskeyProofs
 from reclaim.security import Keys, new_code, new_token
 from reclaim.settings import Settings
@@ -211,7 +212,11 @@ class RecoverySteps:
             return
         facts = await self._ledger.facts(notice.case_id)
         # An approved claim's case recovers through the claim's address, not yet the account's.
+        # A lost-authenticator claim's case tells every contact, the one recovering too: the
+        # second factor that guarded it is what goes.
         recovering = facts.handover_email or account.address(notice.channel)
+        if facts.remove_factors is not None:
+            recovering = None
         others = [Contact(channel, address) for channel, address in account.contacts]
         # The addresses replaced lately (an approved claim's case was told to hold for them).
         since = datetime.now(UTC) - timedelta(days=self._settings.recent_contact_days)
@@ -249,6 +254,7 @@ class RecoverySteps:
                         until=notice.until,
                         stop_url=stop_url,
                         new_contact=moving_to,
+                        removes_factors=bool(facts.remove_factors),
                     ),
                 )
             except Undeliverable:
@@ -293,6 +299,8 @@ class RecoverySteps:
                 if facts.handover_claim is not None:
                     await self._tell_contacts_replaced(reset.case_id, reset.account_id)
                 raise
+            if facts.remove_factors:
+                await self._remove_lost_factors(reset, account, facts.remove_factors)
             await self.close(
                 CaseClosing(
                     reset.case_id,
@@ -306,6 +314,31 @@ class RecoverySteps:
             if reactivated is not None:  # the recovery kept a deactivated account
                 await self._lifecycle.signal_reactivated(reactivated)
         return await self._directory.get(reset.account_id) or account
+
+    async def _remove_lost_factors(
+        self, reset: ApplyReset, account: AccountRecord, chosen: tuple[str, ...]
+    ) -> None:
+        """The case an approved lost-authenticator claim opened took effect (its hold ended
+        unstopped): the factors the reviewer chose go, and every contact is told which (once
+        each: a retried activity tells only those not told yet)."""
+        removed = await remove_chosen(self._directory, reset.account_id, chosen)
+        log.info("lost_factors_removed", case_id=reset.case_id, count=len(removed))
+        if not removed:
+            return
+        facts = await self._ledger.facts(reset.case_id)
+        await self._notifier.tell_every(
+            reset.case_id,
+            NotificationKind.FACTORS_REMOVED,
+            [Contact(channel, address) for channel, address in account.contacts],
+            messages.factors_removed(
+                Text(facts.locale or self._settings.default_locale),
+                product=self._settings.product_name,
+                username=account.username,
+                removed=removed,
+                at=reset.at,
+                links=self._settings.links,
+            ),
+        )
 
     async def _hand_over(
         self, reset: ApplyReset, email: str, claim_id: str, facts: CaseFacts

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -163,6 +163,10 @@ class RecoveryCase(SQLModel, table=True):
     # the case closes) and the claim, which names the replacement in the directory's record.
     handover_email: str | None = Field(default=None, max_length=254)
     handover_claim: str | None = Field(default=None, max_length=40)
+    # The case an approved lost-authenticator claim opens: the second factors removed when its
+    # new password takes effect, space-separated (`totp`, `recovery_code`, `webauthn:<key>`);
+    # None for any other case.
+    remove_factors: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     state: str | None = Field(default=None, max_length=16)  # final state, None while open
     closed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
     wrong_codes: int = 0
@@ -222,6 +226,7 @@ class NotificationKind:
     HOLD = "hold"  # a held recovery: "Wasn't you? Stop it"
     HANDOVER_FAILED = "handover_failed"  # a claim's handover could not be done at the hold's end
     PASSKEY_CLONED = "passkey_cloned"  # a passkey's counter went back: a copy was refused
+    FACTORS_REMOVED = "factors_removed"  # a lost-authenticator claim's recovery took effect
 
 
 class Notification(SQLModel, table=True):

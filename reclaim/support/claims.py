@@ -31,6 +31,7 @@ from reclaim.identifiers import (
 )
 from reclaim.recovery.cases import RecoveryCases
 from reclaim.recovery.ledger import CaseRow
+from reclaim.recovery.lost_factors import check_choice
 from reclaim.security import CLAIM_CASE_PREFIX, Keys, new_case_id, new_token
 from reclaim.settings import Settings
 from reclaim.store.models import ClaimAnswer, SupportClaim, utcnow
@@ -314,15 +315,25 @@ class Claims:
         return await self._audited(by, origin, case_id, "ask", "\n".join(questions), act)
 
     async def approve(
-        self, case_id: str, by: Reviewer, note: str | None = None, origin: Origin | None = None
+        self,
+        case_id: str,
+        by: Reviewer,
+        note: str | None = None,
+        origin: Origin | None = None,
+        remove_factors: list[str] | None = None,
     ) -> ClaimView:
         """The resolution is applied before this answers; a reviewer's approval of a
-        high-risk claim waits for a supervisor's confirmation instead."""
+        high-risk claim waits for a supervisor's confirmation instead. A lost-authenticator
+        claim's `remove_factors`: see `reclaim.recovery.lost_factors` (None: all)."""
+        check_choice(remove_factors)
+        request = Approve(by, note, remove_factors=remove_factors)
 
         async def act() -> ClaimView:
-            return await self._update(case_id, ClaimCalls.APPROVE, Approve(by, note), ClaimView)
+            return await self._update(case_id, ClaimCalls.APPROVE, request, ClaimView)
 
-        return await self._audited(by, origin, case_id, "approve", note, act)
+        chose = "" if remove_factors is None else f"\nremove: {' '.join(remove_factors) or 'none'}"
+        detail = f"{note or ''}{chose}" or None
+        return await self._audited(by, origin, case_id, "approve", detail, act)
 
     async def confirm(
         self, case_id: str, by: Reviewer, note: str | None = None, origin: Origin | None = None

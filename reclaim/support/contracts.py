@@ -17,6 +17,9 @@ class ClaimReason(StrEnum):
     LOST_CONTACT = "lost_contact"  # the email and phone on file are no longer the holder's
     DELETED = "deleted"  # the holder deactivated it and wants it back
     BANNED = "banned"  # an appeal
+    # Every second factor is gone (the authenticator app, the recovery codes, the passkeys):
+    # always high risk; the approval opens a held recovery and removes the factors chosen.
+    LOST_AUTHENTICATOR = "lost_authenticator"
 
 
 class Risk(StrEnum):
@@ -130,6 +133,9 @@ class Evidence:
     # previous passwords as well as the current one, a former address as well as the current.
     previous_passwords_checked: bool = True
     past_addresses_checked: bool = True
+    # A lost-authenticator claim: whether it came from the account's current email address (the
+    # claimant reads the claim's mail there), which its recovery goes through. None otherwise.
+    wrote_from_account_email: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +228,9 @@ class Approve:
     by: Reviewer
     note: str | None = None
     proof: str = ""  # who asks, proven (reclaim/temporal/proofs.py)
+    # A lost-authenticator claim: the second factors removed when the recovery's hold ends
+    # (`totp`, `recovery_code`, `webauthn:<passkey key>`: names, never a secret); None: all.
+    remove_factors: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +252,7 @@ class ApprovalRequest:
     at: datetime
     note: str | None
     confirm_by: datetime
+    remove_factors: list[str] | None = None  # as in `Approve`
 
 
 @dataclass(frozen=True)
@@ -294,6 +304,8 @@ class ResolveClaim:
     reason: ClaimReason
     by: Reviewer
     at: datetime
+    # A lost-authenticator claim: the factors to remove at the hold's end (None: all).
+    remove_factors: list[str] | None = None
 
 
 @dataclass(frozen=True)

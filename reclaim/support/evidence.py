@@ -59,8 +59,24 @@ async def assess(directory: Directory, request: ClaimRequest, now: datetime) -> 
         registered_phone=await _compare(directory, account, Channel.SMS, request.registered_phone),
         previous_passwords_checked=Capability.PASSWORD_HISTORY in directory.capabilities,
         past_addresses_checked=Capability.PAST_CONTACTS in directory.capabilities,
+        wrote_from_account_email=_from_account_email(account, request)
+        if request.reason is ClaimReason.LOST_AUTHENTICATOR
+        else None,
     )
-    return Assessment(account.id if account is not None else None, evidence, risk_of(evidence))
+    risk = risk_of(evidence)
+    if request.reason is ClaimReason.LOST_AUTHENTICATOR:
+        # Whoever asks to go without the account's second factors gets two people (the
+        # two-person rule), whatever else they knew.
+        risk = Risk.HIGH
+    return Assessment(account.id if account is not None else None, evidence, risk)
+
+
+def _from_account_email(account: AccountRecord | None, request: ClaimRequest) -> bool:
+    """A lost-authenticator claim's recovery goes through the account's email address: did the
+    claim come from it (its mail, the claim's link, is read there)?"""
+    if account is None or account.email is None:
+        return False
+    return hmac.compare_digest(account.email.encode(), request.contact_email.encode())
 
 
 async def _compare(

@@ -6,6 +6,8 @@ claims. An approval calls the recovery and lifecycle services for their parts.
 
 from __future__ import annotations
 
+import hmac
+
 import structlog
 
 from reclaim.contracts import AccountStatus, Actor, ActorKind, Channel
@@ -20,6 +22,7 @@ from reclaim.notify.messages import Message
 from reclaim.notify.notifier import Contact, Notifier
 from reclaim.recovery.cases import RecoveryCases
 from reclaim.recovery.handover import Handover
+from reclaim.recovery.lost_factors import choices, is_choice
 from reclaim.settings import Settings
 from reclaim.store.models import FORGOTTEN, NotificationKind, SupportClaim
 from reclaim.support.contracts import (
@@ -67,6 +70,8 @@ class ClaimSteps:
         try:
             if request.reason in (ClaimReason.COMPROMISED, ClaimReason.LOST_CONTACT):
                 return await self._hand_over(request)
+            if request.reason is ClaimReason.LOST_AUTHENTICATOR:
+                return await self._without_factors(request)
             actor = Actor(ActorKind.OPERATOR, request.by.name)
             if request.reason is ClaimReason.DELETED:
                 await self._restore(request, actor)
@@ -206,6 +211,54 @@ class ClaimSteps:
         account = await self._directory.get(request.account_id)
         username = account.username if account is not None else ""
         await self._handover.tell_replaced(request.case_id, claim.locale, username, destination)
+        return Resolution(recovery_case_id=recovery_case_id, destination=destination)
+
+    async def _without_factors(self, request: ResolveClaim) -> Resolution:
+        """An approved lost-authenticator claim: a recovery case to the account's own email
+        address (the claim's: the claimant wrote from it), without the second step, held
+        (`claim_recovery_hold`) with a link to stop it for every contact; the factors the
+        reviewer chose are removed when the held password takes effect, never before (a stop
+        leaves them). Every session is signed out now. Applied once however often it runs."""
+        claim = await self._ledger.get(request.case_id)
+        assert claim is not None
+        recovery_case_id = await self._ledger.handover_case_id(request.case_id)
+        account = await self._directory.get(request.account_id)
+        if account is None or account.status is AccountStatus.PURGED:
+            raise Unresolvable("The account was deleted for good: there is nothing to recover.")
+        if account.status is AccountStatus.BANNED:
+            raise Unresolvable("The account is banned: decide the appeal instead.")
+        if account.email is None or not hmac.compare_digest(
+            account.email.encode(), claim.contact_email.encode()
+        ):
+            raise Unresolvable(
+                "The claim was not written from the account's email address: a lost second "
+                "factor is recovered through it. Reject the claim, or ask for a lost-contact "
+                "claim."
+            )
+        destination = mask_email(account.email)
+        if not await self._recovery.case_recorded(recovery_case_id):
+            have = choices(await self._directory.factors(request.account_id))
+            chosen = (
+                have
+                if request.remove_factors is None
+                else [key for key in request.remove_factors if is_choice(key) and key in have]
+            )
+            if self._settings.claim_recovery_hold > 0:
+                # Every contact, the one recovering too, may stop the held recovery.
+                await self._notifier.queue_once(
+                    recovery_case_id,
+                    NotificationKind.HOLD,
+                    [Contact(channel, address) for channel, address in account.contacts],
+                    numbered=True,
+                )
+            await self._directory.revoke_sessions(request.account_id, request.at)
+            await self._recovery.open_for_claim(
+                recovery_case_id,
+                request.account_id,
+                account.email,
+                request.at,
+                remove_factors=chosen,
+            )
         return Resolution(recovery_case_id=recovery_case_id, destination=destination)
 
     async def _restore(self, request: ResolveClaim, actor: Actor) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from playwright.async_api import Browser, Page, expect
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from reclaim.directory import Passkey
 from reclaim.notify.outbox import text_of
 from reclaim.services import build_services
 from reclaim.support.audit import Origin
@@ -373,3 +375,81 @@ async def test_the_console_in_french_and_spanish_is_accessible(
         await expect(page.locator("dd.state")).to_have_text("In review")
         await page.goto("/console")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Claim queue")
+
+
+async def _jane_with_lost_factors(stack: Stack) -> str:
+    """Jane with an authenticator app and two passkeys, and her lost-authenticator claim
+    written from her own address with a password she knew."""
+    jane = await stack.add_account("jane", "jane@example.com", "+14155550123", PASSWORD)
+    directory, now = stack.services.directory, datetime.now(UTC)
+    await directory.enrol_totp(jane, now)
+    for name in ("Laptop", "Phone"):
+        await directory.add_passkey(jane, Passkey(name.encode(), b"cose key", 0, (), name, now))
+    response = await stack.http.post(
+        "/v1/support-cases",
+        json={
+            "username": "jane",
+            "contact_email": "jane@example.com",
+            "reason": "lost_authenticator",
+            "registered_email": "jane@example.com",
+            "previous_passwords": [PASSWORD],
+        },
+    )
+    assert response.status_code == 202, response.text
+    case_id: str = response.json()["case_id"]
+    return case_id
+
+
+async def test_a_lost_authenticator_claim_shows_the_factors_and_the_reviewer_chooses_them(
+    stack: Stack, browser: Browser
+):
+    case_id = await _jane_with_lost_factors(stack)
+    _, rita_key = await stack.services.staff_members.add_staff("rita", "reviewer")
+    _, sam_key = await stack.services.staff_members.add_staff("sam", "supervisor")
+    base = str(stack.http.base_url)
+    async with person(browser, base, width=WIDE) as rita:
+        await sign_in_with_key(rita, rita_key)
+        await rita.goto("/console?reason=lost_authenticator")
+        await open_from_queue(rita, case_id)
+        await expect(rita.get_by_text("Lost second factors")).to_be_visible()
+        factors = rita.locator("dt", has_text="Second factors").locator(
+            "xpath=following-sibling::dd"
+        )
+        await expect(factors).to_contain_text("authenticator app (TOTP)")
+        await expect(factors).to_contain_text("passkey “Laptop”")
+        await expect(factors).to_contain_text("passkey “Phone”")
+        await expect(factors).to_contain_text("last used never")
+        proved = rita.get_by_role("row", name=re.compile("The claim's mail, at the account's"))
+        await expect(proved).to_contain_text("the claimant wrote from it and reads its mail")
+        await expect(
+            rita.get_by_role("row", name=re.compile("A previous password"))
+        ).to_contain_text("1 of 1 among the account's recent passwords")
+        await expect(rita.locator("dd", has_text="high").first).to_be_visible()
+        await accessible(rita)
+        await rita.get_by_role("button", name="Assign to me").click()
+        await expect(rita.get_by_role("group", name="Second factors to remove")).to_be_visible()
+        phone = rita.get_by_role("checkbox", name="passkey “Phone”")
+        await expect(phone).to_be_checked()  # every factor, unless the reviewer says otherwise
+        await expect(rita.get_by_role("checkbox", name="authenticator app (TOTP)")).to_be_checked()
+        await accessible(rita)
+        await phone.uncheck()
+        await rita.get_by_role("button", name="Approve, to be confirmed").click()
+        await expect(rita.get_by_role("status")).to_contain_text("waits for a supervisor")
+        await expect(
+            rita.get_by_text("Second factors removed when the recovery's hold ends:")
+        ).to_contain_text("authenticator app (TOTP); passkey “Laptop”")
+        await accessible(rita)
+
+    async with person(browser, base, width=WIDE) as sam:
+        await sign_in_with_key(sam, sam_key)
+        await sam.goto(f"/console/cases/{case_id}")
+        removing = sam.get_by_text("Second factors removed when the recovery's hold ends:")
+        await expect(removing).not_to_contain_text("Phone")
+        await accessible(sam)
+        await sam.get_by_role("button", name="Confirm the approval").click()
+        await expect(sam.locator("dd.state")).to_have_text("Approved")
+        await accessible(sam)
+    found = await stack.services.claims.case_file(case_id)
+    assert found.view.decision is not None and found.view.decision.recovery_case_id is not None
+    # Nothing is removed before the hold ends (tests/workflows/test_lost_authenticator.py).
+    assert found.account is not None and len(found.account.factors) == 3

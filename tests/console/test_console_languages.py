@@ -13,6 +13,7 @@ from tests.console.test_actions import act, fact, status
 from tests.stack import Stack
 
 NBSP = "\u00a0"
+APOS = "\u2019"  # the French catalog's apostrophe in the words of second factors
 
 
 async def signed_in(stack: Stack, name: str, role: str, language: str | None) -> Staff:
@@ -134,3 +135,48 @@ async def test_a_refused_staff_key_is_said_in_the_browsers_language(stack: Stack
         assert "<h1>Iniciar sesión en la consola de asistencia</h1>" in said
     finally:
         await browser.aclose()
+
+
+async def test_a_lost_authenticator_claim_in_french_and_spanish(stack: Stack):
+    from datetime import UTC, datetime
+
+    from reclaim.directory import Passkey
+
+    jane = await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    now = datetime.now(UTC)
+    await stack.services.directory.enrol_totp(jane, now)
+    await stack.services.directory.add_passkey(
+        jane, Passkey(b"Laptop", b"cose key", 0, (), "Laptop", now)
+    )
+    filed = await stack.http.post(
+        "/v1/support-cases",
+        json={
+            "username": "jane",
+            "contact_email": "jane@example.com",
+            "reason": ClaimReason.LOST_AUTHENTICATOR.value,
+        },
+    )
+    case_id = filed.json()["case_id"]
+    said = {
+        "fr": (
+            f"Facteurs d{APOS}authentification perdus",
+            f"clé d{APOS}accès «{NBSP}Laptop{NBSP}»",
+            f"Facteurs d{APOS}authentification à supprimer",
+        ),
+        "es": (
+            "Segundos factores perdidos",
+            "llave de acceso «Laptop»",
+            "Segundos factores que se eliminan",
+        ),
+    }
+    for n, (language, (reason, passkey, legend)) in enumerate(said.items()):
+        member = await signed_in(stack, f"sam{n}", "supervisor", language)
+        try:
+            await act(member, case_id, "assign")
+            page = html.unescape((await member.http.get(f"/console/cases/{case_id}")).text)
+            assert f'<html lang="{language}"' in page
+            assert reason in page and passkey in page and legend in page
+            if n == 0:
+                await act(member, case_id, "release")
+        finally:
+            await member.aclose()

@@ -81,6 +81,7 @@ async def test_past_one_page_the_queue_shows_the_soonest_due_and_filters_reach_t
                 "lost_contact": 1,
                 "deleted": 1,
                 "banned": 1,
+                "lost_authenticator": 0,
                 "submitted": 4,
                 "in_review": 1,
                 "awaiting_claimant": 0,

@@ -12,6 +12,7 @@ from typing import Any
 
 from argon2 import extract_parameters
 
+from reclaim.directory import Passkey, passkey_key
 from reclaim.notify.outbox import text_of
 from reclaim.support.contracts import StaffRole
 from tests.history_text import payload_texts
@@ -365,3 +366,75 @@ async def test_a_claim_held_by_one_reviewer_is_moved_by_a_supervisor_or_released
         ("omar", "assign", "omar", "done"),
         ("sam", "assign", "rita", "done"),
     ]
+
+
+async def test_a_lost_authenticator_claim_over_the_api_removes_the_chosen_factor(stack: Stack):
+    """Filed by the claimant, approved by a reviewer with the factors to remove and confirmed
+    by a supervisor (always high risk); the held recovery's end removes the chosen passkey,
+    keeps the other factors, and tells every contact."""
+    jane = await stack.add_account("jane", "jane@example.com", None, PASSWORD)
+    directory, now = stack.services.directory, datetime.now(UTC)
+    await directory.enrol_totp(jane, now)
+    for name in ("Laptop", "Phone"):
+        await directory.add_passkey(jane, Passkey(name.encode(), b"cose key", 0, (), name, now))
+    rita = await _staff(stack, "rita", StaffRole.REVIEWER)
+    sam = await _staff(stack, "sam", StaffRole.SUPERVISOR)
+    filed = await _file(
+        stack,
+        contact_email="jane@example.com",
+        reason="lost_authenticator",
+        registered_email="jane@example.com",
+        previous_passwords=[PASSWORD],
+    )
+    case_id = filed["case_id"]
+    [queued] = await _in_queue(stack, rita, "?reason=lost_authenticator", lambda c: len(c) == 1)
+    assert queued["risk"] == "high"  # whatever the claimant knew
+
+    detail = (await stack.http.get(f"/v1/staff/cases/{case_id}", headers=rita)).json()
+    assert detail["evidence"]["passwords_matched"] == 1
+    assert detail["evidence"]["registered_email"] == "current"
+    factors = {f["name"] or f["kind"]: f for f in detail["factors"]}
+    assert set(factors) == {"totp", "Laptop", "Phone"}
+    assert factors["Laptop"]["choice"] == f"webauthn:{passkey_key(b'Laptop')}"
+    assert factors["totp"]["last_used_at"] is None
+    assert "secret" not in json.dumps(detail["factors"])
+    await stack.http.post(f"/v1/staff/cases/{case_id}/assign", headers=rita)
+    wrong = await stack.http.post(
+        f"/v1/staff/cases/{case_id}/approve", json={"remove_factors": ["sms"]}, headers=rita
+    )
+    assert (wrong.status_code, wrong.json()["error"]) == (422, "invalid_factor")
+    chosen = [factors["Laptop"]["choice"]]
+    asked = await stack.http.post(
+        f"/v1/staff/cases/{case_id}/approve", json={"remove_factors": chosen}, headers=rita
+    )
+    assert asked.json()["state"] == "awaiting_confirmation"
+    waiting = (await stack.http.get(f"/v1/staff/cases/{case_id}", headers=sam)).json()
+    assert waiting["approval_request"]["remove_factors"] == chosen
+    confirmed = await stack.http.post(f"/v1/staff/cases/{case_id}/confirm", headers=sam)
+    assert confirmed.status_code == 202, confirmed.text
+    recovery_case_id = confirmed.json()["decision"]["recovery_case_id"]
+
+    # The code goes to the account's own address, with no second step; the password is held.
+    code = await stack.mail.code_for("jane@example.com")
+    granted = await stack.http.post(f"/v1/recovery/{recovery_case_id}/code", json={"code": code})
+    assert granted.status_code == 200 and granted.json()["reset_token"], granted.text
+    done = await stack.http.post(
+        f"/v1/recovery/{recovery_case_id}/password",
+        json={"reset_token": granted.json()["reset_token"], "new_password": NEW},
+    )
+    assert done.json()["state"] == "held"
+    assert len(await directory.factors(jane)) == 3
+    ended = await stack.services.recovery.change_hold(recovery_case_id, end_now=True)
+
+    assert ended.state.value == "completed"
+    left = await directory.factors(jane)
+    assert sorted(f.name or f.kind.value for f in left) == ["Phone", "totp"]
+    told = await stack.mail.wait_for(
+        lambda m: m["To"] == "jane@example.com" and "Second factors removed" in m["Subject"]
+    )
+    assert "the passkey “Laptop” was removed" in text_of(told)
+    history = (await stack.client.get_workflow_handle(case_id).fetch_history()).to_json()
+    decoded = "\n".join(payload_texts(json.loads(history), stack.settings.codec()))
+    assert chosen[0] in decoded  # the choice travels as a name, never a secret
+    for private in ("jane@example.com", PASSWORD):
+        assert private not in history + decoded, private

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import WorkflowUpdateFailedError
@@ -23,9 +24,10 @@ from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from reclaim.binaries import temporal_test_server
+from reclaim.directory import Passkey, passkey_key
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.recovery.contracts import PasskeyChallenge, RecoveryRules
-from reclaim.support.contracts import CancelClaim, ClaimCalls, ClaimReason, Reviewer
+from reclaim.support.contracts import Approve, CancelClaim, ClaimCalls, ClaimReason, Reviewer
 from reclaim.temporal.codec import data_converter
 from reclaim.temporal.connection import register_search_attributes
 from tests.history_text import TEST_CODEC
@@ -33,7 +35,14 @@ from tests.mailbox import MailSink, smtp_server
 from tests.sms_gateway import SmsGateway
 from tests.workflows.harness import Case, Ledger, recovery_case
 from tests.workflows.lifecycle_harness import OPERATOR, PASSWORD, Lifecycle, lifecycle_stack
-from tests.workflows.support_harness import REVIEWER, STRONG_EVIDENCE, SUPERVISOR, SupportDesk
+from tests.workflows.support_harness import (
+    OTHER_SUPERVISOR,
+    REVIEWER,
+    STRONG_EVIDENCE,
+    SUPERVISOR,
+    Claim,
+    SupportDesk,
+)
 from workflows.recovery import RecoveryWorkflow
 
 HISTORIES = Path(__file__).parent
@@ -376,7 +385,52 @@ async def claim_high_risk_approval_lapsed(life: Lifecycle) -> list[str]:
     return [claim.case_id]
 
 
+async def claim_lost_authenticator_confirmed(life: Lifecycle) -> list[str]:
+    """Lost second factors: always high risk; a reviewer approves with the factors to remove
+    (the marker of that choice), a supervisor confirms; the held recovery opens."""
+    desk = SupportDesk(life)
+    account_id = await life.add_account()
+    now = datetime.now(UTC)
+    await life.directory.enrol_totp(account_id, now)
+    await life.directory.add_passkey(
+        account_id, Passkey(b"Laptop", b"cose key", 0, (), "Laptop", now)
+    )
+    filed = await life.services.claims.file(
+        username="jane",
+        contact_email="jane@example.com",
+        reason=ClaimReason.LOST_AUTHENTICATOR,
+        **STRONG_EVIDENCE,
+    )
+    claim = Claim(desk, filed)
+    await claim.assign()
+    chosen = ["totp", f"webauthn:{passkey_key(b'Laptop')}"]
+    await claim.update(ClaimCalls.APPROVE, Approve(REVIEWER, "lost phone", "", chosen))
+    await claim.confirm(by=SUPERVISOR)
+    await claim.closed()
+    return [claim.case_id]
+
+
+async def claim_lost_authenticator_by_two_supervisors(life: Lifecycle) -> list[str]:
+    """A supervisor's own approval of a lost-authenticator claim waits too (all factors, by
+    default); its author cannot confirm it; another supervisor does."""
+    desk = SupportDesk(life)
+    account_id = await life.add_account()
+    await life.directory.enrol_totp(account_id, datetime.now(UTC))
+    filed = await life.services.claims.file(
+        username="jane", contact_email="jane@example.com", reason=ClaimReason.LOST_AUTHENTICATOR
+    )
+    claim = Claim(desk, filed)
+    await claim.assign(by=SUPERVISOR)
+    await claim.approve(by=SUPERVISOR)
+    await claim.refusal(claim.confirm(by=SUPERVISOR))
+    await claim.confirm(by=OTHER_SUPERVISOR)
+    await claim.closed()
+    return [claim.case_id]
+
+
 SUPPORT: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
+    "claim_lost_authenticator_by_two_supervisors": claim_lost_authenticator_by_two_supervisors,
+    "claim_lost_authenticator_confirmed": claim_lost_authenticator_confirmed,
     "claim_high_risk_confirmed_by_a_second_supervisor": (
         claim_high_risk_confirmed_by_a_second_supervisor
     ),
@@ -391,21 +445,25 @@ SUPPORT: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]] = {
 KIND_BY_PREFIX = {"del_": "deletion", "ban_": "ban", "sc_": "support"}
 
 
-async def record_lifecycle(version: str) -> list[Path]:
-    return await _record_with_worker(version, LIFECYCLE)
+async def record_lifecycle(version: str, only: list[str] | None = None) -> list[Path]:
+    return await _record_with_worker(version, LIFECYCLE, only)
 
 
-async def record_support(version: str) -> list[Path]:
-    return await _record_with_worker(version, SUPPORT)
+async def record_support(version: str, only: list[str] | None = None) -> list[Path]:
+    return await _record_with_worker(version, SUPPORT, only)
 
 
 async def _record_with_worker(
-    version: str, scenarios: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]]
+    version: str,
+    scenarios: dict[str, Callable[[Lifecycle], Awaitable[list[str]]]],
+    only: list[str] | None = None,
 ) -> list[Path]:
     """Play each scenario with the real worker on a time-skipping server of its own, and keep
     the histories of the cases it names."""
     written = []
     for name, play in scenarios.items():
+        if only and name not in only:
+            continue
         env = await _environment()
         sms = SmsGateway()
         sms.start()
@@ -448,17 +506,14 @@ async def main() -> None:
     parser.add_argument("--version", default="v2")
     parser.add_argument("--plain", action="store_true", help="record without the codec")
     parser.add_argument(
-        "--only", action="append", metavar="SCENARIO", help="recovery scenarios to record"
+        "--only", action="append", metavar="SCENARIO", help="the scenarios to record (all)"
     )
     args = parser.parse_args()
     if args.plain:
         global CONVERTER
         CONVERTER = DataConverter.default
     for kind in args.kinds or list(RECORDERS):
-        if kind == "recovery":
-            await record_recovery(args.version, args.only)
-        else:
-            await RECORDERS[kind](args.version)
+        await RECORDERS[kind](args.version, args.only)
 
 
 if __name__ == "__main__":

@@ -549,3 +549,37 @@ async def test_an_account_with_an_authenticator_app_proves_it_in_the_browser(
         await page.locator("form[action$='/second-factor'] button").click()
 
         await expect(page.get_by_role("heading", level=1)).to_have_text(words.choose)
+
+
+async def test_i_lost_my_authenticator_files_a_claim_with_its_reason_chosen(
+    stack: Stack, browser: Browser
+):
+    jane = await stack.add_account("jane", "jane@example.com", None, OLD)
+    await stack.services.directory.enrol_totp(jane, datetime.now(UTC))
+    async with person(browser, str(stack.http.base_url)) as page:
+        await _start(page, "jane")
+        await page.locator("#code").fill(await stack.mail.code_for("jane@example.com"))
+        await page.locator("form[action$='/code'] button").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("One more step")
+        await page.get_by_role("link", name="I lost my authenticator").click()
+
+        await page.wait_for_url(re.compile(r"/support\?about=authenticator$"))
+        chosen = page.get_by_label("I lost my authenticator app, passkeys and recovery codes")
+        await expect(chosen).to_be_checked()
+        await expect(page.locator("#description")).to_have_value(
+            re.compile("^I lost my second factor")
+        )
+        await expect(page.get_by_text("If you lost your second factors:")).to_be_attached()
+        await accessible(page)
+        await page.locator("#username").fill("jane")
+        await page.locator("#contact_email").fill("jane@example.com")
+        await page.locator("#password_0").fill(OLD)
+        await page.locator("button[type=submit]").click()
+
+        await page.wait_for_url(re.compile(r"/support/claims/sc_[\w-]{22}\?filed=1$"))
+        await expect(page.get_by_role("status")).to_be_visible()
+        await accessible(page)
+        case_id = page.url.rsplit("/", 1)[1].split("?")[0]
+    claim = await stack.services.claims.staff_view(case_id)
+    assert (claim.reason.value, claim.risk.value) == ("lost_authenticator", "high")
+    assert claim.evidence.wrote_from_account_email is True

@@ -600,6 +600,8 @@ async def test_the_mailed_code_alone_never_reaches_the_password_form_of_a_two_fa
 
     await person.open("/support?about=authenticator")
     assert "I lost my second factor" in person.text
+    assert 'value="lost_authenticator" checked' in person.page  # the reason chosen
+    assert "I lost my authenticator app, passkeys and recovery codes" in person.text
     await person.open(case_url)
     await person.submit(f"{case_url}/second-factor", method="recovery_code", code=codes[1])
     assert "Choose a new password" in person.text
