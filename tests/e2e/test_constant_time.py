@@ -58,6 +58,14 @@ ELSEWHERE = {
     ("reclaim/support/signin.py", "StaffSignIn.finish_sign_in"): (
         "tests/console/test_auth.py::test_a_callback_that_is_not_this_browsers_sign_in_is_refused"
     ),
+    ("reclaim/support/evidence.py", "_from_account_email"): (
+        "tests/workflows/test_lost_authenticator.py::"
+        "test_the_accounts_address_is_compared_in_constant_time_both_ways"
+    ),
+    ("reclaim/support/steps.py", "ClaimSteps._without_factors"): (
+        "tests/workflows/test_lost_authenticator.py::"
+        "test_the_accounts_address_is_compared_in_constant_time_both_ways"
+    ),
     ("reclaim/recovery/factors.py", "is_the_challenge"): (
         "tests/e2e/test_passkey_recovery.py::"
         "test_a_stranger_key_a_spent_challenge_and_a_copy_are_wrong_proofs"

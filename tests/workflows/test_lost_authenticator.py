@@ -18,6 +18,7 @@ from reclaim.notify.outbox import text_of
 from reclaim.recovery.contracts import CaseState, RecoveryOutcome, RecoveryStatus
 from reclaim.support.claims import CaseFile
 from reclaim.support.contracts import Approve, ClaimCalls, ClaimReason, ClaimState, Risk
+from tests.conftest import Seen
 from tests.mailbox import MailSink
 from tests.sms_gateway import SmsGateway
 from tests.workflows.lifecycle_harness import PASSWORD, Lifecycle, lifecycle_stack
@@ -207,3 +208,26 @@ async def test_a_claim_not_written_from_the_accounts_address_is_not_approved(
     assert "not written from the account's email address" in str(refused)
     assert (await claim.view()).state is ClaimState.AWAITING_CONFIRMATION
     assert await _factors(life, account_id) == EVERY_FACTOR
+
+
+async def test_the_accounts_address_is_compared_in_constant_time_both_ways(
+    desk: SupportDesk, comparisons: Seen
+):
+    """Whether a claim came from the account's address is compared in constant time, when the
+    evidence is gathered and again when the approval is applied: once each way here."""
+    life = desk.life
+    await _jane_with_every_factor(life)
+    await _approved_by_two(desk, ["totp"])
+    filed = await life.services.claims.file(
+        username="jane", contact_email="someone@example.net", reason=ClaimReason.LOST_AUTHENTICATOR
+    )
+    claim = Claim(desk, filed)
+    await claim.assign(by=SUPERVISOR)
+    await claim.approve(by=SUPERVISOR)
+    await claim.refusal(claim.confirm(by=OTHER_SUPERVISOR))
+
+    assert comparisons[("reclaim/support/evidence.py", "_from_account_email")] == {True, False}
+    assert comparisons[("reclaim/support/steps.py", "ClaimSteps._without_factors")] == {
+        True,
+        False,
+    }
