@@ -35,7 +35,7 @@ from reclaim.support.contracts import StaffRole
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 LEEWAY = 60  # seconds of clock difference tolerated on exp, nbf and iat
-KEYS_REFRESH = 60  # at most one JWKS fetch a minute for unknown key ids
+KEYS_REFRESH = 60  # at most one JWKS refetch a minute for unknown key ids
 LOGIN_TTL = 600  # seconds a sign-in may take at the provider
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -129,7 +129,7 @@ class OidcProvider:
         self._http = http or httpx.AsyncClient(timeout=settings.oidc_timeout)
         self._metadata: dict[str, Any] | None = None
         self._keys: KeySet | None = None
-        self._keys_at = 0.0
+        self._refreshed_at: float | None = None  # the last refetch for an unknown key id
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -276,7 +276,10 @@ class OidcProvider:
         return self._metadata
 
     async def _key_set(self, *, refresh: bool = False) -> KeySet:
-        stale = refresh and time.monotonic() - self._keys_at > KEYS_REFRESH
+        # The throttle counts from the last *refetch*, not the first fetch: a provider that
+        # rotates its keys a moment after Reclaim first read them is still followed at once.
+        last = self._refreshed_at
+        stale = refresh and (last is None or time.monotonic() - last > KEYS_REFRESH)
         if self._keys is None or stale:
             metadata = await self._discovery()
             jwks = await self._get(str(metadata["jwks_uri"]))
@@ -284,7 +287,8 @@ class OidcProvider:
                 self._keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
             except (JoseError, ValueError, KeyError, TypeError) as err:
                 raise OidcError("The identity provider's keys cannot be read.") from err
-            self._keys_at = time.monotonic()
+            if refresh:
+                self._refreshed_at = time.monotonic()
         return self._keys
 
     async def _get(self, url: str) -> dict[str, Any]:
