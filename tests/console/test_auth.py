@@ -70,6 +70,26 @@ async def test_a_member_whose_provider_gives_no_role_is_refused(
         await visitor.aclose()
 
 
+async def test_keys_the_provider_rotates_right_after_the_first_fetch_are_fetched_once(
+    sso_stack: Stack, issuer: TestIssuer
+):
+    """An unknown key id refetches the JWKS at once, even a moment after the first fetch; a
+    second unknown one within the minute does not (a stranger's made-up key ids cannot make
+    Reclaim hammer the provider)."""
+    first, second, third = (StaffBrowser(sso_stack) for _ in range(3))
+    try:
+        assert (await first.sso(issuer, "rita")).status_code == 303  # the keys fetched
+        issuer.key = new_key("test-2")
+        assert (await second.sso(issuer, "rita")).status_code == 303  # refetched
+        issuer.key = new_key("test-3")
+        throttled = await third.sso(issuer, "rita")
+        assert throttled.status_code == 401
+        assert "signature is not the identity provider" in throttled.text
+    finally:
+        for browser in (first, second, third):
+            await browser.aclose()
+
+
 @pytest.mark.parametrize(
     ("mode", "said"),
     [
