@@ -60,22 +60,23 @@ def install() -> Path:
         if marker.exists():
             return target
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}."))
-        done = subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(staging),
-                "--no-audit",
-                "--no-fund",
-                "--no-save",
-                f"oidc-provider@{VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        command = [
+            npm,
+            "install",
+            "--prefix",
+            str(staging),
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "--fetch-retries=1",
+            "--fetch-timeout=30000",
+            f"oidc-provider@{VERSION}",
+        ]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        except subprocess.TimeoutExpired:
+            shutil.rmtree(staging, ignore_errors=True)
+            pytest.skip(f"npm did not install oidc-provider@{VERSION} within 5 minutes")
         if done.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             pytest.skip(
