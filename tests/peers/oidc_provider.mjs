@@ -13,6 +13,12 @@ const { default: Provider } = await import(require.resolve('oidc-provider'));
 const accounts = new Map(Object.entries(config.accounts)); // name → groups
 const RESOURCE = config.resource; // the codec endpoint's resource (JWT access tokens)
 
+const page = (title, body) => `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title></head>
+<body><main><h1>${title}</h1>${body}</main></body></html>`;
+
+const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
 const provider = new Provider(config.issuer, {
   clients: [{
     client_id: config.client_id,
@@ -60,15 +66,13 @@ const provider = new Provider(config.issuer, {
     },
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  renderError: async (ctx, out) => {
+    ctx.type = 'html';
+    ctx.body = page('Sign-in failed', `<p>${escape(out.error)}: ${escape(out.error_description)}</p>`);
+  },
 });
 
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
-
-const page = (title, body) => `<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title></head>
-<body><main><h1>${title}</h1>${body}</main></body></html>`;
-
-const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 async function form(req) {
   let raw = '';
