@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import StackParts
 from tests.mailbox import MailSink
-from tests.peers.samba_dc import SambaDC
+from tests.pages.people import Person
+from tests.peers.samba_dc import LOCKOUT_THRESHOLD, SambaDC
 from tests.sms_gateway import SmsGateway
 from tests.stack import Stack, running_stack
 
@@ -80,3 +81,70 @@ async def test_an_ad_user_recovers_by_samaccountname_and_by_mail(
         assert not samba_dc.binds(dn, old), f"old password still works after {identifier}"
         old = new
     await mail.wait_for(lambda m: m["To"] == address and "password was changed" in m["Subject"])
+
+
+async def test_a_locked_out_ad_account_is_unlocked_by_its_recovery(
+    samba_dc: SambaDC, ad_stack: Stack, mail: MailSink
+):
+    name, address, dn = _someone(samba_dc)
+    for _ in range(LOCKOUT_THRESHOLD):
+        assert not samba_dc.binds(dn, "Wrong-Guess-Each-Time-0")
+    assert samba_dc.read(dn, "lockoutTime")["lockoutTime"] not in (None, "0")
+    assert not samba_dc.binds(dn, OLD)  # locked: even the right password is refused
+
+    case = await ad_stack.open_case(name)
+    token = await _verify(ad_stack, case["case_id"], await mail.code_for(address))
+    done = await _choose(ad_stack, case["case_id"], token, NEW[0])
+
+    assert done.json() == {"case_id": case["case_id"], "state": "completed"}, done.text
+    assert samba_dc.read(dn, "lockoutTime")["lockoutTime"] == "0"
+    assert samba_dc.binds(dn, NEW[0])
+
+
+async def test_a_disabled_ad_account_gets_no_code_and_its_holder_is_told_it_is_suspended(
+    samba_dc: SambaDC, ad_stack: Stack, mail: MailSink
+):
+    name, address, dn = _someone(samba_dc, disabled=True)
+    assert int(samba_dc.read(dn, "userAccountControl")["userAccountControl"] or 0) & 0x2
+
+    case = await ad_stack.open_case(name)
+
+    # The usual answer (nobody learns from it which accounts exist or are disabled)...
+    assert case["state"] == "awaiting_code"
+    # ...and the holder's mail says why no code comes.
+    notice = await mail.wait_for(lambda m: m["To"] == address)
+    assert "suspended" in notice["Subject"]
+    body = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "no recovery code was sent" in body
+    assert len(mail.to(address)) == 1
+    assert samba_dc.binds(dn, OLD) is False  # disabled, as before: nothing changed
+
+
+@pytest.fixture
+async def person(ad_stack: Stack) -> AsyncIterator[Person]:
+    someone = Person(str(ad_stack.http.base_url))
+    yield someone
+    await someone.aclose()
+
+
+async def test_the_domain_s_password_rules_refuse_on_the_page_and_another_password_works(
+    samba_dc: SambaDC, ad_stack: Stack, person: Person, mail: MailSink
+):
+    """Reclaim's own policy accepts a long all-lowercase passphrase; the domain's complexity
+    rule does not (0000052D): the person is told on the page and chooses another."""
+    name, address, dn = _someone(samba_dc)
+    await person.open("/recover")
+    await person.submit("/recover", identifier=name, channel="")
+    case_url = person.url.removeprefix(str(ad_stack.http.base_url))
+    await person.submit(f"{case_url}/code", code=await mail.code_for(address))
+    assert "Choose a new password" in person.text
+    simple = "violet tangerine marmalade kayak"
+
+    refused = await person.submit(f"{case_url}/password", password=simple, confirm=simple)
+
+    assert refused.status_code == 422, person.text
+    assert "There is a problem Choose a stronger password." in person.text
+    assert "Choose a new password" in person.text  # the same form, the case still verified
+    await person.submit(f"{case_url}/password", password=NEW[0], confirm=NEW[0])
+    assert "Your password is changed" in person.text
+    assert samba_dc.binds(dn, NEW[0]) and not samba_dc.binds(dn, simple)
