@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from reclaim.directory.ldap import AD_POLICY_HINTS
 from tests.conftest import StackParts
 from tests.mailbox import MailSink
 from tests.pages.people import Person
@@ -22,6 +23,7 @@ from tests.stack import Stack, running_stack
 
 # The domain wants three kinds of character and none of the username.
 OLD = "Correct-Horse-Battery-9"
+POLICY_HINTS = AD_POLICY_HINTS[0]
 NEW = ["Violet-Tangerine-Kayak-1", "Orchid-Lantern-Pebble-2", "Copper-Meadow-Galaxy-3"]
 
 
@@ -148,3 +150,32 @@ async def test_the_domain_s_password_rules_refuse_on_the_page_and_another_passwo
     await person.submit(f"{case_url}/password", password=NEW[0], confirm=NEW[0])
     assert "Your password is changed" in person.text
     assert samba_dc.binds(dn, NEW[0]) and not samba_dc.binds(dn, simple)
+
+
+async def test_the_domain_s_password_history_refuses_a_reused_password_on_the_page(
+    samba_dc: SambaDC, ad_stack: Stack, person: Person, mail: MailSink
+):
+    """Reclaim resets with LDAP_SERVER_POLICY_HINTS, which asks the DC to apply the domain's
+    history as to a user's own change. A DC that does not know the control applies none to a
+    reset (Samba up to at least 4.17; Windows before 2012 R2): nothing to see there."""
+    if not samba_dc.supports_control(POLICY_HINTS):
+        pytest.skip(
+            f"Samba {samba_dc.version} does not support LDAP_SERVER_POLICY_HINTS ({POLICY_HINTS}):"
+            " it applies no password history to an administrator's reset"
+        )
+    name, address, dn = _someone(samba_dc)
+    case = await ad_stack.open_case(name)
+    token = await _verify(ad_stack, case["case_id"], await mail.code_for(address))
+    assert (await _choose(ad_stack, case["case_id"], token, NEW[0])).status_code == 200
+    await person.open("/recover")
+    await person.submit("/recover", identifier=name, channel="")
+    case_url = person.url.removeprefix(str(ad_stack.http.base_url))
+    await person.submit(f"{case_url}/code", code=await mail.code_for(address, nth=2))
+
+    reused = await person.submit(f"{case_url}/password", password=OLD, confirm=OLD)
+
+    assert reused.status_code == 422, person.text
+    assert "You used this password before on this account" in person.text
+    await person.submit(f"{case_url}/password", password=NEW[1], confirm=NEW[1])
+    assert "Your password is changed" in person.text
+    assert samba_dc.binds(dn, NEW[1]) and not samba_dc.binds(dn, OLD)

@@ -231,6 +231,11 @@ class SambaDC:
         )
         self.provision_seconds = time.monotonic() - began
 
+    @property
+    def version(self) -> str:
+        """Samba's version, as `samba-tool --version` says it (4.17.12-Debian)."""
+        return _run("samba-tool", "--version").strip()
+
     def _tool(self, *args: str) -> str:
         """samba-tool on the DC's own database (no network)."""
         return _run("samba-tool", *args, "-s", str(self.conf), "-H", str(self._sam))
