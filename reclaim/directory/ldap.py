@@ -167,7 +167,7 @@ class LdapDirectory(KeptSecondFactors):
         assert settings.ldap_url and settings.ldap_bind_dn and settings.ldap_user_base
         assert settings.ldap_bind_password is not None
         self._base = settings.ldap_user_base
-        self._filter = settings.ldap_user_filter
+        self._filter = settings.resolved_ldap_user_filter
         self._username = settings.resolved_ldap_username_attr
         self._email = settings.ldap_email_attr
         self._phone = settings.ldap_phone_attr

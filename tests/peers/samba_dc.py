@@ -34,8 +34,6 @@ BASE = "DC=reclaim,DC=test"
 USERS = f"CN=Users,{BASE}"
 ADMIN_PASSWORD = "Adm1n-" + secrets.token_hex(8)
 ADMIN_DN = f"CN=Administrator,{USERS}"
-# Person users only (a computer account is a `user` too).
-USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
 LOCKOUT_THRESHOLD = 3
 HISTORY_LENGTH = 5
 
@@ -308,7 +306,6 @@ class SambaDC:
             "ldap_bind_dn": ADMIN_DN,
             "ldap_bind_password": ADMIN_PASSWORD,
             "ldap_user_base": USERS,
-            "ldap_user_filter": USER_FILTER,
             "ldap_timeout": 5.0,
         }
 
