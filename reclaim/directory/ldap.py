@@ -185,6 +185,7 @@ class LdapDirectory(KeptSecondFactors):
             self._attributes.append(self._contacts_changed)
         self._pool = _Pool(self._connect, settings.ldap_pool_size, settings.ldap_timeout)
         self._counted: tuple[float, dict[str, int]] | None = None  # (monotonic time, counts)
+        self._hints_checked = False  # AD: whether the DC's support of AD_POLICY_HINTS was read
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -214,7 +215,26 @@ class LdapDirectory(KeptSecondFactors):
                 f"the LDAP server refused Reclaim's service account ({description}): check "
                 "RECLAIM_LDAP_BIND_DN and RECLAIM_LDAP_BIND_PASSWORD"
             )
+        if self._ad and not self._hints_checked:
+            self._hints_checked = True
+            self._check_policy_hints(connection)
         return connection
+
+    def _check_policy_hints(self, connection: Connection) -> None:
+        """Say once, in the log, when the domain controller does not know the control that
+        applies the domain's password history to a reset: there, a recovery may set a password
+        used before (Samba 4.17, Windows before 2012 R2)."""
+        connection.search("", "(objectClass=*)", BASE, attributes=["supportedControl"])
+        entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
+        raw = entries[0].get("raw_attributes", {}) if entries else {}
+        controls = {v.decode("ascii", "replace") for k, vs in raw.items() for v in vs}
+        if entries and AD_POLICY_HINTS[0] not in controls:
+            log.warning(
+                "ldap_ad_history_not_applied_to_resets",
+                message="this domain controller does not support LDAP_SERVER_POLICY_HINTS: "
+                "a recovery's new password is checked against the domain's length and "
+                "complexity rules but not its password history",
+            )
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.to_thread(self._pool.run, work)

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
+from reclaim.directory import directory_for
 from reclaim.directory.ldap import AD_POLICY_HINTS
+from reclaim.security import Keys
+from reclaim.settings import Settings
+from reclaim.store.engine import make_engine
+from reclaim.store.migrations import create_schema
 from tests.conftest import StackParts
 from tests.mailbox import MailSink
 from tests.pages.people import Person
 from tests.peers.samba_dc import LOCKOUT_THRESHOLD, SambaDC
 from tests.sms_gateway import SmsGateway
-from tests.stack import Stack, running_stack
+from tests.stack import FAST_ARGON2, TEST_PASSWORDS, TEST_SECRET, Stack, running_stack
 
 # The domain wants three kinds of character and none of the username.
 OLD = "Correct-Horse-Battery-9"
@@ -179,3 +186,26 @@ async def test_the_domain_s_password_history_refuses_a_reused_password_on_the_pa
     await person.submit(f"{case_url}/password", password=NEW[1], confirm=NEW[1])
     assert "Your password is changed" in person.text
     assert samba_dc.binds(dn, NEW[1]) and not samba_dc.binds(dn, OLD)
+
+
+async def test_a_dc_that_applies_no_history_to_resets_is_named_in_the_log(
+    samba_dc: SambaDC, tmp_path: Path
+):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reclaim.db'}")
+    create_schema(engine)
+    settings = Settings(secret_key=TEST_SECRET, **FAST_ARGON2, **_settings(samba_dc))  # type: ignore[arg-type]
+    directory = directory_for(settings, engine, Keys(TEST_SECRET.encode()), TEST_PASSWORDS)
+    try:
+        with capture_logs() as logged:
+            await directory.ping()
+            await directory.ping()
+    finally:
+        await directory.aclose()
+        engine.dispose()
+
+    warned = [e for e in logged if e["event"] == "ldap_ad_history_not_applied_to_resets"]
+    if samba_dc.supports_control(POLICY_HINTS):
+        assert warned == []
+    else:
+        assert len(warned) == 1, logged  # once, however many connections
+        assert "not its password history" in warned[0]["message"]
