@@ -59,6 +59,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import phonenumbers
 import structlog
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
@@ -279,7 +280,11 @@ class LdapDirectory(KeptSecondFactors):
             IdentifierKind.PHONE: self._phone,
             IdentifierKind.USERNAME: self._username,
         }[identifier.kind]
-        condition = f"({attribute}={escape_filter_chars(identifier.value)})"
+        values = [identifier.value]
+        if self._ad and identifier.kind is IdentifierKind.PHONE:
+            values = _phone_forms(identifier.value, self._settings.default_region)
+        conditions = "".join(f"({attribute}={escape_filter_chars(v)})" for v in values)
+        condition = conditions if len(values) == 1 else f"(|{conditions})"
         raw = await self._run(lambda c: self._only(self._search(c, condition)))
         return await self._entry(raw)
 
@@ -811,6 +816,20 @@ def _filetime(value: str | None) -> datetime | None:
     if ticks <= 0:
         return None
     return datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=ticks // 10)
+
+
+def _phone_forms(e164: str, region: str | None) -> list[str]:
+    """The ways a number is commonly written in AD's `mobile`, a plain string compared whole
+    (OpenLDAP's telephoneNumber matching ignores spaces and dashes; AD's does not): E.164 and
+    international with dashes or spaces; national, and its digits alone, only for a number of
+    `RECLAIM_DEFAULT_REGION` (the region such numbers are read in)."""
+    number = phonenumbers.parse(e164, None)
+    international = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    forms = [e164, international, international.replace("-", " ")]
+    if region and phonenumbers.region_code_for_number(number) == region.upper():
+        forms.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+        forms.append(phonenumbers.national_significant_number(number))
+    return list(dict.fromkeys(forms))
 
 
 def _email(value: str | None) -> str | None:
