@@ -83,7 +83,7 @@ def _run(*args: str, timeout: float = 120) -> str:
 
 
 def _free_subnet() -> tuple[str, str]:
-    """Two addresses of a /30 in 10.200.0.0/13 that no interface here uses."""
+    """Two addresses of a /30 in 10.200.0.0/13 that no interface or route here uses."""
     used = _run("ip", "-o", "-4", "addr", "show")
     taken = [
         ipaddress.ip_interface(word).network
@@ -91,6 +91,10 @@ def _free_subnet() -> tuple[str, str]:
         for i, word in enumerate(line.split())
         if i > 0 and line.split()[i - 1] == "inet"
     ]
+    for line in _run("ip", "-4", "route", "show", "table", "all").splitlines():
+        first = (line.split() or ["default"])[0]
+        if first[0].isdigit():
+            taken.append(ipaddress.ip_network(first, strict=False))
     for _ in range(100):
         base = ipaddress.ip_address("10.200.0.0") + 4 * random.randrange(1 << 17)
         net = ipaddress.ip_network(f"{base}/30")
