@@ -252,7 +252,8 @@ class Settings(BaseSettings):
     ldap_bind_dn: str | None = None
     ldap_bind_password: SecretStr | None = None
     ldap_user_base: str | None = None
-    ldap_user_filter: str = "(objectClass=inetOrgPerson)"
+    # (objectClass=inetOrgPerson) on OpenLDAP, person users on AD (computers are users too)
+    ldap_user_filter: str | None = None
     ldap_username_attr: str | None = None  # uid on OpenLDAP, sAMAccountName on AD
     ldap_email_attr: str = "mail"
     ldap_phone_attr: str = "mobile"
@@ -297,6 +298,14 @@ class Settings(BaseSettings):
         if self.ldap_username_attr:
             return self.ldap_username_attr
         return "sAMAccountName" if self.ldap_flavor == "ad" else "uid"
+
+    @property
+    def resolved_ldap_user_filter(self) -> str:
+        if self.ldap_user_filter:
+            return self.ldap_user_filter
+        if self.ldap_flavor == "ad":
+            return "(&(objectCategory=person)(objectClass=user))"
+        return "(objectClass=inetOrgPerson)"
 
     @property
     def resolved_webotp_domain(self) -> str:

@@ -33,6 +33,7 @@ from reclaim.temporal import search_attributes
 from reclaim.temporal.connection import register_search_attributes
 from tests.ldap_server import STRICT_POLICY, Slapd, slapd_missing
 from tests.mailbox import MailSink, smtp_server
+from tests.peers.samba_dc import SambaDC, samba_missing
 from tests.sms_gateway import SmsGateway
 from tests.stack import FAST_ARGON2, TEST_SECRET, Stack, running_stack, stack_settings
 
@@ -225,6 +226,22 @@ def slapd(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Slapd]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDC]:
+    """A real Active Directory domain controller (Samba, tests/peers/samba_dc.py), provisioned
+    once per test session (per xdist worker) in a network namespace of its own. Tests share it:
+    each adds users of its own (`samba_dc.add_user`)."""
+    missing = samba_missing()
+    if missing:
+        pytest.skip(missing)
+    dc = SambaDC(tmp_path_factory.mktemp("samba") / "dc")
+    dc.start()
+    try:
+        yield dc
+    finally:
+        dc.stop()
 
 
 @pytest.fixture

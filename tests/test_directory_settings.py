@@ -49,6 +49,10 @@ def test_complete_ldap_and_http_settings_pass():
     check_settings(_settings(**{**HTTP, "http_directory_url": "http://127.0.0.1:9000/dir"}))
     assert _settings(**LDAP).resolved_ldap_username_attr == "uid"
     assert _settings(**LDAP, ldap_flavor="ad").resolved_ldap_username_attr == "sAMAccountName"
+    assert _settings(**LDAP).resolved_ldap_user_filter == "(objectClass=inetOrgPerson)"
+    assert _settings(**LDAP, ldap_flavor="ad").resolved_ldap_user_filter == (
+        "(&(objectCategory=person)(objectClass=user))"
+    )
 
 
 @pytest.mark.parametrize(

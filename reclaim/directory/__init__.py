@@ -155,10 +155,10 @@ def _check_ldap(s: Settings) -> None:
             raise DirectorySettingsError(
                 f"RECLAIM_LDAP_CA_FILE={s.ldap_ca_file} cannot be read: {err.strerror or err}"
             ) from err
-    if not _balanced(s.ldap_user_filter):
+    if not _balanced(s.resolved_ldap_user_filter):
         raise DirectorySettingsError(
-            f"RECLAIM_LDAP_USER_FILTER={s.ldap_user_filter} is not an LDAP filter: write it "
-            "in parentheses, e.g. (objectClass=inetOrgPerson)"
+            f"RECLAIM_LDAP_USER_FILTER={s.resolved_ldap_user_filter} is not an LDAP filter: "
+            "write it in parentheses, e.g. (objectClass=inetOrgPerson)"
         )
 
 

@@ -59,6 +59,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import phonenumbers
 import structlog
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
@@ -167,7 +168,7 @@ class LdapDirectory(KeptSecondFactors):
         assert settings.ldap_url and settings.ldap_bind_dn and settings.ldap_user_base
         assert settings.ldap_bind_password is not None
         self._base = settings.ldap_user_base
-        self._filter = settings.ldap_user_filter
+        self._filter = settings.resolved_ldap_user_filter
         self._username = settings.resolved_ldap_username_attr
         self._email = settings.ldap_email_attr
         self._phone = settings.ldap_phone_attr
@@ -185,6 +186,7 @@ class LdapDirectory(KeptSecondFactors):
             self._attributes.append(self._contacts_changed)
         self._pool = _Pool(self._connect, settings.ldap_pool_size, settings.ldap_timeout)
         self._counted: tuple[float, dict[str, int]] | None = None  # (monotonic time, counts)
+        self._hints_checked = False  # AD: whether the DC's support of AD_POLICY_HINTS was read
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -214,7 +216,26 @@ class LdapDirectory(KeptSecondFactors):
                 f"the LDAP server refused Reclaim's service account ({description}): check "
                 "RECLAIM_LDAP_BIND_DN and RECLAIM_LDAP_BIND_PASSWORD"
             )
+        if self._ad and not self._hints_checked:
+            self._hints_checked = True
+            self._check_policy_hints(connection)
         return connection
+
+    def _check_policy_hints(self, connection: Connection) -> None:
+        """Say once, in the log, when the domain controller does not know the control that
+        applies the domain's password history to a reset: there, a recovery may set a password
+        used before (Samba 4.17, Windows before 2012 R2)."""
+        connection.search("", "(objectClass=*)", BASE, attributes=["supportedControl"])
+        entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
+        raw = entries[0].get("raw_attributes", {}) if entries else {}
+        controls = {v.decode("ascii", "replace") for k, vs in raw.items() for v in vs}
+        if entries and AD_POLICY_HINTS[0] not in controls:
+            log.warning(
+                "ldap_ad_history_not_applied_to_resets",
+                message="this domain controller does not support LDAP_SERVER_POLICY_HINTS: "
+                "a recovery's new password is checked against the domain's length and "
+                "complexity rules but not its password history",
+            )
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.to_thread(self._pool.run, work)
@@ -259,7 +280,11 @@ class LdapDirectory(KeptSecondFactors):
             IdentifierKind.PHONE: self._phone,
             IdentifierKind.USERNAME: self._username,
         }[identifier.kind]
-        condition = f"({attribute}={escape_filter_chars(identifier.value)})"
+        values = [identifier.value]
+        if self._ad and identifier.kind is IdentifierKind.PHONE:
+            values = _phone_forms(identifier.value, self._settings.default_region)
+        conditions = "".join(f"({attribute}={escape_filter_chars(v)})" for v in values)
+        condition = conditions if len(values) == 1 else f"(|{conditions})"
         raw = await self._run(lambda c: self._only(self._search(c, condition)))
         return await self._entry(raw)
 
@@ -791,6 +816,20 @@ def _filetime(value: str | None) -> datetime | None:
     if ticks <= 0:
         return None
     return datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=ticks // 10)
+
+
+def _phone_forms(e164: str, region: str | None) -> list[str]:
+    """The ways a number is commonly written in AD's `mobile`, a plain string compared whole
+    (OpenLDAP's telephoneNumber matching ignores spaces and dashes; AD's does not): E.164 and
+    international with dashes or spaces; national, and its digits alone, only for a number of
+    `RECLAIM_DEFAULT_REGION` (the region such numbers are read in)."""
+    number = phonenumbers.parse(e164, None)
+    international = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    forms = [e164, international, international.replace("-", " ")]
+    if region and phonenumbers.region_code_for_number(number) == region.upper():
+        forms.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+        forms.append(phonenumbers.national_significant_number(number))
+    return list(dict.fromkeys(forms))
 
 
 def _email(value: str | None) -> str | None:

@@ -26,7 +26,7 @@ from reclaim.directory import (
     PasswordRejected,
     directory_for,
 )
-from reclaim.directory.ldap import LdapDirectory
+from reclaim.directory.ldap import LdapDirectory, _phone_forms
 from reclaim.identifiers import Identifier, IdentifierKind
 from reclaim.security import Keys
 from reclaim.settings import Settings
@@ -419,3 +419,16 @@ def test_an_active_directory_refusal_is_the_same_answer_as_reclaims_own(
     assert refusal.error is answer
     if answer is CaseError.WEAK_PASSWORD:
         assert "used before" in " ".join(refusal.reasons)
+
+
+def test_an_active_directory_phone_search_tries_the_ways_a_number_is_written():
+    """AD compares `mobile` as a whole string (no telephoneNumber matching): the forms people
+    type into it, the national ones only for a number of the default region."""
+    assert _phone_forms("+14155550123", "US") == [
+        "+14155550123",
+        "+1 415-555-0123",
+        "+1 415 555 0123",
+        "(415) 555-0123",
+        "4155550123",
+    ]
+    assert _phone_forms("+33612345678", "US") == ["+33612345678", "+33 6 12 34 56 78"]
