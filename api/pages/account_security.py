@@ -34,6 +34,7 @@ from reclaim.passkeys import NAME_LENGTH
 router = APIRouter(include_in_schema=False)
 
 PAGE = "/account/security"
+SIGN_IN_HERE = "/signin?then=security"  # signed in, the person comes back here
 TOTP_COOKIE = "reclaim_totp"
 PASSKEY_COOKIE = "reclaim_passkey"
 # A passkey's registration (JSON from passkey.js) is a few hundred bytes to a few KiB.
@@ -47,7 +48,7 @@ async def security_page(request: Request, services: AppServices) -> Response:
     try:
         security = await services.factors.security(token)
     except Unauthorized:
-        return see_other("/signin")
+        return see_other(SIGN_IN_HERE)
     pending = await services.factors.pending_totp(token, request.cookies.get(TOTP_COOKIE))
     again = await shown(request, services, PAGE)
     product = services.settings.product_name
@@ -88,7 +89,7 @@ async def start_totp(request: Request, services: AppServices) -> Response:
     try:
         pending = await services.factors.start_totp(request.cookies.get(SESSION_COOKIE, ""))
     except Unauthorized:
-        return see_other("/signin")
+        return see_other(SIGN_IN_HERE)
     except DomainError as err:
         return await _refused(request, services, err)
     response = see_other(PAGE)
@@ -109,7 +110,7 @@ async def confirm_totp(request: Request, services: AppServices) -> Response:
             locale=page_locale(request, services.settings),
         )
     except Unauthorized:
-        return see_other("/signin")
+        return see_other(SIGN_IN_HERE)
     except Refused as err:
         if err.code == "wrong_code":
             wrong = Problem(
@@ -147,7 +148,7 @@ async def new_codes(request: Request, services: AppServices) -> Response:
             token, locale=page_locale(request, services.settings)
         )
     except Unauthorized:
-        return see_other("/signin")
+        return see_other(SIGN_IN_HERE)
     except DomainError as err:
         return await _refused(request, services, err)
     # Shown once: sealed in a one-time flash for this page and this account.
@@ -193,7 +194,7 @@ async def add_passkey(request: Request, services: AppServices) -> Response:
             locale=page_locale(request, services.settings),
         )
     except Unauthorized:
-        return see_other("/signin")
+        return see_other(SIGN_IN_HERE)
     except Refused as err:
         said = {
             "enrolment_expired": t("The time to add the passkey ran out. Try again."),
@@ -224,7 +225,7 @@ async def remove(request: Request, services: AppServices) -> Response:
         else:
             await services.factors.remove(token, kind, form.get(field, ""), locale=locale)
     except Unauthorized:
-        return see_other("/signin")
+        return see_other(SIGN_IN_HERE)
     except Refused as err:
         if err.code == "wrong_password":
             wrong = Problem(

@@ -22,6 +22,9 @@ router = APIRouter(include_in_schema=False)
 
 SESSION_COOKIE = "reclaim_session"
 SIGN_IN = "/signin"
+# Where signing in may lead, named by the page that sent the person to sign in; nothing else
+# (never an address a request brings).
+AFTER_SIGN_IN = {"account": "/account", "security": "/account/security"}
 
 
 @router.get("/signin", response_class=HTMLResponse)
@@ -29,14 +32,16 @@ async def sign_in_form(request: Request, services: AppServices) -> Response:
     """The form; after a refused one, why, and the identifier typed (never the password)."""
     settings = services.settings
     again = await shown(request, services, SIGN_IN)
+    then = _then(request.query_params.get("then") or (again.typed.get("then") if again else None))
     if again is None:
-        return render(request, settings, "signin.html", problem=None, identifier="")
+        return render(request, settings, "signin.html", problem=None, identifier="", then=then)
     page = render(
         request,
         settings,
         "signin.html",
         again.status,
         problem=again.problem,
+        then=then,
         identifier=again.typed.get("identifier", ""),
         suspended=bool(again.extra.get("suspended")),
         ends_at=_moment(again.extra.get("ends_at")),
@@ -51,7 +56,8 @@ async def sign_in(request: Request, services: AppServices) -> Response:
     form = await posted(request, settings)
     t = text_for(request, settings)
     identifier = form.get("identifier", "").strip()
-    typed = {"identifier": identifier}
+    then = _then(form.get("then"))
+    typed = {"identifier": identifier, "then": then}
     try:
         token = await services.lifecycle.sign_in(identifier, form.get("password", ""))
     except Unauthorized:
@@ -64,9 +70,13 @@ async def sign_in(request: Request, services: AppServices) -> Response:
     except DomainError as err:
         refusal = Refusal(problem(t, err), from_domain(err).status, typed)
         return await refused(request, services, SIGN_IN, refusal)
-    response = see_other("/account")
+    response = see_other(AFTER_SIGN_IN[then])
     set_cookie(response, request, SESSION_COOKIE, token, path="/")
     return response
+
+
+def _then(name: str | None) -> str:
+    return name if name in AFTER_SIGN_IN else "account"
 
 
 def _moment(iso: object) -> datetime | None:

@@ -148,5 +148,5 @@ async def test_what_was_enrolled_on_the_page_recovers_the_account_through_the_pa
         await page.locator("#identifier").fill("jane")
         await page.locator("#password").fill("amber lighthouse pocket walrus")
         await page.get_by_role("button", name="Sign in").click()
-        await page.goto("/account/security")
+        await expect(page).to_have_url(re.compile(r"/account/security$"))  # back where it led
         await expect(page.get_by_text("9 codes left.")).to_be_visible()

@@ -56,17 +56,35 @@ async def _told(stack: Stack, words: str, count: int = 1) -> None:
     assert len([s for s in stack.sms.to(PHONE) if "second factors of jane changed" in s]) >= count
 
 
-async def test_signed_out_the_security_page_leads_to_signing_in(stack: Stack):
+async def test_signed_out_the_security_page_leads_to_signing_in_and_back(stack: Stack):
+    await stack.add_account("jane", EMAIL, PHONE, PASSWORD)
     person = Person(str(stack.http.base_url))
     try:
         await person.open(PAGE)
-        assert person.url.endswith("/signin")
+        assert person.url.endswith("/signin?then=security")
         assert (await person.http.get(PAGE, follow_redirects=False)).status_code == 303
         (await person.open("/signin"))
         posted = await person.http.post(
             PAGE + "/codes", data={"csrf": person.form_token("/signin")}
         )
         assert posted.url.path == "/signin"
+        # Signing in from there comes back to the security page, after a wrong password too;
+        # a destination the page does not know leads to the account.
+        await person.open(PAGE)
+        kept = '<input type="hidden" name="then" value="security">'
+        assert kept in person.page
+        await person.submit("/signin", identifier="jane", password="not it", then="security")
+        assert "The identifier or the password is not right." in person.text
+        assert kept in person.page  # the form sent back keeps where it leads
+        await person.submit("/signin", identifier="jane", password=PASSWORD, then="security")
+        assert (person.response.url.path if person.response else "") == PAGE
+        assert "Security" in person.text
+        await person.open("/signin?then=https://evil.example")
+        assert 'name="then"' not in person.page
+        await person.submit(
+            "/signin", identifier="jane", password=PASSWORD, then="https://evil.example"
+        )
+        assert (person.response.url.path if person.response else "") == "/account"
     finally:
         await person.aclose()
 
