@@ -16,17 +16,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint, delete, func
+from sqlalchemy import UniqueConstraint, delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from reclaim.directory import recovery_codes
 from reclaim.directory.port import (
-    Capability,
-    CapabilityMissing,
     FactorCheck,
     FactorKind,
     FactorSummary,
-    Passkey,
+    WithoutSecondFactors,
 )
 from reclaim.directory.recovery_codes import code_digest, new_codes
 from reclaim.security import Keys
@@ -63,15 +62,7 @@ class KeptCodes:
             rows = session.exec(
                 select(KeptRecoveryCode).where(KeptRecoveryCode.account_id == account_id)
             ).all()
-            if not rows:
-                return None
-            used = [r.used_at for r in rows if r.used_at is not None]
-            return FactorSummary(
-                FactorKind.RECOVERY_CODE,
-                min(r.created_at for r in rows),
-                max(used) if used else None,
-                remaining=len(rows) - len(used),
-            )
+            return recovery_codes.summary(rows)
 
         return await in_session(self._engine, work)
 
@@ -79,34 +70,12 @@ class KeptCodes:
         """Accept a code of the current set once; the same case asking again (a retried
         activity) is answered as the first time."""
         digest = code_digest(self._keys, account_id, code)
-
-        def work(session: Session) -> FactorCheck:
-            row = session.exec(
-                select(KeptRecoveryCode)
-                .where(KeptRecoveryCode.account_id == account_id, KeptRecoveryCode.digest == digest)
-                .with_for_update()
-            ).first()
-            if row is None:
-                return FactorCheck(accepted=False)
-            if row.used_at is not None:
-                if row.used_by_case != case_id:
-                    return FactorCheck(accepted=False)
-                return FactorCheck(accepted=True, recovery_codes_left=row.left_after)
-            left = session.exec(
-                select(func.count())
-                .select_from(KeptRecoveryCode)
-                .where(
-                    KeptRecoveryCode.account_id == account_id,
-                    col(KeptRecoveryCode.used_at).is_(None),
-                    KeptRecoveryCode.id != row.id,
-                )
-            ).one()
-            row.used_at, row.used_by_case, row.left_after = at, case_id, int(left)
-            session.add(row)
-            session.commit()
-            return FactorCheck(accepted=True, recovery_codes_left=int(left))
-
-        return await in_session(self._engine, work)
+        return await in_session(
+            self._engine,
+            lambda session: recovery_codes.spend(
+                session, KeptRecoveryCode, account_id, digest, case_id, at
+            ),
+        )
 
     async def replace(self, account_id: int, at: datetime) -> list[str]:
         shown = new_codes()
@@ -134,7 +103,7 @@ class KeptCodes:
         return await in_session(self._engine, work)
 
 
-class KeptSecondFactors:
+class KeptSecondFactors(WithoutSecondFactors):
     """The second factors of a directory whose accounts' factors Reclaim cannot check: the
     recovery codes Reclaim keeps (`KeptCodes`). Which accounts need a second proof is the
     directory's to say (its records' `factors`)."""
@@ -153,9 +122,6 @@ class KeptSecondFactors:
             return FactorCheck(accepted=False)
         return await self._kept.spend(account_id, code, case_id, at)
 
-    async def enrol_totp(self, account_id: int, at: datetime, *, secret: str | None = None) -> str:
-        raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
-
     async def new_recovery_codes(self, account_id: int, at: datetime) -> list[str]:
         return await self._kept.replace(account_id, at)
 
@@ -163,17 +129,3 @@ class KeptSecondFactors:
         if kind is not FactorKind.RECOVERY_CODE:
             return False
         return await self._kept.remove(account_id)
-
-    async def passkeys(self, account_id: int) -> list[Passkey]:
-        return []
-
-    async def add_passkey(self, account_id: int, passkey: Passkey) -> None:
-        raise CapabilityMissing(self.name, Capability.SECOND_FACTORS)
-
-    async def use_passkey(
-        self, account_id: int, credential_id: bytes, sign_count: int, *, case_id: str, at: datetime
-    ) -> bool:
-        return False
-
-    async def remove_passkey(self, account_id: int, credential_id: bytes) -> bool:
-        return False

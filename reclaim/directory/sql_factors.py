@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pyotp
-from sqlalchemy import delete, exists, func
+from sqlalchemy import delete, exists
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from reclaim.directory import sql_passkeys
+from reclaim.directory import recovery_codes, sql_passkeys
 from reclaim.directory.port import FactorCheck, FactorKind, FactorSummary
 from reclaim.directory.recovery_codes import code_digest, new_codes
 from reclaim.directory.tables import Account, AccountPasskey, AccountTotp, RecoveryCode, TotpStep
@@ -62,17 +62,8 @@ def summaries(session: Session, account_id: int) -> list[FactorSummary]:
     if totp is not None:
         found.append(FactorSummary(FactorKind.TOTP, totp.enrolled_at, totp.last_used_at))
     codes = session.exec(select(RecoveryCode).where(RecoveryCode.account_id == account_id)).all()
-    if codes:
-        used = [c.used_at for c in codes if c.used_at is not None]
-        found.append(
-            FactorSummary(
-                FactorKind.RECOVERY_CODE,
-                min(c.created_at for c in codes),
-                max(used) if used else None,
-                remaining=len(codes) - len(used),
-            )
-        )
-    return found
+    kept = recovery_codes.summary(codes)
+    return found + ([kept] if kept is not None else [])
 
 
 def verify(
@@ -90,7 +81,8 @@ def verify(
     if kind is FactorKind.TOTP:
         return _check_totp(session, keys, account_id, code, case_id, at)
     if kind is FactorKind.RECOVERY_CODE:
-        return _spend_recovery_code(session, keys, account_id, code, case_id, at)
+        digest = code_digest(keys, account_id, code)
+        return recovery_codes.spend(session, RecoveryCode, account_id, digest, case_id, at)
     return FactorCheck(accepted=False)
 
 
@@ -192,38 +184,6 @@ def _check_totp(
     session.add(kept)
     session.commit()
     return FactorCheck(accepted=True)
-
-
-def _spend_recovery_code(
-    session: Session, keys: Keys, account_id: int, code: str, case_id: str, at: datetime
-) -> FactorCheck:
-    """One of the current set not used yet (case, spaces and dashes ignored), spent by this
-    case; the same case with the same code again is answered as the first time."""
-    row = session.exec(
-        select(RecoveryCode).where(
-            RecoveryCode.account_id == account_id,
-            RecoveryCode.digest == code_digest(keys, account_id, code),
-        )
-    ).first()
-    if row is None:
-        return FactorCheck(accepted=False)
-    if row.used_at is not None:
-        if row.used_by_case != case_id:
-            return FactorCheck(accepted=False)
-        return FactorCheck(accepted=True, recovery_codes_left=row.left_after)
-    left = session.exec(
-        select(func.count())
-        .select_from(RecoveryCode)
-        .where(
-            RecoveryCode.account_id == account_id,
-            col(RecoveryCode.used_at).is_(None),
-            RecoveryCode.id != row.id,
-        )
-    ).one()
-    row.used_at, row.used_by_case, row.left_after = at, case_id, int(left)
-    session.add(row)
-    session.commit()
-    return FactorCheck(accepted=True, recovery_codes_left=int(left))
 
 
 def _totp_context(account_id: int) -> str:
