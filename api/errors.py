@@ -3,7 +3,9 @@ never a 500 for bad input. The services' domain errors (`reclaim.errors`) are ma
 here, in one table. A browser (`Accept: text/html`) asking for a path outside `/v1/`,
 `/codec/` and `/dev/` gets a page instead for a 404, a 405 and an unexpected 500
 (`app.state.error_page`, set by the pages); an unexpected error's page and JSON name a
-`reference`, its details only in the log."""
+`reference`, its details only in the log. Reclaim's own database not answering (down,
+restarting: `reclaim.store.engine.database_unreachable`) is no bug of ours: a 503 with
+`Retry-After`, as for Temporal, and the "please try again" page for a browser."""
 
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from reclaim.contracts import CaseError
 from reclaim.directory import CapabilityMissing, DirectoryUnavailable
 from reclaim.errors import DomainError, NotFound, Refused, Unauthorized, Unavailable
+from reclaim.store.engine import database_unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -140,8 +144,9 @@ def wants_page(scope: Scope) -> bool:
 
 
 # The statuses a browser gets a page for; any other error is JSON whoever asks.
-PAGE_STATUSES = frozenset({404, 405, 500})
-# `(request, status, reference)` -> the page (api.pages sets it as `app.state.error_page`).
+PAGE_STATUSES = frozenset({404, 405, 500, 503})
+# `(request, status, reference)` -> the page (api.pages sets it as `app.state.error_page`);
+# a 503's is the "please try again" page.
 ErrorPage = Callable[[Request, int, str | None], Response]
 
 
@@ -157,6 +162,19 @@ def _page(request: Request, status: int, reference: str | None = None) -> Respon
     except Exception:  # the page itself failed: the JSON answer still goes out
         log.exception("error_page_failed", status=status)
         return None
+
+
+def database_down(request: Request, error: BaseException) -> Response:
+    """The answer while the database does not answer: nothing was done, try again. Logged
+    as a warning naming the error's type only (its text may carry SQL and its parameters)."""
+    log.warning("database_unavailable", path=request.url.path, error=type(error).__name__)
+    answer = from_domain(Unavailable("The service's database"))
+    answer.headers["Cache-Control"] = "no-store"
+    page = _page(request, answer.status)
+    if page is not None:
+        page.headers.update(answer.headers)
+        return page
+    return answer.response()
 
 
 def _field(location: tuple[Any, ...]) -> str:
@@ -176,6 +194,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DirectoryUnavailable)
     async def _directory_down(_request: Request, exc: DirectoryUnavailable) -> JSONResponse:
         return unavailable_directory().response()
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        if database_unreachable(exc):
+            return database_down(request, exc)
+        raise exc  # our mistake (bad SQL, a broken constraint): `_unexpected`, a 500
 
     @app.exception_handler(CapabilityMissing)
     async def _cannot(_request: Request, exc: CapabilityMissing) -> JSONResponse:
@@ -207,6 +231,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if database_unreachable(exc):  # raised outside the routes (a middleware)
+            return database_down(request, exc)
         reference = secrets.token_hex(6)
         log.exception(
             "unhandled_error",

@@ -18,8 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.guard import own_path
 from api.pages import account_security, lifecycle, recovery, support
 from api.pages.forms import FormExpired
-from api.pages.render import LANG_COOKIE, render
+from api.pages.render import LANG_COOKIE, render, text_for
 from api.pages.security import HEADERS, set_cookie
+from api.pages.words import Problem
 from reclaim.i18n import supported
 from reclaim.settings import Settings
 
@@ -72,14 +73,19 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.mount("/assets", StaticFiles(directory=STATIC), name="assets")
 
     def error_page(request: Request, status: int, reference: str | None) -> Response:
-        response = render(request, settings, "error.html", status, reference=reference)
+        if status == 503:  # the database does not answer: nothing was done, try again
+            t = text_for(request, settings)
+            problem = Problem(t("We cannot answer right now. Try again in a few seconds."))
+            response = render(request, settings, "unavailable.html", status, problem=problem)
+        else:
+            response = render(request, settings, "error.html", status, reference=reference)
         del response.headers["set-cookie"]  # not even a form token: it has no form
         # A 500's page leaves from outside every middleware: the pages' headers go with it.
         for name, value in HEADERS.items():
             response.headers.setdefault(name.decode(), value.decode())
         return response
 
-    app.state.error_page = error_page  # api.errors: what a browser gets for a 404, 405, 500
+    app.state.error_page = error_page  # api.errors: a browser's page for a 404, 405, 500, 503
 
     @app.exception_handler(FormExpired)
     async def _expired(request: Request, exc: FormExpired) -> Response:
