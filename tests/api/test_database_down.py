@@ -16,8 +16,11 @@ import psycopg
 import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from starlette.types import ASGIApp, Receive, Scope, Send
+from structlog.testing import capture_logs
 from temporalio.client import Client
 
+from api.app import create_app
 from reclaim.services import build_services
 from reclaim.settings import Settings
 from reclaim.store.engine import database_unreachable, make_engine
@@ -97,9 +100,10 @@ async def test_a_postgresql_server_nobody_answers_for_gives_503_to_programs_and_
 ):
     down = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/reclaim")
     async with api_on(settings, down) as http:
-        staff = await http.get(STAFF_QUEUE, headers=_staff_key())
-        opened = await http.post("/v1/recovery", json={"identifier": "jane@example.com"})
-        page = await http.get(FLASHED_PAGE, headers=_browser_with_flash())
+        with capture_logs() as logged:
+            staff = await http.get(STAFF_QUEUE, headers=_staff_key())
+            opened = await http.post("/v1/recovery", json={"identifier": "jane@example.com"})
+            page = await http.get(FLASHED_PAGE, headers=_browser_with_flash())
         health = await http.get("/healthz")
 
     assert_unavailable_json(staff)
@@ -107,6 +111,11 @@ async def test_a_postgresql_server_nobody_answers_for_gives_503_to_programs_and_
     assert_unavailable_page(page)
     assert health.status_code == 503
     assert health.json()["database"] == "unavailable (OperationalError)"
+    assert [(e["log_level"], e["event"], e["error"], e["path"]) for e in logged] == [
+        ("warning", "database_unavailable", "OperationalError", STAFF_QUEUE),
+        ("warning", "database_unavailable", "OperationalError", "/v1/recovery"),
+        ("warning", "database_unavailable", "OperationalError", FLASHED_PAGE),
+    ]
 
 
 async def test_a_sqlite_file_that_cannot_be_opened_gives_503_until_it_can(
@@ -146,6 +155,46 @@ async def test_a_mistake_in_our_sql_is_still_a_500(settings: Settings, tmp_path:
     assert "Retry-After" not in staff.headers
     assert page.status_code == 500
     assert "Retry-After" not in page.headers
+
+
+class DatabaseInAMiddleware:
+    """A middleware that reads the database on every request, and finds it down."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raise _wrapped(psycopg.OperationalError("server closed the connection unexpectedly"))
+        await self.app(scope, receive, send)
+
+
+async def test_the_database_down_under_a_middleware_is_a_503_too(
+    settings: Settings, tmp_path: Path
+):
+    """Outside the routes FastAPI's handlers are not called: the last resort answers."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'reclaim.db'}")
+    create_schema(engine)
+    client = await Client.connect(settings.temporal_address, lazy=True)
+    services = build_services(settings, client, engine)
+    app = create_app(settings, services)
+    app.add_middleware(DatabaseInAMiddleware)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url=settings.public_url) as http,
+        ):
+            with capture_logs() as logged:
+                api = await http.get(STAFF_QUEUE, headers=_staff_key())
+                page = await http.get(FLASHED_PAGE, headers=_browser_with_flash())
+    finally:
+        await services.aclose()
+        engine.dispose()
+
+    assert_unavailable_json(api)
+    assert_unavailable_page(page)
+    assert [e["event"] for e in logged] == ["database_unavailable"] * 2
 
 
 def _wrapped(orig: BaseException, kind: type[OperationalError] = OperationalError) -> Exception:
