@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bench import code_latency, compare, kills, open_cases, oracle, overload
+from bench.cluster import cli as cluster
 from bench.stack import StackError
 
 BENCHMARKS: tuple[ModuleType, ...] = (
+    cluster,
     code_latency,
     compare,
     kills,

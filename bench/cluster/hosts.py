@@ -239,7 +239,13 @@ class Cluster:
         while self.network.hosts[host].pids() and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.02)
-        self._reap()
+        for service in self.services:  # started by this process: collect their exit
+            process = self._children.pop(service.pid or -1, None)
+            if service.host == host and process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=10)
+            elif process is not None:
+                self._children[process.pid] = process
         return len(pids)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
@@ -276,7 +282,9 @@ class Cluster:
         folder.mkdir(exist_ok=True)
         if host == "temporal":
             argv = dev_server_command(
-                host=self.address(host),
+                # Every address of its own namespace: the dev server's services dial each other
+                # on 127.0.0.1, which a bind to the host's address alone would refuse.
+                host="0.0.0.0",  # noqa: S104
                 port=TEMPORAL_PORT,
                 db_file=folder / "temporal.db",
                 ui_port=TEMPORAL_UI_PORT,
