@@ -1,11 +1,13 @@
 """docker-compose.yml, Dockerfile and .env.example, checked without a Docker engine: pinned
 images, settings that exist, health checks where others wait, a start order that puts the API
-and the workers after PostgreSQL, Temporal and both setups, and every variable documented."""
+and the workers after PostgreSQL, Temporal and both setups and the edge after the API, the
+edge's HAProxy configuration the cluster's, and every variable documented."""
 
 from __future__ import annotations
 
 import graphlib
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -16,6 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from bench.cluster.edge import Replicas, haproxy_config
 from reclaim.cli import app
 from reclaim.security import Keys
 from reclaim.settings import Settings
@@ -136,6 +139,9 @@ def test_the_start_order_is_acyclic_and_ends_with_the_api_and_the_workers():
         )
     assert before("migrate") == {"postgres"}  # the schema does not wait for Temporal
     assert order.index("temporal-setup") > order.index("temporal")
+    # The edge opens the door once the API replicas answer, and nothing waits for it.
+    assert "api" in before("edge") and "worker" not in before("edge")
+    assert not any("edge" in dependencies for dependencies in graph.values())
 
 
 def test_two_workers_stop_gracefully_and_report_their_health():
@@ -340,3 +346,68 @@ def test_reclaim_temporal_certs_by_default_makes_every_file_the_compose_file_mou
         "temporal-ui.key",
     }
     assert mounted <= {path.name for path in tmp_path.iterdir()}
+
+
+# The edge (docs/deploy.md, "The edge"): HAProxy in front of the API replicas, configured as the
+# cluster of bench/cluster configures its edge host.
+EDGE_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
+DOCKER_DNS = "127.0.0.11:53"
+
+
+def _edge_config_for_this_compose_file() -> str:
+    api, edge = SERVICES["api"], SERVICES["edge"]
+    published = edge["ports"][0].rsplit(":", 1)[1]  # 127.0.0.1:8000:8000 → in the container
+    return haproxy_config(
+        bind=f":{published}",
+        servers=Replicas(
+            service="api",
+            port=int(_environment(api)["RECLAIM_API_PORT"]),
+            count=api["deploy"]["replicas"],
+            nameserver=DOCKER_DNS,
+        ),
+        host_header="edge",
+    )
+
+
+def test_the_edge_s_configuration_is_the_one_the_cluster_uses():
+    expected = _edge_config_for_this_compose_file()
+
+    assert EDGE_CONFIG.read_text() == expected, (
+        "deploy/haproxy/haproxy.cfg is not what bench/cluster/edge.py's haproxy_config makes "
+        "for this compose file: write its output there"
+    )
+    # Mounted where the image reads it, read-only.
+    assert _mounted(SERVICES["edge"])["/usr/local/etc/haproxy/haproxy.cfg"] == (
+        "./deploy/haproxy/haproxy.cfg"
+    )
+
+
+def test_the_edge_is_the_only_way_to_the_api_replicas():
+    api, edge = SERVICES["api"], SERVICES["edge"]
+    env = _environment(api)
+
+    assert api["deploy"]["replicas"] == 2
+    assert "ports" not in api  # replicas cannot share a host port
+    assert edge["ports"] == ["127.0.0.1:8000:8000"]
+    assert edge["image"].startswith("haproxy:")
+    assert edge["depends_on"] == {"api": {"condition": "service_healthy"}}
+    # On the API's network, not on Temporal's.
+    assert edge["networks"] == ["default"] and "default" in api["networks"]
+    # The edge passes Host on, so the public URL people use is still the edge's address.
+    assert env["RECLAIM_PUBLIC_URL"] == "${RECLAIM_PUBLIC_URL:-http://localhost:8000}"
+    assert env["RECLAIM_ALLOWED_HOSTS"] == "${RECLAIM_ALLOWED_HOSTS:-}"
+    assert "set-header Host" not in EDGE_CONFIG.read_text()
+
+
+def test_haproxy_accepts_the_edge_s_configuration():
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+    if haproxy is None:
+        pytest.skip("haproxy is not installed: its configuration check cannot run")
+
+    # The file as it is: its servers have no address until Docker's DNS answers
+    # (`init-addr none`), so the check needs no `api` name on this machine.
+    checked = subprocess.run(
+        [haproxy, "-c", "-f", str(EDGE_CONFIG)], capture_output=True, text=True, timeout=30
+    )
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr

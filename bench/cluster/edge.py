@@ -9,6 +9,10 @@ hosts, and what `docs/deploy.md` shows.
   does not answer with its own page: it sends requests to any API host that is alive (a TCP
   check), so people get Reclaim's own 503, in their language, with `Retry-After` and the
   reason `/readyz` gives, rather than a proxy's error.
+
+The same function writes `deploy/haproxy/haproxy.cfg`, the `edge` of `docker-compose.yml`
+(`tests/test_compose.py` checks the file equals it): there the API hosts are the replicas of
+one service, found by Docker's DNS (`Replicas`), and there is no stats socket.
 """
 
 from __future__ import annotations
@@ -16,26 +20,58 @@ from __future__ import annotations
 import csv
 import io
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 CHECK_INTERVAL_S = 1
 FALL, RISE = 2, 2
 
 
+@dataclass(frozen=True)
+class Replicas:
+    """`count` API hosts behind one DNS name (`service:port`), asked of `nameserver` (Docker's
+    embedded DNS, `127.0.0.11:53`, answers a service's name with every replica's address)."""
+
+    service: str
+    port: int
+    count: int
+    nameserver: str
+
+
 def haproxy_config(
-    *, bind: str, servers: dict[str, str], host_header: str, stats_socket: Path
+    *,
+    bind: str,
+    servers: dict[str, str] | Replicas,
+    host_header: str,
+    stats_socket: Path | None = None,
 ) -> str:
     """HAProxy's configuration listening on `bind` (`address:port`), balancing over `servers`
-    (name: `host:port`); `host_header` is the name the health checks ask for; `stats_socket`
-    answers `show stat` (which servers are up) to root on this machine."""
-    ready = "\n".join(f"    server {name} {where} check" for name, where in servers.items())
-    alive = "\n".join(f"    server {name} {where} check" for name, where in servers.items())
+    (name: `host:port`, or the replicas of one service); `host_header` is the name the health
+    checks ask for; `stats_socket`, if any, answers `show stat` (which servers are up) to root
+    on this machine."""
+    if isinstance(servers, Replicas):
+        # One slot per replica, filled and refilled from the DNS answer (a recreated replica
+        # has a new address); no address at start, so HAProxy starts before the replicas do.
+        line = (
+            f"    server-template {servers.service} {servers.count}"
+            f" {servers.service}:{servers.port} check resolvers dns init-addr none"
+        )
+        ready = alive = line
+        resolvers = f"""
+# Where the replicas are: asked again every second (`timeout resolve`).
+resolvers dns
+    nameserver dns {servers.nameserver}
+"""
+    else:
+        ready = "\n".join(f"    server {name} {where} check" for name, where in servers.items())
+        alive = "\n".join(f"    server {name} {where} check" for name, where in servers.items())
+        resolvers = ""
+    stats = f"\n    stats socket {stats_socket} mode 600 level user" if stats_socket else ""
     return f"""\
 global
     maxconn 4096
-    log stdout format raw local0 notice
-    stats socket {stats_socket} mode 600 level user
-
+    log stdout format raw local0 notice{stats}
+{resolvers}
 defaults
     mode http
     log global
