@@ -168,14 +168,15 @@ def _long_enough(pace: faults.Pace, partition: float) -> faults.Pace:
 def table(report: dict[str, Any]) -> str:
     rows = [
         "| fault | requests | failed | 500s | 503s | longest 503 spell | every case done after "
-        "| cases | lost | mails twice |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| case median / slowest | cases | lost | mails twice |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in report["faults"]:
         rows.append(
             f"| {f['fault']} | {f['requests']} | {f['failed']} | {f['server_errors_500']} "
             f"| {f['unavailable_503']} | {f['longest_503_spell_s']} s "
-            f"| {f['all_completed_after_fault_s']} s | {f['cases_opened']} | {f['cases_lost']} "
-            f"| {f['mails_sent_twice']} |"
+            f"| {f['all_completed_after_fault_s']} s "
+            f"| {f['median_case_s']} / {f['slowest_case_s']} s | {f['cases_opened']} "
+            f"| {f['cases_lost']} | {f['mails_sent_twice']} |"
         )
     return "\n".join(rows)

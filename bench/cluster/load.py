@@ -239,6 +239,7 @@ class Load:
         self.inbox.refresh()
         kinds = Counter(a.what for a in self.answers)
         last_done = max(self.completed.values(), default=fault_ended)
+        durations = sorted(self.completed[c] - self.opened[c] for c in self.completed)
         return {
             "requests": len(self.answers),
             "answers": dict(sorted(kinds.items())),
@@ -252,6 +253,9 @@ class Load:
             "cases_lost": len(self.lost),
             "lost": dict(list(self.lost.items())[:10]),
             "all_completed_after_fault_s": round(max(0.0, last_done - fault_ended), 1),
+            # From the case's opening to its end, the person's own pace included.
+            "median_case_s": round(durations[len(durations) // 2], 1) if durations else None,
+            "slowest_case_s": round(durations[-1], 1) if durations else None,
             "mails_sent_twice": self.inbox.sent_twice(),
         }
 
