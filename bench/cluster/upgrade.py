@@ -20,6 +20,7 @@ upgrade`, tests/cluster/test_rolling_upgrade.py).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from bench.people import Person
 from reclaim.store.engine import make_engine
 
 NEW_BUILD = "b2"
+CASE_ID = re.compile(r"\b(?:rc|sc)_[A-Za-z0-9_-]+")
 
 
 def cluster_env(drill: Drill) -> dict[str, str]:
@@ -267,23 +269,31 @@ async def run(cluster: Cluster, crowd: list[Person], drill: Drill) -> dict[str, 
         cases = await before(load, drill, crowd)
         report["cases_open_before"] = dict(Counter(case.kind for case in cases))
         report["before_s"] = round(time.monotonic() - began, 1)
-        report["replay_check"] = await asyncio.to_thread(replay_checks, cluster)
+        await visible(cluster, len(cases))
+        open_ids = {case.case_id for case in cases}
+        report["replay_check"] = await asyncio.to_thread(replay_checks, cluster, open_ids)
         waits_before = len(load.waits)
         report.update(await swap(cluster, load, crowd[len(cases) :], drill.swap_rate))
-        during = [took for _, took in load.waits[waits_before:]]
-        report["longest_request_during_swap_s"] = round(max(during, default=0.0), 2)
+        waited = [took for _, took in load.waits[waits_before:]]
+        report["longest_request_during_swap_s"] = round(max(waited, default=0.0), 2)
         ended = await after(load, cases)
         report["old_cases_ended"] = dict(ended)
         report["cases_lost"] = len(load.lost)
         report["lost"] = dict(list(load.lost.items())[:10])
         report["mails_sent_twice"] = inbox.sent_twice()
-        ids = [case.case_id for case in cases] + list(load.completed)
-    report.update(await histories(cluster, sorted(set(ids))))
+        during = sorted(set(load.completed) - {case.case_id for case in cases})
+    report["old_cases"] = await histories(cluster, [case.case_id for case in cases])
+    report["cases_during_swap"] = await histories(cluster, during)
+    report["nondeterminism_errors"] = sum(
+        found["nondeterminism_errors"]
+        for found in (report["old_cases"], report["cases_during_swap"])
+    )
     return report
 
 
-def replay_checks(cluster: Cluster) -> dict[str, Any]:
-    """`reclaim workflows check-replay` on worker-1, with each drill build's workflows."""
+def replay_checks(cluster: Cluster, open_ids: set[str]) -> dict[str, Any]:
+    """`reclaim workflows check-replay` on worker-1, with each drill build's workflows: its
+    exit status, its first lines, and whether the cases it names are exactly the open ones."""
     found: dict[str, Any] = {}
     for drill in ("careless", "guarded"):
         done = cluster.run_in(
@@ -292,5 +302,22 @@ def replay_checks(cluster: Cluster) -> dict[str, Any]:
             {"RECLAIM_UPGRADE_DRILL": drill},
         )
         lines = done.stdout.strip().splitlines()
-        found[drill] = {"exit": done.returncode, "summary": lines[:3], "lines": len(lines)}
+        named = set(CASE_ID.findall(done.stdout))
+        found[drill] = {
+            "exit": done.returncode,
+            "summary": lines[:3],
+            "cases_named": len(named),
+            "names_exactly_the_open_cases": named == open_ids,
+        }
     return found
+
+
+async def visible(cluster: Cluster, count: int, within: float = 30.0) -> None:
+    """Until Temporal's visibility lists `count` running cases (it lags a little)."""
+    client = await Client.connect(cluster.temporal_address)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        running = await client.count_workflows('ExecutionStatus="Running"')
+        if running.count >= count:
+            return
+        await asyncio.sleep(0.2)

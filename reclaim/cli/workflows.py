@@ -52,7 +52,7 @@ def check_replay(
         deployment_query,
     )
     from reclaim.temporal.replay_check import check_replay as replay
-    from worker import WORKFLOWS
+    from worker import workflows_for
 
     del from_server  # the only source today; `--from-dir DIR` of JSON histories could join it
     settings = with_dev_secret(settings_for_command())
@@ -65,7 +65,7 @@ def check_replay(
             raise TemporalUnreachable(str(err)) from err
         return await replay(
             client,
-            WORKFLOWS,
+            workflows_for(settings),  # this build's, the upgrade drill's where it is on
             scoped,
             limit=limit,
             sandboxed=settings.workflow_sandbox,
