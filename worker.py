@@ -35,8 +35,10 @@ from reclaim.store.migrations import require_current
 from reclaim.support.audit import RefusalRecorder
 from reclaim.support.contracts import PROVEN_UPDATES as CLAIM_PROVEN
 from reclaim.temporal.connection import connect_options, connect_when_up, worker_runtime
+from reclaim.temporal.deployments import deployment_config
 from reclaim.temporal.proofs import ActorProofs, ProvenActors, validated
 from reclaim.tracing import WORKER, check_environment, from_env, traced, workflow_runner
+from workflows.drill import DRILLS
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.support import SupportCaseWorkflow
@@ -47,8 +49,18 @@ WORKFLOWS = [RecoveryWorkflow, AccountDeletionWorkflow, AccountBanWorkflow, Supp
 # The updates that act on someone's say-so and must prove who sent them.
 PROVEN_UPDATES = [*RECOVERY_PROVEN, *CLAIM_PROVEN, *LIFECYCLE_PROVEN]
 validated(WORKFLOWS, PROVEN_UPDATES)
+for _drill in DRILLS.values():
+    validated(_drill, PROVEN_UPDATES)
 
 __all__ = ["build_worker", "courier_for", "run_worker"]
+
+
+def workflows_for(settings: Settings) -> list[type]:
+    """The workflows this worker runs: Reclaim's, or the upgrade drill's (RECLAIM_UPGRADE_DRILL,
+    for `bench cluster upgrade` only), which replace two of them under the same names."""
+    if settings.upgrade_drill == "off":
+        return WORKFLOWS
+    return DRILLS[settings.upgrade_drill]
 
 
 def activities(services: Services) -> list[Callable[..., Any]]:
@@ -76,7 +88,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
+        workflows=workflows_for(settings),
         activities=activities(services),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
@@ -92,6 +104,7 @@ def build_worker(
             ),
         ],
         workflow_runner=runner,
+        deployment_config=deployment_config(settings),
     )
 
 
@@ -110,6 +123,7 @@ def compile_workflows() -> None:
 async def run_worker(settings: Settings) -> None:
     # Settings that cannot work are refused before anything starts.
     connect_options(settings)
+    deployment_config(settings)
     check_settings(settings)
     check_environment()
     if settings.workflow_sandbox:  # outside it, each module is imported once, as usual
@@ -124,7 +138,14 @@ async def run_worker(settings: Settings) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker_started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+    log.info(
+        "worker_started",
+        task_queue=settings.task_queue,
+        temporal=settings.temporal_address,
+        deployment=settings.worker_deployment,
+        build_id=settings.worker_build_id,
+        upgrade_drill=settings.upgrade_drill,
+    )
     async with worker:
         await stop.wait()
         log.info("worker_stopping")

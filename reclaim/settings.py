@@ -122,6 +122,17 @@ class Settings(BaseSettings):
     # deadline: every case the dead worker held would answer 503 once; 3 s leaves the
     # request time to be served by another worker.
     worker_sticky_timeout: float = Field(3.0, gt=0)
+    # Temporal worker versioning (docs/deploy.md, "Upgrading"): the worker deployment this
+    # worker belongs to and the build it runs. Cases are routed to the deployment's current
+    # build and move to a new one at their next task (auto-upgrade), so an old worker never
+    # meets a history a new one extended. Unset: unversioned, any worker takes any task.
+    worker_deployment: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    worker_build_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]{1,100}$")
+    # The upgrade drill's workflows (workflows/drill.py), for `bench cluster upgrade` and its
+    # tests only: "guarded" adds a step to the recovery and a timer to the claim behind
+    # `workflow.patched`, "careless" adds them without (what `reclaim workflows check-replay`
+    # must catch). Never set in production.
+    upgrade_drill: Literal["off", "guarded", "careless"] = "off"
     # How far apart the clock of the door that signed a request (API, command line) and
     # Temporal's may be, for the worker to take the request's proof of who sent it
     # (reclaim/temporal/proofs.py). Also how long a captured proof could be sent again.

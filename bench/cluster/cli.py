@@ -5,6 +5,8 @@
 - `status` says, per host, its address, its processes and what `/readyz` answers.
 - `down` stops everything, removes the namespaces, the links and the folder, and says whether
   anything was left behind (exit 1 if so).
+- `upgrade` replaces the workers one host at a time with a changed build while cases are open
+  (on a cluster of its own): `bench.cluster.upgrade`.
 - `faults` runs each host fault under a steady load (on the cluster that is up in `--dir`, or on
   one of its own, taken down at the end) and reports what users saw.
 
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import faults
+from bench.cluster import faults, upgrade
 from bench.cluster.hosts import STATE, TEMPORAL_UI_PORT, Cluster, ClusterError, cluster_missing
 from bench.code_latency import log, machine, positive, save_report
 
@@ -32,7 +34,7 @@ DEFAULT_DIR = Path("/tmp/reclaim-cluster")  # noqa: S108
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("up", "status", "down", "faults"))
+    parser.add_argument("action", choices=("up", "status", "down", "faults", "upgrade"))
     parser.add_argument(
         "--dir", type=Path, default=DEFAULT_DIR, help=f"the cluster's folder ({DEFAULT_DIR})"
     )
@@ -44,7 +46,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--partition", type=float, default=30.0, help="faults: seconds Temporal is cut off"
     )
     parser.add_argument("--claim-every", type=positive, default=4, help="faults: 1 in N claims")
-    parser.add_argument("--output", type=Path, help="faults: JSON results (bench/results/)")
+    parser.add_argument("--recoveries", type=positive, default=1000, help="upgrade: cases")
+    parser.add_argument("--held", type=positive, default=100, help="upgrade: of them held")
+    parser.add_argument("--claims", type=positive, default=50, help="upgrade: claims")
+    parser.add_argument("--hold", type=positive, default=300, help="upgrade: hold seconds")
+    parser.add_argument("--output", type=Path, help="JSON results (bench/results/)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -59,6 +65,8 @@ def main(args: argparse.Namespace) -> int:
             return _status(Cluster.load(args.dir))
         if args.action == "down":
             return _down(Cluster.load(args.dir))
+        if args.action == "upgrade":
+            return _upgrade(args)
         return _faults(args)
     except ClusterError as err:
         print(f"bench cluster: {err}")
@@ -120,6 +128,38 @@ def _faults(args: argparse.Namespace) -> int:
     print(table(report))
     log(f"results in {output}")
     bad = any(f["cases_lost"] or f["server_errors_500"] for f in report["faults"])
+    return 1 if bad else 0
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    if (args.dir / STATE).exists():
+        print(f"a cluster is already up in {args.dir}: the upgrade makes its own; `down` first")
+        return 1
+    drill = upgrade.Drill(
+        recoveries=args.recoveries,
+        held=min(args.held, args.recoveries),
+        claims=args.claims,
+        in_review=args.claims // 2,
+        hold_s=args.hold,
+    )
+    cluster = Cluster.plan(args.dir, upgrade.cluster_env(drill))
+    log(f"starting a cluster (recovery hold {drill.hold_s} s)")
+    cluster.up()
+    try:
+        crowd = faults.accounts(cluster, drill.people)
+        report = {
+            "benchmark": "cluster-upgrade",
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "config": {k: getattr(drill, k) for k in drill.__dataclass_fields__},
+            **asyncio.run(upgrade.run(cluster, crowd, drill)),
+        }
+    finally:
+        cluster.down()
+    output = save_report("cluster-upgrade", report, args.output)
+    print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
+    log(f"results in {output}")
+    bad = report["cases_lost"] or report["nondeterminism_errors"]
     return 1 if bad else 0
 
 

@@ -42,6 +42,8 @@ HOSTS = ("temporal", "db", "mail", "worker-1", "worker-2", "api-1", "api-2", "ed
 TEMPORAL_PORT, TEMPORAL_UI_PORT, TEMPORAL_METRICS_PORT = 7233, 8233, 9090
 DB_PORT, SMTP_PORT, API_PORT, EDGE_PORT, WORKER_METRICS_PORT = 5432, 25, 8000, 80, 9464
 START_TIMEOUT = 90.0
+# The workers' Temporal worker deployment, and the build `up` starts them with.
+DEPLOYMENT, FIRST_BUILD = "reclaim", "b1"
 INITDB_OPTIONS = ("-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
 SUPERVISOR = ("--name", "sam", "--role", "supervisor")
 STATE = "cluster.json"
@@ -195,7 +197,10 @@ class Cluster:
             self._wait_for_port("temporal", TEMPORAL_PORT)
             self._temporal_setup()
             self.staff_key = self._add_supervisor()
-            for host in ("worker-1", "worker-2", "api-1", "api-2", "edge"):
+            for host in ("worker-1", "worker-2"):
+                self.start_host(host)
+            self.set_current_build(FIRST_BUILD)
+            for host in ("api-1", "api-2", "edge"):
                 self.start_host(host)
             self.wait_ready()
             self.save()
@@ -247,6 +252,22 @@ class Cluster:
             elif process is not None:
                 self._children[process.pid] = process
         return len(pids)
+
+    def set_current_build(self, build_id: str) -> str:
+        """Every case's next task to `build_id`'s workers, once one of them polls (worker
+        versioning: `reclaim temporal set-current-build`, as an operator runs it)."""
+        argv = [sys.executable, "-m", "reclaim", "temporal", "set-current-build"]
+        argv += ["--build-id", build_id, "--deployment", DEPLOYMENT, "--wait", "60"]
+        return self._run_in("api-1", argv).strip()
+
+    def replace_worker(self, host: str, build_id: str, env: dict[str, str]) -> None:
+        """Stop `host`'s worker as a rolling update does (SIGTERM: it finishes what it runs
+        within its grace), then start it again as build `build_id` with `env` added."""
+        self.kill_host(host, grace=30.0)
+        for service in self.services:
+            if service.host == host:
+                service.env.update(env, RECLAIM_WORKER_BUILD_ID=build_id)
+        self.start_host(host)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Until the edge answers `/readyz` 200: a worker polls, the database and Temporal
@@ -300,6 +321,8 @@ class Cluster:
         if host.startswith("worker-"):
             env = self._reclaim_env(host)
             env["RECLAIM_WORKER_METRICS_ADDRESS"] = f"{self.address(host)}:{WORKER_METRICS_PORT}"
+            env["RECLAIM_WORKER_DEPLOYMENT"] = DEPLOYMENT
+            env["RECLAIM_WORKER_BUILD_ID"] = FIRST_BUILD
             return [Service(host, "worker", [sys.executable, "-m", "reclaim", "worker"], env)]
         if host.startswith("api-"):
             argv = [sys.executable, "-m", "reclaim", "api"]
@@ -396,6 +419,20 @@ class Cluster:
         for pid, process in list(self._children.items()):
             if process.poll() is not None:
                 del self._children[pid]
+
+    def run_in(
+        self, host: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`python -m <argv>` on `host` with Reclaim's environment and `env`: what it printed
+        and its exit status, whatever that is."""
+        return subprocess.run(
+            self.network.hosts[host].command([sys.executable, "-m", *argv]),
+            env={**self._reclaim_env(host), **(env or {})},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     def _run_in(self, host: str, argv: list[str]) -> str:
         """A one-shot command on `host` with Reclaim's environment (a migration, a CLI)."""

@@ -98,6 +98,8 @@ class Load:
     completed: dict[str, float] = field(default_factory=dict)
     lost: dict[str, str] = field(default_factory=dict)  # case id (or person) -> why
     retry_after_missing: int = 0
+    # (when, seconds): each call from its first try to its success, retries included.
+    waits: list[tuple[float, float]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Load:
@@ -115,6 +117,7 @@ class Load:
         self, method: str, path: str, expect: tuple[int, ...], deadline: float, **kwargs: Any
     ) -> httpx.Response:
         assert self._http is not None
+        first = time.monotonic()
         while True:
             try:
                 response = await self._http.request(method, path, **kwargs)
@@ -124,7 +127,9 @@ class Load:
             else:
                 status = response.status_code
                 if status in expect:
-                    self.answers.append(Answer(time.monotonic(), "ok"))
+                    now = time.monotonic()
+                    self.answers.append(Answer(now, "ok"))
+                    self.waits.append((now, now - first))
                     return response
                 self.answers.append(Answer(time.monotonic(), str(status)))
                 if status == 503:

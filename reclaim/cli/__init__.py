@@ -1,6 +1,7 @@
 """`reclaim`: run the stack, manage accounts and staff, look at and stop cases, prepare the
-database and the Temporal namespace. One module per command group; each command calls the
-feature services (`reclaim.services`) and nothing below them."""
+database and the Temporal namespace, check this build's workflows against the running cases.
+One module per command group; each command calls the feature services (`reclaim.services`)
+and nothing below them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from reclaim.cli import accounts, cases, db, run, staff, temporal
+from reclaim.cli import accounts, cases, db, run, staff, temporal, workflows
 from reclaim.cli.common import Output
 from reclaim.settings import CannotStart
 
@@ -37,6 +38,7 @@ app.add_typer(cases.app, name="cases")
 app.add_typer(staff.app, name="staff")
 app.add_typer(db.app, name="db")
 app.add_typer(temporal.app, name="temporal")
+app.add_typer(workflows.app, name="workflows")
 
 
 def main() -> None:

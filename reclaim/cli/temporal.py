@@ -59,6 +59,40 @@ def temporal_setup(
     )
 
 
+@app.command("set-current-build")
+def temporal_set_current_build(
+    build_id: Annotated[str, typer.Option("--build-id", help="The build to make current.")],
+    deployment: Annotated[
+        str | None,
+        typer.Option(help="The worker deployment (default RECLAIM_WORKER_DEPLOYMENT)."),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for a worker of that build to poll.")
+    ] = 60,
+) -> None:
+    """Send every case's next task to BUILD's workers (worker versioning): run it once the
+    new build's workers poll, then stop the old ones (docs/deploy.md, upgrading)."""
+    from reclaim.temporal.connection import connect_when_up
+    from reclaim.temporal.deployments import set_current_build
+
+    settings = with_dev_secret(settings_for_command())
+    name = deployment or settings.worker_deployment
+    if not name:
+        raise typer.BadParameter("give --deployment or set RECLAIM_WORKER_DEPLOYMENT")
+
+    async def work() -> dict[str, str]:
+        client = await connect_when_up(settings, wait_up_to=wait)
+        return (await set_current_build(client, name, build_id, wait)).builds
+
+    try:
+        builds = asyncio.run(work())
+    except TimeoutError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from err
+    listed = ", ".join(f"{build} ({status})" for build, status in sorted(builds.items()))
+    typer.echo(f"{name}: build {build_id} is current; builds: {listed}")
+
+
 @app.command("new-codec-key")
 def temporal_new_codec_key(
     key_id: Annotated[str, typer.Option("--id", help="A name for the key, e.g. 2026-11.")],
