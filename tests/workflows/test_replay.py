@@ -14,6 +14,7 @@ from temporalio.worker import Replayer
 
 from reclaim.temporal.codec import data_converter
 from tests.history_text import TEST_CODEC, all_encrypted
+from workflows.drill import DRILLS
 from workflows.lifecycle import AccountBanWorkflow, AccountDeletionWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.support import SupportCaseWorkflow
@@ -41,13 +42,37 @@ def test_the_newer_histories_were_recorded_through_the_codec():
     assert newer and all(all_encrypted(json.loads(path.read_text())) for path in newer)
 
 
-@pytest.mark.parametrize("path", STORED, ids=lambda p: f"{p.parent.name}/{p.stem}")
-async def test_stored_history_replays(path: Path):
+async def _replay(path: Path, workflows: list[type]) -> None:
     text = await asyncio.to_thread(path.read_text)
     history = WorkflowHistory.from_json(path.stem, text)
     converter = (
         data_converter(TEST_CODEC) if all_encrypted(json.loads(text)) else DataConverter.default
     )
+    await Replayer(workflows=workflows, data_converter=converter).replay_workflow(history)
 
-    replayer = Replayer(workflows=[WORKFLOWS[path.parent.name]], data_converter=converter)
-    await replayer.replay_workflow(history)
+
+@pytest.mark.parametrize("path", STORED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_stored_history_replays(path: Path):
+    await _replay(path, [WORKFLOWS[path.parent.name]])
+
+
+# -- the upgrade drill (workflows/drill.py): what a change to a running workflow type needs ----
+
+DRILLED = [path for path in STORED if path.parent.name in ("recovery", "support")]
+
+
+@pytest.mark.parametrize("path", DRILLED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_the_guarded_drill_build_replays_every_stored_history(path: Path):
+    """A new first step behind `workflow.patched`: every case from before replays past it."""
+    await _replay(path, DRILLS["guarded"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [next(p for p in DRILLED if p.parent.name == kind) for kind in ("recovery", "support")],
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+async def test_the_careless_drill_build_breaks_the_cases_from_before(path: Path):
+    """The same step without `workflow.patched`: a non-determinism error on replay."""
+    with pytest.raises(Exception, match=r"[Nn]ondeterminism"):
+        await _replay(path, DRILLS["careless"])
