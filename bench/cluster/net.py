@@ -175,6 +175,8 @@ class Network:
         for host in self.hosts.values():
             if host.netns in names:
                 left.append(f"namespace {host.netns}")
+            if (NETNS_ETC / host.netns).exists():
+                left.append(f"folder {NETNS_ETC / host.netns}")
         for link in (self.bridge, *(h.link for h in self.hosts.values())):
             if f" {link}:" in links or f" {link}@" in links:
                 left.append(f"link {link}")
