@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # Every request's deadline from its arrival, its wait for a slot included: the Temporal
     # calls it makes are cut to what is left (reclaim/temporal/deadline.py), then 503.
     api_request_timeout: float = Field(10.0, gt=0)
+    # The proxies (addresses, comma-separated, or `*`) whose X-Forwarded-For / -Proto the API
+    # believes: behind a load balancer, the staff audit then records the client's address
+    # rather than the balancer's. Unset: uvicorn's own (FORWARDED_ALLOW_IPS, else 127.0.0.1).
+    api_trusted_proxies: str | None = None
     # When set, `GET /metrics` asks for `Authorization: Bearer <this>` (Prometheus'
     # `authorization` scrape setting); unset, it is open like /healthz.
     metrics_token: SecretStr | None = None

@@ -385,6 +385,7 @@ class Cluster:
             RECLAIM_TASK_QUEUE="reclaim",
             RECLAIM_PUBLIC_URL=self.edge_url,
             RECLAIM_API_HOST=self.address(host),
+            RECLAIM_API_TRUSTED_PROXIES=self.address("edge"),
             RECLAIM_API_PORT=str(API_PORT),
             RECLAIM_SMTP_HOST="mail",
             RECLAIM_SMTP_PORT=str(SMTP_PORT),

@@ -66,6 +66,7 @@ def api(
             log_level=settings.log_level.lower(),
             log_config=uvicorn_log_config(),
             proxy_headers=True,
+            forwarded_allow_ips=settings.api_trusted_proxies,
         )
 
 

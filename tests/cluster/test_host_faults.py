@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bench.cluster import faults
 from bench.cluster.hosts import Cluster, cluster_missing
 from bench.people import Person
+from reclaim.store.engine import make_engine
 
 pytestmark = pytest.mark.slow
 PACE = faults.Pace(seconds=15, per_second=2, claim_every=4, after=4)
@@ -45,6 +47,16 @@ def crowd(cluster: Cluster) -> list[Person]:
     return faults.accounts(cluster, 200)
 
 
+def _audited_addresses(cluster: Cluster) -> set[str | None]:
+    engine = make_engine(cluster.database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT DISTINCT address FROM staff_audit"))
+            return {row[0] for row in rows}
+    finally:
+        engine.dispose()
+
+
 def _no_case_lost(found: dict[str, Any]) -> None:
     assert found["cases_lost"] == 0, found["lost"]
     assert found["cases_completed"] == found["cases_opened"] == found["people"]
@@ -60,6 +72,9 @@ async def test_a_worker_host_killed_mid_load_loses_no_case(
 
         _no_case_lost(found)
         assert found["people"] >= 25
+        # The supervisor's decisions came through the edge: the audit names where they came
+        # from (the machine), not the edge (RECLAIM_API_TRUSTED_PROXIES).
+        assert _audited_addresses(cluster) == {cluster.network.gateway}
     finally:
         await faults.restart_worker(cluster)
 
