@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 from bench.cluster import faults, upgrade
 from bench.cluster.hosts import STATE, TEMPORAL_UI_PORT, Cluster, ClusterError, cluster_missing
 from bench.code_latency import log, machine, positive, save_report
+from bench.stack import run_async
 
 NAME = "cluster"
 HELP = "Reclaim on eight hosts in network namespaces behind HAProxy; host faults under load."
@@ -53,7 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, help="JSON results (bench/results/)")
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
+    # SIGTERM as Ctrl-C: whatever was started is stopped and removed on the way out.
+    signal.signal(signal.SIGTERM, _interrupted)
     why = cluster_missing()
     if why:
         print(f"bench cluster: cannot run here: {why}")
@@ -120,7 +128,7 @@ def _faults(args: argparse.Namespace) -> int:
         log("starting a cluster of its own")
         cluster.up()
     try:
-        report = asyncio.run(_measure(cluster, args))
+        report = run_async(_measure(cluster, args))
     finally:
         if ours:
             cluster.down()
@@ -152,7 +160,7 @@ def _upgrade(args: argparse.Namespace) -> int:
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "config": {k: getattr(drill, k) for k in drill.__dataclass_fields__},
-            **asyncio.run(upgrade.run(cluster, crowd, drill)),
+            **run_async(upgrade.run(cluster, crowd, drill)),
         }
     finally:
         cluster.down()

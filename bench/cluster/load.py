@@ -13,6 +13,7 @@ fault every case had completed, cases lost, and mails sent twice.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 from collections import Counter
@@ -98,6 +99,10 @@ class Load:
     completed: dict[str, float] = field(default_factory=dict)
     lost: dict[str, str] = field(default_factory=dict)  # case id (or person) -> why
     retry_after_missing: int = 0
+    # Seconds a person takes to read a mail and type its code (or the supervisor to get to a
+    # new claim), drawn per person from this range: cases are open, and their workflows held
+    # by a worker, while hosts fail.
+    think_s: tuple[float, float] = (2.0, 6.0)
     # (when, seconds): each call from its first try to its success, retries included.
     waits: list[tuple[float, float]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
@@ -157,6 +162,7 @@ class Load:
             case_id = str(opened.json()["case_id"])
             self.opened[case_id] = time.monotonic()
             code = await self.inbox.code_for(case_id, deadline - time.monotonic())
+            await self.think(person)
             granted = await self.call(
                 "POST", f"/v1/recovery/{case_id}/code", (200,), deadline, json={"code": code}
             )
@@ -190,6 +196,7 @@ class Load:
             )
             case_id = str(filed.json()["case_id"])
             self.opened[case_id] = time.monotonic()
+            await self.think(person)
             # A retried assign or reject whose first try was done answers 409: the claim's
             # state then says whether it was.
             await self.call(
@@ -212,6 +219,10 @@ class Load:
             self.completed[case_id] = time.monotonic()
         except GaveUp as err:
             self.lost[case_id] = str(err)
+
+    async def think(self, person: Person) -> None:
+        low, high = self.think_s
+        await asyncio.sleep(random.Random(person.email).uniform(low, high))
 
     async def steady(
         self,
