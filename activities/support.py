@@ -1,5 +1,5 @@
 """The support claim activities: apply an approval, mail the claimant and the support leads,
-record the closed claim. Thin adapters over `ClaimSteps`."""
+record the closed claim, keep its row in the reviewers' queue. Thin adapters over `ClaimSteps`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from reclaim.support.contracts import (
     ClaimClosing,
     ClaimNotice,
     Escalation,
+    QueueRowChange,
     Resolution,
     ResolveClaim,
 )
@@ -41,10 +42,16 @@ class SupportActivities:
     async def record_claim(self, closing: ClaimClosing) -> None:
         await self._steps.record(closing)
 
+    @activity.defn(name=ClaimActivity.KEEP_QUEUE_ROW)
+    async def keep_queue_row(self, change: QueueRowChange) -> None:
+        """The claim's row in the reviewers' queue; an older change never overwrites a newer."""
+        await self._steps.keep_queue_row(change)
+
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.resolve_claim,
             self.notify_claimant,
             self.notify_escalation,
             self.record_claim,
+            self.keep_queue_row,
         ]

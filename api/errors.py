@@ -75,6 +75,7 @@ REFUSAL_STATUS = {
     CaseError.SAME_PERSON: 403,
     "invalid_identifier": 422,
     "invalid_request": 422,
+    "invalid_cursor": 422,  # a queue page's `after` the queue did not give
     "unknown_assignee": 422,
     "invalid_factor": 422,  # an approval naming no second factor (lost_authenticator)
     "rate_limited": 429,

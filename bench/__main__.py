@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bench import code_latency, compare, kills, open_cases, oracle, overload
+from bench import code_latency, compare, console_queue, kills, open_cases, oracle, overload
 from bench.cluster import cli as cluster
 from bench.stack import StackError
 
@@ -21,6 +21,7 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     cluster,
     code_latency,
     compare,
+    console_queue,
     kills,
     open_cases,
     oracle,

@@ -117,6 +117,9 @@ class StackConfig:
     start_timeout: float = 60.0
     # Leave the temporary directory (databases, logs) in place for a post-mortem.
     keep_dir: bool = False
+    # Reclaim's database (e.g. a PostgreSQL database of the benchmark's own); default: a
+    # SQLite file in the stack's directory.
+    database_url: str | None = None
 
 
 def free_port() -> int:
@@ -258,7 +261,7 @@ class ProcessStack:
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.dir / 'reclaim.db'}"
+        return self.config.database_url or f"sqlite:///{self.dir / 'reclaim.db'}"
 
     def engine(self) -> Engine:
         """An engine on Reclaim's database (schema created), for setting up data directly."""

@@ -46,6 +46,7 @@ from reclaim.support.ledger import SupportLedger
 from reclaim.support.members import StaffMembers
 from reclaim.support.oidc import oidc_provider
 from reclaim.support.queue import ClaimQueue
+from reclaim.support.queue_rows import QueueRows
 from reclaim.support.signin import StaffSignIn
 from reclaim.support.staff import StaffRoster
 from reclaim.support.steps import ClaimSteps
@@ -222,6 +223,7 @@ def build_services(
     recovery = RecoveryCases(client, recovery_ledger, directory, notifier, keys, settings)
     recovery_steps = RecoverySteps(recovery_ledger, directory, notifier, keys, settings, lifecycle)
     ledger, roster, audit = SupportLedger(engine, keys), StaffRoster(engine, keys), AuditLog(engine)
+    queue_rows = QueueRows(engine)
     members = StaffMembers(roster, audit)
     return Services(
         settings=settings,
@@ -234,10 +236,12 @@ def build_services(
         recovery=recovery,
         recovery_steps=recovery_steps,
         claims=Claims(client, ledger, roster, directory, keys, settings, recovery, audit),
-        claim_queue=ClaimQueue(client, settings),
+        claim_queue=ClaimQueue(client, queue_rows, settings),
         staff_members=members,
         signin=StaffSignIn(roster, members, keys, settings, audit, oidc_provider(settings)),
-        claim_steps=ClaimSteps(ledger, directory, notifier, settings, recovery, lifecycle),
+        claim_steps=ClaimSteps(
+            ledger, directory, notifier, settings, recovery, lifecycle, queue_rows
+        ),
         lifecycle=lifecycle,
         factors=AccountFactors(directory, notifier, keys, settings),
         codec=settings.codec(),

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         Escalation,
         ProvideInfo,
         Question,
+        QueueRowChange,
         Reject,
         ReleaseRequest,
         RequestInfo,
@@ -74,6 +75,10 @@ TWO_PERSON_RULE = "two-person-approval"
 # such a claim (its approval always waits for a second person, and carries the factors to
 # remove), so no stored history of another reason meets it.
 LOST_FACTORS = "lost-authenticator-factors"
+# The marker of the reviewers' queue in the database: every change (and the opening) writes the
+# claim's row in the background. A claim begun before it never asks again (a patch is decided
+# once per run): `reclaim cases rebuild-queue` fills its row in.
+QUEUE_ROWS = "claim-queue-rows"
 
 
 def _refusal(error: CaseError, message: str, **details: object) -> ApplicationError:
@@ -103,9 +108,11 @@ class SupportCaseWorkflow:
         self._deadline_for = "first_response"
         self._changes = 0
         self._notices: list[asyncio.Task[None]] = []
+        self._queue_rows: list[asyncio.Task[None]] = []
 
     @workflow.run
     async def run(self, claim: ClaimInput) -> ClaimView:
+        self._keep_queue_row()
         await self._first_step()
         self._show()
         self._tell_claimant(ClaimNoticeKind.RECEIVED)
@@ -123,6 +130,8 @@ class SupportCaseWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         # A mail that could not go out within its day of retries does not hold the claim open.
         await asyncio.gather(*self._notices, return_exceptions=True)
+        # Nor does a queue row that could not be written (the rebuild writes it again).
+        await asyncio.gather(*self._queue_rows, return_exceptions=True)
         await workflow.execute_activity(
             ClaimActivity.RECORD_CLAIM,
             ClaimClosing(
@@ -338,6 +347,7 @@ class SupportCaseWorkflow:
             timeline=list(self._timeline),
             decision=self._decision,
             approval_request=self._approval_request,
+            version=self._changes,
         )
 
     @workflow.query(
@@ -543,7 +553,38 @@ class SupportCaseWorkflow:
                 self._escalated,
             )
         )
+        self._keep_queue_row()
         self._show()
+
+    def _keep_queue_row(self) -> None:
+        """The claim's row in the reviewers' queue, as of this change, written in the
+        background: rows may land late or out of order, and a row never overwrites a newer
+        version (`reclaim.support.queue_rows`). Nothing waits for it but the run's end."""
+        if not workflow.patched(QUEUE_ROWS):
+            return
+        change = QueueRowChange(
+            case_id=self._claim.case_id,
+            version=self._changes,
+            state=self._state.value,
+            reason=self._claim.reason.value,
+            risk=self._claim.risk.value,
+            assignee=self._assignee,
+            escalated=self._escalated,
+            opened_at=self._claim.opened_at,
+            next_deadline=self._deadline if self._state.is_open else None,
+        )
+        self._queue_rows.append(
+            asyncio.create_task(
+                workflow.execute_activity(
+                    ClaimActivity.KEEP_QUEUE_ROW,
+                    change,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=NOTICE_DEADLINE,
+                    retry_policy=LEDGER_RETRY,
+                    summary=f"queue row v{change.version} ({change.state})",
+                )
+            )
+        )
 
     def _show(self) -> None:
         """The line the Web UI shows as this claim's current details."""

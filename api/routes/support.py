@@ -28,6 +28,7 @@ from reclaim.support.contracts import (
 )
 from reclaim.support.evidence import MAX_PREVIOUS_PASSWORDS
 from reclaim.support.members import STAFF_NAME
+from reclaim.support.queue import decode_cursor, encode_cursor, page_after
 
 claimant = APIRouter(prefix="/v1/support-cases", tags=["support claims"])
 staff = APIRouter(prefix="/v1/staff", tags=["support staff"])
@@ -183,6 +184,10 @@ class QueueItem(BaseModel):
 
 class Queue(BaseModel):
     cases: list[QueueItem]
+    next: str | None = Field(
+        default=None,
+        description="The `after` of the next page; none when this page is the last",
+    )
 
 
 class AnswerOut(BaseModel):
@@ -238,7 +243,10 @@ def _plain(value: Question | TimelineEntry | Decision | Evidence) -> dict[str, A
     "/cases",
     response_model=Queue,
     responses={401: _ERROR},
-    summary="The claim queue (open claims unless a state is asked for), oldest first",
+    summary="The claim queue (open claims unless a state is asked for), nearest deadline first",
+    description="A page at a time: pass the answer's `next` as `after` for the next page. "
+    "Pages neither skip nor repeat a claim that did not change meanwhile (a claim whose "
+    "deadline moved may move to another page).",
 )
 async def queue(
     services: AppServices,
@@ -249,6 +257,7 @@ async def queue(
     assignee: Annotated[str | None, Query(pattern=STAFF_NAME.pattern)] = None,
     escalated: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[str | None, Query(max_length=200, description="A page's `next`")] = None,
 ) -> Queue:
     filters: dict[str, str | bool] = {}
     for name, value in (("state", state), ("reason", reason), ("risk", risk)):
@@ -258,8 +267,14 @@ async def queue(
         filters["assignee"] = assignee
     if escalated is not None:
         filters["escalated"] = escalated
-    found = await services.claim_queue.queue(filters, limit)
-    return Queue(cases=[QueueItem(**asdict(case)) for case in found])
+    place = decode_cursor(after) if after is not None else None
+    found = await services.claim_queue.queue(filters, limit + 1, place)
+    page, more = found[:limit], len(found) > limit
+    last = page[-1] if more else None
+    return Queue(
+        cases=[QueueItem(**asdict(case)) for case in page],
+        next=encode_cursor(page_after(last)) if last else None,
+    )
 
 
 @staff.get(

@@ -1,5 +1,5 @@
 """`reclaim cases`: every kind of case (self-service recovery, support claim, account deletion,
-ban) listed, shown and stopped through the services."""
+ban) listed, shown and stopped through the services; the reviewers' queue rebuilt."""
 
 from __future__ import annotations
 
@@ -114,3 +114,16 @@ def hold(
         typer.echo(f"{case_id}: held until {status.hold_until:%Y-%m-%d %H:%M:%S} UTC")
     else:
         typer.echo(f"{case_id}: hold ended, {status.state.value}")
+
+
+@app.command("rebuild-queue")
+def rebuild_queue() -> None:
+    """Write the reviewers' queue (the claim_queue_row table) again from Temporal: every
+    support claim of this deployment, its state read from its workflow. Safe at any time (a
+    row never goes back to an older version); run it once after upgrading with claims open."""
+
+    async def work(services: Services) -> int:
+        return await services.claim_queue.rebuild(services.claims)
+
+    written = with_services(settings_for_command(), work)
+    typer.echo(f"{written} claim queue rows rebuilt")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -74,6 +74,35 @@ class SupportClaim(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_column=when(nullable=True))
     decision: str | None = None  # JSON, once closed
     timeline: str | None = None  # JSON, once closed
+
+
+class ClaimQueueRow(SQLModel, table=True):
+    """One row per support claim for the reviewers' queue (`reclaim.support.queue_rows`): what
+    its search attributes carry, no personal data, kept by the claim's workflow at every change
+    and ordered by `version` (the workflow's own change counter): an older change never
+    overwrites a newer one. Each filter of the queue has its index, in deadline order."""
+
+    __tablename__ = "claim_queue_row"
+    __table_args__ = (
+        Index("ix_claim_queue_row_open", "is_open", "next_deadline", "case_id"),
+        Index("ix_claim_queue_row_state", "state", "next_deadline", "case_id"),
+        Index("ix_claim_queue_row_reason", "reason", "next_deadline", "case_id"),
+        Index("ix_claim_queue_row_risk", "risk", "next_deadline", "case_id"),
+        Index("ix_claim_queue_row_assignee", "assignee", "next_deadline", "case_id"),
+        Index("ix_claim_queue_row_escalated", "escalated", "next_deadline", "case_id"),
+    )
+
+    case_id: str = Field(primary_key=True, max_length=40)
+    state: str = Field(max_length=24)
+    is_open: bool
+    reason: str = Field(max_length=24)
+    risk: str = Field(max_length=16)
+    assignee: str | None = Field(default=None, max_length=64)
+    escalated: bool = False
+    opened_at: datetime = Field(sa_column=when())
+    next_deadline: datetime | None = Field(default=None, sa_column=when(nullable=True))
+    version: int
+    updated_at: datetime = Field(sa_column=when())
 
 
 class ClaimAnswer(SQLModel, table=True):

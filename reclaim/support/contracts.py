@@ -102,6 +102,7 @@ class ClaimActivity(StrEnum):
     NOTIFY_CLAIMANT = "notify_claimant"
     NOTIFY_ESCALATION = "notify_escalation"
     RECORD_CLAIM = "record_claim"
+    KEEP_QUEUE_ROW = "keep_queue_row"
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,8 @@ class ClaimView:
     timeline: list[TimelineEntry]
     decision: Decision | None
     approval_request: ApprovalRequest | None = None  # while awaiting_confirmation
+    # The workflow's change counter: the version of the claim's queue row (the rebuild's).
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -349,3 +352,19 @@ class ClaimClosing:
     at: datetime
     decision: Decision | None
     timeline: list[TimelineEntry]
+
+
+@dataclass(frozen=True)
+class QueueRowChange:
+    """A claim's row in the reviewers' queue (`reclaim.support.queue_rows`), as of the
+    workflow's change `version`: what its search attributes carry, no personal data."""
+
+    case_id: str
+    version: int
+    state: str
+    reason: str
+    risk: str
+    assignee: str | None
+    escalated: bool
+    opened_at: datetime
+    next_deadline: datetime | None

@@ -1,27 +1,34 @@
-"""The reviewers' queue, read from Temporal visibility: the claims the API lists
-(`GET /support/claims`) and the console's queue page with its exact counts. It lists and
-counts workflows; it never starts, updates or queries one.
+"""The reviewers' queue, read from Reclaim's own database (`claim_queue_row`, kept by each
+claim's workflow, `reclaim.support.queue_rows`): the claims the API lists (`GET
+/v1/staff/cases`, a page at a time) and the console's queue page with its exact counts. A
+refresh is two SQL statements, whatever the number of claims; Temporal visibility is read only
+by `rebuild`, which fills the table in for claims begun before it existed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import ColumnElement
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 
-from reclaim.errors import Unauthorized
+from reclaim.errors import NotFound, Refused, Unauthorized
 from reclaim.settings import Settings
-from reclaim.store.models import utcnow
-from reclaim.support.claims import NOT_FOUND
-from reclaim.support.contracts import ClaimReason, ClaimState, Reviewer, Risk
+from reclaim.store.models import ClaimQueueRow
+from reclaim.support.claims import NOT_FOUND, Claims
+from reclaim.support.contracts import ClaimReason, ClaimState, QueueRowChange, Reviewer, Risk
 from reclaim.support.members import STAFF_NAME
+from reclaim.support.queue_rows import After, QueueRows, equals, is_open, unassigned
 from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 
 QUEUE_VIEWS = ("mine", "unassigned", "escalated", "high_risk")
+REBUILD_AT_ONCE = 16  # claims queried at once by `rebuild`
 
 
 @dataclass(frozen=True)
@@ -58,171 +65,145 @@ class QueuePage:
         return self.matching > len(self.claims)
 
 
-def _equals(key: SearchAttributeKey[str], value: str) -> str:
-    """A keyword clause; values come from enums or checked names, never raw from a form."""
-    assert '"' not in value and "\\" not in value
-    return f'{key.name} = "{value}"'
+def page_after(claim: QueuedClaim) -> After:
+    """The place in the queue just past `claim`."""
+    return After(claim.next_deadline, claim.case_id)
 
 
-def _where(clauses: list[str]) -> str:
-    return " AND ".join(clauses)
+def encode_cursor(after: After) -> str:
+    """The opaque `after` of the next page: base64url JSON of the last claim's place."""
+    place = {
+        "d": after.next_deadline.isoformat() if after.next_deadline else None,
+        "id": after.case_id,
+    }
+    raw = json.dumps(place, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> After:
+    """A cursor `encode_cursor` made, or `invalid_cursor`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        place = json.loads(raw)
+        due, case_id = place["d"], place["id"]
+        if not isinstance(case_id, str) or not 0 < len(case_id) <= 40 or set(place) != {"d", "id"}:
+            raise ValueError(case_id)
+        deadline = None if due is None else datetime.fromisoformat(due)
+        if deadline is not None and deadline.tzinfo is None:
+            raise ValueError(due)
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError) as err:
+        raise Refused("invalid_cursor", "This page cursor is not one the queue gave.") from err
+    return After(deadline, case_id)
+
+
+def _claim(row: ClaimQueueRow) -> QueuedClaim:
+    return QueuedClaim(
+        case_id=row.case_id,
+        state=row.state,
+        reason=row.reason,
+        risk=row.risk,
+        assignee=row.assignee,
+        escalated=row.escalated,
+        opened_at=row.opened_at,
+        next_deadline=row.next_deadline,
+    )
 
 
 class ClaimQueue:
-    """The open (or chosen) support claims of this deployment, from visibility."""
+    """The open (or chosen) support claims of this deployment, from `claim_queue_row`."""
 
-    def __init__(self, client: Client, settings: Settings) -> None:
+    def __init__(self, client: Client, rows: QueueRows, settings: Settings) -> None:
         self._client = client
+        self._rows = rows
         self._settings = settings
         self._timeout = timedelta(seconds=settings.temporal_rpc_timeout)
 
-    async def queue(self, filters: dict[str, str | bool], limit: int) -> list[QueuedClaim]:
-        """This deployment's claims (its task queue) from Temporal visibility, oldest first.
-        `filters` hold values already checked against their enums or patterns: nothing typed
-        reaches the query raw."""
-        clauses = [f'{sa.CASE_KIND.name} = "{sa.SUPPORT_CLAIM}"', f'TaskQueue = "{self._queue}"']
-        keys = {"state": sa.CASE_STATE, "reason": sa.REASON, "risk": sa.RISK}
-        keys["assignee"] = sa.ASSIGNEE
-        for name, value in filters.items():
-            if name == "escalated":
-                clauses.append(f"{sa.ESCALATED.name} = {'true' if value else 'false'}")
-            else:
-                clauses.append(f'{keys[name].name} = "{value}"')
+    async def queue(
+        self, filters: dict[str, str | bool], limit: int, after: After | None = None
+    ) -> list[QueuedClaim]:
+        """At most `limit` claims `filters` keep (open ones unless a state is asked for), the
+        nearest deadline first (none last), then by case id; with `after`, the claims past
+        that place (a page of the API). `filters` hold values already checked against their
+        enums or patterns."""
+        where = [equals(name, value) for name, value in filters.items()]
         if "state" not in filters:
-            clauses.append('ExecutionStatus = "Running"')
-        found = await self._list(" AND ".join(clauses), limit)
-        return sorted(found, key=lambda c: c.opened_at)
+            where.append(is_open())
+        return [_claim(row) for row in await self._rows.page(where, limit, after)]
 
     async def console_queue(self, member: Reviewer, chosen: QueueFilter) -> QueuePage:
         """The open claims `chosen` keeps, the nearest deadline first (none last), at most
         `RECLAIM_CONSOLE_QUEUE_LIMIT` of them; and the exact count of each filter over every
-        open claim. Filters and counts are visibility queries: nothing is filtered or counted
-        here over a truncated list."""
-        base = [
-            f'{sa.CASE_KIND.name} = "{sa.SUPPORT_CLAIM}"',
-            f'TaskQueue = "{self._queue}"',
-            'ExecutionStatus = "Running"',
-        ]
+        open claim: one statement counts them all, one lists the page."""
         views = {name: self._view_clause(name, member) for name in QUEUE_VIEWS}
-        filters: dict[str, list[str]] = {"all": []}
+        filters: dict[str, list[ColumnElement[bool]]] = {"all": []}
         filters.update({name: [clause] for name, clause in views.items()})
-        filters.update({f"reason:{r.value}": [_equals(sa.REASON, r.value)] for r in ClaimReason})
+        filters.update({f"reason:{r.value}": [equals("reason", r.value)] for r in ClaimReason})
         filters.update(
-            {f"state:{s.value}": [_equals(sa.CASE_STATE, s.value)] for s in ClaimState if s.is_open}
+            {f"state:{s.value}": [equals("state", s.value)] for s in ClaimState if s.is_open}
         )
         kept = [
             *([views[chosen.view]] if chosen.view else []),
-            *([_equals(sa.REASON, chosen.reason)] if chosen.reason else []),
-            *([_equals(sa.CASE_STATE, chosen.state)] if chosen.state else []),
+            *([equals("reason", chosen.reason)] if chosen.reason else []),
+            *([equals("state", chosen.state)] if chosen.state else []),
         ]
-        names = list(filters)
-        counted = await asyncio.gather(
-            *(self._count(_where(base + filters[name])) for name in names),
-            self._count(_where(base + kept)),
-        )
-        counts = dict(zip(names, counted, strict=False))
+        counts = await self._rows.counts({**filters, "": kept})
+        matching = counts.pop("")
         limit = self._settings.console_queue_limit
-        claims = await self._soonest(_where(base + kept), counted[-1], limit)
-        return QueuePage(claims, counts, matching=counted[-1], limit=limit)
+        rows = await self._rows.page([is_open(), *kept], limit)
+        return QueuePage([_claim(r) for r in rows], counts, matching=matching, limit=limit)
+
+    async def rebuild(self, claims: Claims) -> int:
+        """Fill `claim_queue_row` in from Temporal: every claim workflow of this deployment
+        (open and closed, as long as Temporal keeps them), each one's state read through the
+        claims' door and written with its version, so a rebuild racing live changes never
+        takes a row backwards. How many rows were written (or already as new)."""
+        ids = await self._claim_ids()
+        gate = asyncio.Semaphore(REBUILD_AT_ONCE)
+
+        async def one(case_id: str) -> bool:
+            async with gate:
+                try:
+                    view = await claims.staff_view(case_id)
+                except NotFound:  # gone since it was listed (purged, out of retention)
+                    return False
+                await self._rows.upsert(
+                    QueueRowChange(
+                        case_id=view.case_id,
+                        version=view.version,
+                        state=view.state.value,
+                        reason=view.reason.value,
+                        risk=view.risk.value,
+                        assignee=view.assignee,
+                        escalated=view.escalated,
+                        opened_at=view.opened_at,
+                        next_deadline=view.next_deadline,
+                    )
+                )
+                return True
+
+        written = await asyncio.gather(*(one(case_id) for case_id in ids))
+        return sum(written)
 
     @staticmethod
-    def _view_clause(name: str, member: Reviewer) -> str:
+    def _view_clause(name: str, member: Reviewer) -> ColumnElement[bool]:
         if name == "mine":
             if not STAFF_NAME.match(member.name):  # names are checked where they are made
                 raise Unauthorized("invalid_name", "This staff name cannot be searched for.")
-            return _equals(sa.ASSIGNEE, member.name)
+            return equals("assignee", member.name)
         return {
-            "unassigned": f"{sa.ASSIGNEE.name} IS NULL",
-            "escalated": f"{sa.ESCALATED.name} = true",
-            "high_risk": _equals(sa.RISK, Risk.HIGH.value),
+            "unassigned": unassigned(),
+            "escalated": equals("escalated", True),
+            "high_risk": equals("risk", Risk.HIGH.value),
         }[name]
 
-    async def _count(self, query: str) -> int:
-        async def count() -> int:
-            found = await self._client.count_workflows(query, rpc_timeout=self._timeout)
-            return found.count
+    async def _claim_ids(self) -> list[str]:
+        query = f'{sa.CASE_KIND.name} = "{sa.SUPPORT_CLAIM}" AND TaskQueue = "{self._queue}"'
 
-        return await calls.call(count, NOT_FOUND)
-
-    async def _soonest(self, query: str, matching: int, limit: int) -> list[QueuedClaim]:
-        """The `limit` claims of `query` whose next deadline is nearest (none last).
-
-        Visibility on SQL (the dev server, PostgreSQL, MySQL) has no ORDER BY and lists the
-        newest first, so a list cut at `limit` would drop the oldest, most overdue claims.
-        When more than twice `limit` match, counts of `deadline <= t` find a moment whose
-        window holds between `limit` and twice `limit` claims; that window is listed whole
-        and sorted here."""
-        due = sa.NEXT_DEADLINE.name
-        if matching <= 2 * limit:
-            found = await self._list(query, 2 * limit + 1)
-        elif (dated := await self._count(f"{query} AND {due} IS NOT NULL")) <= limit:
-            found = await self._list(f"{query} AND {due} IS NOT NULL", dated + limit)
-            found += await self._list(f"{query} AND {due} IS NULL", limit)
-        else:
-
-            async def within(moment: datetime) -> int:
-                return await self._count(f'{query} AND {due} <= "{moment.isoformat()}"')
-
-            # Bounds: fewer than `limit` are due by `low`, `at_high` (at least `limit`) by `high`.
-            now, step, longest = utcnow(), timedelta(minutes=1), timedelta(days=36_500)
-            high, at_high = now, await within(now)
-            low: datetime | None = None
-            while low is None:  # back from now, while too many are due by then
-                if at_high < limit:
-                    low = high
-                elif step > longest:
-                    low = datetime(1970, 1, 1, tzinfo=now.tzinfo)
-                else:
-                    seen = await within(now - step)
-                    if seen < limit:
-                        low = now - step
-                    else:
-                        high, at_high, step = now - step, seen, step * 2
-            step = timedelta(minutes=1)
-            while at_high < limit:  # forward from now, while too few are due by then
-                if step > longest:
-                    high, at_high = datetime(9999, 1, 1, tzinfo=now.tzinfo), dated
-                else:
-                    low, high, at_high = high, now + step, await within(now + step)
-                    step *= 2
-            # Halve the window until at most twice `limit` are due by `high`, or it cannot be
-            # cut finer (claims due within the same microsecond).
-            while at_high > 2 * limit and high - low > timedelta(microseconds=1):
-                middle = low + (high - low) / 2
-                seen = await within(middle)
-                if seen < limit:
-                    low = middle
-                else:
-                    high, at_high = middle, seen
-            found = await self._list(f'{query} AND {due} <= "{low.isoformat()}"', limit)
-            found += await self._list(
-                f'{query} AND {due} > "{low.isoformat()}" AND {due} <= "{high.isoformat()}"',
-                2 * limit,
-            )
-        far = datetime.max.replace(tzinfo=utcnow().tzinfo)
-        found.sort(key=lambda c: (c.next_deadline or far, c.opened_at))
-        return found[:limit]
-
-    async def _list(self, query: str, limit: int) -> list[QueuedClaim]:
-        async def fetch() -> list[QueuedClaim]:
-            found: list[QueuedClaim] = []
-            async for execution in self._client.list_workflows(
-                query, limit=limit, rpc_timeout=self._timeout
-            ):
-                attrs = execution.typed_search_attributes
-                found.append(
-                    QueuedClaim(
-                        case_id=execution.id,
-                        state=attrs.get(sa.CASE_STATE) or ClaimState.SUBMITTED.value,
-                        reason=attrs.get(sa.REASON),
-                        risk=attrs.get(sa.RISK),
-                        assignee=attrs.get(sa.ASSIGNEE),
-                        escalated=bool(attrs.get(sa.ESCALATED)),
-                        opened_at=execution.start_time,
-                        next_deadline=attrs.get(sa.NEXT_DEADLINE),
-                    )
-                )
-            return found
+        async def fetch() -> list[str]:
+            return [
+                execution.id
+                async for execution in self._client.list_workflows(query, rpc_timeout=self._timeout)
+            ]
 
         return await calls.call(fetch, NOT_FOUND)
 

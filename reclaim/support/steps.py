@@ -1,7 +1,7 @@
 """What the claim activities do (activities/support.py, and the purge in
 activities/lifecycle.py): apply an approval (hand the account over, restore it, lift a ban),
-mail the claimant and the support leads, record the closed claim, forget a purged account's
-claims. An approval calls the recovery and lifecycle services for their parts.
+mail the claimant and the support leads, record the closed claim, keep its queue row, forget a
+purged account's claims. An approval calls the recovery and lifecycle services for their parts.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from reclaim.support.contracts import (
     ClaimNoticeKind,
     ClaimReason,
     Escalation,
+    QueueRowChange,
     Resolution,
     ResolveClaim,
 )
 from reclaim.support.ledger import SupportLedger
+from reclaim.support.queue_rows import QueueRows
 
 log = structlog.get_logger(__name__)
 ESCALATION_ATTEMPT = {"first_response": 0, "decision": 1}
@@ -55,8 +57,10 @@ class ClaimSteps:
         settings: Settings,
         recovery: RecoveryCases,
         lifecycle: LifecycleService,
+        queue_rows: QueueRows,
     ) -> None:
         self._ledger = ledger
+        self._queue_rows = queue_rows
         self._directory = directory
         self._notifier = notifier
         self._settings = settings
@@ -130,6 +134,9 @@ class ClaimSteps:
 
     async def record(self, closing: ClaimClosing) -> None:
         await self._ledger.record_closing(closing)
+
+    async def keep_queue_row(self, change: QueueRowChange) -> None:
+        await self._queue_rows.upsert(change)
 
     async def forget_account(self, account_id: int) -> None:
         """The account was purged: its claims forget the claimant's words and address."""

@@ -293,7 +293,8 @@ async def test_a_refused_sign_in_a_missing_claim_and_a_rejected_claim_are_access
 async def test_the_page_said_when_temporal_does_not_answer_is_accessible(
     stack_parts: StackParts, mail: MailSink, sms: SmsGateway, browser: Browser
 ):
-    """The API's services talk to a Temporal server that is not there (the database is)."""
+    """The API's services talk to a Temporal server that is not there (the database is): the
+    queue still shows, a claim's page says it cannot be read."""
     settings, engine = stack_parts()
     nowhere = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
     services = build_services(settings, nowhere, engine)
@@ -304,13 +305,14 @@ async def test_the_page_said_when_temporal_does_not_answer_is_accessible(
             person(browser, str(st.http.base_url), width=WIDE) as page,
         ):
             await sign_in_with_key(page, key)
+            # The queue is read from the database: it still shows.
+            await expect(page.get_by_role("heading", level=1)).to_have_text("Claim queue")
+            unavailable = await page.goto("/console/cases/sc_" + "A" * 22)
+            assert unavailable is not None and unavailable.status == 503
             await expect(page.get_by_role("heading", level=1)).to_have_text(
                 "The claims cannot be read right now"
             )
             await expect(page.get_by_role("alert")).to_contain_text("Nothing was done.")
-            await accessible(page)
-            unavailable = await page.goto("/console/cases/sc_" + "A" * 22)
-            assert unavailable is not None and unavailable.status == 503
             await accessible(page)
     finally:
         await services.aclose()

@@ -1,7 +1,7 @@
 """The queue past one page: with more open claims than `RECLAIM_CONSOLE_QUEUE_LIMIT`, the page
 shows those due soonest and says so, each filter's count is exact over every open claim, and a
-filter reaches claims the first page does not show (filters are visibility queries, not a sift
-through the first page)."""
+filter reaches claims the first page does not show (filters are SQL over every open claim,
+not a sift through the first page)."""
 
 from __future__ import annotations
 

@@ -45,6 +45,7 @@ from reclaim.support.contracts import (
     Escalation,
     Evidence,
     ProvideInfo,
+    QueueRowChange,
     Reject,
     ReleaseRequest,
     RequestInfo,
@@ -117,6 +118,8 @@ class SupportDesk:
     told: list[ClaimNotice] = field(default_factory=list)
     escalations: list[Escalation] = field(default_factory=list)
     recorded: list[ClaimClosing] = field(default_factory=list)
+    # Each claim's queue row: the newest version delivered wins (as `QueueRows.upsert`).
+    rows: dict[str, QueueRowChange] = field(default_factory=dict)
 
     @activity.defn(name=ClaimActivity.RESOLVE_CLAIM)
     async def resolve_claim(self, request: ResolveClaim) -> Resolution:
@@ -137,8 +140,20 @@ class SupportDesk:
     async def record_claim(self, closing: ClaimClosing) -> None:
         self.recorded.append(closing)
 
+    @activity.defn(name=ClaimActivity.KEEP_QUEUE_ROW)
+    async def keep_queue_row(self, change: QueueRowChange) -> None:
+        kept = self.rows.get(change.case_id)
+        if kept is None or kept.version < change.version:
+            self.rows[change.case_id] = change
+
     def activities(self) -> list[Any]:
-        return [self.resolve_claim, self.notify_claimant, self.notify_escalation, self.record_claim]
+        return [
+            self.resolve_claim,
+            self.notify_claimant,
+            self.notify_escalation,
+            self.record_claim,
+            self.keep_queue_row,
+        ]
 
 
 @dataclass(frozen=True)
@@ -409,8 +424,16 @@ class ClaimMachine(CaseMachine):
         )
         resolved = self.desk.resolved.count(self.case_id)
         assert resolved == (model.state is ClaimState.APPROVED)
+        # The queue's row ends at what the claim shows (written in the background).
+        self.world.poll(
+            lambda: _settle(), lambda _: self._row() == (view.state.value, view.assignee)
+        )
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _row(self) -> tuple[str, str | None] | None:
+        row = self.desk.rows.get(self.case_id)
+        return (row.state, row.assignee) if row else None
 
     def open_next_case(self) -> None:
         """The next claim is like the last one, a risk level higher (high turns to low)."""
