@@ -167,9 +167,7 @@ async def freshness(stack: ProcessStack, sam_key: str, claims: list[str]) -> lis
     staff = {"Authorization": f"Bearer {sam_key}"}
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
         for case_id in claims:
-            taken = await http.post(
-                f"/v1/staff/cases/{case_id}/assign", headers=staff
-            )
+            taken = await http.post(f"/v1/staff/cases/{case_id}/assign", headers=staff)
             if taken.status_code != 202:
                 raise RuntimeError(f"assign {case_id}: {taken.status_code} {taken.text[:200]}")
             mark = time.perf_counter()

@@ -182,19 +182,7 @@ class Load:
         staff = {"Authorization": f"Bearer {self.staff_key}"}
         case_id = f"claim by {person.username}"
         try:
-            filed = await self.call(
-                "POST",
-                "/v1/support-cases",
-                (202,),
-                deadline,
-                json={
-                    "username": person.username,
-                    "contact_email": f"new.{person.email}",
-                    "reason": "compromised",
-                    "description": "Someone took my account over last night.",
-                },
-            )
-            case_id = str(filed.json()["case_id"])
+            case_id = await self.file_claim(person, deadline)
             self.opened[case_id] = time.monotonic()
             await self.think(person)
             # A retried assign or reject whose first try was done answers 409: the claim's
@@ -202,14 +190,7 @@ class Load:
             await self.call(
                 "POST", f"/v1/staff/cases/{case_id}/assign", (202, 409), deadline, headers=staff
             )
-            answer = await self.call(
-                "POST",
-                f"/v1/staff/cases/{case_id}/reject",
-                (202, 409),
-                deadline,
-                headers=staff,
-                json={"reason": "We could not tell that the account is yours."},
-            )
+            answer = await self.reject(case_id, deadline, (202, 409))
             if answer.status_code == 409:
                 answer = await self.call(
                     "GET", f"/v1/staff/cases/{case_id}", (200,), deadline, headers=staff
@@ -219,6 +200,35 @@ class Load:
             self.completed[case_id] = time.monotonic()
         except GaveUp as err:
             self.lost[case_id] = str(err)
+
+    async def file_claim(self, person: Person, deadline: float) -> str:
+        """`person` says someone took their account over; the claim's id."""
+        filed = await self.call(
+            "POST",
+            "/v1/support-cases",
+            (202,),
+            deadline,
+            json={
+                "username": person.username,
+                "contact_email": f"new.{person.email}",
+                "reason": "compromised",
+                "description": "Someone took my account over last night.",
+            },
+        )
+        return str(filed.json()["case_id"])
+
+    async def reject(
+        self, case_id: str, deadline: float, expect: tuple[int, ...] = (202,)
+    ) -> httpx.Response:
+        """The supervisor turns the claim down."""
+        return await self.call(
+            "POST",
+            f"/v1/staff/cases/{case_id}/reject",
+            expect,
+            deadline,
+            headers={"Authorization": f"Bearer {self.staff_key}"},
+            json={"reason": "We could not tell that the account is yours."},
+        )
 
     async def think(self, person: Person) -> None:
         low, high = self.think_s

@@ -113,18 +113,7 @@ async def before(load: Load, drill: Drill, crowd: list[Person]) -> list[Case]:
 
     async def claim(index_person: tuple[int, Person]) -> Case:
         index, person = index_person
-        filed = await load.call(
-            "POST",
-            "/v1/support-cases",
-            (202,),
-            deadline,
-            json={
-                "username": person.username,
-                "contact_email": f"new.{person.email}",
-                "reason": "compromised",
-            },
-        )
-        case = Case(str(filed.json()["case_id"]), person, "claim")
+        case = Case(await load.file_claim(person, deadline), person, "claim")
         if index < drill.in_review:
             case.kind = "in_review"
             path = f"/v1/staff/cases/{case.case_id}/assign"
@@ -151,14 +140,7 @@ async def after(load: Load, cases: list[Case]) -> Counter[str]:
             if case.kind == "claim":
                 path = f"/v1/staff/cases/{case.case_id}/assign"
                 await load.call("POST", path, (202,), deadline, headers=staff)
-            answer = await load.call(
-                "POST",
-                f"/v1/staff/cases/{case.case_id}/reject",
-                (202,),
-                deadline,
-                headers=staff,
-                json={"reason": "We could not tell that the account is yours."},
-            )
+            answer = await load.reject(case.case_id, deadline)
             return str(answer.json()["state"])
         except GaveUp as err:
             load.lost[case.case_id] = str(err)
