@@ -27,12 +27,12 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
-from reclaim.settings import Settings
+from reclaim.settings import CannotStart, Settings
 
 IDENTITY = "reclaim temporal set-current-build"
 
 
-class VersioningSettingsError(ValueError):
+class VersioningSettingsError(CannotStart):
     """One of RECLAIM_WORKER_DEPLOYMENT and RECLAIM_WORKER_BUILD_ID set without the other."""
 
 
