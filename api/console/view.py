@@ -48,6 +48,7 @@ VIEWS = {
     "unassigned": N_("Unassigned"),
     "escalated": N_("Escalated"),
     "high_risk": N_("High risk"),
+    "due_soon": N_("Due within a day"),
 }
 ROLES = {
     "reviewer": N_("reviewer"),

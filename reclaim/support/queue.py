@@ -19,15 +19,18 @@ from temporalio.client import Client
 
 from reclaim.errors import NotFound, Refused, Unauthorized
 from reclaim.settings import Settings
-from reclaim.store.models import ClaimQueueRow
+from reclaim.store.models import ClaimQueueRow, utcnow
 from reclaim.support.claims import NOT_FOUND, Claims
 from reclaim.support.contracts import ClaimReason, ClaimState, QueueRowChange, Reviewer, Risk
 from reclaim.support.members import STAFF_NAME
-from reclaim.support.queue_rows import After, QueueRows, equals, is_open, unassigned
+from reclaim.support.queue_rows import After, QueueRows, due_by, equals, is_open, unassigned
 from reclaim.temporal import calls
 from reclaim.temporal import search_attributes as sa
 
-QUEUE_VIEWS = ("mine", "unassigned", "escalated", "high_risk")
+QUEUE_VIEWS = ("mine", "unassigned", "escalated", "high_risk", "due_soon")
+# "Due soon": the claims whose next deadline (first response, decision, the claimant's answer,
+# a confirmation) falls within this, or has passed.
+DUE_SOON = timedelta(days=1)
 REBUILD_AT_ONCE = 16  # claims queried at once by `rebuild`
 
 
@@ -194,6 +197,7 @@ class ClaimQueue:
             "unassigned": unassigned(),
             "escalated": equals("escalated", True),
             "high_risk": equals("risk", Risk.HIGH.value),
+            "due_soon": due_by(utcnow() + DUE_SOON),
         }[name]
 
     async def _claim_ids(self) -> list[str]:

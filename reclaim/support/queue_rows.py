@@ -155,5 +155,11 @@ def equals(name: str, value: str | bool) -> ColumnElement[bool]:
     return column == value
 
 
+def due_by(moment: datetime) -> ColumnElement[bool]:
+    """A deadline at or before `moment` (overdue ones included); none is never due."""
+    deadline = col(ClaimQueueRow.next_deadline)
+    return and_(deadline.is_not(None), deadline <= moment)
+
+
 def unassigned() -> ColumnElement[bool]:
     return col(ClaimQueueRow.assignee).is_(None)

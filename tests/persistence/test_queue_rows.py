@@ -177,3 +177,25 @@ def encode_cursor_of(place: dict[str, object]) -> str:
     import json
 
     return base64.urlsafe_b64encode(json.dumps(place).encode()).decode().rstrip("=")
+
+
+async def test_due_soon_keeps_the_claims_due_within_a_day_or_overdue(
+    engine: Engine, queue: ClaimQueue
+):
+    rows = QueueRows(engine)
+    now = datetime.now(UTC)
+    plan = {
+        "overdue": now - timedelta(hours=5),
+        "today": now + timedelta(hours=3),
+        "tomorrow-ish": now + timedelta(hours=23),
+        "later": now + timedelta(days=2),
+        "no-deadline": None,
+    }
+    for case_id, deadline in plan.items():
+        await rows.upsert(change(case_id, 1, next_deadline=deadline))
+    await rows.upsert(change("closed", 2, state="rejected", next_deadline=None))
+
+    page = await queue.console_queue(RITA, QueueFilter(view="due_soon"))
+
+    assert page.counts["due_soon"] == 3 and page.matching == 3
+    assert [c.case_id for c in page.claims] == ["overdue", "today", "tomorrow-ish"]
