@@ -77,6 +77,8 @@ async def test_past_one_page_the_queue_shows_the_soonest_due_and_filters_reach_t
                 "Unassigned": 4,
                 "Escalated": 0,
                 "High risk": 4,
+                # The four first responses are due within the day; the decision in days.
+                "Due within a day": 4,
                 "compromised": 2,
                 "lost_contact": 1,
                 "deleted": 1,
@@ -104,6 +106,8 @@ async def test_past_one_page_the_queue_shows_the_soonest_due_and_filters_reach_t
             assert heading(unassigned.text) == (
                 "2 of 4 open claims that match: those due soonest, the nearest deadline first"
             )
+            due = await sam.http.get("/console?view=due_soon")
+            assert shown(due.text) == claims[1:3] and claims[0] not in due.text
             later = await sam.http.get("/console?view=high_risk&state=submitted&reason=banned")
             assert shown(later.text) == [claims[3]]
             assert counts(later.text)["All"] == 5  # the counts do not follow the filter
