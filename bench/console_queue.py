@@ -13,7 +13,7 @@ server of `--database-url`, dropped at the end):
    server memory, Temporal's and Reclaim's database bytes) and how soon a claim's move (taken
    by a reviewer) shows in the queue.
 3. The load: each reviewer, every `--refresh` seconds, opens the console's queue page with one
-   of its filters (all, mine, unassigned, escalated, high risk, a reason, a state) and the
+   of its filters (all, mine, unassigned, escalated, high risk, due soon, a reason, a state) and the
    API's queue with one of its (state, reason, risk, assignee, escalated); p50/p95 per page and
    filter, and the CPU the Temporal server and the API used meanwhile.
 """
@@ -147,7 +147,7 @@ class Reviewer:
 def pages() -> list[tuple[str, str, bool]]:
     """(name, path, through the API) of every page and filter a reviewer refreshes."""
     found = [("console: all", "/console", False)]
-    for view in ("mine", "unassigned", "escalated", "high_risk"):
+    for view in ("mine", "unassigned", "escalated", "high_risk", "due_soon"):
         found.append((f"console: {view}", f"/console?view={view}", False))
     found.append(("console: reason", "/console?reason=compromised", False))
     found.append(("console: state", "/console?state=in_review", False))
