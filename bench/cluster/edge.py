@@ -52,19 +52,17 @@ def haproxy_config(
     if isinstance(servers, Replicas):
         # One slot per replica, filled and refilled from the DNS answer (a recreated replica
         # has a new address); no address at start, so HAProxy starts before the replicas do.
-        line = (
+        lines = (
             f"    server-template {servers.service} {servers.count}"
             f" {servers.service}:{servers.port} check resolvers dns init-addr none"
         )
-        ready = alive = line
         resolvers = f"""
 # Where the replicas are: asked again every second (`timeout resolve`).
 resolvers dns
     nameserver dns {servers.nameserver}
 """
     else:
-        ready = "\n".join(f"    server {name} {where} check" for name, where in servers.items())
-        alive = "\n".join(f"    server {name} {where} check" for name, where in servers.items())
+        lines = "\n".join(f"    server {name} {where} check" for name, where in servers.items())
         resolvers = ""
     stats = f"\n    stats socket {stats_socket} mode 600 level user" if stats_socket else ""
     return f"""\
@@ -97,12 +95,12 @@ backend api
     option httpchk
     http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host {host_header}
     http-check expect status 200
-{ready}
+{lines}
 
 # When none is ready: the API hosts that are alive, which answer 503 with Retry-After and why.
 backend api_alive
     balance roundrobin
-{alive}
+{lines}
 """
 
 
