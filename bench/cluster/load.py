@@ -19,19 +19,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.people import Person
+from bench.stack import CODE_IN_TEXT
+from reclaim.notify.outbox import parse_mail, text_of
 
 RETRY_CAP_S = 3.0
 PATIENCE_S = 240.0  # how long one person keeps trying before their case counts as lost
 NEW_PASSWORD = "a new password for the cluster 7"
-CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
 CASE_LINK = re.compile(r"/recover/([A-Za-z0-9_-]+)")
 
 
@@ -48,24 +47,26 @@ class Inbox:
         self._seen: set[str] = set()
         self.codes: dict[str, str] = {}  # case id -> its newest code
         self.message_ids: Counter[str] = Counter()
-        self.texts: list[str] = []
+        self._read_at = 0.0
 
     def skip_existing(self) -> None:
         """Read only the mails that arrive from now on."""
         self._seen |= {path.name for path in self.folder.glob("*.eml")}
 
-    def refresh(self) -> None:
-        parser = BytesParser(policy=policy.default)
+    def refresh(self, at_most_every: float = 0.0) -> None:
+        """Read the mails that arrived since the last read (not again within `at_most_every`
+        seconds: every person waiting on a code asks, the folder is read once for them all)."""
+        if time.monotonic() - self._read_at < at_most_every:
+            return
+        self._read_at = time.monotonic()
         for path in sorted(self.folder.glob("*.eml")):
             if path.name in self._seen:
                 continue
             self._seen.add(path.name)
-            message = parser.parsebytes(path.read_bytes())
+            message = parse_mail(path.read_bytes())
             self.message_ids[str(message["Message-ID"])] += 1
-            body = message.get_body(preferencelist=("plain",))
-            text = body.get_content() if body is not None else ""
-            self.texts.append(text)
-            code, case = CODE.search(text), CASE_LINK.search(text)
+            text = text_of(message)
+            code, case = CODE_IN_TEXT.search(text), CASE_LINK.search(text)
             if code and case and "code" in str(message["Subject"]).lower():
                 self.codes[case.group(1)] = code.group(1)
 
@@ -75,7 +76,7 @@ class Inbox:
     async def code_for(self, case_id: str, within: float) -> str:
         deadline = time.monotonic() + within
         while True:
-            self.refresh()
+            self.refresh(at_most_every=0.1)
             if case_id in self.codes:
                 return self.codes[case_id]
             if time.monotonic() > deadline:
