@@ -193,7 +193,7 @@ class Cluster:
             self._wait_for_port("mail", SMTP_PORT)
             self._wait_for_port("db", DB_PORT)
             self._create_database()
-            self._run_in("api-1", [sys.executable, "-m", "reclaim", "db", "upgrade"])
+            self._run_in("api-1", ["reclaim", "db", "upgrade"])
             self._wait_for_port("temporal", TEMPORAL_PORT)
             self._temporal_setup()
             self.staff_key = self._add_supervisor()
@@ -256,7 +256,7 @@ class Cluster:
     def set_current_build(self, build_id: str) -> str:
         """Every case's next task to `build_id`'s workers, once one of them polls (worker
         versioning: `reclaim temporal set-current-build`, as an operator runs it)."""
-        argv = [sys.executable, "-m", "reclaim", "temporal", "set-current-build"]
+        argv = ["reclaim", "temporal", "set-current-build"]
         argv += ["--build-id", build_id, "--deployment", DEPLOYMENT, "--wait", "60"]
         return self._run_in("api-1", argv).strip()
 
@@ -436,17 +436,10 @@ class Cluster:
         )
 
     def _run_in(self, host: str, argv: list[str]) -> str:
-        """A one-shot command on `host` with Reclaim's environment (a migration, a CLI)."""
-        done = subprocess.run(
-            self.network.hosts[host].command(argv),
-            env=self._reclaim_env(host),
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        """A one-shot `python -m <argv>` on `host` (a migration, a CLI) that must succeed."""
+        done = self.run_in(host, argv)
         if done.returncode != 0:
-            raise ClusterError(f"{' '.join(argv[2:])} on {host} failed:\n{done.stderr[-2000:]}")
+            raise ClusterError(f"{' '.join(argv)} on {host} failed:\n{done.stderr[-2000:]}")
         return done.stdout
 
     def _create_database(self) -> None:
@@ -472,13 +465,13 @@ class Cluster:
     def _temporal_setup(self) -> None:
         self._run_in(
             "api-1",
-            [sys.executable, "-m", "reclaim", "temporal", "setup"],
+            ["reclaim", "temporal", "setup"],
         )
 
     def _add_supervisor(self) -> str:
         out = self._run_in(
             "api-1",
-            [sys.executable, "-m", "reclaim", "staff", "add", *SUPERVISOR],
+            ["reclaim", "staff", "add", *SUPERVISOR],
         )
         return out.strip().splitlines()[-1].split()[-1]
 
