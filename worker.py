@@ -49,8 +49,6 @@ WORKFLOWS = [RecoveryWorkflow, AccountDeletionWorkflow, AccountBanWorkflow, Supp
 # The updates that act on someone's say-so and must prove who sent them.
 PROVEN_UPDATES = [*RECOVERY_PROVEN, *CLAIM_PROVEN, *LIFECYCLE_PROVEN]
 validated(WORKFLOWS, PROVEN_UPDATES)
-for _drill in DRILLS.values():
-    validated(_drill, PROVEN_UPDATES)
 
 __all__ = ["build_worker", "courier_for", "run_worker"]
 
@@ -60,7 +58,9 @@ def workflows_for(settings: Settings) -> list[type]:
     for `bench cluster upgrade` only), which replace two of them under the same names."""
     if settings.upgrade_drill == "off":
         return WORKFLOWS
-    return DRILLS[settings.upgrade_drill]
+    drill = DRILLS[settings.upgrade_drill]
+    validated(drill, PROVEN_UPDATES)
+    return drill
 
 
 def activities(services: Services) -> list[Callable[..., Any]]:
