@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from sqlalchemy import insert, text
 
-from bench.code_latency import log, machine, percentile, positive, save_report
+from bench.code_latency import bounded, log, machine, percentile, positive, save_report
 from bench.stack import OWASP_MINIMUM, ProcessStack, StackConfig, run_async
 from reclaim.store.engine import make_engine
 from reclaim.store.models import ClaimQueueRow
@@ -201,13 +201,27 @@ async def file_claims(stack: ProcessStack, count: int) -> list[str]:
                 raise RuntimeError(f"claim {n}: {filed.status_code} {filed.text[:200]}")
             return str(filed.json()["case_id"])
 
-        gate = asyncio.Semaphore(10)
+        return [str(case_id) for case_id in await bounded(list(range(count)), one, 10)]
 
-        async def bounded(n: int) -> str:
-            async with gate:
-                return await one(n)
 
-        return list(await asyncio.gather(*(bounded(n) for n in range(count))))
+def rows_written(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(text("SELECT count(*) FROM claim_queue_row")).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+async def rows_settled(url: str, count: int, within: float = 60.0) -> None:
+    """Until the read model holds `count` rows: the real claims' first activities have run."""
+    deadline = time.monotonic() + within
+    while await asyncio.to_thread(rows_written, url) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the read model never reached {count} rows")
+        await asyncio.sleep(0.2)
 
 
 def database_bytes(url: str) -> dict[str, int]:
@@ -270,7 +284,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             before["temporal_db"] = stack.database_mb()["temporal"]
             log(f"{args.real} real claims through the API")
             real = await file_claims(stack, args.real)
-            await asyncio.sleep(2)  # their first activities (mails, rows) settle
+            await rows_settled(url, args.claims + args.real)
             after: dict[str, Any] = {
                 "rss": stack.rss_mb(),
                 "db": await asyncio.to_thread(database_bytes, url),
