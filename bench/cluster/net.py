@@ -65,8 +65,9 @@ def missing() -> str | None:
     return None
 
 
-def free_subnet() -> ipaddress.IPv4Network:
-    """A /24 of `POOL` that overlaps no address or route of this machine."""
+def free_subnet(pool: ipaddress.IPv4Network = POOL, prefix: int = 24) -> ipaddress.IPv4Network:
+    """A subnet of `pool` of this `prefix` length that overlaps no address or route of this
+    machine, picked at random (two test runs at once pick different ones)."""
     taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for line in ip("-o", "-4", "addr", "show").splitlines():
         words = line.split()
@@ -76,12 +77,13 @@ def free_subnet() -> ipaddress.IPv4Network:
         first = (line.split() or ["default"])[0]
         if first[0].isdigit():
             taken.append(ipaddress.ip_network(first, strict=False))
-    subnets: list[ipaddress.IPv4Network] = list(POOL.subnets(new_prefix=24))
-    random.shuffle(subnets)
-    for net in subnets:
+    size = 1 << (32 - prefix)
+    for _ in range(1000):
+        index = random.randrange(1 << (prefix - pool.prefixlen))
+        net = ipaddress.IPv4Network((int(pool.network_address) + index * size, prefix))
         if not any(net.overlaps(t) for t in taken):
             return net
-    raise NetworkError(f"no free /24 left in {POOL}")
+    raise NetworkError(f"no free /{prefix} left in {pool}")
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import random
 import secrets
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -29,6 +27,10 @@ from typing import Any
 
 from ldap3 import MODIFY_REPLACE, Connection, Server, Tls
 
+from bench.cluster.net import free_subnet, missing, tool
+
+# Where each DC's /30 is picked from (the cluster's hosts use 10.231.0.0/16).
+DC_POOL = ipaddress.IPv4Network("10.200.0.0/13")
 REALM = "RECLAIM.TEST"
 DOMAIN = "RECLAIM"
 BASE = "DC=reclaim,DC=test"
@@ -56,23 +58,10 @@ HISTORY_LENGTH = 5
 
 def samba_missing() -> str | None:
     """Why the Samba AD tests cannot run here, in one line (None: they can)."""
-    for tool in ("samba-tool", "samba", "ip"):
-        if _tool(tool) is None:
-            return f"{tool} is not installed (apt-get install samba iproute2)"
-    if os.geteuid() != 0:
-        return "a Samba DC in its own network namespace needs root (ip netns)"
-    probe = f"rcprobe{os.getpid()}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if made.returncode != 0:
-        return f"ip netns add fails here: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
-
-
-def _tool(name: str) -> str | None:
-    return shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name,) if p.exists()), None
-    )
+    for name in ("samba-tool", "samba"):
+        if tool(name) is None:
+            return f"{name} is not installed (apt-get install samba)"
+    return missing()  # iproute2, root, and namespaces allowed
 
 
 def _run(*args: str, timeout: float = 120) -> str:
@@ -80,27 +69,6 @@ def _run(*args: str, timeout: float = 120) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:4])}... failed: {done.stderr or done.stdout}")
     return done.stdout
-
-
-def _free_subnet() -> tuple[str, str]:
-    """Two addresses of a /30 in 10.200.0.0/13 that no interface or route here uses."""
-    used = _run("ip", "-o", "-4", "addr", "show")
-    taken = [
-        ipaddress.ip_interface(word).network
-        for line in used.splitlines()
-        for i, word in enumerate(line.split())
-        if i > 0 and line.split()[i - 1] == "inet"
-    ]
-    for line in _run("ip", "-4", "route", "show", "table", "all").splitlines():
-        first = (line.split() or ["default"])[0]
-        if first[0].isdigit():
-            taken.append(ipaddress.ip_network(first, strict=False))
-    for _ in range(100):
-        base = ipaddress.ip_address("10.200.0.0") + 4 * random.randrange(1 << 17)
-        net = ipaddress.ip_network(f"{base}/30")
-        if not any(net.overlaps(t) for t in taken):
-            return str(base + 1), str(base + 2)
-    raise RuntimeError("no free private /30 for the DC's namespace")
 
 
 def _certificates(tls: Path, address: str) -> None:
@@ -175,7 +143,8 @@ class SambaDC:
         tag = secrets.token_hex(3)
         self.netns = f"reclaim-dc-{os.getpid()}-{tag}"
         self._host_if, self._ns_if = f"rdc{tag}h", f"rdc{tag}n"
-        self.host_address, self.address = _free_subnet()
+        pair = free_subnet(DC_POOL, 30)  # the host's end and the DC's
+        self.host_address, self.address = (str(a) for a in pair.hosts())
         self.conf = root / "etc" / "smb.conf"
         self.ca_file = root / "tls" / "ca.pem"
         self.url = f"ldaps://{self.address}"
